@@ -1,0 +1,11 @@
+"""pyblob's storage engine: content-addressed, deduplicated chunks under LMDB metadata.
+
+Knows nothing of HTTP. The web layers (`s3api`, `shortlinks`) call `Store` and translate
+`objstore.errors` into their own wire formats.
+"""
+
+from .config import StoreConfig
+from .records import BucketRecord, ObjectRecord, UserRecord
+from .store import Store
+
+__all__ = ["Store", "StoreConfig", "BucketRecord", "ObjectRecord", "UserRecord"]

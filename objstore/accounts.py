@@ -1,0 +1,174 @@
+"""Users, S3 access keys, REST API tokens and per-user limits.
+
+Nothing here is cached: every lookup reads LMDB, so a key added by the admin CLI while the server
+runs authenticates on the very next request, and a revoked one stops at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import string
+from typing import TYPE_CHECKING, Callable
+
+from .db import Database, Txn
+from .errors import (
+    AccessKeyAlreadyExists,
+    BucketNotEmpty,
+    InvalidAccessKey,
+    InvalidArgument,
+    NoSuchAccessKey,
+    NoSuchUser,
+    UserAlreadyExists,
+)
+from .records import AccessKeyRecord, BucketRecord, TokenRecord, UserRecord
+
+if TYPE_CHECKING:
+    from .config import StoreConfig
+
+USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_KEY_ALPHABET = string.ascii_uppercase + string.digits
+_PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
+TOKEN_PREFIX = "pbt_"
+
+
+def new_access_key_id() -> str:
+    return "PB" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(18))
+
+
+def new_secret_key() -> str:
+    return secrets.token_urlsafe(30)
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def validate_key_pair(access_key: str, secret_key: str) -> None:
+    """Imported keys: any printable ASCII without spaces (MinIO and Garage keys included)."""
+    if not (3 <= len(access_key) <= 128) or not _PRINTABLE.match(access_key):
+        raise InvalidAccessKey("access key id must be 3-128 printable ASCII characters, no spaces")
+    if not (8 <= len(secret_key) <= 128) or not _PRINTABLE.match(secret_key):
+        raise InvalidAccessKey("secret key must be 8-128 printable ASCII characters, no spaces")
+
+
+class Accounts:
+    def __init__(self, db: Database, config: "StoreConfig", clock: Callable[[], float]):
+        self.db = db
+        self.config = config
+        self.clock = clock
+
+    # users -----------------------------------------------------------------------------------
+    def create_user(self, name: str, quota: int | None = None, max_object_size: int | None = None) -> UserRecord:
+        if not USER_NAME.match(name):
+            raise InvalidArgument(f"invalid user name {name!r}: 1-64 of letters, digits, '.', '_', '-'")
+        user = UserRecord(
+            name=name,
+            created=self.clock(),
+            quota=self.config.default_quota if quota is None else quota,
+            max_object_size=self.config.default_max_object_size if max_object_size is None else max_object_size,
+        )
+        with self.db.write() as w:
+            if w.get("users", name.encode()) is not None:
+                raise UserAlreadyExists(f"user {name!r} already exists")
+            w.put("users", name.encode(), user.encode())
+        return user
+
+    def get_user(self, name: str) -> UserRecord:
+        with self.db.read() as r:
+            return self.user_in(r, name)
+
+    def user_in(self, r: Txn, name: str) -> UserRecord:
+        raw = r.get("users", name.encode())
+        if raw is None:
+            raise NoSuchUser(f"no user {name!r}")
+        return UserRecord.decode(raw)
+
+    def list_users(self) -> list[UserRecord]:
+        with self.db.read() as r:
+            return [UserRecord.decode(v) for _, v in r.cursor("users")]
+
+    def has_users(self) -> bool:
+        with self.db.read() as r:
+            return r.cursor("users").first()
+
+    def remove_user(self, name: str) -> None:
+        """Remove a user with their keys and tokens; their buckets must be deleted first."""
+        with self.db.write() as w:
+            self.user_in(w, name)
+            if any(BucketRecord.decode(v).owner == name for _, v in w.cursor("buckets")):
+                raise BucketNotEmpty(f"user {name!r} still owns buckets; delete them first")
+            for table, decode in (("keys", AccessKeyRecord.decode), ("tokens", TokenRecord.decode)):
+                doomed = [bytes(k) for k, v in w.cursor(table) if decode(v).user == name]
+                for k in doomed:
+                    w.delete(table, k)
+            w.delete("users", name.encode())
+
+    def set_limits(self, name: str, quota: int | None = None, max_object_size: int | None = None) -> UserRecord:
+        with self.db.write() as w:
+            user = self.user_in(w, name)
+            if quota is not None:
+                user.quota = quota
+            if max_object_size is not None:
+                user.max_object_size = max_object_size
+            w.put("users", name.encode(), user.encode())
+        return user
+
+    def charge(self, w: Txn, name: str, delta_bytes: int, delta_objects: int) -> UserRecord:
+        """Change a user's logical usage inside the caller's write transaction."""
+        user = self.user_in(w, name)
+        user.usage_bytes += delta_bytes
+        user.object_count += delta_objects
+        w.put("users", name.encode(), user.encode())
+        return user
+
+    # access keys -----------------------------------------------------------------------------
+    def add_key(self, user: str, access_key: str | None = None, secret_key: str | None = None) -> AccessKeyRecord:
+        if (access_key is None) != (secret_key is None):
+            raise InvalidAccessKey("give both an access key id and a secret key, or neither")
+        if access_key is None or secret_key is None:
+            access_key, secret_key = new_access_key_id(), new_secret_key()
+        validate_key_pair(access_key, secret_key)
+        record = AccessKeyRecord(access_key, secret_key, user, self.clock())
+        with self.db.write() as w:
+            self.user_in(w, user)
+            if w.get("keys", access_key.encode()) is not None:
+                raise AccessKeyAlreadyExists(f"access key {access_key!r} already exists")
+            w.put("keys", access_key.encode(), record.encode())
+        return record
+
+    def list_keys(self, user: str | None = None) -> list[AccessKeyRecord]:
+        with self.db.read() as r:
+            keys = [AccessKeyRecord.decode(v) for _, v in r.cursor("keys")]
+        return [k for k in keys if user is None or k.user == user]
+
+    def revoke_key(self, access_key: str) -> None:
+        with self.db.write() as w:
+            if not w.delete("keys", access_key.encode()):
+                raise NoSuchAccessKey(f"no access key {access_key!r}")
+
+    def lookup_key(self, access_key: str) -> AccessKeyRecord | None:
+        """The active key with this id, read fresh from LMDB (the caller compares secrets)."""
+        with self.db.read() as r:
+            raw = r.get("keys", access_key.encode())
+        record = AccessKeyRecord.decode(raw) if raw is not None else None
+        return record if record is not None and record.active else None
+
+    # API tokens ------------------------------------------------------------------------------
+    def create_token(self, user: str) -> str:
+        """A new bearer token; only its SHA-256 is stored, so this is the one time it is seen."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.db.write() as w:
+            self.user_in(w, user)
+            w.put("tokens", token_hash(token), TokenRecord(user, self.clock(), token[:8]).encode())
+        return token
+
+    def user_for_token(self, token: str) -> str | None:
+        with self.db.read() as r:
+            raw = r.get("tokens", token_hash(token))
+        return TokenRecord.decode(raw).user if raw is not None else None
+
+    def revoke_token(self, token: str) -> bool:
+        with self.db.write() as w:
+            return w.delete("tokens", token_hash(token))

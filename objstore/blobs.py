@@ -1,0 +1,180 @@
+"""Content-addressed chunk files. This layer knows digests and bytes, nothing of objects.
+
+Layout: `chunks/ab/cd/<hex digest>`. New chunks are first written into a per-writer staging dir
+(`tmp/<id>/`) and fsynced there; they move into place with rename, and the touched directories are
+fsynced, inside the metadata transaction that references them (see `writer.py`). A staging dir is
+held by an flock for as long as its writer lives, so GC can tell a crashed writer from a slow one.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+READ_BLOCK = 256 * 1024
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobDir:
+    """The `chunks/` and `tmp/` trees under a data dir."""
+
+    def __init__(self, root: Path, durable: bool = True):
+        self.root = root
+        self.chunks = root / "chunks"
+        self.tmp = root / "tmp"
+        self.durable = durable
+        for d in (self.chunks, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: bytes) -> Path:
+        h = digest.hex()
+        return self.chunks / h[:2] / h[2:4] / h
+
+    def exists(self, digest: bytes) -> bool:
+        return self.path(digest).exists()
+
+    def read(self, digest: bytes, start: int, length: int) -> Iterator[bytes]:
+        """`length` bytes of a chunk from `start`, in pieces of at most READ_BLOCK bytes.
+
+        Pieces stay below glibc's mmap threshold, which keeps large reads at memcpy speed.
+        """
+        fd = os.open(self.path(digest), os.O_RDONLY)
+        try:
+            while length > 0:
+                piece = os.pread(fd, min(length, READ_BLOCK), start)
+                if not piece:
+                    raise EOFError(f"chunk {digest.hex()} is shorter than its manifest says")
+                yield piece
+                start += len(piece)
+                length -= len(piece)
+        finally:
+            os.close(fd)
+
+    def read_all(self, digest: bytes) -> bytes:
+        with open(self.path(digest), "rb") as f:
+            return f.read()
+
+    def open_staging(self) -> "Staging":
+        return Staging(self)
+
+    def install(self, staged: Path, digest: bytes) -> set[Path]:
+        """Move a staged chunk into place unless an identical one is there. Returns dirs to fsync."""
+        final = self.path(digest)
+        if final.exists():
+            staged.unlink(missing_ok=True)
+            return set()
+        touched = {final.parent}
+        if not final.parent.exists():
+            touched |= {final.parent.parent, self.chunks}
+            final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staged, final)
+        return touched
+
+    def sync_dirs(self, dirs: Iterable[Path]) -> None:
+        if not self.durable:
+            return
+        for d in sorted(set(dirs), key=lambda p: len(p.parts), reverse=True):
+            fsync_dir(d)
+
+    def remove(self, digest: bytes) -> bool:
+        try:
+            self.path(digest).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def iter_chunk_dirs(self) -> Iterator[Path]:
+        """Each leaf directory of the fan-out, in name order."""
+        for top in sorted(self.chunks.iterdir()):
+            if top.is_dir():
+                yield from sorted(p for p in top.iterdir() if p.is_dir())
+
+    def iter_stale_staging(self, min_age: float) -> Iterator[Path]:
+        """Staging dirs whose writer is gone (no flock held) and untouched for `min_age` seconds."""
+        now = time.time()
+        for d in self.tmp.iterdir():
+            try:
+                if now - d.stat().st_mtime < min_age:
+                    continue
+            except FileNotFoundError:
+                continue
+            if not d.is_dir() or not _lock_is_free(d / ".lock"):
+                continue
+            yield d
+
+
+def _lock_is_free(lock_path: Path) -> bool:
+    try:
+        fd = os.open(lock_path, os.O_RDWR)
+    except FileNotFoundError:
+        return True  # the writer died before taking its lock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    finally:
+        os.close(fd)  # closing drops the probe lock
+
+
+class Staging:
+    """A writer's private dir of fsynced chunks not yet in place; removed on close."""
+
+    def __init__(self, blobs: BlobDir):
+        self.blobs = blobs
+        self.dir = blobs.tmp / secrets.token_hex(12)
+        self.dir.mkdir()
+        self._lock_fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self.staged: dict[bytes, Path] = {}
+
+    def put(self, digest: bytes, data: bytes | memoryview) -> None:
+        """Write a chunk to the staging dir and fsync it (once per distinct digest)."""
+        if digest in self.staged:
+            return
+        path = self.dir / digest.hex()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if self.blobs.durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.staged[digest] = path
+
+    def install_all(self) -> None:
+        """Rename every staged chunk into place and fsync the directories. Call inside the txn."""
+        touched: set[Path] = set()
+        for digest, path in self.staged.items():
+            touched |= self.blobs.install(path, digest)
+        self.blobs.sync_dirs(touched)
+        self.staged.clear()
+
+    def close(self) -> None:
+        if self._lock_fd >= 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> "Staging":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,33 @@
+"""Tuning knobs of the storage engine, with the defaults measured in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+TiB = 1024 * GiB
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """How the engine cuts, stores and collects data. The defaults suit one VPS disk."""
+
+    # FastCDC sizes: 256 KiB average keeps a GiB to ~4k files while a 1 MiB edit costs ~2 chunks.
+    chunk_min: int = 64 * KiB
+    chunk_avg: int = 256 * KiB
+    chunk_max: int = 1 * MiB
+    # Objects up to this size live inline in LMDB: no file, no fsync of their own.
+    inline_max: int = 4 * KiB
+    # A chunk whose reference count reached zero stays on disk this long before GC may remove it.
+    gc_grace_seconds: float = 3600.0
+    # Multipart uploads untouched this long are aborted by GC.
+    upload_max_age_seconds: float = 7 * 86400.0
+    # fsync files and directories before acknowledging a write; LMDB commits are synced too.
+    durable: bool = True
+    # Room the LMDB map may grow to (sparse file: costs nothing until used).
+    map_size: int = 1 * TiB
+    # Defaults for new users (0 = unlimited).
+    default_quota: int = 0
+    default_max_object_size: int = 5 * TiB

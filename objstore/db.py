@@ -1,0 +1,132 @@
+"""The LMDB environment: one per data dir, named databases, synced commits, one writer at a time.
+
+LMDB serialises writers itself (across threads and processes); we add the habit of running
+follow-up side effects (unlinking files) only after the transaction that made them safe committed.
+An environment must never be carried across fork(): `Database` remembers the pid that opened it.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import lmdb
+
+TABLES = (
+    "meta",  # schema version, id counters
+    "users",  # user name -> UserRecord
+    "keys",  # access key id -> AccessKeyRecord
+    "tokens",  # sha256(token) -> TokenRecord
+    "buckets",  # bucket name -> BucketRecord
+    "objects",  # bucket id + encoded object key -> ObjectRecord
+    "manifests",  # manifest id -> ManifestHead (reference count, size, inline data)
+    "mpages",  # manifest id + start offset -> packed chunk entries
+    "chunks",  # BLAKE3 digest -> ChunkRow (reference count, zero-since time)
+    "uploads",  # upload id -> UploadRecord
+    "parts",  # upload id + part number -> PartRecord
+)
+
+SCHEMA_VERSION = 1
+
+
+class Txn:
+    """A write transaction plus the side effects to run once it has committed."""
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[str, lmdb._Database]):
+        self.txn = txn
+        self.dbs = dbs
+        self._after: list[Callable[[], None]] = []
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        return self.txn.get(key, db=self.dbs[table])
+
+    def put(self, table: str, key: bytes, value: bytes) -> None:
+        self.txn.put(key, value, db=self.dbs[table])
+
+    def delete(self, table: str, key: bytes) -> bool:
+        return bool(self.txn.delete(key, db=self.dbs[table]))
+
+    def cursor(self, table: str) -> lmdb.Cursor:
+        return self.txn.cursor(db=self.dbs[table])
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        self._after.append(fn)
+
+
+class Database:
+    """Opens the environment lazily in the process that uses it."""
+
+    def __init__(self, path: Path, map_size: int, durable: bool = True):
+        self.path = path
+        self.map_size = map_size
+        self.durable = durable
+        self._env: lmdb.Environment | None = None
+        self._pid = 0
+        self._dbs: dict[str, lmdb._Database] = {}
+
+    @property
+    def env(self) -> lmdb.Environment:
+        if self._env is None or self._pid != os.getpid():
+            self._open()
+        assert self._env is not None
+        return self._env
+
+    def _open(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        env = lmdb.open(
+            str(self.path),
+            map_size=self.map_size,
+            max_dbs=len(TABLES) + 1,
+            max_readers=1024,
+            sync=self.durable,
+            metasync=self.durable,
+            readahead=False,
+        )
+        self._dbs = {name: env.open_db(name.encode()) for name in TABLES}
+        self._env, self._pid = env, os.getpid()
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        with self.write() as w:
+            found = w.get("meta", b"schema")
+            if found is None:
+                w.put("meta", b"schema", str(SCHEMA_VERSION).encode())
+            elif int(found) > SCHEMA_VERSION:
+                raise RuntimeError(f"data dir has schema {int(found)}, this pyblob knows {SCHEMA_VERSION}")
+
+    @contextmanager
+    def write(self) -> Iterator[Txn]:
+        env = self.env
+        txn = Txn(env.begin(write=True), self._dbs)
+        try:
+            yield txn
+        except BaseException:
+            txn.txn.abort()
+            raise
+        txn.txn.commit()
+        for fn in txn._after:
+            fn()
+
+    @contextmanager
+    def read(self) -> Iterator[Txn]:
+        env = self.env
+        with env.begin(buffers=False) as raw:
+            yield Txn(raw, self._dbs)
+
+    def next_id(self, w: Txn, counter: str) -> int:
+        key = b"seq:" + counter.encode()
+        value = int(w.get("meta", key) or b"0") + 1
+        w.put("meta", key, str(value).encode())
+        return value
+
+    def copy_to(self, dest: Path) -> None:
+        """A consistent copy of the environment (compacted), readable by a fresh `Database`."""
+        dest.mkdir(parents=True, exist_ok=False)
+        self.env.copy(str(dest), compact=True)
+
+    def close(self) -> None:
+        if self._env is not None and self._pid == os.getpid():
+            self._env.close()
+        self._env = None

@@ -1,0 +1,112 @@
+"""Errors raised by the storage engine.
+
+Each layer raises its own errors and only the edge translates them: these carry no HTTP status.
+The class names follow S3's error codes where an S3 code exists, so the S3 layer can map them by name.
+"""
+
+
+class StoreError(Exception):
+    """Base class of every error the storage engine raises on purpose."""
+
+    code = "InternalError"
+
+
+class NoSuchBucket(StoreError):
+    code = "NoSuchBucket"
+
+
+class NoSuchKey(StoreError):
+    code = "NoSuchKey"
+
+
+class NoSuchUpload(StoreError):
+    code = "NoSuchUpload"
+
+
+class BucketAlreadyExists(StoreError):
+    code = "BucketAlreadyExists"
+
+
+class BucketAlreadyOwnedByYou(StoreError):
+    code = "BucketAlreadyOwnedByYou"
+
+
+class BucketNotEmpty(StoreError):
+    code = "BucketNotEmpty"
+
+
+class InvalidObjectKey(StoreError):
+    """A key that is empty, not UTF-8 or longer than 1024 bytes (S3 calls the last KeyTooLongError)."""
+
+    code = "KeyTooLongError"
+
+
+class EntityTooLarge(StoreError):
+    """The object is larger than the owner's per-object size limit."""
+
+    code = "EntityTooLarge"
+
+
+class QuotaExceeded(StoreError):
+    """Storing the object would take the owner's logical usage past their quota."""
+
+    code = "QuotaExceeded"
+
+
+class PreconditionFailed(StoreError):
+    """A conditional write (e.g. create only if absent) found its condition false."""
+
+    code = "PreconditionFailed"
+
+
+class InvalidPart(StoreError):
+    code = "InvalidPart"
+
+
+class NoSuchUser(StoreError):
+    code = "NoSuchUser"
+
+
+class UserAlreadyExists(StoreError):
+    code = "UserAlreadyExists"
+
+
+class NoSuchAccessKey(StoreError):
+    code = "InvalidAccessKeyId"
+
+
+class AccessKeyAlreadyExists(StoreError):
+    code = "AccessKeyAlreadyExists"
+
+
+class InvalidAccessKey(StoreError):
+    """An access key id or secret that cannot be used (empty, unprintable, too long)."""
+
+    code = "InvalidArgument"
+
+
+class ChunkMissing(StoreError):
+    """A chunk a new object depends on disappeared before the object committed.
+
+    Only possible when an upload outlives the GC grace period; nothing is stored and the client may retry.
+    """
+
+    code = "ServiceUnavailable"
+
+
+class FormatError(StoreError):
+    """A persisted record has a format version this code does not understand."""
+
+    code = "InternalError"
+
+
+class InvalidArgument(StoreError):
+    code = "InvalidArgument"
+
+
+class InvalidPartOrder(StoreError):
+    code = "InvalidPartOrder"
+
+
+class EntityTooSmall(StoreError):
+    code = "EntityTooSmall"

@@ -1,0 +1,80 @@
+"""Digests computed while a stream passes through: MD5 (the S3 ETag), BLAKE3 and S3 checksums.
+
+The CRCs come from awscrt (the AWS SDKs' own C implementation), the SHAs from hashlib; every one of
+them releases the GIL on large buffers, so concurrent uploads hash in parallel.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Callable, Iterable, Protocol
+
+import blake3
+from awscrt import checksums as crt
+
+CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256")
+
+
+class _Digest(Protocol):
+    def update(self, data: bytes | memoryview, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
+class _Crc:
+    """A running CRC with the hashlib interface; `width` is the CRC's size in bytes."""
+
+    def __init__(self, fn: Callable[[bytes | memoryview, int], int], width: int):
+        self._fn, self._width, self._value = fn, width, 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._value = self._fn(data, self._value)
+
+    def digest(self) -> bytes:
+        return self._value.to_bytes(self._width, "big")
+
+
+def new_checksum(algorithm: str) -> _Digest:
+    """A running checksum for one of S3's algorithms (names as in `x-amz-checksum-<name>`)."""
+    name = algorithm.upper()
+    if name == "CRC32":
+        return _Crc(crt.crc32, 4)
+    if name == "CRC32C":
+        return _Crc(crt.crc32c, 4)
+    if name == "CRC64NVME":
+        return _Crc(crt.crc64nvme, 8)
+    if name == "SHA1":
+        return hashlib.sha1()
+    if name == "SHA256":
+        return hashlib.sha256()
+    raise ValueError(f"unknown checksum algorithm {algorithm!r}")
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+class StreamHasher:
+    """MD5 + BLAKE3 of the whole stream plus any S3 checksums asked for."""
+
+    def __init__(self, algorithms: Iterable[str] = ()):
+        self.md5 = hashlib.md5()
+        self.blake3 = blake3.blake3()
+        self.checksums = {a.upper(): new_checksum(a) for a in algorithms}
+        self.size = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.md5.update(data)
+        self.blake3.update(data)
+        for c in self.checksums.values():
+            c.update(data)
+        self.size += len(data)
+
+    def checksum_values(self) -> dict[str, str]:
+        """Base64 of each checksum, as S3 puts them in `x-amz-checksum-*` headers."""
+        return {name: b64(c.digest()) for name, c in self.checksums.items()}
+
+
+def chunk_digest(data: bytes | memoryview) -> bytes:
+    """The address of a chunk: its 32-byte BLAKE3 digest."""
+    return blake3.blake3(data).digest()

@@ -1,0 +1,94 @@
+"""Listing objects in S3 order with prefix, delimiter and a resume point.
+
+The cursor walks the `objects` table from the first key that can match, skips each common prefix
+with one seek, and stops after `max_keys` entries: the cost grows with the page, not the bucket.
+Long keys (see `keys.py`) that share their first 490 bytes are read as a group and sorted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from . import keys
+from .db import Txn
+from .records import ObjectRecord
+
+
+@dataclass
+class Page:
+    objects: list[ObjectRecord] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    truncated: bool = False
+    # The last key or common prefix returned; pass it back as `after` to continue.
+    last: str | None = None
+
+
+def iter_from(r: Txn, bucket_id: int, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(key, row) of each object with key >= start, in binary UTF-8 order."""
+    bp = keys.bucket_prefix(bucket_id)
+    cur = r.cursor("objects")
+    if not cur.set_range(keys.seek_position(bucket_id, start)):
+        return
+    while cur.key().startswith(bp):
+        lkey = cur.key()
+        if not keys.is_long_form(lkey):
+            raw_key = keys.short_key(lkey)
+            if raw_key >= start:
+                yield raw_key, cur.value()
+            if not cur.next():
+                return
+            continue
+        group, more = _read_group(cur, keys.group_of(lkey))
+        for raw_key, value in group:
+            if raw_key >= start:
+                yield raw_key, value
+        if not more:
+            return
+
+
+def _read_group(cur: object, group: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """All long-form rows sharing `group`, sorted by full key; and whether the cursor has more."""
+    members = []
+    more = True
+    while cur.key().startswith(group) and keys.is_long_form(cur.key()):  # type: ignore[attr-defined]
+        value = cur.value()  # type: ignore[attr-defined]
+        members.append((ObjectRecord.decode(value).key.encode(), value))
+        if not cur.next():  # type: ignore[attr-defined]
+            more = False
+            break
+    members.sort()
+    return members, more
+
+
+def prefix_successor(prefix: bytes) -> bytes:
+    """The smallest key greater than every key that starts with `prefix` (UTF-8 has no 0xFF)."""
+    return prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+def list_page(r: Txn, bucket_id: int, prefix: str, delimiter: str, after: str, max_keys: int) -> Page:
+    """One page of ListObjects: keys > `after` under `prefix`, rolled up at `delimiter`."""
+    page = Page()
+    bprefix, bdelim, bafter = prefix.encode(), delimiter.encode(), after.encode()
+    start = max(bprefix, bafter + b"\x00") if after else bprefix
+    if bafter and bdelim and bafter.startswith(bprefix) and bafter.endswith(bdelim) and bdelim in bafter[len(bprefix):]:
+        # `after` is a common prefix returned earlier: resume past every key under it.
+        start = max(start, prefix_successor(bafter))
+    while True:
+        for raw_key, value in iter_from(r, bucket_id, start):
+            if not raw_key.startswith(bprefix):
+                return page
+            if len(page.objects) + len(page.prefixes) >= max_keys:
+                page.truncated = True
+                return page
+            cut = raw_key.find(bdelim, len(bprefix)) if bdelim else -1
+            if cut >= 0:
+                common = raw_key[: cut + len(bdelim)]
+                page.prefixes.append(common.decode())
+                page.last = page.prefixes[-1]
+                start = prefix_successor(common)
+                break  # seek past the whole common prefix
+            page.objects.append(ObjectRecord.decode(value))
+            page.last = page.objects[-1].key
+        else:
+            return page

@@ -1,0 +1,115 @@
+"""Persisted rows. Every row carries a format version (`v`) so later code can migrate it.
+
+Rows are JSON: small, readable with `mdb_dump`, and easy to extend with a default. The one hot,
+bulky structure (a manifest's chunk list) is packed binary in `manifests.py` instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from .errors import FormatError
+
+T = TypeVar("T", bound="Record")
+
+
+@dataclass
+class Record:
+    VERSION: ClassVar[int] = 1
+
+    def encode(self) -> bytes:
+        body = dataclasses.asdict(self)
+        body["v"] = self.VERSION
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def decode(cls: type[T], raw: bytes) -> T:
+        body: dict[str, Any] = json.loads(raw)
+        version = body.pop("v", None)
+        if version != cls.VERSION:
+            raise FormatError(f"{cls.__name__} row has format version {version}, expected {cls.VERSION}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in body.items() if k in known})
+
+
+@dataclass
+class UserRecord(Record):
+    name: str
+    created: float
+    quota: int = 0  # bytes of logical usage allowed; 0 = unlimited
+    max_object_size: int = 0  # 0 = unlimited
+    usage_bytes: int = 0  # logical bytes of committed objects and pending parts
+    object_count: int = 0
+
+
+@dataclass
+class AccessKeyRecord(Record):
+    access_key: str
+    secret_key: str  # SigV4 needs the secret itself, so it is kept (the data dir is 0700)
+    user: str
+    created: float
+    active: bool = True
+
+
+@dataclass
+class TokenRecord(Record):
+    user: str
+    created: float
+    prefix: str = ""  # first characters of the token, to tell tokens apart in listings
+
+
+@dataclass
+class BucketRecord(Record):
+    name: str
+    id: int
+    owner: str
+    created: float
+    region: str = "us-east-1"
+
+
+@dataclass
+class ObjectRecord(Record):
+    """One object: what S3 returns on HEAD plus where the bytes are."""
+
+    key: str
+    size: int
+    etag: str  # quoted-less hex MD5 for single uploads, "<md5>-N" for multipart
+    manifest: str  # hex manifest id
+    owner: str
+    created: float
+    content_type: str = "binary/octet-stream"
+    headers: dict[str, str] = field(default_factory=dict)  # Cache-Control, Content-Disposition, ...
+    meta: dict[str, str] = field(default_factory=dict)  # x-amz-meta-* without the prefix
+    checksums: dict[str, str] = field(default_factory=dict)  # algorithm -> base64 value
+    checksum_type: str = "FULL_OBJECT"
+    blake3: str | None = None  # hex BLAKE3 of the whole content, where known
+    parts_count: int = 0
+
+
+@dataclass
+class UploadRecord(Record):
+    """A multipart upload in progress."""
+
+    upload_id: str
+    bucket: str
+    key: str
+    owner: str
+    created: float
+    content_type: str = "binary/octet-stream"
+    headers: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+    checksum_algorithm: str | None = None
+    checksum_type: str | None = None
+
+
+@dataclass
+class PartRecord(Record):
+    number: int
+    size: int
+    etag: str
+    manifest: str
+    created: float
+    checksums: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,254 @@
+"""The storage engine's facade: buckets and objects over LMDB rows and content-addressed chunks."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from . import keys, listing, manifests
+from .accounts import Accounts
+from .blobs import BlobDir
+from .config import StoreConfig
+from .db import Database, Txn
+from .errors import (
+    BucketAlreadyExists,
+    BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
+    InvalidArgument,
+    NoSuchBucket,
+    NoSuchKey,
+    PreconditionFailed,
+    QuotaExceeded,
+    EntityTooLarge,
+    FormatError,
+)
+from .records import BucketRecord, ObjectRecord, UploadRecord
+from .writer import Content, ContentWriter, SizeLimits
+from .multipart import Multipart
+
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+WRITE_BLOCK = 1024 * 1024
+
+
+class Store:
+    def __init__(self, data_dir: Path | str, config: StoreConfig | None = None, clock: Callable[[], float] = time.time):
+        self.root = Path(data_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o700)
+        self.config = config or StoreConfig()
+        self.clock = clock
+        self.db = Database(self.root / "meta", self.config.map_size, self.config.durable)
+        self.blobs = BlobDir(self.root, self.config.durable)
+        self.accounts = Accounts(self.db, self.config, lambda: self.clock())
+        self.multipart = Multipart(self)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # buckets ---------------------------------------------------------------------------------
+    def create_bucket(self, owner: str, name: str, region: str = "us-east-1") -> BucketRecord:
+        if not BUCKET_NAME.match(name):
+            raise InvalidArgument(f"invalid bucket name {name!r}")
+        with self.db.write() as w:
+            self.accounts.user_in(w, owner)
+            raw = w.get("buckets", name.encode())
+            if raw is not None:
+                if BucketRecord.decode(raw).owner == owner:
+                    raise BucketAlreadyOwnedByYou(name)
+                raise BucketAlreadyExists(name)
+            record = BucketRecord(name, self.db.next_id(w, "bucket"), owner, self.clock(), region)
+            w.put("buckets", name.encode(), record.encode())
+        return record
+
+    def get_bucket(self, name: str) -> BucketRecord:
+        with self.db.read() as r:
+            return self._bucket(r, name)
+
+    def list_buckets(self, owner: str | None = None) -> list[BucketRecord]:
+        with self.db.read() as r:
+            found = [BucketRecord.decode(v) for _, v in r.cursor("buckets")]
+        return [b for b in found if owner is None or b.owner == owner]
+
+    def delete_bucket(self, name: str) -> None:
+        with self.db.write() as w:
+            bucket = self._bucket(w, name)
+            cur = w.cursor("objects")
+            prefix = keys.bucket_prefix(bucket.id)
+            if cur.set_range(prefix) and cur.key().startswith(prefix):
+                raise BucketNotEmpty(name)
+            if any(u.bucket == name for u in self._uploads(w)):
+                raise BucketNotEmpty(f"{name} has multipart uploads in progress")
+            w.delete("buckets", name.encode())
+
+    def _bucket(self, r: Txn, name: str) -> BucketRecord:
+        raw = r.get("buckets", name.encode())
+        if raw is None:
+            raise NoSuchBucket(name)
+        return BucketRecord.decode(raw)
+
+    def _uploads(self, r: Txn) -> Iterator[UploadRecord]:
+        return (UploadRecord.decode(v) for _, v in r.cursor("uploads"))
+
+    # objects ---------------------------------------------------------------------------------
+    def open_writer(self, bucket: str, key: str, checksums: Iterable[str] = (), size_hint: int | None = None) -> "ObjectWriter":
+        """A writer for a new version of bucket/key; nothing is visible until `commit`."""
+        raw_key = keys.validate_key(key)
+        record = self.get_bucket(bucket)
+        limits = self.limits_for(record.owner)
+        if size_hint is not None:
+            limits.check(size_hint)
+        return ObjectWriter(self, record, raw_key, checksums, limits)
+
+    def limits_for(self, owner: str) -> SizeLimits:
+        user = self.accounts.get_user(owner)
+        return SizeLimits(
+            max_object=user.max_object_size or None,
+            quota_room=max(0, user.quota - user.usage_bytes) if user.quota else None,
+        )
+
+    def put_object(self, bucket: str, key: str, data: bytes, **attrs: object) -> ObjectRecord:
+        """Store a whole in-memory object (small objects, tests, the CLI)."""
+        with self.open_writer(bucket, key) as writer:
+            for i in range(0, len(data), WRITE_BLOCK):
+                writer.write(data[i : i + WRITE_BLOCK])
+            return writer.commit(**attrs)  # type: ignore[arg-type]
+
+    def head_object(self, bucket: str, key: str) -> ObjectRecord:
+        raw_key = keys.validate_key(key)
+        with self.db.read() as r:
+            record = self._bucket(r, bucket)
+            raw = r.get("objects", keys.encode(record.id, raw_key))
+        if raw is None:
+            raise NoSuchKey(key)
+        return ObjectRecord.decode(raw)
+
+    def read_object(self, record: ObjectRecord, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The bytes [start, end) of an object, streamed chunk by chunk; short read txns only."""
+        end = record.size if end is None else min(end, record.size)
+        mid = bytes.fromhex(record.manifest)
+        with self.db.read() as r:
+            head = manifests.get_head(r, mid)
+        if head is None:
+            raise NoSuchKey(record.key)
+        if head.kind == manifests.KIND_INLINE:
+            if start < end:
+                yield head.inline[start:end]
+            return
+        pos = start
+        while pos < end:
+            with self.db.read() as r:
+                page = manifests.page_at(r, mid, pos)
+            if page is None:
+                raise NoSuchKey(record.key)
+            offset, entries = page
+            for digest, length in entries:
+                if offset + length > pos:
+                    lo, hi = pos - offset, min(length, end - offset)
+                    yield from self.blobs.read(digest, lo, hi - lo)
+                    pos = offset + hi
+                    if pos >= end:
+                        return
+                offset += length
+            if offset <= pos:
+                raise FormatError(f"manifest of {record.key!r} ends before byte {pos}")
+
+    def delete_object(self, bucket: str, key: str) -> bool:
+        """Remove bucket/key; True if it existed. Idempotent, as S3's DeleteObject."""
+        raw_key = keys.validate_key(key)
+        with self.db.write() as w:
+            record = self._bucket(w, bucket)
+            lkey = keys.encode(record.id, raw_key)
+            raw = w.get("objects", lkey)
+            if raw is None:
+                return False
+            old = ObjectRecord.decode(raw)
+            w.delete("objects", lkey)
+            manifests.drop_ref(w, bytes.fromhex(old.manifest), self.clock())
+            self.accounts.charge(w, record.owner, -old.size, -1)
+        return True
+
+    def list_objects(self, bucket: str, prefix: str = "", delimiter: str = "", after: str = "", max_keys: int = 1000) -> listing.Page:
+        with self.db.read() as r:
+            record = self._bucket(r, bucket)
+            return listing.list_page(r, record.id, prefix, delimiter, after, max_keys)
+
+    def replace_object(self, w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord, if_none_match: bool = False) -> None:
+        """Point bucket/key at `new` inside `w`: usage, quota and the old manifest's reference."""
+        lkey = keys.encode(bucket.id, raw_key)
+        raw = w.get("objects", lkey)
+        old = ObjectRecord.decode(raw) if raw is not None else None
+        if old is not None and if_none_match:
+            raise PreconditionFailed(f"{new.key} exists")
+        user = self.accounts.user_in(w, bucket.owner)
+        delta = new.size - (old.size if old else 0)
+        if user.max_object_size and new.size > user.max_object_size:
+            raise EntityTooLarge(f"object of {new.size} bytes exceeds the limit of {user.max_object_size}")
+        if user.quota and delta > 0 and user.usage_bytes + delta > user.quota:
+            raise QuotaExceeded(f"storing {new.size} bytes would exceed the quota of {user.quota}")
+        w.put("objects", lkey, new.encode())
+        if old is not None:
+            manifests.drop_ref(w, bytes.fromhex(old.manifest), self.clock())
+        self.accounts.charge(w, bucket.owner, delta, 0 if old else 1)
+
+
+class ObjectWriter:
+    """Streams one object's content; `commit` makes it visible atomically, `close` drops it."""
+
+    def __init__(self, store: Store, bucket: BucketRecord, raw_key: bytes, checksums: Iterable[str], limits: SizeLimits):
+        self.store = store
+        self.bucket = bucket
+        self.raw_key = raw_key
+        self.content = ContentWriter(store, checksums, limits)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.content.write(data)
+
+    def finish(self) -> Content:
+        """Digests of the whole stream, to verify client checksums before committing."""
+        return self.content.finish()
+
+    def commit(
+        self,
+        content_type: str = "binary/octet-stream",
+        headers: dict[str, str] | None = None,
+        meta: dict[str, str] | None = None,
+        if_none_match: bool = False,
+        checksum_type: str = "FULL_OBJECT",
+    ) -> ObjectRecord:
+        content = self.finish()
+        store = self.store
+        try:
+            with store.db.write() as w:
+                bucket = store._bucket(w, self.bucket.name)
+                if bucket.id != self.bucket.id:
+                    raise NoSuchBucket(self.bucket.name)
+                mid = self.content.install(w)
+                record = ObjectRecord(
+                    key=self.raw_key.decode(),
+                    size=content.size,
+                    etag=content.md5,
+                    manifest=mid.hex(),
+                    owner=bucket.owner,
+                    created=store.clock(),
+                    content_type=content_type,
+                    headers=dict(headers or {}),
+                    meta=dict(meta or {}),
+                    checksums=content.checksums,
+                    checksum_type=checksum_type,
+                    blake3=content.blake3,
+                )
+                store.replace_object(w, bucket, self.raw_key, record, if_none_match)
+        finally:
+            self.close()
+        return record
+
+    def close(self) -> None:
+        self.content.close()
+
+    def __enter__(self) -> "ObjectWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,139 @@
+"""Streaming content into the store: cut, hash, stage and fsync chunks, then install in one transaction.
+
+`ContentWriter` turns a byte stream into a manifest. It knows nothing of objects or parts: callers
+(`store.ObjectWriter`, `multipart.PartWriter`) wrap it and add their own rows in the same transaction.
+Memory stays bounded by the chunker's window whatever the stream's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable
+
+from . import manifests, refcount
+from .chunking import Chunker
+from .db import Txn
+from .errors import ChunkMissing, EntityTooLarge, QuotaExceeded
+from .hashing import StreamHasher, chunk_digest
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+@dataclass
+class SizeLimits:
+    """How large the stream may grow: the per-object limit and the room left in the quota."""
+
+    max_object: int | None = None
+    quota_room: int | None = None
+
+    def check(self, size: int) -> None:
+        if self.max_object is not None and size > self.max_object:
+            raise EntityTooLarge(f"object of {size}+ bytes exceeds the limit of {self.max_object}")
+        if self.quota_room is not None and size > self.quota_room:
+            raise QuotaExceeded(f"object of {size}+ bytes exceeds the {self.quota_room} bytes left in quota")
+
+
+@dataclass
+class Content:
+    """What a finished stream produced."""
+
+    size: int
+    md5: str
+    blake3: str
+    checksums: dict[str, str]
+    entries: list[manifests.Entry] = field(default_factory=list)
+    inline: bytes | None = None
+
+
+class ChunkSink:
+    """Stages the chunks of new content that the store does not already hold, then installs them.
+
+    A chunk that is referenced right now is not written again; one that is unreferenced (waiting
+    out its grace period) or unknown is staged, so GC racing with this writer can never leave it
+    without the bytes. `install` runs inside the write transaction, where GC cannot run.
+    """
+
+    def __init__(self, store: "Store"):
+        self.store = store
+        self.staging = store.blobs.open_staging()
+
+    def add(self, chunk: bytes) -> manifests.Entry:
+        digest = chunk_digest(chunk)
+        if digest not in self.staging.staged and not self._is_live(digest):
+            self.staging.put(digest, chunk)
+        return digest, len(chunk)
+
+    def install(self, w: Txn, entries: list[manifests.Entry]) -> bytes:
+        """Put staged chunks in place and create a manifest of `entries` (inside `w`)."""
+        for digest in {d for d, _ in entries}:
+            if digest not in self.staging.staged and not self.store.blobs.exists(digest):
+                raise ChunkMissing("a chunk was collected while this upload ran; please retry")
+        self.staging.install_all()
+        return manifests.create_chunked(w, entries)
+
+    def close(self) -> None:
+        self.staging.close()
+
+    def _is_live(self, digest: bytes) -> bool:
+        with self.store.db.read() as r:
+            row = refcount.get(r, digest)
+        return row is not None and row.count > 0
+
+
+class ContentWriter:
+    def __init__(self, store: "Store", checksums: Iterable[str] = (), limits: SizeLimits | None = None):
+        self.store = store
+        self.hasher = StreamHasher(checksums)
+        self.limits = limits or SizeLimits()
+        self._chunker = Chunker(store.config)
+        self._sink = ChunkSink(store)
+        self._entries: list[manifests.Entry] = []
+        self._content: Content | None = None
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.limits.check(self.hasher.size + len(data))
+        self.hasher.update(data)
+        for chunk in self._chunker.push(data):
+            self._add_chunk(chunk)
+
+    def finish(self) -> Content:
+        """End of stream: flush the last chunks and return the digests (before any commit)."""
+        if self._content is None:
+            tail = list(self._chunker.finish())
+            size = self.hasher.size
+            inline = None
+            if not self._entries and size <= self.store.config.inline_max:
+                inline = b"".join(tail)
+            else:
+                for chunk in tail:
+                    self._add_chunk(chunk)
+            self._content = Content(
+                size=size,
+                md5=self.hasher.md5.hexdigest(),
+                blake3=self.hasher.blake3.hexdigest(),
+                checksums=self.hasher.checksum_values(),
+                entries=self._entries,
+                inline=inline,
+            )
+        return self._content
+
+    def install(self, w: Txn) -> bytes:
+        """Inside the write transaction: put staged chunks in place and create the manifest."""
+        content = self.finish()
+        if content.inline is not None:
+            return manifests.create_inline(w, content.inline)
+        return self._sink.install(w, content.entries)
+
+    def close(self) -> None:
+        """Drop whatever was staged and not installed; safe to call more than once."""
+        self._sink.close()
+
+    def _add_chunk(self, chunk: bytes) -> None:
+        self._entries.append(self._sink.add(chunk))
+
+    def __enter__(self) -> "ContentWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
