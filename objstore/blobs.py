@@ -103,17 +103,17 @@ class BlobDir:
                 yield from sorted(p for p in top.iterdir() if p.is_dir())
 
     def iter_stale_staging(self, min_age: float) -> Iterator[Path]:
-        """Staging dirs whose writer is gone (no flock held) and untouched for `min_age` seconds."""
+        """Staging dirs whose writer is gone: its flock is free, or it never took one in `min_age` s."""
         now = time.time()
         for d in self.tmp.iterdir():
+            lock = d / ".lock"
             try:
-                if now - d.stat().st_mtime < min_age:
-                    continue
+                if not lock.exists() and now - d.stat().st_mtime < min_age:
+                    continue  # a writer between mkdir and flock
             except FileNotFoundError:
                 continue
-            if not d.is_dir() or not _lock_is_free(d / ".lock"):
-                continue
-            yield d
+            if d.is_dir() and _lock_is_free(lock):
+                yield d
 
 
 def _lock_is_free(lock_path: Path) -> bool:
