@@ -66,12 +66,12 @@ def prefix_successor(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
-def list_page(r: Txn, bucket_id: int, prefix: str, delimiter: str, after: str, max_keys: int) -> Page:
-    """One page of ListObjects: keys > `after` under `prefix`, rolled up at `delimiter`."""
+def list_page(r: Txn, bucket_id: int, prefix: str, delimiter: str, after: str, max_keys: int, inclusive: bool = False) -> Page:
+    """One page of ListObjects: keys > `after` (>= when `inclusive`) under `prefix`, rolled up at `delimiter`."""
     page = Page()
     bprefix, bdelim, bafter = prefix.encode(), delimiter.encode(), after.encode()
-    start = max(bprefix, bafter + b"\x00") if after else bprefix
-    if bafter and bdelim and bafter.startswith(bprefix) and bafter.endswith(bdelim) and bdelim in bafter[len(bprefix):]:
+    start = max(bprefix, bafter if inclusive else bafter + b"\x00") if after else bprefix
+    if not inclusive and bafter and bdelim and bafter.startswith(bprefix) and bafter.endswith(bdelim) and bdelim in bafter[len(bprefix):]:
         # `after` is a common prefix returned earlier: resume past every key under it.
         start = max(start, prefix_successor(bafter))
     while True:

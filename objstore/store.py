@@ -169,10 +169,13 @@ class Store:
             self.accounts.charge(w, record.owner, -old.size, -1)
         return True
 
-    def list_objects(self, bucket: str, prefix: str = "", delimiter: str = "", after: str = "", max_keys: int = 1000) -> listing.Page:
+    def list_objects(
+        self, bucket: str, prefix: str = "", delimiter: str = "", after: str = "", max_keys: int = 1000, inclusive: bool = False
+    ) -> listing.Page:
+        """A page of keys under `prefix` after `after` (or from it, when `inclusive`), in S3 order."""
         with self.db.read() as r:
             record = self._bucket(r, bucket)
-            return listing.list_page(r, record.id, prefix, delimiter, after, max_keys)
+            return listing.list_page(r, record.id, prefix, delimiter, after, max_keys, inclusive)
 
     def replace_object(self, w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord, if_none_match: bool = False) -> None:
         """Point bucket/key at `new` inside `w`: usage, quota and the old manifest's reference."""

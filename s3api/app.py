@@ -1,0 +1,100 @@
+"""The S3 surface as one Starlette endpoint: identify, authenticate, dispatch, render errors.
+
+Mounted by the composition package after pyblob's own routes, so `/health`, `/s/...` and the REST
+API are matched first and everything else is S3 (route table first, then S3, no guessing).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Awaitable, Callable
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from objstore import Store
+from objstore.errors import StoreError
+
+from .auth import RequestView, authenticate, parse_query
+from .context import S3Config, S3Context
+from .errors import S3Error
+from .ops import bucket, delete, get, listing, put
+from .router import Op, Route, classify
+from .xml import render
+
+log = logging.getLogger("pyblob.s3")
+Handler = Callable[[S3Context], Awaitable[Response]]
+
+HANDLERS: dict[Op, Handler] = {
+    Op.ListBuckets: bucket.handle_list_buckets,
+    Op.CreateBucket: bucket.handle_create_bucket,
+    Op.DeleteBucket: bucket.handle_delete_bucket,
+    Op.HeadBucket: bucket.handle_head_bucket,
+    Op.GetBucketLocation: bucket.handle_get_bucket_location,
+    Op.GetBucketVersioning: bucket.handle_get_bucket_versioning,
+    Op.GetBucketAcl: bucket.handle_get_bucket_acl,
+    Op.ListObjects: listing.handle_list_objects,
+    Op.ListObjectsV2: listing.handle_list_objects_v2,
+    Op.ListObjectVersions: listing.handle_list_object_versions,
+    Op.GetObject: get.handle_get_object,
+    Op.HeadObject: get.handle_head_object,
+    Op.PutObject: put.handle_put_object,
+    Op.DeleteObject: delete.handle_delete_object,
+    Op.DeleteObjects: delete.handle_delete_objects,
+}
+
+
+def split_path(path: str, host: str, domain: str) -> tuple[str, str]:
+    """(bucket, key) from a decoded path; virtual-hosted style when Host is <bucket>.<domain>."""
+    hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host
+    if domain and hostname.endswith("." + domain):
+        return hostname[: -len(domain) - 1], path[1:]
+    bucket, _, key = path[1:].partition("/")
+    return bucket, key
+
+
+class S3App:
+    def __init__(self, get_store: Callable[[], Store], config: S3Config):
+        self.get_store = get_store
+        self.config = config
+
+    async def endpoint(self, request: Request) -> Response:
+        """The Starlette endpoint for every S3 path."""
+        request_id = secrets.token_hex(8).upper()
+        try:
+            response = await self._handle(request, request_id)
+        except S3Error as e:
+            response = self._error(request, e, request_id)
+        except StoreError as e:
+            response = self._error(request, S3Error(e.code, str(e) or None), request_id)
+        except Exception:
+            log.exception("internal error on %s %s", request.method, request.url.path)
+            response = self._error(request, S3Error("InternalError", "We encountered an internal error. Please try again."), request_id)
+        response.headers["x-amz-request-id"] = request_id
+        response.headers["x-amz-id-2"] = request_id
+        return response
+
+    async def _handle(self, request: Request, request_id: str) -> Response:
+        raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
+        query = parse_query(request.scope.get("query_string", b"").decode("latin-1"))
+        headers = {k: ", ".join(request.headers.getlist(k)) for k in request.headers.keys()}
+        bucket_name, key = split_path(unquote(raw_path), headers.get("host", ""), self.config.domain)
+        route = classify(request.method, bucket_name, key, dict(query), headers)
+        if route.op is None:
+            raise S3Error("MethodNotAllowed", resource=request.url.path, Method=request.method, ResourceType="OBJECT" if key else "BUCKET")
+        ctx = S3Context(request, self.get_store(), self.config, request_id, route, dict(query), headers)
+        view = RequestView(request.method, raw_path, query, headers)
+        ctx.identity = await ctx.run(authenticate, view, ctx.store.accounts, time.time())
+        handler = HANDLERS.get(route.op)
+        if handler is None:
+            raise S3Error("NotImplemented", f"{route.op.value} is not implemented by pyblob.")
+        return await handler(ctx)
+
+    def _error(self, request: Request, error: S3Error, request_id: str) -> Response:
+        if not error.resource:
+            error.resource = request.url.path
+        body = b"" if request.method == "HEAD" else render("Error", error.body(request_id)["Error"], namespace=False)
+        return Response(body, status_code=error.status, media_type="application/xml", headers=error.headers)

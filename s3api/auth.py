@@ -1,0 +1,238 @@
+"""Who sent this request: SigV4 (header or presigned query) and SigV2 (header or query).
+
+The pure signing math lives in `sigv4.py` / `sigv2.py`; this module reads the request, finds the
+access key (fresh from LMDB every time), recomputes the signature and compares in constant time.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+from urllib.parse import unquote
+
+from . import sigv2, sigv4
+from .errors import S3Error
+
+MAX_SKEW_SECONDS = 15 * 60
+MAX_PRESIGN_SECONDS = 7 * 86400
+PAYLOAD_MODES = {
+    "UNSIGNED-PAYLOAD",
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
+    "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+}
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_V4_HEADER = re.compile(
+    r"^AWS4-HMAC-SHA256\s+Credential=(?P<key>.+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request\s*,"
+    r"\s*SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*Signature=(?P<sig>[0-9a-fA-F]{64})\s*$"
+)
+_V4_CREDENTIAL = re.compile(r"^(?P<key>.+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request$")
+
+
+class KeyLookup(Protocol):
+    def lookup_key(self, access_key: str) -> object | None: ...
+
+
+@dataclass
+class RequestView:
+    """What authentication needs of a request. `headers` have lower-case names."""
+
+    method: str
+    raw_path: str  # as sent, percent-encoded, without the query
+    query: list[tuple[str, str]]  # decoded pairs, in order
+    headers: dict[str, str]
+
+    @property
+    def query_map(self) -> dict[str, str]:
+        return dict(self.query)
+
+
+@dataclass
+class Signing:
+    """What the aws-chunked decoder needs to verify chunk and trailer signatures."""
+
+    key: bytes
+    amz_date: str
+    scope: str
+    seed: str
+
+
+@dataclass
+class Identity:
+    user: str
+    access_key: str
+    payload: str = "UNSIGNED-PAYLOAD"  # the x-amz-content-sha256 mode, or a hex SHA-256
+    signing: Signing | None = field(default=None, repr=False)
+
+
+def parse_query(raw_query: str) -> list[tuple[str, str]]:
+    """Query pairs decoded with %-escapes only ('+' stays '+', as S3 signs it)."""
+    pairs = []
+    for part in raw_query.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            pairs.append((unquote(name), unquote(value)))
+    return pairs
+
+
+def authenticate(req: RequestView, keys: KeyLookup, now: float | None = None) -> Identity:
+    """The sender's identity, or S3Error (AccessDenied, SignatureDoesNotMatch, ...)."""
+    now = time.time() if now is None else now
+    auth = req.headers.get("authorization", "")
+    q = req.query_map
+    if auth.startswith("AWS4-HMAC-SHA256"):
+        return _v4_header(req, keys, auth, now)
+    if q.get("X-Amz-Algorithm") == "AWS4-HMAC-SHA256" or "X-Amz-Signature" in q:
+        return _v4_query(req, keys, now)
+    if auth.startswith("AWS "):
+        return _v2_header(req, keys, auth, now)
+    if "AWSAccessKeyId" in q and "Signature" in q:
+        return _v2_query(req, keys, now)
+    if auth:
+        raise S3Error("InvalidArgument", "Unsupported Authorization Type")
+    raise S3Error("AccessDenied", "Access Denied")
+
+
+def _secret_for(keys: KeyLookup, access_key: str) -> tuple[str, str]:
+    record = keys.lookup_key(access_key)
+    if record is None:
+        raise S3Error("InvalidAccessKeyId")
+    return record.secret_key, record.user  # type: ignore[attr-defined]
+
+
+def _parse_amz_date(value: str) -> float:
+    try:
+        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError as e:
+        raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header") from e
+
+
+def _check_skew(request_time: float, now: float, shown: str) -> None:
+    if abs(now - request_time) > MAX_SKEW_SECONDS:
+        raise S3Error(
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+            RequestTime=shown,
+            ServerTime=datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            MaxAllowedSkewMilliseconds=str(MAX_SKEW_SECONDS * 1000),
+        )
+
+
+def _canonical_uris(raw_path: str) -> list[str]:
+    """The spec's form (decode, then encode each byte but unreserved and '/') and the path as sent."""
+    spec = sigv4.uri_encode(unquote(raw_path), keep_slash=True)
+    return [spec] if spec == raw_path else [spec, raw_path]
+
+
+def _verify_v4(req: RequestView, secret: str, date: str, region: str, service: str, amz_date: str,
+               signed: list[str], payload: str, query: list[tuple[str, str]], given: str) -> bytes:
+    key = sigv4.signing_key(secret, date, region, service)
+    scope = sigv4.scope(date, region, service)
+    cq = sigv4.canonical_query(query)
+    for uri in _canonical_uris(req.raw_path):
+        canonical = sigv4.canonical_request(req.method, uri, cq, req.headers, signed, payload)
+        expected = sigv4.sign(key, sigv4.string_to_sign(amz_date, scope, canonical))
+        if sigv4.signatures_match(expected, given.lower()):
+            return key
+    raise S3Error("SignatureDoesNotMatch")
+
+
+def _payload_mode(req: RequestView, default: str | None) -> str:
+    mode = req.headers.get("x-amz-content-sha256", default)
+    if mode is None:
+        raise S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256")
+    if mode not in PAYLOAD_MODES and not _HEX64.match(mode):
+        raise S3Error("InvalidArgument", f"x-amz-content-sha256 must be a SHA-256 or one of {sorted(PAYLOAD_MODES)}")
+    return mode
+
+
+def _v4_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Identity:
+    m = _V4_HEADER.match(auth)
+    if m is None:
+        raise S3Error("AuthorizationHeaderMalformed", "The authorization header is malformed.")
+    amz_date = req.headers.get("x-amz-date", "")
+    if amz_date:
+        request_time = _parse_amz_date(amz_date)
+    else:
+        request_time = _http_date(req.headers.get("date", ""))
+        amz_date = datetime.fromtimestamp(request_time, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    _check_skew(request_time, now, amz_date)
+    if amz_date[:8] != m["date"]:
+        raise S3Error("AuthorizationHeaderMalformed", "The credential date does not match the request date.")
+    signed = m["signed"].lower().split(";")
+    if "host" not in signed:
+        raise S3Error("AuthorizationHeaderMalformed", "SignedHeaders must include host.")
+    payload = _payload_mode(req, None)
+    secret, user = _secret_for(keys, m["key"])
+    key = _verify_v4(req, secret, m["date"], m["region"], m["service"], amz_date, signed, payload, req.query, m["sig"])
+    scope = sigv4.scope(m["date"], m["region"], m["service"])
+    return Identity(user, m["key"], payload, Signing(key, amz_date, scope, m["sig"].lower()))
+
+
+def _v4_query(req: RequestView, keys: KeyLookup, now: float) -> Identity:
+    q = req.query_map
+    try:
+        credential, amz_date, expires = q["X-Amz-Credential"], q["X-Amz-Date"], int(q["X-Amz-Expires"])
+        signed, given = q["X-Amz-SignedHeaders"].lower().split(";"), q["X-Amz-Signature"]
+    except (KeyError, ValueError) as e:
+        raise S3Error("AuthorizationQueryParametersError", "Query-string authentication requires X-Amz-Algorithm, "
+                      "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders and X-Amz-Expires.") from e
+    m = _V4_CREDENTIAL.match(credential)
+    if m is None or not (0 < expires <= MAX_PRESIGN_SECONDS):
+        raise S3Error("AuthorizationQueryParametersError", "X-Amz-Credential or X-Amz-Expires is malformed "
+                      f"(expiry must be 1 to {MAX_PRESIGN_SECONDS} seconds).")
+    signed_at = _parse_amz_date(amz_date)
+    if now > signed_at + expires:
+        raise S3Error("AccessDenied", "Request has expired", **{"X-Amz-Expires": str(expires)})
+    if signed_at - now > MAX_SKEW_SECONDS:
+        raise S3Error("AccessDenied", "Request is not valid yet")
+    payload = _payload_mode(req, "UNSIGNED-PAYLOAD")
+    secret, user = _secret_for(keys, m["key"])
+    query = [(k, v) for k, v in req.query if k != "X-Amz-Signature"]
+    _verify_v4(req, secret, m["date"], m["region"], m["service"], amz_date, signed, payload, query, given)
+    return Identity(user, m["key"], payload)
+
+
+def _http_date(value: str) -> float:
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError) as e:
+        raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header") from e
+
+
+def _v2_resource(req: RequestView) -> str:
+    return sigv2.canonical_resource(req.raw_path, req.query_map)
+
+
+def _v2_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Identity:
+    access_key, sep, given = auth[4:].rpartition(":")
+    if not sep or not access_key:
+        raise S3Error("InvalidArgument", "AWS authorization header is invalid. Expected AwsAccessKeyId:signature")
+    amz_date = req.headers.get("x-amz-date", "")
+    _check_skew(_http_date(amz_date or req.headers.get("date", "")), now, amz_date or req.headers.get("date", ""))
+    secret, user = _secret_for(keys, access_key)
+    resource = _v2_resource(req)
+    # With x-amz-date the Date line is empty for some signers and repeats the date for others.
+    for date in {"", req.headers.get("date", "")}:
+        if sigv4.signatures_match(sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, date, resource)), given):
+            return Identity(user, access_key, _payload_mode(req, "UNSIGNED-PAYLOAD"))
+    raise S3Error("SignatureDoesNotMatch")
+
+
+def _v2_query(req: RequestView, keys: KeyLookup, now: float) -> Identity:
+    q = req.query_map
+    try:
+        expires = int(q["Expires"])
+    except (KeyError, ValueError) as e:
+        raise S3Error("AccessDenied", "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters") from e
+    if now > expires:
+        raise S3Error("AccessDenied", "Request has expired")
+    secret, user = _secret_for(keys, q["AWSAccessKeyId"])
+    expected = sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, str(expires), _v2_resource(req)))
+    if not sigv4.signatures_match(expected, q["Signature"]):
+        raise S3Error("SignatureDoesNotMatch")
+    return Identity(user, q["AWSAccessKeyId"], "UNSIGNED-PAYLOAD")

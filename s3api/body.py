@@ -1,0 +1,107 @@
+"""Request bodies as S3 sends them: plain, hashed, or aws-chunked with signatures and trailers.
+
+`Payload` yields the decoded bytes and, once the body has ended, has verified whatever the payload
+mode promised (the SHA-256 of the body, every chunk signature, the trailer signature) and knows the
+trailing headers. Errors surface as S3Error before the caller commits anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import AsyncIterator
+
+from starlette.requests import ClientDisconnect, Request
+
+from .auth import Identity
+from .chunked import ChunkedDecoder
+from .errors import S3Error
+
+STREAMING = {
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD": (True, False),
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER": (True, True),
+    "STREAMING-UNSIGNED-PAYLOAD-TRAILER": (False, True),
+}
+BATCH = 1024 * 1024  # hand the writer at least this much at a time (one thread hop per MiB)
+
+
+class Payload:
+    def __init__(self, request: Request, identity: Identity, headers: dict[str, str]):
+        self.request = request
+        self.mode = identity.payload
+        self.trailers: dict[str, str] = {}
+        self.received = 0
+        self._decoder: ChunkedDecoder | None = None
+        if self.mode in STREAMING:
+            signed, trailer = STREAMING[self.mode]
+            if signed and identity.signing is None:
+                raise S3Error("InvalidRequest", "streaming signatures need header authentication")
+            self._decoder = ChunkedDecoder(identity.signing if signed else None, trailer)
+        elif "aws-chunked" in headers.get("content-encoding", "") and "x-amz-decoded-content-length" in headers:
+            self._decoder = ChunkedDecoder(None, "x-amz-trailer" in headers)
+        self.declared = self._declared_size(headers)
+
+    def _declared_size(self, headers: dict[str, str]) -> int | None:
+        name = "x-amz-decoded-content-length" if self._decoder else "content-length"
+        value = headers.get(name)
+        if value is None:
+            if self._decoder:
+                raise S3Error("MissingContentLength", "aws-chunked bodies need x-amz-decoded-content-length")
+            return None
+        try:
+            size = int(value)
+        except ValueError as e:
+            raise S3Error("InvalidArgument", f"{name} is not a number") from e
+        if size < 0:
+            raise S3Error("InvalidArgument", f"{name} is negative")
+        return size
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """Decoded body in pieces of about BATCH bytes; verified once the last piece is out."""
+        sha = hashlib.sha256() if len(self.mode) == 64 else None
+        batch: list[bytes] = []
+        size = 0
+        async for data in self._raw():
+            if sha is not None:
+                sha.update(data)
+            batch.append(data)
+            size += len(data)
+            if size >= BATCH:
+                yield b"".join(batch)
+                batch, size = [], 0
+        if batch:
+            yield b"".join(batch)
+        if sha is not None and sha.hexdigest() != self.mode:
+            raise S3Error("XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
+
+    async def _raw(self) -> AsyncIterator[bytes]:
+        try:
+            async for data in self.request.stream():
+                if self._decoder is None:
+                    self._count(data)
+                    yield data
+                    continue
+                for piece in self._decoder.feed(data):
+                    self._count(piece)
+                    yield piece
+        except ClientDisconnect as e:
+            raise S3Error("IncompleteBody", "The client closed the connection before the body ended.") from e
+        if self._decoder is not None:
+            self.trailers = self._decoder.finish()
+        if self.declared is not None and self.received != self.declared:
+            raise S3Error("IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header.")
+
+    def _count(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.declared is not None and self.received > self.declared:
+            raise S3Error("IncompleteBody", "The body is longer than its declared length.")
+
+    async def read_all(self, limit: int) -> bytes:
+        """A small body (XML documents), at most `limit` bytes."""
+        if self.declared is not None and self.declared > limit:
+            raise S3Error("MaxMessageLengthExceeded", "Your request was too big.")
+        out = bytearray()
+        async for piece in self.pieces():
+            out += piece
+            if len(out) > limit:
+                raise S3Error("MaxMessageLengthExceeded", "Your request was too big.")
+        return bytes(out)

@@ -1,0 +1,77 @@
+"""Everything a handler needs about one S3 request, and the helpers they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from objstore import BucketRecord, Store
+from objstore.errors import NoSuchBucket
+
+from .auth import Identity
+from .body import Payload
+from .errors import S3Error
+from .router import Route
+from .xml import render
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class S3Config:
+    region: str = "us-east-1"
+    domain: str = ""  # virtual-hosted style for <bucket>.<domain> when set
+    reserved_buckets: frozenset[str] = frozenset()
+    max_single_put: int = 5 * 1024**3  # S3's limit for one PutObject
+
+
+@dataclass
+class S3Context:
+    request: Request
+    store: Store
+    config: S3Config
+    request_id: str
+    route: Route
+    query: dict[str, str]
+    headers: dict[str, str]
+    identity: Identity = field(default_factory=lambda: Identity("", ""))
+
+    @property
+    def bucket(self) -> str:
+        return self.route.bucket
+
+    @property
+    def key(self) -> str:
+        return self.route.key
+
+    @property
+    def user(self) -> str:
+        return self.identity.user
+
+    def payload(self) -> Payload:
+        return Payload(self.request, self.identity, self.headers)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Blocking engine work (LMDB, disk) off the event loop."""
+        return await run_in_threadpool(fn, *args, **kwargs)
+
+    async def owned_bucket(self) -> BucketRecord:
+        """The request's bucket if the caller owns it: NoSuchBucket or AccessDenied otherwise."""
+        if self.bucket in self.config.reserved_buckets:
+            raise NoSuchBucket(self.bucket)
+        record = await self.run(self.store.get_bucket, self.bucket)
+        if record.owner != self.user:
+            raise S3Error("AccessDenied", resource=f"/{self.bucket}")
+        return record
+
+
+def xml_response(root: str, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(render(root, body), status_code=status, media_type="application/xml", headers=headers)
+
+
+def owner_xml(user: str) -> dict[str, str]:
+    return {"ID": user, "DisplayName": user}

@@ -1,0 +1,136 @@
+"""HTTP details of S3 objects: Range, conditional requests, dates and the headers of an object."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Mapping
+
+from objstore import ObjectRecord
+
+from .errors import S3Error
+
+STANDARD_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
+OVERRIDES = {
+    "response-content-type": "content-type",
+    "response-content-language": "content-language",
+    "response-expires": "expires",
+    "response-cache-control": "cache-control",
+    "response-content-disposition": "content-disposition",
+    "response-content-encoding": "content-encoding",
+}
+MAX_USER_METADATA = 2048  # bytes of x-amz-meta-* names and values, as S3 limits them
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def http_date(ts: float) -> str:
+    return format_datetime(datetime.fromtimestamp(int(ts), timezone.utc), usegmt=True)
+
+
+def iso8601(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+
+
+def parse_http_date(value: str) -> float | None:
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def quoted(etag: str) -> str:
+    return f'"{etag}"'
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end exclusive) of a single byte range; None to send everything; 416 if unsatisfiable.
+
+    Syntactically invalid or multi-range headers are ignored, as S3 does.
+    """
+    if not header:
+        return None
+    m = _RANGE.match(header.strip())
+    if m is None or (m[1] == "" and m[2] == ""):
+        return None
+    if m[1] == "":
+        suffix = int(m[2])
+        if suffix == 0 or size == 0:
+            raise _unsatisfiable(size)
+        return max(0, size - suffix), size
+    start = int(m[1])
+    end = int(m[2]) + 1 if m[2] else size
+    if m[2] and end <= start:
+        return None
+    if start >= size:
+        raise _unsatisfiable(size)
+    return start, min(end, size)
+
+
+def _unsatisfiable(size: int) -> S3Error:
+    err = S3Error("InvalidRange", "The requested range is not satisfiable", ActualObjectSize=str(size))
+    err.headers["content-range"] = f"bytes */{size}"
+    return err
+
+
+def etag_matches(condition: str, etag: str) -> bool:
+    tags = [t.strip().removeprefix("W/").strip('"') for t in condition.split(",")]
+    return "*" in tags or etag in tags
+
+
+def check_conditions(headers: Mapping[str, str], record: ObjectRecord) -> int | None:
+    """304 or 412 when a conditional header says so, else None; RFC 7232 order, as S3 applies it.
+
+    If-Match true wins over If-Unmodified-Since false; If-None-Match false wins over
+    If-Modified-Since true.
+    """
+    modified = int(record.created)
+    if "if-match" in headers:
+        if not etag_matches(headers["if-match"], record.etag):
+            return 412
+    elif "if-unmodified-since" in headers:
+        since = parse_http_date(headers["if-unmodified-since"])
+        if since is not None and modified > since:
+            return 412
+    if "if-none-match" in headers:
+        if etag_matches(headers["if-none-match"], record.etag):
+            return 304
+    elif "if-modified-since" in headers:
+        since = parse_http_date(headers["if-modified-since"])
+        if since is not None and modified <= since:
+            return 304
+    return None
+
+
+def object_headers(record: ObjectRecord, checksum_mode: bool = False) -> dict[str, str]:
+    """The headers GET and HEAD answer with for an object."""
+    h = {
+        "etag": quoted(record.etag),
+        "last-modified": http_date(record.created),
+        "content-type": record.content_type,
+        "accept-ranges": "bytes",
+    }
+    h.update(record.headers)
+    h.update({f"x-amz-meta-{k}": v for k, v in record.meta.items()})
+    if record.parts_count:
+        h["x-amz-mp-parts-count"] = str(record.parts_count)
+    if checksum_mode and record.checksums:
+        h.update({f"x-amz-checksum-{alg.lower()}": value for alg, value in record.checksums.items()})
+        h["x-amz-checksum-type"] = record.checksum_type
+    return h
+
+
+def request_attributes(headers: Mapping[str, str]) -> tuple[str, dict[str, str], dict[str, str]]:
+    """Content type, standard headers and user metadata to store from a PUT's headers."""
+    content_type = headers.get("content-type") or "binary/octet-stream"
+    standard = {h: headers[h] for h in STANDARD_HEADERS if h in headers}
+    encoding = [e.strip() for e in standard.get("content-encoding", "").split(",") if e.strip()]
+    encoding = [e for e in encoding if e != "aws-chunked"]
+    if encoding:
+        standard["content-encoding"] = ",".join(encoding)
+    else:
+        standard.pop("content-encoding", None)
+    meta = {k[len("x-amz-meta-"):]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
+    if sum(len(k) + len(v) for k, v in meta.items()) > MAX_USER_METADATA:
+        raise S3Error("MetadataTooLarge", f"Your metadata headers exceed the maximum allowed metadata size of {MAX_USER_METADATA} bytes.")
+    return content_type, standard, meta

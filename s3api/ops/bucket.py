@@ -1,0 +1,96 @@
+"""Bucket operations: ListBuckets, CreateBucket, DeleteBucket, HeadBucket, location, versioning, ACL."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.responses import Response
+
+from ..context import S3Context, owner_xml, xml_response
+from ..errors import S3Error
+from ..http import iso8601
+from ..xml import parse
+
+MAX_CREATE_BODY = 64 * 1024
+_IP_LIKE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def validate_bucket_name(name: str, reserved: frozenset[str]) -> None:
+    """S3's naming rules (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html)."""
+    bad = (
+        not _NAME.match(name)
+        or ".." in name
+        or ".-" in name
+        or "-." in name
+        or _IP_LIKE.match(name)
+        or name.startswith(("xn--", "sthree-", "amzn-s3-demo-"))
+        or name.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"))
+    )
+    if bad:
+        raise S3Error("InvalidBucketName", "The specified bucket is not valid.", BucketName=name)
+    if name in reserved:
+        raise S3Error("InvalidBucketName", f"The bucket name {name!r} is reserved for pyblob's own routes.", BucketName=name)
+
+
+async def handle_list_buckets(ctx: S3Context) -> Response:
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListBuckets.html"""
+    buckets = await ctx.run(ctx.store.list_buckets, ctx.user)
+    entries = [{"Name": b.name, "CreationDate": iso8601(b.created), "BucketRegion": b.region} for b in sorted(buckets, key=lambda b: b.name)]
+    return xml_response("ListAllMyBucketsResult", {"Owner": owner_xml(ctx.user), "Buckets": {"Bucket": entries}})
+
+
+async def handle_create_bucket(ctx: S3Context) -> Response:
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html"""
+    validate_bucket_name(ctx.bucket, ctx.config.reserved_buckets)
+    raw = await ctx.payload().read_all(MAX_CREATE_BODY)
+    if raw.strip():
+        conf = parse(raw, "CreateBucketConfiguration")
+        location = conf.get("LocationConstraint") or ""
+        if location not in ("", ctx.config.region):
+            raise S3Error("InvalidLocationConstraint", f"The specified location-constraint is not valid; this server's region is {ctx.config.region}.")
+    await ctx.run(ctx.store.create_bucket, ctx.user, ctx.bucket, ctx.config.region)
+    return Response(status_code=200, headers={"location": f"/{ctx.bucket}"})
+
+
+async def handle_delete_bucket(ctx: S3Context) -> Response:
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteBucket.html"""
+    await ctx.owned_bucket()
+    await ctx.run(ctx.store.delete_bucket, ctx.bucket)
+    return Response(status_code=204)
+
+
+async def handle_head_bucket(ctx: S3Context) -> Response:
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html"""
+    record = await ctx.owned_bucket()
+    return Response(status_code=200, headers={"x-amz-bucket-region": record.region})
+
+
+async def handle_get_bucket_location(ctx: S3Context) -> Response:
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketLocation.html
+
+    us-east-1 is answered as an empty LocationConstraint, as AWS does.
+    """
+    record = await ctx.owned_bucket()
+    region = "" if record.region == "us-east-1" else record.region
+    return xml_response("LocationConstraint", {"#text": region} if region else {})
+
+
+async def handle_get_bucket_versioning(ctx: S3Context) -> Response:
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketVersioning.html (never enabled)"""
+    await ctx.owned_bucket()
+    return xml_response("VersioningConfiguration", {})
+
+
+async def handle_get_bucket_acl(ctx: S3Context) -> Response:
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketAcl.html: the owner has full control."""
+    await ctx.owned_bucket()
+    return xml_response("AccessControlPolicy", acl_body(ctx.user))
+
+
+def acl_body(user: str) -> dict[str, object]:
+    grant = {
+        "Grantee": {"@xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance", "@xsi:type": "CanonicalUser", **owner_xml(user)},
+        "Permission": "FULL_CONTROL",
+    }
+    return {"Owner": owner_xml(user), "AccessControlList": {"Grant": [grant]}}

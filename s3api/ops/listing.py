@@ -1,0 +1,150 @@
+"""Listing: ListObjects (v1), ListObjectsV2 and ListObjectVersions for unversioned buckets."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import quote
+
+from starlette.responses import Response
+
+from objstore import ObjectRecord
+from objstore.listing import Page
+
+from ..context import S3Context, owner_xml, xml_response
+from ..errors import S3Error
+from ..http import iso8601, quoted
+
+MAX_KEYS = 1000
+
+
+def _max_keys(ctx: S3Context, name: str = "max-keys") -> int:
+    raw = ctx.query.get(name, str(MAX_KEYS))
+    try:
+        value = int(raw)
+    except ValueError as e:
+        raise S3Error("InvalidArgument", f"Provided {name} not an integer or within integer range", ArgumentName=name, ArgumentValue=raw) from e
+    if value < 0:
+        raise S3Error("InvalidArgument", f"Argument {name} must be an integer between 0 and 2147483647", ArgumentName=name, ArgumentValue=raw)
+    return min(value, MAX_KEYS)
+
+
+def _encoder(ctx: S3Context) -> Any:
+    kind = ctx.query.get("encoding-type")
+    if kind is None:
+        return lambda s: s
+    if kind != "url":
+        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request", ArgumentName="encoding-type", ArgumentValue=kind)
+    return lambda s: quote(s, safe="/")
+
+
+async def _page(ctx: S3Context, prefix: str, delimiter: str, after: str, max_keys: int, inclusive: bool = False) -> Page:
+    await ctx.owned_bucket()
+    return await ctx.run(ctx.store.list_objects, ctx.bucket, prefix, delimiter, after, max_keys, inclusive)
+
+
+def _contents(obj: ObjectRecord, enc: Any, owner: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "Key": enc(obj.key),
+        "LastModified": iso8601(obj.created),
+        "ETag": quoted(obj.etag),
+        "Size": str(obj.size),
+        "StorageClass": "STANDARD",
+    }
+    if obj.checksums:
+        entry["ChecksumAlgorithm"] = sorted(obj.checksums)
+        entry["ChecksumType"] = obj.checksum_type
+    if owner:
+        entry["Owner"] = owner_xml(obj.owner)
+    return entry
+
+
+def _common(page: Page, enc: Any) -> list[dict[str, str]]:
+    return [{"Prefix": enc(p)} for p in page.prefixes]
+
+
+def _optional(body: dict[str, Any], **values: str | None) -> None:
+    body.update({k: v for k, v in values.items() if v is not None})
+
+
+async def handle_list_objects(ctx: S3Context) -> Response:
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjects.html"""
+    enc, q = _encoder(ctx), ctx.query
+    prefix, delimiter, marker, max_keys = q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", ""), _max_keys(ctx)
+    page = await _page(ctx, prefix, delimiter, marker, max_keys)
+    body: dict[str, Any] = {"Name": ctx.bucket, "Prefix": enc(prefix), "Marker": enc(marker), "MaxKeys": str(max_keys)}
+    _optional(body, Delimiter=enc(delimiter) if delimiter else None)
+    body["IsTruncated"] = str(page.truncated).lower()
+    if page.truncated and delimiter and page.last is not None:
+        body["NextMarker"] = enc(page.last)  # S3 sends NextMarker only with a delimiter
+    body["Contents"] = [_contents(o, enc, True) for o in page.objects]
+    body["CommonPrefixes"] = _common(page, enc)
+    _optional(body, EncodingType=q.get("encoding-type"))
+    return xml_response("ListBucketResult", body)
+
+
+def encode_token(after: str) -> str:
+    return base64.urlsafe_b64encode(b"v1:" + after.encode()).decode()
+
+
+def decode_token(token: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(token.encode())
+        if raw.startswith(b"v1:"):
+            return raw[3:].decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise S3Error("InvalidArgument", "The continuation token provided is incorrect", ArgumentName="continuation-token")
+
+
+async def handle_list_objects_v2(ctx: S3Context) -> Response:
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html"""
+    enc, q = _encoder(ctx), ctx.query
+    prefix, delimiter, max_keys = q.get("prefix", ""), q.get("delimiter", ""), _max_keys(ctx)
+    token, start_after = q.get("continuation-token"), q.get("start-after", "")
+    after = max(decode_token(token), start_after) if token is not None else start_after
+    page = await _page(ctx, prefix, delimiter, after, max_keys)
+    body: dict[str, Any] = {"Name": ctx.bucket, "Prefix": enc(prefix), "MaxKeys": str(max_keys)}
+    _optional(body, Delimiter=enc(delimiter) if delimiter else None)
+    body["KeyCount"] = str(len(page.objects) + len(page.prefixes))
+    body["IsTruncated"] = str(page.truncated).lower()
+    _optional(body, ContinuationToken=token, StartAfter=enc(start_after) if start_after else None)
+    if page.truncated and page.last is not None:
+        body["NextContinuationToken"] = encode_token(page.last)
+    body["Contents"] = [_contents(o, enc, q.get("fetch-owner") == "true") for o in page.objects]
+    body["CommonPrefixes"] = _common(page, enc)
+    _optional(body, EncodingType=q.get("encoding-type"))
+    return xml_response("ListBucketResult", body)
+
+
+async def handle_list_object_versions(ctx: S3Context) -> Response:
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html
+
+    Buckets are never versioned: each object is its only version, with VersionId "null".
+    (key-marker, version-id-marker) pairs compare lexicographically, so the object named by the
+    key marker is included again only when "null" sorts after the version marker.
+    """
+    enc, q = _encoder(ctx), ctx.query
+    prefix, delimiter, max_keys = q.get("prefix", ""), q.get("delimiter", ""), _max_keys(ctx)
+    key_marker, version_marker = q.get("key-marker", ""), q.get("version-id-marker", "")
+    again = bool(key_marker and version_marker and "null" > version_marker)
+    page = await _page(ctx, prefix, delimiter, key_marker, max_keys, inclusive=again)
+    body: dict[str, Any] = {"Name": ctx.bucket, "Prefix": enc(prefix), "KeyMarker": enc(key_marker), "VersionIdMarker": version_marker, "MaxKeys": str(max_keys)}
+    _optional(body, Delimiter=enc(delimiter) if delimiter else None)
+    body["IsTruncated"] = str(page.truncated).lower()
+    if page.truncated and page.last is not None:
+        body["NextKeyMarker"] = enc(page.last)
+        body["NextVersionIdMarker"] = "null"
+    body["Version"] = [_version(o, enc) for o in page.objects]
+    body["CommonPrefixes"] = _common(page, enc)
+    _optional(body, EncodingType=q.get("encoding-type"))
+    return xml_response("ListVersionsResult", body)
+
+
+def _version(obj: ObjectRecord, enc: Any) -> dict[str, Any]:
+    entry = _contents(obj, enc, True)
+    return {
+        "Key": entry["Key"], "VersionId": "null", "IsLatest": "true", "LastModified": entry["LastModified"],
+        "ETag": entry["ETag"], "Size": entry["Size"], "StorageClass": "STANDARD", "Owner": entry["Owner"],
+    }

@@ -1,0 +1,40 @@
+"""XML in and out, through xmltodict, with S3's namespace and bounded request bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import xmltodict
+
+from .errors import S3Error
+
+NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
+MAX_XML_BODY = 1024 * 1024  # DeleteObjects with 1000 keys of 1024 bytes fits with room to spare
+
+
+def render(root: str, body: dict[str, Any], namespace: bool = True) -> bytes:
+    """`{root: body}` as an XML document; list values repeat their element."""
+    content = dict(body)
+    if namespace:
+        content = {"@xmlns": NAMESPACE, **content}
+    return xmltodict.unparse({root: content}, encoding="UTF-8", short_empty_elements=False).encode()
+
+
+def parse(raw: bytes, root: str, force_list: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The children of `root`; MalformedXML for anything else. Repeated elements always lists."""
+    if len(raw) > MAX_XML_BODY:
+        raise S3Error("MaxMessageLengthExceeded", "Your request was too big.")
+    try:
+        doc = xmltodict.parse(raw, force_list=force_list, process_namespaces=False, disable_entities=True)
+    except Exception as e:  # expat raises several types; all mean the same to the client
+        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema.") from e
+    if not isinstance(doc, dict) or len(doc) != 1:
+        raise S3Error("MalformedXML")
+    (name, content), = doc.items()
+    if name.split(":")[-1] != root:
+        raise S3Error("MalformedXML", f"expected a {root} document")
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise S3Error("MalformedXML", f"{root} has no elements")
+    return {k.split(":")[-1]: v for k, v in content.items() if not k.startswith("@")}
