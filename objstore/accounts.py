@@ -41,6 +41,10 @@ def new_secret_key() -> str:
     return secrets.token_urlsafe(30)
 
 
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
@@ -61,6 +65,34 @@ class Accounts:
 
     # users -----------------------------------------------------------------------------------
     def create_user(self, name: str, quota: int | None = None, max_object_size: int | None = None) -> UserRecord:
+        with self.db.write() as w:
+            return self._put_user(w, name, quota, max_object_size)
+
+    def create_user_with_credentials(
+        self,
+        name: str,
+        quota: int | None = None,
+        max_object_size: int | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        only_if_no_users: bool = False,
+    ) -> tuple[UserRecord, AccessKeyRecord, str] | None:
+        """A user with one access key and one API token, all in one transaction (all or nothing).
+
+        With `only_if_no_users`, nothing happens (None) if any user exists: first-start bootstrap
+        stays correct when several processes start at once.
+        """
+        key = self._new_key(name, access_key, secret_key)
+        token = new_token()
+        with self.db.write() as w:
+            if only_if_no_users and w.cursor("users").first():
+                return None
+            user = self._put_user(w, name, quota, max_object_size)
+            self._put_key(w, key)
+            self._put_token(w, name, token)
+        return user, key, token
+
+    def _put_user(self, w: Txn, name: str, quota: int | None, max_object_size: int | None) -> UserRecord:
         if not USER_NAME.match(name):
             raise InvalidArgument(f"invalid user name {name!r}: 1-64 of letters, digits, '.', '_', '-'")
         user = UserRecord(
@@ -69,10 +101,9 @@ class Accounts:
             quota=self.config.default_quota if quota is None else quota,
             max_object_size=self.config.default_max_object_size if max_object_size is None else max_object_size,
         )
-        with self.db.write() as w:
-            if w.get("users", name.encode()) is not None:
-                raise UserAlreadyExists(f"user {name!r} already exists")
-            w.put("users", name.encode(), user.encode())
+        if w.get("users", name.encode()) is not None:
+            raise UserAlreadyExists(f"user {name!r} already exists")
+        w.put("users", name.encode(), user.encode())
         return user
 
     def get_user(self, name: str) -> UserRecord:
@@ -125,18 +156,25 @@ class Accounts:
 
     # access keys -----------------------------------------------------------------------------
     def add_key(self, user: str, access_key: str | None = None, secret_key: str | None = None) -> AccessKeyRecord:
+        record = self._new_key(user, access_key, secret_key)
+        with self.db.write() as w:
+            self.user_in(w, user)
+            self._put_key(w, record)
+        return record
+
+    def _new_key(self, user: str, access_key: str | None, secret_key: str | None) -> AccessKeyRecord:
+        """A generated key pair, or the imported one after validation."""
         if (access_key is None) != (secret_key is None):
             raise InvalidAccessKey("give both an access key id and a secret key, or neither")
         if access_key is None or secret_key is None:
             access_key, secret_key = new_access_key_id(), new_secret_key()
         validate_key_pair(access_key, secret_key)
-        record = AccessKeyRecord(access_key, secret_key, user, self.clock())
-        with self.db.write() as w:
-            self.user_in(w, user)
-            if w.get("keys", access_key.encode()) is not None:
-                raise AccessKeyAlreadyExists(f"access key {access_key!r} already exists")
-            w.put("keys", access_key.encode(), record.encode())
-        return record
+        return AccessKeyRecord(access_key, secret_key, user, self.clock())
+
+    def _put_key(self, w: Txn, record: AccessKeyRecord) -> None:
+        if w.get("keys", record.access_key.encode()) is not None:
+            raise AccessKeyAlreadyExists(f"access key {record.access_key!r} already exists")
+        w.put("keys", record.access_key.encode(), record.encode())
 
     def list_keys(self, user: str | None = None) -> list[AccessKeyRecord]:
         with self.db.read() as r:
@@ -158,11 +196,14 @@ class Accounts:
     # API tokens ------------------------------------------------------------------------------
     def create_token(self, user: str) -> str:
         """A new bearer token; only its SHA-256 is stored, so this is the one time it is seen."""
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = new_token()
         with self.db.write() as w:
             self.user_in(w, user)
-            w.put("tokens", token_hash(token), TokenRecord(user, self.clock(), token[:8]).encode())
+            self._put_token(w, user, token)
         return token
+
+    def _put_token(self, w: Txn, user: str, token: str) -> None:
+        w.put("tokens", token_hash(token), TokenRecord(user, self.clock(), token[:8]).encode())
 
     def user_for_token(self, token: str) -> str | None:
         with self.db.read() as r:

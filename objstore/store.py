@@ -47,6 +47,12 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # buckets ---------------------------------------------------------------------------------
     def create_bucket(self, owner: str, name: str, region: str = "us-east-1") -> BucketRecord:
         if not BUCKET_NAME.match(name):

@@ -1,0 +1,1 @@
+"""The composition package: settings, the ASGI app and the `pyblob` command wire the layers together."""

@@ -1,0 +1,65 @@
+"""The ASGI application: settings, one `Store` per worker process, and the routers of the web layers.
+
+The store is opened in the lifespan startup, i.e. inside the worker process: an LMDB environment
+must never be carried across fork() (see objstore/db.py), and uvicorn's `--workers` starts the
+processes before any request arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from objstore import Store
+from s3api.app import S3App
+from s3api.context import S3Config
+
+from .settings import Settings, load_settings, store_config
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The application; with no settings given they are read from the environment (uvicorn's factory form)."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.data_dir, store_config(settings))
+        app.state.store = store
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(title="pyblob", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    app.add_api_route("/health", health, methods=["GET", "HEAD"], include_in_schema=False)
+    mount_web_layers(app)
+    return app
+
+
+async def health() -> dict[str, str]:
+    """Liveness for load balancers and the tests; answers once the worker's store is open."""
+    return {"status": "ok"}
+
+
+# First path segments that pyblob's own routes use now or will (short links, REST API, docs):
+# no bucket may take these names, so the route table can be matched first without guessing.
+RESERVED_PATHS = frozenset(
+    {"health", "s", "upload", "upload_batch", "upload_socket", "upload_tus", "list", "delete",
+     "delete_all", "user", "auth", "api", "docs", "redoc", "openapi.json", "static", "favicon.ico"}
+)
+S3_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"]
+
+
+def mount_web_layers(app: FastAPI) -> None:
+    """Mount the S3 API as the catch-all after pyblob's own routes.
+
+    Routes registered before this call (`/health`) take precedence over the S3 paths.
+    """
+    settings: Settings = app.state.settings
+    config = S3Config(region=settings.region, domain=settings.domain, reserved_buckets=RESERVED_PATHS)
+    s3 = S3App(lambda: app.state.store, config)
+    app.add_route("/", s3.endpoint, methods=S3_METHODS, include_in_schema=False)
+    app.add_route("/{path:path}", s3.endpoint, methods=S3_METHODS, include_in_schema=False)

@@ -1,0 +1,1 @@
+"""The `pyblob` subcommands, one module per family; `pyblob.cli` assembles them."""

@@ -1,0 +1,133 @@
+"""Every setting of a pyblob deployment, declared once: type, default and help.
+
+Read from `PYBLOB_*` environment variables and a `.env` file in the working directory (the
+environment wins). The README's settings table is generated from this class (`settings_table`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from objstore import StoreConfig
+from objstore.config import TiB
+
+from .sizes import format_size, parse_size
+
+__all__ = ["Settings", "Size", "load_settings", "parse_size", "settings_table", "store_config"]
+
+ENV_PREFIX = "PYBLOB_"
+
+# A byte count that may be written as `10MiB`, `1G`, ... in the environment or `.env`.
+Size = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+
+
+class Settings(BaseSettings):
+    # An empty variable (`PYBLOB_ADMIN_ACCESS_KEY=` in a compose file) means "not set", not "empty".
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", env_ignore_empty=True, extra="ignore"
+    )
+
+    data_dir: Path = Field(default=Path("./data"), description="Directory holding the metadata (LMDB) and the chunks.")
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port the HTTP server listens on.")
+    workers: int = Field(
+        default=1, ge=1, description="Number of server worker processes (each opens the data dir itself)."
+    )
+    public_url: str = Field(
+        default="",
+        description="Base URL clients reach the server at, for the links the server hands out. "
+        "Empty: `http://<host>:<port>` (`localhost` for a wildcard host).",
+    )
+    region: str = Field(
+        default="us-east-1",
+        description="S3 region name reported for buckets (signatures naming any region are accepted).",
+    )
+    domain: str = Field(
+        default="",
+        description="Domain for virtual-hosted-style S3 requests (`<bucket>.<domain>`); "
+        "empty: path-style only (always available).",
+    )
+    max_object_size: Size = Field(
+        default=5 * TiB, description="Default per-object size limit for new users (0 = unlimited)."
+    )
+    default_quota: Size = Field(default=0, description="Default storage quota for new users (0 = unlimited).")
+    gc_grace_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How long an unreferenced chunk stays on disk before `pyblob gc` may remove it.",
+    )
+    upload_max_age_seconds: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="Multipart uploads started longer ago than this are aborted by `pyblob gc`.",
+    )
+    admin_user: str = Field(
+        default="admin", description="Name of the user created on the first start of an empty data dir."
+    )
+    admin_access_key: str | None = Field(
+        default=None, description="Access key id to give the first admin instead of a generated one (with the secret)."
+    )
+    admin_secret_key: str | None = Field(
+        default=None, description="Secret key to give the first admin instead of a generated one (with the access key)."
+    )
+    durable: bool = Field(default=True, description="fsync data and metadata before acknowledging writes.")
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        if (self.admin_access_key is None) != (self.admin_secret_key is None):
+            raise ValueError("set both PYBLOB_ADMIN_ACCESS_KEY and PYBLOB_ADMIN_SECRET_KEY, or neither")
+        if not self.public_url:
+            host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
+            host = f"[{host}]" if ":" in host else host
+            self.public_url = f"http://{host}:{self.port}"
+        self.public_url = self.public_url.rstrip("/")
+        return self
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from env and `.env`, with the CLI's options (those not None) taking precedence."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def store_config(settings: Settings) -> StoreConfig:
+    return StoreConfig(
+        gc_grace_seconds=settings.gc_grace_seconds,
+        upload_max_age_seconds=settings.upload_max_age_seconds,
+        durable=settings.durable,
+        default_quota=settings.default_quota,
+        default_max_object_size=settings.max_object_size,
+    )
+
+
+def _shown_default(name: str) -> str:
+    field = Settings.model_fields[name]
+    value = field.default
+    if value is None or value == "":
+        return "(unset)"
+    if any(isinstance(m, BeforeValidator) for m in field.metadata):
+        shown = format_size(value)
+    elif isinstance(value, Path) and not value.is_absolute():
+        shown = f"./{value}"
+    elif isinstance(value, bool):
+        shown = str(value).lower()
+    elif isinstance(value, float) and value.is_integer():
+        shown = str(int(value))
+    else:
+        shown = str(value)
+    return f"`{shown}`"
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, as the README shows it."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {_shown_default(name)} | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())  # `python -m pyblob.settings`: the README's table

@@ -1,0 +1,38 @@
+"""Human byte sizes (`10MiB`, `500M`, `1G`, `1TiB`, `4096`), shared by the settings and the CLI."""
+
+from __future__ import annotations
+
+import re
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?)B?\s*$", re.IGNORECASE)
+_POWERS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes in `text`. Bare suffixes are binary (`1G` = 1 GiB), as in `df -h` and `du -h`,
+    because disks and quotas are reasoned about in powers of two; `iB` is accepted and means the same.
+
+    Raises ValueError with a message fit to show to a user.
+    """
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text < 0:
+            raise ValueError(f"size must not be negative: {text}")
+        return text
+    match = _SIZE.match(str(text))
+    if match is None:
+        raise ValueError(f"invalid size {text!r}: use bytes or a number with K, M, G, T or P (e.g. 10MiB, 1G)")
+    number, unit, _ = match.groups()
+    value = float(number) * 1024 ** _POWERS[unit.upper()]
+    if value != int(value):
+        raise ValueError(f"invalid size {text!r}: not a whole number of bytes")
+    return int(value)
+
+
+def format_size(n: int) -> str:
+    """The shortest exact binary form of `n` (`10MiB`), or plain bytes."""
+    if n == 0:
+        return "0"
+    for unit, power in (("PiB", 5), ("TiB", 4), ("GiB", 3), ("MiB", 2), ("KiB", 1)):
+        if n and n % 1024**power == 0:
+            return f"{n // 1024**power}{unit}"
+    return f"{n}B"

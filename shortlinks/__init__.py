@@ -1,0 +1,1 @@
+"""Short public links to objects (/s/<id>); filled in by the short links issue."""

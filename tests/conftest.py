@@ -1,0 +1,77 @@
+"""Fixtures that run pyblob as real processes (see `processes.py`): the CLI and `pyblob serve`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from processes import RunPyblob, Server, StartServer, clean_env, free_port, wait_healthy
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def run_pyblob(tmp_path: Path, data_dir: Path) -> RunPyblob:
+    """`run_pyblob("user", "add", "bob", env={...})`: `python -m pyblob ... --data-dir <data_dir>`."""
+
+    def run(
+        *args: str, env: dict[str, str] | None = None, with_data_dir: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "pyblob", *args]
+        if with_data_dir:
+            argv += ["--data-dir", str(data_dir)]
+        # check=False: the tests assert on exit codes themselves, failures included.
+        return subprocess.run(
+            argv,
+            check=False,
+            cwd=tmp_path,
+            env=clean_env(env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+
+    return run
+
+
+@pytest.fixture
+def start_server(tmp_path: Path, data_dir: Path) -> Iterator[StartServer]:
+    """Starts `pyblob serve` processes on the test's data dir; stops every one at the end."""
+    servers: list[Server] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Server:
+        port = free_port()
+        log_dir = tmp_path / f"server-{len(servers)}"
+        log_dir.mkdir()
+        argv = [sys.executable, "-m", "pyblob", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--data-dir", str(data_dir), *args]
+        with open(log_dir / "stdout", "wb") as out, open(log_dir / "stderr", "wb") as err:
+            proc = subprocess.Popen(
+                argv,
+                cwd=tmp_path,
+                env=clean_env(env),
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        server = Server(proc, f"http://127.0.0.1:{port}", log_dir)
+        servers.append(server)
+        wait_healthy(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server: StartServer) -> Server:
+    return start_server()

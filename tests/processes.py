@@ -1,0 +1,84 @@
+"""Helpers to run pyblob as real processes: the CLI and `pyblob serve` on a free loopback port.
+
+Every process gets a scrubbed environment (no PYBLOB_* from the developer's shell) and runs in a
+temporary directory, so no `.env` file of the checkout leaks into a test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYBLOB_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+RunPyblob = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log_dir: Path
+    stopped: bool = field(default=False)
+
+    @property
+    def stdout(self) -> str:
+        return (self.log_dir / "stdout").read_text()
+
+    @property
+    def stderr(self) -> str:
+        return (self.log_dir / "stderr").read_text()
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group (uvicorn and its workers), SIGKILL if it lingers."""
+        if self.stopped:
+            return
+        self.stopped = True
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(STOP_TIMEOUT)
+        except ProcessLookupError:
+            pass
+
+
+def wait_healthy(server: Server) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"pyblob serve exited with {server.proc.returncode}:\n{server.stderr}")
+        try:
+            if httpx.get(server.url + "/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"pyblob serve did not become healthy in {START_TIMEOUT}s:\n{server.stderr}")
+
+
+StartServer = Callable[..., Server]

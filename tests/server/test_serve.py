@@ -1,0 +1,77 @@
+"""`pyblob serve` as a real process: health, worker processes, first-start bootstrap."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+from processes import RunPyblob, Server, StartServer
+
+from objstore import Store
+
+BANNER = "These credentials are shown only this once"
+
+
+def test_health_answers_get_and_head(server: Server) -> None:
+    got = httpx.get(server.url + "/health")
+    assert got.status_code == 200
+    assert got.json() == {"status": "ok"}
+    assert httpx.head(server.url + "/health").status_code == 200
+
+
+def test_two_workers_serve_health(start_server: StartServer) -> None:
+    server = start_server("--workers", "2")
+    for _ in range(5):
+        assert httpx.get(server.url + "/health").json() == {"status": "ok"}
+    server.stop()
+    assert server.proc.returncode is not None
+
+
+def test_first_start_prints_admin_credentials_once(start_server: StartServer, run_pyblob: RunPyblob) -> None:
+    first = start_server()
+    assert BANNER in first.stdout
+    access_key = re.search(r"access key:\s+(\S+)", first.stdout)
+    secret_key = re.search(r"secret key:\s+(\S+)", first.stdout)
+    token = re.search(r"API token:\s+(\S+)", first.stdout)
+    assert access_key and secret_key and token
+    assert token.group(1).startswith("pbt_")
+    first.stop()
+
+    second = start_server()
+    assert BANNER not in second.stdout
+    assert secret_key.group(1) not in second.stdout + second.stderr
+    second.stop()
+
+    keys = json.loads(run_pyblob("key", "list", "admin", "--json").stdout)
+    assert [k["access_key"] for k in keys] == [access_key.group(1)]
+
+
+def test_admin_key_pair_imported_from_env(start_server: StartServer, run_pyblob: RunPyblob, data_dir: Path) -> None:
+    env = {
+        "PYBLOB_ADMIN_USER": "root",
+        "PYBLOB_ADMIN_ACCESS_KEY": "ADMINKEY",
+        "PYBLOB_ADMIN_SECRET_KEY": "s3cr/t+key==",
+    }
+    server = start_server(env=env)
+    assert BANNER in server.stdout
+    assert "ADMINKEY" in server.stdout
+    assert "s3cr/t+key==" not in server.stdout  # the operator has it; no need to echo it into logs
+    server.stop()
+
+    keys = json.loads(run_pyblob("key", "list", "--json").stdout)
+    assert [(k["access_key"], k["user"]) for k in keys] == [("ADMINKEY", "root")]
+    store = Store(data_dir)
+    try:
+        record = store.accounts.lookup_key("ADMINKEY")
+        assert record is not None and record.secret_key == "s3cr/t+key=="
+    finally:
+        store.close()
+
+
+def test_half_an_admin_key_pair_is_refused(run_pyblob: RunPyblob) -> None:
+    result = run_pyblob("serve", "--port", "1", env={"PYBLOB_ADMIN_ACCESS_KEY": "ADMINKEY"})
+    assert result.returncode == 2
+    assert "PYBLOB_ADMIN_SECRET_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
