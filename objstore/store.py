@@ -148,6 +148,7 @@ class Store:
                 page = manifests.page_at(r, mid, pos)
             if page is None:
                 raise NoSuchKey(record.key)
+            page_start = pos
             offset, entries = page
             for digest, length in entries:
                 if offset + length > pos:
@@ -157,7 +158,7 @@ class Store:
                     if pos >= end:
                         return
                 offset += length
-            if offset <= pos:
+            if pos == page_start:  # the last page ended before `end`
                 raise FormatError(f"manifest of {record.key!r} ends before byte {pos}")
 
     def delete_object(self, bucket: str, key: str) -> bool:
