@@ -39,11 +39,10 @@ class Chunker:
     def _cut(self, final: bool) -> Iterator[bytes]:
         buf = self._buf
         cuts = self._cut_points(final)
-        start = 0
-        for end in cuts:
-            yield bytes(buf[start:end])
-            start = end
-        del buf[:start]
+        with memoryview(buf) as view:
+            chunks = [bytes(view[a:b]) for a, b in zip([0, *cuts], cuts)]
+        del buf[: cuts[-1] if cuts else 0]
+        yield from chunks
 
     def _cut_points(self, final: bool) -> list[int]:
         """Ends of the chunks decided so far; pyfastcdc's views of the buffer are dropped on return."""

@@ -70,8 +70,10 @@ def _remove_expired_chunks(store: "Store", report: GcReport, progress: Progress)
                 row = refcount.get(w, digest)
                 if row is None or not _expired(row, cutoff):
                     continue  # referenced again since the scan
-                # Unlink under the write lock: no writer can install or reference it meanwhile.
-                store.blobs.remove(digest)
+                # Under the write lock no writer commits a reference meanwhile; a writer that has
+                # just renamed the same bytes into place (fresh ctime) keeps its file.
+                if (store.blobs.ctime(digest) or 0.0) <= cutoff:
+                    store.blobs.remove(digest)
                 w.delete("chunks", digest)
                 report.chunks_removed += 1
                 report.bytes_freed += row.size
@@ -83,19 +85,28 @@ def _expired(row: refcount.ChunkRow, cutoff: float) -> bool:
 
 
 def _remove_orphans(store: "Store", report: GcReport, progress: Progress) -> None:
-    """Chunk files with no row: left by a writer that died between rename and commit."""
+    """Chunk files with no row, unchanged for the grace period: left by a writer that died
+    between publishing and committing (a live writer commits within moments of its renames)."""
+    cutoff = store.clock() - store.config.gc_grace_seconds
     dirs = list(store.blobs.iter_chunk_dirs())
     for n, leaf in enumerate(dirs, 1):
-        names = [p.name for p in leaf.iterdir()]
+        names = [p.name for p in leaf.iterdir() if _older(p, cutoff)]
         with store.db.read() as r:
             orphans = [name for name in names if _orphan(r, name)]
         if orphans:
             with store.db.write() as w:
                 for name in orphans:
-                    if _orphan(w, name):
+                    if _orphan(w, name) and _older(leaf / name, cutoff):
                         (leaf / name).unlink(missing_ok=True)
                         report.orphans_removed += 1
         progress("orphan scan", n, len(dirs))
+
+
+def _older(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_ctime <= cutoff
+    except FileNotFoundError:
+        return False
 
 
 def _orphan(r: Txn, name: str) -> bool:

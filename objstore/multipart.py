@@ -76,6 +76,7 @@ class Multipart:
         sink = ChunkSink(self.store)
         try:
             joined = self._join(sink, chosen)
+            sink.publish()
             with self.store.db.write() as w:
                 upload = _upload(w, upload_id)
                 current = {p.number: p for p in _parts(w, upload_id)}
@@ -161,6 +162,7 @@ class PartWriter:
     def commit(self) -> PartRecord:
         content = self.finish()
         try:
+            self.content.publish()
             with self.store.db.write() as w:
                 _upload(w, self.upload.upload_id)
                 mid = self.content.install(w)

@@ -230,6 +230,7 @@ class ObjectWriter:
         content = self.finish()
         store = self.store
         try:
+            self.content.publish()
             with store.db.write() as w:
                 bucket = store._bucket(w, self.bucket.name)
                 if bucket.id != self.bucket.id:

@@ -51,7 +51,8 @@ class ChunkSink:
 
     A chunk that is referenced right now is not written again; one that is unreferenced (waiting
     out its grace period) or unknown is staged, so GC racing with this writer can never leave it
-    without the bytes. `install` runs inside the write transaction, where GC cannot run.
+    without the bytes. `publish` puts staged chunks in place durably before the transaction;
+    `install` runs inside it and checks, under the same lock GC takes, that every chunk is there.
     """
 
     def __init__(self, store: "Store"):
@@ -64,12 +65,15 @@ class ChunkSink:
             self.staging.put(digest, chunk)
         return digest, len(chunk)
 
+    def publish(self) -> None:
+        """Staged chunks durable and in place; call before opening the write transaction."""
+        self.staging.publish()
+
     def install(self, w: Txn, entries: list[manifests.Entry]) -> bytes:
-        """Put staged chunks in place and create a manifest of `entries` (inside `w`)."""
+        """Create a manifest of `entries` (inside `w`) once every chunk is known to be on disk."""
         for digest in {d for d, _ in entries}:
-            if digest not in self.staging.staged and not self.store.blobs.exists(digest):
+            if not self.store.blobs.exists(digest):
                 raise ChunkMissing("a chunk was collected while this upload ran; please retry")
-        self.staging.install_all()
         return manifests.create_chunked(w, entries)
 
     def close(self) -> None:
@@ -92,6 +96,7 @@ class ContentWriter:
         self._content: Content | None = None
 
     def write(self, data: bytes | memoryview) -> None:
+        """Append to the stream. `data` is hashed on another thread: pass bytes, or don't reuse it."""
         self.limits.check(self.hasher.size + len(data))
         self.hasher.update(data)
         for chunk in self._chunker.push(data):
@@ -110,7 +115,7 @@ class ContentWriter:
                     self._add_chunk(chunk)
             self._content = Content(
                 size=size,
-                md5=self.hasher.md5.hexdigest(),
+                md5=self.hasher.md5_hex(),
                 blake3=self.hasher.blake3.hexdigest(),
                 checksums=self.hasher.checksum_values(),
                 entries=self._entries,
@@ -118,8 +123,13 @@ class ContentWriter:
             )
         return self._content
 
+    def publish(self) -> None:
+        """Before the write transaction: make this content's new chunks durable and in place."""
+        self.finish()
+        self._sink.publish()
+
     def install(self, w: Txn) -> bytes:
-        """Inside the write transaction: put staged chunks in place and create the manifest."""
+        """Inside the write transaction: create the manifest of the published content."""
         content = self.finish()
         if content.inline is not None:
             return manifests.create_inline(w, content.inline)
@@ -127,6 +137,7 @@ class ContentWriter:
 
     def close(self) -> None:
         """Drop whatever was staged and not installed; safe to call more than once."""
+        self.hasher.md5_hex()  # stop the MD5 thread
         self._sink.close()
 
     def _add_chunk(self, chunk: bytes) -> None:
