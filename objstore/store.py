@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from . import keys, listing, manifests
 from .accounts import Accounts
@@ -175,6 +176,35 @@ class Store:
             manifests.drop_ref(w, bytes.fromhex(old.manifest), self.clock())
             self.accounts.charge(w, record.owner, -old.size, -1)
         return True
+
+    def copy_object(
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        replace: dict[str, Any] | None = None,
+        check: Callable[[ObjectRecord], None] | None = None,
+    ) -> ObjectRecord:
+        """A new object sharing the source's manifest: no byte is copied.
+
+        `replace` gives new attributes (content_type, headers, meta) instead of the source's;
+        `check` may raise on the source record (copy-source conditions) inside the transaction.
+        """
+        raw_src, raw_dst = keys.validate_key(src_key), keys.validate_key(dst_key)
+        with self.db.write() as w:
+            src_rec = self._bucket(w, src_bucket)
+            raw = w.get("objects", keys.encode(src_rec.id, raw_src))
+            if raw is None:
+                raise NoSuchKey(src_key)
+            source = ObjectRecord.decode(raw)
+            if check is not None:
+                check(source)
+            dst_rec = self._bucket(w, dst_bucket)
+            new = dataclasses.replace(source, key=dst_key, owner=dst_rec.owner, created=self.clock(), **(replace or {}))
+            manifests.add_ref(w, bytes.fromhex(source.manifest))
+            self.replace_object(w, dst_rec, raw_dst, new)
+        return new
 
     def list_objects(
         self, bucket: str, prefix: str = "", delimiter: str = "", after: str = "", max_keys: int = 1000, inclusive: bool = False
