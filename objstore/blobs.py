@@ -184,8 +184,10 @@ class Staging:
         self.blobs = blobs
         self.dir = blobs.tmp / secrets.token_hex(12)
         self.dir.mkdir()
-        self._lock_fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        # The lock file appears under its real name already locked, so GC never sees it free.
+        self._lock_fd = os.open(self.dir / ".lock.new", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        os.rename(self.dir / ".lock.new", self.dir / ".lock")
         self.staged: dict[bytes, Path] = {}
         self.published: list[bytes] = []
 

@@ -8,6 +8,7 @@ An environment must never be carried across fork(): `Database` remembers the pid
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -65,11 +66,14 @@ class Database:
         self._env: lmdb.Environment | None = None
         self._pid = 0
         self._dbs: dict[str, lmdb._Database] = {}
+        self._open_lock = threading.Lock()
 
     @property
     def env(self) -> lmdb.Environment:
         if self._env is None or self._pid != os.getpid():
-            self._open()
+            with self._open_lock:  # server threads may all touch a fresh store at once
+                if self._env is None or self._pid != os.getpid():
+                    self._open()
         assert self._env is not None
         return self._env
 

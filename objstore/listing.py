@@ -66,12 +66,22 @@ def prefix_successor(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
+def _is_common_prefix(key: bytes, prefix: bytes, delimiter: bytes) -> bool:
+    """Whether `key` is a CommonPrefix: prefix, then no delimiter until the one it ends with."""
+    return (
+        bool(key and delimiter)
+        and key.startswith(prefix)
+        and key.endswith(delimiter)
+        and key.find(delimiter, len(prefix)) == len(key) - len(delimiter)
+    )
+
+
 def list_page(r: Txn, bucket_id: int, prefix: str, delimiter: str, after: str, max_keys: int, inclusive: bool = False) -> Page:
     """One page of ListObjects: keys > `after` (>= when `inclusive`) under `prefix`, rolled up at `delimiter`."""
     page = Page()
     bprefix, bdelim, bafter = prefix.encode(), delimiter.encode(), after.encode()
     start = max(bprefix, bafter if inclusive else bafter + b"\x00") if after else bprefix
-    if not inclusive and bafter and bdelim and bafter.startswith(bprefix) and bafter.endswith(bdelim) and bdelim in bafter[len(bprefix):]:
+    if not inclusive and _is_common_prefix(bafter, bprefix, bdelim):
         # `after` is a common prefix returned earlier: resume past every key under it.
         start = max(start, prefix_successor(bafter))
     while True:

@@ -12,7 +12,7 @@ import secrets
 from typing import TYPE_CHECKING, Iterable
 
 from . import keys, manifests
-from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload, QuotaExceeded
+from .errors import EntityTooLarge, EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload, QuotaExceeded
 from .records import ObjectRecord, PartRecord, UploadRecord
 from .rechunk import Joiner, Part
 from .writer import ChunkSink, Content, ContentWriter
@@ -73,6 +73,10 @@ class Multipart:
         """CompleteMultipartUpload: validate the part list as S3 does, then join the parts."""
         upload = self.get_upload(upload_id)
         chosen = self._validate(upload_id, wanted, min_part_size)
+        size = sum(p.size for p in chosen)
+        limit = self.store.accounts.get_user(upload.owner).max_object_size
+        if limit and size > limit:
+            raise EntityTooLarge(f"object of {size} bytes exceeds the limit of {limit}")
         sink = ChunkSink(self.store)
         try:
             joined = self._join(sink, chosen)
@@ -162,6 +166,9 @@ class PartWriter:
     def commit(self) -> PartRecord:
         content = self.finish()
         try:
+            with self.store.db.read() as r:  # refuse before publishing what could not be kept
+                _upload(r, self.upload.upload_id)
+                self._check_quota(r, content.size)
             self.content.publish()
             with self.store.db.write() as w:
                 _upload(w, self.upload.upload_id)
@@ -172,14 +179,20 @@ class PartWriter:
             self.content.close()
         return part
 
+    def _check_quota(self, r: "Txn", size: int) -> PartRecord | None:
+        """The part this one replaces; QuotaExceeded if the owner has no room for the difference."""
+        raw = r.get("parts", part_key(self.upload.upload_id, self.number))
+        old = PartRecord.decode(raw) if raw is not None else None
+        delta = size - (old.size if old else 0)
+        user = self.store.accounts.user_in(r, self.upload.owner)
+        if user.quota and delta > 0 and user.usage_bytes + delta > user.quota:
+            raise QuotaExceeded(f"part of {size} bytes would exceed the quota of {user.quota}")
+        return old
+
     def _replace(self, w: "Txn", part: PartRecord) -> None:
         key = part_key(self.upload.upload_id, self.number)
-        raw = w.get("parts", key)
-        old = PartRecord.decode(raw) if raw is not None else None
+        old = self._check_quota(w, part.size)
         delta = part.size - (old.size if old else 0)
-        user = self.store.accounts.user_in(w, self.upload.owner)
-        if user.quota and delta > 0 and user.usage_bytes + delta > user.quota:
-            raise QuotaExceeded(f"part of {part.size} bytes would exceed the quota of {user.quota}")
         if old is not None:
             manifests.drop_ref(w, bytes.fromhex(old.manifest), self.store.clock())
         w.put("parts", key, part.encode())

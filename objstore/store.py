@@ -103,16 +103,20 @@ class Store:
         """A writer for a new version of bucket/key; nothing is visible until `commit`."""
         raw_key = keys.validate_key(key)
         record = self.get_bucket(bucket)
-        limits = self.limits_for(record.owner)
+        with self.db.read() as r:
+            raw = r.get("objects", keys.encode(record.id, raw_key))
+        replacing = ObjectRecord.decode(raw).size if raw is not None else 0
+        limits = self.limits_for(record.owner, replacing)
         if size_hint is not None:
             limits.check(size_hint)
         return ObjectWriter(self, record, raw_key, checksums, limits)
 
-    def limits_for(self, owner: str) -> SizeLimits:
+    def limits_for(self, owner: str, replacing: int = 0) -> SizeLimits:
+        """How large a stream of `owner` may grow; `replacing` bytes are freed when it commits."""
         user = self.accounts.get_user(owner)
         return SizeLimits(
             max_object=user.max_object_size or None,
-            quota_room=max(0, user.quota - user.usage_bytes) if user.quota else None,
+            quota_room=max(0, user.quota - user.usage_bytes + replacing) if user.quota else None,
         )
 
     def put_object(self, bucket: str, key: str, data: bytes, **attrs: object) -> ObjectRecord:
@@ -214,23 +218,34 @@ class Store:
             record = self._bucket(r, bucket)
             return listing.list_page(r, record.id, prefix, delimiter, after, max_keys, inclusive)
 
-    def replace_object(self, w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord, if_none_match: bool = False) -> None:
-        """Point bucket/key at `new` inside `w`: usage, quota and the old manifest's reference."""
-        lkey = keys.encode(bucket.id, raw_key)
-        raw = w.get("objects", lkey)
+    def check_replace(self, r: Txn, bucket: BucketRecord, raw_key: bytes, size: int, if_none_match: bool = False) -> ObjectRecord | None:
+        """Whether bucket/key may become an object of `size` bytes; returns the object it replaces.
+
+        Runs inside the commit's write transaction, and before publishing chunks in a read one, so a
+        write that is bound to fail leaves no files behind.
+        """
+        current = self._bucket(r, bucket.name)
+        if current.id != bucket.id:
+            raise NoSuchBucket(bucket.name)
+        raw = r.get("objects", keys.encode(bucket.id, raw_key))
         old = ObjectRecord.decode(raw) if raw is not None else None
         if old is not None and if_none_match:
-            raise PreconditionFailed(f"{new.key} exists")
-        user = self.accounts.user_in(w, bucket.owner)
-        delta = new.size - (old.size if old else 0)
-        if user.max_object_size and new.size > user.max_object_size:
-            raise EntityTooLarge(f"object of {new.size} bytes exceeds the limit of {user.max_object_size}")
+            raise PreconditionFailed(f"{raw_key.decode()} exists")
+        user = self.accounts.user_in(r, bucket.owner)
+        delta = size - (old.size if old else 0)
+        if user.max_object_size and size > user.max_object_size:
+            raise EntityTooLarge(f"object of {size} bytes exceeds the limit of {user.max_object_size}")
         if user.quota and delta > 0 and user.usage_bytes + delta > user.quota:
-            raise QuotaExceeded(f"storing {new.size} bytes would exceed the quota of {user.quota}")
-        w.put("objects", lkey, new.encode())
+            raise QuotaExceeded(f"storing {size} bytes would exceed the quota of {user.quota}")
+        return old
+
+    def replace_object(self, w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord, if_none_match: bool = False) -> None:
+        """Point bucket/key at `new` inside `w`: usage, quota and the old manifest's reference."""
+        old = self.check_replace(w, bucket, raw_key, new.size, if_none_match)
+        w.put("objects", keys.encode(bucket.id, raw_key), new.encode())
         if old is not None:
             manifests.drop_ref(w, bytes.fromhex(old.manifest), self.clock())
-        self.accounts.charge(w, bucket.owner, delta, 0 if old else 1)
+        self.accounts.charge(w, bucket.owner, new.size - (old.size if old else 0), 0 if old else 1)
 
 
 class ObjectWriter:
@@ -260,11 +275,11 @@ class ObjectWriter:
         content = self.finish()
         store = self.store
         try:
+            with store.db.read() as r:
+                store.check_replace(r, self.bucket, self.raw_key, content.size, if_none_match)
             self.content.publish()
             with store.db.write() as w:
                 bucket = store._bucket(w, self.bucket.name)
-                if bucket.id != self.bucket.id:
-                    raise NoSuchBucket(self.bucket.name)
                 mid = self.content.install(w)
                 record = ObjectRecord(
                     key=self.raw_key.decode(),

@@ -1,0 +1,107 @@
+"""Helpers shared by the objstore tests; also the targets of spawned worker processes.
+
+Named `objstore_helpers` (not `helpers`) because test directories here are not packages: the module
+name must be unique across the whole test tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from pathlib import Path
+
+from objstore import ObjectRecord, Store, StoreConfig, manifests, refcount
+from objstore.config import KiB
+from objstore.manifests import Entry
+
+SMALL = StoreConfig(chunk_min=16 * KiB, chunk_avg=64 * KiB, chunk_max=256 * KiB, durable=False, map_size=1 << 30)
+
+
+class Clock:
+    """An injectable clock: `clock()` reads it, `clock.advance(s)` moves it on.
+
+    It starts at the real time because GC compares it with file ctimes (set by the kernel).
+    """
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def rand(n: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def read(store: Store, bucket: str, key: str, start: int = 0, end: int | None = None) -> bytes:
+    return b"".join(store.read_object(store.head_object(bucket, key), start, end))
+
+
+def entries_of(store: Store, record: ObjectRecord) -> list[Entry]:
+    with store.db.read() as r:
+        return manifests.all_entries(r, bytes.fromhex(record.manifest))
+
+
+def chunk_row(store: Store, digest: bytes) -> refcount.ChunkRow | None:
+    with store.db.read() as r:
+        return refcount.get(r, digest)
+
+
+def chunk_files(store: Store) -> set[str]:
+    """Names (hex digests) of every chunk file under chunks/."""
+    return {p.name for p in store.blobs.chunks.rglob("*") if p.is_file()}
+
+
+def staged_files(store: Store) -> set[str]:
+    """Names of the chunk files sitting in any staging dir under tmp/ (lock files excluded)."""
+    return {p.name for p in store.blobs.tmp.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+def tmp_entries(store: Store) -> list[Path]:
+    return list(store.blobs.tmp.iterdir())
+
+
+def listed_usage(store: Store, bucket: str) -> tuple[int, int]:
+    """(bytes, objects) summed over a full listing of `bucket`."""
+    page = store.list_objects(bucket, max_keys=1_000_000)
+    return sum(o.size for o in page.objects), len(page.objects)
+
+
+# Content shared by concurrent workers: the same bytes under several keys keeps chunks shared,
+# dropping to zero and coming back while others write.
+POOL_SIZES = (0, 100, 4 * KiB, 4 * KiB + 1, 40 * KiB, 150 * KiB, 600 * KiB)
+
+
+def pool_payload(i: int) -> bytes:
+    return rand(POOL_SIZES[i % len(POOL_SIZES)], seed=1000 + i)
+
+
+def churn(store: Store, bucket: str, seed: int, ops: int, keys: int = 10) -> None:
+    """Random puts (overwrites included) and deletes on a small shared key set."""
+    rng = random.Random(seed)
+    for _ in range(ops):
+        key = f"churn/{rng.randrange(keys)}"
+        if rng.random() < 0.7:
+            store.put_object(bucket, key, pool_payload(rng.randrange(2 * len(POOL_SIZES))))
+        else:
+            store.delete_object(bucket, key)
+
+
+def churn_process(data_dir: str, config: StoreConfig, bucket: str, seed: int, ops: int) -> None:
+    """Target of a spawned process: its own Store on the shared data dir."""
+    store = Store(data_dir, config)
+    try:
+        churn(store, bucket, seed, ops)
+    finally:
+        store.close()
+
+

@@ -1,0 +1,239 @@
+"""GC, fsck and snapshots (`objstore.maintenance`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from objstore_helpers import (
+    SMALL,
+    Clock,
+    chunk_files,
+    chunk_row,
+    entries_of,
+    rand,
+    read,
+    tmp_entries,
+)
+
+from objstore import Store, manifests, refcount
+from objstore.maintenance import STAGING_MIN_AGE, collect_garbage, fsck, snapshot
+from objstore.records import UserRecord
+
+
+@pytest.fixture
+def filled(store: Store, bucket: str) -> dict[str, bytes]:
+    """A few objects: shared chunks, an inline one, a pending multipart part."""
+    objects = {"a": rand(500_000, 1), "b": rand(500_000, 1), "c": rand(300_000, 2), "tiny": b"tiny"}
+    for k, v in objects.items():
+        store.put_object(bucket, k, v)
+    upload = store.multipart.create_upload(bucket, "pending")
+    with store.multipart.open_part_writer(upload.upload_id, 1) as w:
+        w.write(rand(200_000, 3))
+        w.commit()
+    return objects
+
+
+def assert_fsck_clean(store: Store) -> None:
+    report = fsck(store)
+    assert report.ok, report.problems
+
+
+def test_fsck_of_a_healthy_store(store: Store, filled: dict[str, bytes]) -> None:
+    seen: list[str] = []
+    report = fsck(store, progress=lambda phase, done, total: seen.append(phase))
+    assert report.ok and report.problems == [] and report.repaired == 0
+    assert report.chunks_checked == len(chunk_files(store))
+    assert "re-hash chunks" in seen
+
+
+def test_wrong_chunk_count_is_found_and_repaired(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
+    digest, size = entries_of(store, store.head_object(bucket, "c"))[0]
+    with store.db.write() as w:
+        w.put("chunks", digest, refcount.ChunkRow(99, 0, size).encode())
+    report = fsck(store)
+    assert not report.ok
+    assert any(digest.hex() in p and "99" in p for p in report.problems)
+    assert fsck(store, repair=True).repaired >= 1
+    assert chunk_row(store, digest) == refcount.ChunkRow(1, 0.0, size)
+    assert_fsck_clean(store)
+
+
+def test_count_too_low_is_repaired_so_gc_keeps_the_chunk(store: Store, bucket: str, clock: Clock, filled: dict[str, bytes]) -> None:
+    digest, size = entries_of(store, store.head_object(bucket, "c"))[0]
+    with store.db.write() as w:
+        w.put("chunks", digest, refcount.ChunkRow(0, clock() - 10 * store.config.gc_grace_seconds, size).encode())
+    assert not fsck(store).ok
+    fsck(store, repair=True)
+    assert collect_garbage(store).chunks_removed == 0
+    assert read(store, bucket, "c") == filled["c"]
+    assert_fsck_clean(store)
+
+
+def test_missing_chunk_row_is_recreated(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
+    digest, size = entries_of(store, store.head_object(bucket, "c"))[0]
+    with store.db.write() as w:
+        w.delete("chunks", digest)
+    assert any("no row" in p for p in fsck(store).problems)
+    fsck(store, repair=True)
+    assert chunk_row(store, digest) == refcount.ChunkRow(1, 0.0, size)
+    assert_fsck_clean(store)
+
+
+def test_counted_chunk_nobody_references_is_released(store: Store, clock: Clock, filled: dict[str, bytes]) -> None:
+    stray = b"\x07" * 32
+    with store.db.write() as w:
+        w.put("chunks", stray, refcount.ChunkRow(3, 0.0, 10).encode())
+    assert any(stray.hex() in p for p in fsck(store).problems)
+    fsck(store, repair=True)
+    assert chunk_row(store, stray) == refcount.ChunkRow(0, clock(), 10)
+    assert_fsck_clean(store)
+    clock.advance(store.config.gc_grace_seconds + 1)
+    assert collect_garbage(store).chunks_removed == 1
+    assert chunk_row(store, stray) is None
+
+
+def test_wrong_manifest_refcount_is_found_and_repaired(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
+    mid = bytes.fromhex(store.head_object(bucket, "a").manifest)
+    with store.db.write() as w:
+        head = manifests.get_head(w, mid)
+        head.refs = 5  # type: ignore[union-attr]
+        w.put("manifests", mid, head.encode())  # type: ignore[union-attr]
+    report = fsck(store)
+    assert any(mid.hex() in p and "5" in p for p in report.problems)
+    fsck(store, repair=True)
+    with store.db.read() as r:
+        assert manifests.get_head(r, mid).refs == 1  # type: ignore[union-attr]
+    assert_fsck_clean(store)
+    store.delete_object(bucket, "a")  # the repaired count lets the manifest go
+    with store.db.read() as r:
+        assert manifests.get_head(r, mid) is None
+
+
+def test_wrong_user_usage_is_found_and_repaired(store: Store, filled: dict[str, bytes]) -> None:
+    with store.db.write() as w:
+        user = UserRecord.decode(w.get("users", b"alice"))  # type: ignore[arg-type]
+        right = (user.usage_bytes, user.object_count)
+        user.usage_bytes, user.object_count = 1, 42
+        w.put("users", b"alice", user.encode())
+    assert any("alice" in p for p in fsck(store).problems)
+    assert right == (sum(map(len, filled.values())) + 200_000, len(filled))  # parts count as usage
+    fsck(store, repair=True)
+    u = store.accounts.get_user("alice")
+    assert (u.usage_bytes, u.object_count) == right
+    assert_fsck_clean(store)
+
+
+def test_corrupt_chunk_is_found_and_quarantined(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
+    digest, _ = entries_of(store, store.head_object(bucket, "c"))[1]
+    path = store.blobs.path(digest)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    report = fsck(store)
+    assert [p for p in report.problems if "corrupt" in p] == [f"chunk {digest.hex()} is corrupt (content does not hash to its name)"]
+    repaired = fsck(store, repair=True)
+    assert repaired.repaired >= 1
+    assert (store.root / "quarantine" / digest.hex()).read_bytes() == bytes(data)
+    assert not path.exists()
+    # The bytes are gone; fsck keeps saying so, and the objects not using the chunk are fine.
+    assert [p for p in fsck(store).problems] == [f"chunk {digest.hex()} is missing"]
+    assert read(store, bucket, "a") == filled["a"]
+
+
+def test_truncated_chunk_is_corrupt(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
+    digest, n = entries_of(store, store.head_object(bucket, "a"))[0]
+    path = store.blobs.path(digest)
+    path.write_bytes(path.read_bytes()[: n - 1])
+    assert any("corrupt" in p and digest.hex() in p for p in fsck(store).problems)
+
+
+def test_missing_chunk_is_found(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
+    digest, _ = entries_of(store, store.head_object(bucket, "c"))[0]
+    store.blobs.path(digest).unlink()
+    report = fsck(store)
+    assert report.problems == [f"chunk {digest.hex()} is missing"]
+    fsck(store, repair=True)  # nothing to quarantine, counts are right
+    assert not (store.root / "quarantine").exists()
+
+
+# GC ---------------------------------------------------------------------------------------------
+def test_gc_racing_a_reupload_keeps_the_content(store: Store, bucket: str, clock: Clock) -> None:
+    data = rand(600_000, seed=8)
+    rec = store.put_object(bucket, "k", data)
+    digests = {d for d, _ in entries_of(store, rec)}
+    store.delete_object(bucket, "k")
+    assert all(chunk_row(store, d).count == 0 for d in digests)  # type: ignore[union-attr]
+    clock.advance(store.config.gc_grace_seconds / 2)
+    store.put_object(bucket, "again", data)  # within the grace period
+    assert all(chunk_row(store, d) == refcount.ChunkRow(1, 0.0, chunk_row(store, d).size) for d in digests)  # type: ignore[union-attr]
+    clock.advance(store.config.gc_grace_seconds)
+    assert collect_garbage(store).chunks_removed == 0
+    assert chunk_files(store) == {d.hex() for d in digests}
+    assert read(store, bucket, "again") == data
+    assert_fsck_clean(store)
+
+
+def test_gc_removes_orphan_files_after_the_grace_period(store: Store, bucket: str, clock: Clock) -> None:
+    """A chunk file without a row is either a live writer's (published, about to commit) or a dead
+    one's: GC tells them apart by age."""
+    store.put_object(bucket, "k", rand(100_000))
+    kept = chunk_files(store)
+    orphan = store.blobs.path(b"\x05" * 32)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"left by a writer that died after rename")
+    foreign = orphan.parent / "README"
+    foreign.write_text("not a chunk")
+    assert collect_garbage(store).orphans_removed == 0
+    assert orphan.exists()
+    clock.advance(store.config.gc_grace_seconds + 1)
+    report = collect_garbage(store)
+    assert report.orphans_removed == 1
+    assert not orphan.exists() and foreign.exists()
+    assert chunk_files(store) == kept | {"README"}
+    assert read(store, bucket, "k") == rand(100_000)
+
+
+def test_gc_staging_dirs(store: Store) -> None:
+    live = store.blobs.open_staging()
+    dead = store.blobs.tmp / "dead"
+    dead.mkdir()
+    (dead / ".lock").touch()  # its writer took the lock and died
+    young = store.blobs.tmp / "young"
+    young.mkdir()  # its writer has not taken the lock yet
+    old = store.blobs.tmp / "old"
+    old.mkdir()
+    past = time.time() - STAGING_MIN_AGE - 5
+    os.utime(old, (past, past))
+    os.utime(live.dir, (past, past))
+    assert collect_garbage(store).staging_removed == 2
+    assert sorted(p.name for p in tmp_entries(store)) == sorted([live.dir.name, "young"])
+    live.close()
+
+
+def test_gc_on_an_empty_store(store: Store) -> None:
+    report = collect_garbage(store)
+    assert (report.chunks_removed, report.orphans_removed, report.staging_removed, report.uploads_aborted) == (0, 0, 0, 0)
+
+
+# snapshots ------------------------------------------------------------------------------------
+def test_snapshot_restores_into_a_new_data_dir(store: Store, bucket: str, tmp_path: Path, filled: dict[str, bytes]) -> None:
+    snap = tmp_path / "snap"
+    snapshot(store, snap)
+    store.put_object(bucket, "after-snapshot", b"later")
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    shutil.copytree(snap, restored / "meta")
+    shutil.copytree(store.blobs.chunks, restored / "chunks")
+    copy = Store(restored, SMALL)
+    for key, data in filled.items():
+        assert read(copy, bucket, key) == data
+    assert [o.key for o in copy.list_objects(bucket).objects] == sorted(filled)
+    assert len(copy.multipart.list_uploads()) == 1
+    assert_fsck_clean(copy)
+    copy.close()
+    with pytest.raises(FileExistsError):
+        snapshot(store, snap)

@@ -1,0 +1,91 @@
+"""Chunk reference counts (`objstore.refcount`) and deduplication as the store uses them."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from objstore_helpers import Clock, chunk_files, chunk_row, entries_of, rand, read
+
+from objstore import Store, refcount
+from objstore.errors import FormatError
+from objstore.maintenance import collect_garbage, fsck
+
+D1, D2 = b"\x01" * 32, b"\x02" * 32
+
+
+def test_row_round_trip_and_version() -> None:
+    row = refcount.ChunkRow(3, 12.5, 65536)
+    assert refcount.ChunkRow.decode(row.encode()) == row
+    with pytest.raises(FormatError):
+        refcount.ChunkRow.decode(b"\x09" + row.encode()[1:])
+
+
+def test_add_then_drop_records_when_a_count_reaches_zero(store: Store) -> None:
+    with store.db.write() as w:
+        refcount.add_refs(w, Counter({D1: 2, D2: 1}), {D1: 10, D2: 20})
+    with store.db.write() as w:
+        refcount.drop_refs(w, Counter({D1: 1, D2: 1}), now=100.0)
+    with store.db.read() as r:
+        assert refcount.get(r, D1) == refcount.ChunkRow(1, 0.0, 10)
+        assert refcount.get(r, D2) == refcount.ChunkRow(0, 100.0, 20)
+    with store.db.write() as w:
+        refcount.add_refs(w, Counter({D2: 1}), {D2: 20})
+    with store.db.read() as r:
+        assert refcount.get(r, D2) == refcount.ChunkRow(1, 0.0, 20)  # referenced again: grace cleared
+
+
+def test_drop_never_goes_negative_and_ignores_unknown_chunks(store: Store) -> None:
+    with store.db.write() as w:
+        refcount.add_refs(w, Counter({D1: 1}), {D1: 10})
+        refcount.drop_refs(w, Counter({D1: 5, D2: 1}), now=7.0)
+    with store.db.read() as r:
+        assert refcount.get(r, D1) == refcount.ChunkRow(0, 7.0, 10)
+        assert refcount.get(r, D2) is None
+
+
+def test_same_content_under_two_keys_is_stored_once(store: Store, bucket: str, clock: Clock) -> None:
+    data = rand(700_000, seed=11)
+    a = store.put_object(bucket, "a", data)
+    b = store.put_object(bucket, "b", data)
+    ents = entries_of(store, a)
+    assert ents == entries_of(store, b) and len(ents) > 3
+    digests = {d for d, _ in ents}
+    assert chunk_files(store) == {d.hex() for d in digests}
+    assert all(chunk_row(store, d).count == 2 for d in digests)  # type: ignore[union-attr]
+
+    store.delete_object(bucket, "a")
+    assert all(chunk_row(store, d).count == 1 for d in digests)  # type: ignore[union-attr]
+    assert read(store, bucket, "b") == data
+
+    clock.advance(10)
+    store.delete_object(bucket, "b")
+    deleted_at = clock()
+    assert all(chunk_row(store, d) == refcount.ChunkRow(0, deleted_at, n) for d, n in ents)
+    assert chunk_files(store) == {d.hex() for d in digests}  # still on disk during the grace period
+
+    clock.advance(store.config.gc_grace_seconds - 1)
+    assert collect_garbage(store).chunks_removed == 0
+    assert chunk_files(store) == {d.hex() for d in digests}
+
+    clock.advance(2)
+    report = collect_garbage(store)
+    assert report.chunks_removed == len(digests)
+    assert report.bytes_freed == sum(n for _, n in set(ents))
+    assert chunk_files(store) == set()
+    assert all(chunk_row(store, d) is None for d in digests)
+    assert fsck(store).ok
+
+
+def test_repeated_chunks_inside_one_object_count_once_per_occurrence(store: Store, bucket: str) -> None:
+    block = bytes(store.config.chunk_max)  # zeros: always cut at max, so identical chunks
+    data = block * 4 + rand(1000)
+    rec = store.put_object(bucket, "zeros", data)
+    ents = entries_of(store, rec)
+    assert ents.count(ents[0]) == 4
+    assert chunk_row(store, ents[0][0]).count == 4  # type: ignore[union-attr]
+    assert len(chunk_files(store)) == 2
+    assert read(store, bucket, "zeros") == data
+    store.delete_object(bucket, "zeros")
+    assert chunk_row(store, ents[0][0]).count == 0  # type: ignore[union-attr]
+    assert fsck(store).ok
