@@ -37,10 +37,17 @@ class Settings(BaseSettings):
     workers: int = Field(
         default=1, ge=1, description="Number of server worker processes (each opens the data dir itself)."
     )
+    tls_certfile: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) to serve HTTPS with; unset: plain HTTP (put TLS in front instead).",
+    )
+    tls_keyfile: Path | None = Field(
+        default=None, description="PEM private key of `PYBLOB_TLS_CERTFILE`, unless that file holds the key too."
+    )
     public_url: str = Field(
         default="",
         description="Base URL clients reach the server at, for the links the server hands out. "
-        "Empty: `http://<host>:<port>` (`localhost` for a wildcard host).",
+        "Empty: `http://<host>:<port>` (`https` with a TLS certificate; `localhost` for a wildcard host).",
     )
     region: str = Field(
         default="us-east-1",
@@ -80,10 +87,13 @@ class Settings(BaseSettings):
     def _derive(self) -> Settings:
         if (self.admin_access_key is None) != (self.admin_secret_key is None):
             raise ValueError("set both PYBLOB_ADMIN_ACCESS_KEY and PYBLOB_ADMIN_SECRET_KEY, or neither")
+        if self.tls_keyfile is not None and self.tls_certfile is None:
+            raise ValueError("PYBLOB_TLS_KEYFILE needs PYBLOB_TLS_CERTFILE")
         if not self.public_url:
             host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
             host = f"[{host}]" if ":" in host else host
-            self.public_url = f"http://{host}:{self.port}"
+            scheme = "https" if self.tls_certfile else "http"
+            self.public_url = f"{scheme}://{host}:{self.port}"
         self.public_url = self.public_url.rstrip("/")
         return self
 

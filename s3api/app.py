@@ -21,7 +21,7 @@ from objstore.errors import StoreError
 from .auth import RequestView, authenticate, parse_query
 from .context import S3Config, S3Context
 from .errors import S3Error
-from .ops import bucket, delete, get, listing, put
+from .ops import bucket, copy, delete, get, listing, multipart, put
 from .router import Op, Route, classify
 from .xml import render
 
@@ -44,16 +44,48 @@ HANDLERS: dict[Op, Handler] = {
     Op.PutObject: put.handle_put_object,
     Op.DeleteObject: delete.handle_delete_object,
     Op.DeleteObjects: delete.handle_delete_objects,
+    Op.CopyObject: copy.handle_copy_object,
+    Op.CreateMultipartUpload: multipart.handle_create_multipart_upload,
+    Op.UploadPart: multipart.handle_upload_part,
+    Op.UploadPartCopy: multipart.handle_upload_part_copy,
+    Op.CompleteMultipartUpload: multipart.handle_complete_multipart_upload,
+    Op.AbortMultipartUpload: multipart.handle_abort_multipart_upload,
+    Op.ListParts: multipart.handle_list_parts,
+    Op.ListMultipartUploads: multipart.handle_list_multipart_uploads,
 }
 
 
-def split_path(path: str, host: str, domain: str) -> tuple[str, str]:
-    """(bucket, key) from a decoded path; virtual-hosted style when Host is <bucket>.<domain>."""
+def split_path(path: str, host: str, domain: str) -> tuple[str, str, bool]:
+    """(bucket, key, virtual-hosted?) from a decoded path and the Host header.
+
+    Virtual-hosted style when Host is <bucket>.<domain>; path style otherwise.
+    """
     hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host
     if domain and hostname.endswith("." + domain):
-        return hostname[: -len(domain) - 1], path[1:]
+        return hostname[: -len(domain) - 1], path[1:], True
     bucket, _, key = path[1:].partition("/")
-    return bucket, key
+    return bucket, key, False
+
+
+# Engine errors whose text is just the name of what is missing or taken: AWS's message, and the
+# name in its own element, as AWS answers them (NoSuchKey carries <Key>, NoSuchBucket <BucketName>).
+NAMED_BY = {
+    "NoSuchBucket": "BucketName",
+    "BucketAlreadyExists": "BucketName",
+    "BucketAlreadyOwnedByYou": "BucketName",
+    "NoSuchKey": "Key",
+    "NoSuchUpload": "UploadId",
+}
+
+
+def from_store_error(e: StoreError) -> S3Error:
+    if e.code in NAMED_BY:
+        return S3Error(e.code, **{NAMED_BY[e.code]: str(e)})
+    return S3Error(e.code, str(e) or None)
+
+
+def has_body(request: Request) -> bool:
+    return "transfer-encoding" in request.headers or request.headers.get("content-length", "0") not in ("", "0")
 
 
 class S3App:
@@ -69,24 +101,30 @@ class S3App:
         except S3Error as e:
             response = self._error(request, e, request_id)
         except StoreError as e:
-            response = self._error(request, S3Error(e.code, str(e) or None), request_id)
+            response = self._error(request, from_store_error(e), request_id)
         except Exception:
             log.exception("internal error on %s %s", request.method, request.url.path)
             response = self._error(request, S3Error("InternalError", "We encountered an internal error. Please try again."), request_id)
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = request_id
+        if response.status_code >= 400 and has_body(request):
+            # The body may be unread (an error found before it, or a client that waits for a
+            # 100 Continue it will not get, as botocore does): leftover bytes would be parsed as
+            # the next request on this connection, so end the connection with the response.
+            response.headers["connection"] = "close"
         return response
 
     async def _handle(self, request: Request, request_id: str) -> Response:
         raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
         query = parse_query(request.scope.get("query_string", b"").decode("latin-1"))
-        headers = {k: ", ".join(request.headers.getlist(k)) for k in request.headers.keys()}
-        bucket_name, key = split_path(unquote(raw_path), headers.get("host", ""), self.config.domain)
+        # A repeated header is one comma-separated value, without spaces: as SigV4 and SigV2 sign it.
+        headers = {k: ",".join(request.headers.getlist(k)) for k in request.headers.keys()}
+        bucket_name, key, virtual = split_path(unquote(raw_path), headers.get("host", ""), self.config.domain)
         route = classify(request.method, bucket_name, key, dict(query), headers)
         if route.op is None:
             raise S3Error("MethodNotAllowed", resource=request.url.path, Method=request.method, ResourceType="OBJECT" if key else "BUCKET")
         ctx = S3Context(request, self.get_store(), self.config, request_id, route, dict(query), headers)
-        view = RequestView(request.method, raw_path, query, headers)
+        view = RequestView(request.method, raw_path, query, headers, bucket_name if virtual else "")
         ctx.identity = await ctx.run(authenticate, view, ctx.store.accounts, time.time())
         handler = HANDLERS.get(route.op)
         if handler is None:

@@ -45,6 +45,7 @@ class RequestView:
     raw_path: str  # as sent, percent-encoded, without the query
     query: list[tuple[str, str]]  # decoded pairs, in order
     headers: dict[str, str]
+    virtual_bucket: str = ""  # the bucket named by the Host header (virtual-hosted style), if any
 
     @property
     def query_map(self) -> dict[str, str]:
@@ -204,8 +205,14 @@ def _http_date(value: str) -> float:
         raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header") from e
 
 
-def _v2_resource(req: RequestView) -> str:
-    return sigv2.canonical_resource(req.raw_path, req.query_map)
+def _v2_resources(req: RequestView) -> list[str]:
+    """The canonical resource; for a bucket's own path also with a trailing slash, as botocore signs it."""
+    # SigV2 signs "/bucket/key" even when the bucket is in the Host header.
+    path = f"/{req.virtual_bucket}{req.raw_path}" if req.virtual_bucket else req.raw_path
+    paths = [path]
+    if path.count("/") == 1 and len(path) > 1:
+        paths.append(path + "/")
+    return [sigv2.canonical_resource(path, req.query_map) for path in paths]
 
 
 def _v2_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Identity:
@@ -215,11 +222,11 @@ def _v2_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Iden
     amz_date = req.headers.get("x-amz-date", "")
     _check_skew(_http_date(amz_date or req.headers.get("date", "")), now, amz_date or req.headers.get("date", ""))
     secret, user = _secret_for(keys, access_key)
-    resource = _v2_resource(req)
     # With x-amz-date the Date line is empty for some signers and repeats the date for others.
-    for date in {"", req.headers.get("date", "")}:
-        if sigv4.signatures_match(sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, date, resource)), given):
-            return Identity(user, access_key, _payload_mode(req, "UNSIGNED-PAYLOAD"))
+    for resource in _v2_resources(req):
+        for date in {"", req.headers.get("date", "")}:
+            if sigv4.signatures_match(sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, date, resource)), given):
+                return Identity(user, access_key, _payload_mode(req, "UNSIGNED-PAYLOAD"))
     raise S3Error("SignatureDoesNotMatch")
 
 
@@ -232,7 +239,8 @@ def _v2_query(req: RequestView, keys: KeyLookup, now: float) -> Identity:
     if now > expires:
         raise S3Error("AccessDenied", "Request has expired")
     secret, user = _secret_for(keys, q["AWSAccessKeyId"])
-    expected = sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, str(expires), _v2_resource(req)))
-    if not sigv4.signatures_match(expected, q["Signature"]):
-        raise S3Error("SignatureDoesNotMatch")
-    return Identity(user, q["AWSAccessKeyId"], "UNSIGNED-PAYLOAD")
+    for resource in _v2_resources(req):
+        expected = sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, str(expires), resource))
+        if sigv4.signatures_match(expected, q["Signature"]):
+            return Identity(user, q["AWSAccessKeyId"], "UNSIGNED-PAYLOAD")
+    raise S3Error("SignatureDoesNotMatch")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -67,13 +68,14 @@ class Server:
             pass
 
 
-def wait_healthy(server: Server) -> None:
+def wait_healthy(server: Server, verify: ssl.SSLContext | bool = True) -> None:
+    """Until /health answers 200; `verify`: the trust for an https:// server's certificate."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise AssertionError(f"pyblob serve exited with {server.proc.returncode}:\n{server.stderr}")
         try:
-            if httpx.get(server.url + "/health", timeout=1.0).status_code == 200:
+            if httpx.get(server.url + "/health", timeout=1.0, verify=verify).status_code == 200:
                 return
         except httpx.TransportError:
             pass

@@ -25,14 +25,35 @@ APP_FACTORY = "pyblob.app:create_app"
 @click.option(
     "--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: PYBLOB_WORKERS or 1]."
 )
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve HTTPS with this PEM certificate [default: PYBLOB_TLS_CERTFILE, else plain HTTP].",
+)
+@click.option(
+    "--ssl-keyfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of the certificate [default: PYBLOB_TLS_KEYFILE].",
+)
 @data_dir_option
-def serve(host: str | None, port: int | None, workers: int | None, data_dir: Path | None) -> None:
-    """Run the HTTP server.
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    ssl_certfile: Path | None,
+    ssl_keyfile: Path | None,
+    data_dir: Path | None,
+) -> None:
+    """Run the HTTP server (HTTPS with --ssl-certfile).
 
     On the first start of an empty data dir, creates the admin user and prints its
     credentials once.
     """
-    settings = load_settings(host=host, port=port, workers=workers, data_dir=data_dir)
+    settings = load_settings(
+        host=host, port=port, workers=workers, tls_certfile=ssl_certfile, tls_keyfile=ssl_keyfile, data_dir=data_dir
+    )
     settings.data_dir = settings.data_dir.resolve()
     with open_store(settings) as store:
         creds = ensure_admin(store, settings)
@@ -41,7 +62,21 @@ def serve(host: str | None, port: int | None, workers: int | None, data_dir: Pat
     export_settings(settings)
     # The factory form in every case: workers (and the single in-process server) build the app from
     # the environment, so a worker never inherits an object created here.
-    uvicorn.run(APP_FACTORY, factory=True, host=settings.host, port=settings.port, workers=settings.workers)
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        ssl_certfile=_optional_path(settings.tls_certfile),
+        ssl_keyfile=_optional_path(settings.tls_keyfile),
+        # Idle keep-alive clients (TLS ones especially) must not hold a shutdown for long.
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _optional_path(path: Path | None) -> str | None:
+    return None if path is None else str(path.resolve())
 
 
 def export_settings(settings: Settings) -> None:

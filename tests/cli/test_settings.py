@@ -63,3 +63,16 @@ def test_empty_variables_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("PYBLOB_PORT", "")
     s = Settings()
     assert (s.admin_access_key, s.admin_secret_key, s.port) == (None, None, 8000)
+
+
+def test_tls_files_make_the_public_url_https(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYBLOB_TLS_CERTFILE", "/etc/pyblob/cert.pem")
+    monkeypatch.setenv("PYBLOB_TLS_KEYFILE", "/etc/pyblob/key.pem")
+    s = Settings()
+    assert (s.tls_certfile, s.tls_keyfile) == (Path("/etc/pyblob/cert.pem"), Path("/etc/pyblob/key.pem"))
+    assert s.public_url == "https://127.0.0.1:8000"
+
+
+def test_tls_key_without_certificate_is_rejected() -> None:
+    with pytest.raises(ValidationError, match="PYBLOB_TLS_KEYFILE needs PYBLOB_TLS_CERTFILE"):
+        Settings(tls_keyfile=Path("key.pem"))

@@ -75,3 +75,12 @@ def test_half_an_admin_key_pair_is_refused(run_pyblob: RunPyblob) -> None:
     assert result.returncode == 2
     assert "PYBLOB_ADMIN_SECRET_KEY" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ssl_key_without_certificate_is_refused(run_pyblob: RunPyblob, tmp_path: Path) -> None:
+    key = tmp_path / "key.pem"
+    key.write_text("not used")
+    result = run_pyblob("serve", "--port", "1", "--ssl-keyfile", str(key))
+    assert result.returncode == 2
+    assert "PYBLOB_TLS_CERTFILE" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,118 @@
+"""Listing through boto3: ListObjects v1 and v2 (the basics; tests/s3clients checks the semantics
+against moto) and ListObjectVersions on buckets that are never versioned.
+
+https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html
+"""
+
+from __future__ import annotations
+
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+from s3_server import failure
+
+KEYS = ["a", "b/1", "b/2", "b/3/x", "c d", "é"]
+
+
+@pytest.fixture
+def filled(s3: BaseClient, bucket: str) -> str:
+    for key in KEYS:
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    return bucket
+
+
+def test_list_objects_v2_pages_and_delimiter(s3: BaseClient, filled: str) -> None:
+    keys, token, pages = [], None, 0
+    while True:
+        kwargs = {"ContinuationToken": token} if token else {}
+        page = s3.list_objects_v2(Bucket=filled, MaxKeys=2, **kwargs)
+        assert page["KeyCount"] == len(page.get("Contents", []))
+        keys += [o["Key"] for o in page.get("Contents", [])]
+        pages += 1
+        if not page["IsTruncated"]:
+            break
+        token = page["NextContinuationToken"]
+    assert keys == KEYS and pages == 3
+
+    top = s3.list_objects_v2(Bucket=filled, Delimiter="/")
+    assert [o["Key"] for o in top["Contents"]] == ["a", "c d", "é"]
+    assert [p["Prefix"] for p in top["CommonPrefixes"]] == ["b/"]
+    assert top["KeyCount"] == 4
+    inner = s3.list_objects_v2(Bucket=filled, Prefix="b/", Delimiter="/", StartAfter="b/1", FetchOwner=True)
+    assert [(o["Key"], o["Size"], o["Owner"]["ID"]) for o in inner["Contents"]] == [("b/2", 3, "admin")]
+    assert [p["Prefix"] for p in inner["CommonPrefixes"]] == ["b/3/"]
+
+
+def test_list_objects_v1_marker(s3: BaseClient, filled: str) -> None:
+    first = s3.list_objects(Bucket=filled, MaxKeys=3)
+    assert [o["Key"] for o in first["Contents"]] == KEYS[:3]
+    assert first["IsTruncated"] and "NextMarker" not in first  # only with a delimiter
+    rest = s3.list_objects(Bucket=filled, Marker=first["Contents"][-1]["Key"])
+    assert [o["Key"] for o in rest["Contents"]] == KEYS[3:]
+    grouped = s3.list_objects(Bucket=filled, Delimiter="/", MaxKeys=1)
+    assert grouped["IsTruncated"] and grouped["NextMarker"] == "a"
+
+
+def test_encoding_type_url(s3: BaseClient, filled: str) -> None:
+    """Asked for by the caller, boto3 leaves the keys encoded (when it asks by itself, it decodes)."""
+    listed = s3.list_objects_v2(Bucket=filled, EncodingType="url", Prefix="c d")
+    assert [o["Key"] for o in listed["Contents"]] == ["c%20d"]
+    assert (listed["Prefix"], listed["EncodingType"]) == ("c%20d", "url")
+    listed = s3.list_objects(Bucket=filled, EncodingType="url", Marker="c d")
+    assert [o["Key"] for o in listed["Contents"]] == ["%C3%A9"]
+    assert listed["Marker"] == "c%20d"
+
+
+def test_list_object_versions_of_unversioned_bucket(s3: BaseClient, filled: str) -> None:
+    listed = s3.list_object_versions(Bucket=filled)
+    assert [(v["Key"], v["VersionId"], v["IsLatest"]) for v in listed["Versions"]] == [(k, "null", True) for k in KEYS]
+    assert "DeleteMarkers" not in listed
+    assert all(v["Size"] == len(v["Key"].encode()) and v["ETag"].startswith('"') for v in listed["Versions"])
+    assert not listed["IsTruncated"]
+
+    grouped = s3.list_object_versions(Bucket=filled, Delimiter="/", Prefix="b/")
+    assert [v["Key"] for v in grouped["Versions"]] == ["b/1", "b/2"]
+    assert [p["Prefix"] for p in grouped["CommonPrefixes"]] == ["b/3/"]
+
+
+def test_list_object_versions_pages_with_key_and_version_markers(s3: BaseClient, filled: str) -> None:
+    seen, kwargs = [], {}
+    while True:
+        page = s3.list_object_versions(Bucket=filled, MaxKeys=4, **kwargs)
+        seen += [v["Key"] for v in page["Versions"]]
+        if not page["IsTruncated"]:
+            break
+        assert page["NextVersionIdMarker"] == "null"
+        kwargs = {"KeyMarker": page["NextKeyMarker"], "VersionIdMarker": page["NextVersionIdMarker"]}
+    assert seen == KEYS
+
+
+@pytest.mark.parametrize(
+    "version_marker, first",
+    [
+        ("", "b/2"),  # no version marker: strictly after the key marker
+        ("null", "b/2"),  # the key marker's own (only) version was the last one seen
+        ("zzzz", "b/2"),  # (b/1, "null") sorts before (b/1, "zzzz"): already listed
+        ("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY", "b/1"),  # "null" sorts after that id: b/1 is still to come
+    ],
+)
+def test_version_marker_is_compared_lexicographically(
+    s3: BaseClient, filled: str, version_marker: str, first: str
+) -> None:
+    page = s3.list_object_versions(Bucket=filled, KeyMarker="b/1", VersionIdMarker=version_marker)
+    assert page["Versions"][0]["Key"] == first
+    assert page["KeyMarker"] == "b/1"
+
+
+def test_max_keys_is_capped_and_checked(s3: BaseClient, filled: str) -> None:
+    assert s3.list_objects_v2(Bucket=filled, MaxKeys=5000)["MaxKeys"] == 1000
+    assert s3.list_objects_v2(Bucket=filled, MaxKeys=0)["KeyCount"] == 0
+    with pytest.raises(ClientError) as e:
+        s3.list_objects_v2(Bucket=filled, MaxKeys=-1)
+    assert failure(e) == (400, "InvalidArgument")
+
+
+def test_bad_continuation_token(s3: BaseClient, filled: str) -> None:
+    with pytest.raises(ClientError) as e:
+        s3.list_objects_v2(Bucket=filled, ContinuationToken="not a token")
+    assert failure(e) == (400, "InvalidArgument")

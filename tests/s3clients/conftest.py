@@ -1,0 +1,160 @@
+"""Fixtures for the real-client tests: pyblob over HTTP and HTTPS, moto as a listing oracle, clients.
+
+The servers are started once per session with tests/s3's `s3_server` helpers: the admin key pair is
+imported through PYBLOB_ADMIN_ACCESS_KEY / PYBLOB_ADMIN_SECRET_KEY, and its secret holds `/`, `+`
+and `=`, which every client must sign with correctly.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# `s3_server` lives beside tests/s3's fixtures; make it importable when only this directory runs.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "s3"))
+
+import boto3
+import botocore.session
+import httpx
+from botocore.client import BaseClient
+from botocore.config import Config
+from processes import free_port
+from s3_server import (
+    ADMIN,
+    REGION,
+    Endpoint,
+    TlsCert,
+    make_self_signed_cert,
+    scrub_aws_env,
+    server_env,
+    start_endpoint,
+    unique_bucket_name,
+)
+from s3clients_helpers import AwsCli, Rclone, S3cmd
+
+MOTO_START_TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="session")
+def boto_session(tmp_path_factory: pytest.TempPathFactory) -> boto3.session.Session:
+    """One boto3 session, made with no AWS_* of the machine and no config files."""
+    with pytest.MonkeyPatch.context() as mp:
+        scrub_aws_env(mp, tmp_path_factory.mktemp("no-aws-config"))
+        core = botocore.session.get_session()
+        core.get_scoped_config()
+        return boto3.session.Session(botocore_session=core)
+
+
+@pytest.fixture(scope="session")
+def pyblob(tmp_path_factory: pytest.TempPathFactory, boto_session: boto3.session.Session) -> Iterator[Endpoint]:
+    """`pyblob serve` over plain HTTP, with the admin key pair imported."""
+    endpoint = start_endpoint(tmp_path_factory.mktemp("pyblob-http"), boto_session, None)
+    yield endpoint
+    stop_and_check_log(endpoint)
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> TlsCert:
+    return make_self_signed_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def pyblob_tls(
+    tmp_path_factory: pytest.TempPathFactory, boto_session: boto3.session.Session, tls_cert: TlsCert
+) -> Iterator[Endpoint]:
+    """`pyblob serve --ssl-certfile ... --ssl-keyfile ...` with a self-signed certificate."""
+    endpoint = start_endpoint(tmp_path_factory.mktemp("pyblob-https"), boto_session, tls_cert)
+    yield endpoint
+    stop_and_check_log(endpoint)
+
+
+def stop_and_check_log(endpoint: Endpoint) -> None:
+    """Stop the server; an internal error logged on the way fails the session even if no client saw it."""
+    endpoint.server.stop()
+    assert "Traceback" not in endpoint.server.stderr, endpoint.server.stderr
+
+
+@pytest.fixture(scope="session")
+def s3(pyblob: Endpoint) -> BaseClient:
+    """boto3 on the HTTP server, to look at what the command-line clients left behind."""
+    return pyblob.client(ADMIN)
+
+
+@pytest.fixture(scope="session")
+def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m moto.server` on a free loopback port, for the whole session."""
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    port = free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            env=server_env({}),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_moto(proc, url, log)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _wait_for_moto(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    deadline = time.monotonic() + MOTO_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"moto_server exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            httpx.get(url + "/moto-api/", timeout=1.0, trust_env=False)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"moto_server did not answer in {MOTO_START_TIMEOUT}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def moto(moto_url: str, boto_session: boto3.session.Session) -> BaseClient:
+    """boto3 on moto, configured like `Endpoint.client` (path-style, SigV4, no retries)."""
+    config = Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"mode": "standard", "max_attempts": 1})
+    return boto_session.client(
+        "s3", endpoint_url=moto_url, region_name=REGION, aws_access_key_id="moto", aws_secret_access_key="moto", config=config
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """The clients' HOME and working directory: nothing of the developer's is read."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def bucket_name() -> str:
+    return unique_bucket_name("cli")
+
+
+@pytest.fixture
+def aws(pyblob: Endpoint, home: Path) -> AwsCli:
+    return AwsCli(pyblob.url, ADMIN, home)
+
+
+@pytest.fixture
+def rclone(pyblob: Endpoint, home: Path) -> Rclone:
+    return Rclone(pyblob.url, ADMIN, home)
+
+
+@pytest.fixture(params=["v4", "v2"])
+def s3cmd(request: pytest.FixtureRequest, pyblob: Endpoint, home: Path) -> S3cmd:
+    """s3cmd signing with SigV4 (its default) and with `signature_v2 = True`."""
+    return S3cmd(pyblob.url, ADMIN, home, signature_v2=request.param == "v2")
+
