@@ -68,6 +68,7 @@ class BucketRecord(Record):
     owner: str
     created: float
     region: str = "us-east-1"
+    cors: list[dict[str, Any]] | None = None  # CORS rules as the S3 layer parsed them
 
 
 @dataclass

@@ -78,6 +78,14 @@ class Store:
             found = [BucketRecord.decode(v) for _, v in r.cursor("buckets")]
         return [b for b in found if owner is None or b.owner == owner]
 
+    def set_bucket_cors(self, name: str, rules: list[dict[str, Any]] | None) -> BucketRecord:
+        """Replace (or with None remove) a bucket's CORS rules; the engine stores them as given."""
+        with self.db.write() as w:
+            record = self._bucket(w, name)
+            record.cors = rules
+            w.put("buckets", name.encode(), record.encode())
+        return record
+
     def delete_bucket(self, name: str) -> None:
         with self.db.write() as w:
             bucket = self._bucket(w, name)

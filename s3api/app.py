@@ -12,6 +12,7 @@ import time
 from typing import Awaitable, Callable
 from urllib.parse import unquote
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,7 +22,9 @@ from objstore.errors import StoreError
 from .auth import RequestView, authenticate, parse_query
 from .context import S3Config, S3Context
 from .errors import S3Error
+from . import cors
 from .ops import bucket, copy, delete, get, listing, multipart, put
+from .ops import cors as cors_ops
 from .router import Op, Route, classify
 from .xml import render
 
@@ -52,6 +55,9 @@ HANDLERS: dict[Op, Handler] = {
     Op.AbortMultipartUpload: multipart.handle_abort_multipart_upload,
     Op.ListParts: multipart.handle_list_parts,
     Op.ListMultipartUploads: multipart.handle_list_multipart_uploads,
+    Op.PutBucketCors: cors_ops.handle_put_bucket_cors,
+    Op.GetBucketCors: cors_ops.handle_get_bucket_cors,
+    Op.DeleteBucketCors: cors_ops.handle_delete_bucket_cors,
 }
 
 
@@ -107,6 +113,8 @@ class S3App:
             response = self._error(request, S3Error("InternalError", "We encountered an internal error. Please try again."), request_id)
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = request_id
+        if request.method != "OPTIONS" and "origin" in request.headers:
+            await self._add_cors(request, response)
         if response.status_code >= 400 and has_body(request):
             # The body may be unread (an error found before it, or a client that waits for a
             # 100 Continue it will not get, as botocore does): leftover bytes would be parsed as
@@ -124,12 +132,28 @@ class S3App:
         if route.op is None:
             raise S3Error("MethodNotAllowed", resource=request.url.path, Method=request.method, ResourceType="OBJECT" if key else "BUCKET")
         ctx = S3Context(request, self.get_store(), self.config, request_id, route, dict(query), headers)
+        if route.op is Op.Preflight:
+            return await cors_ops.handle_preflight(ctx)  # before authentication, as S3 answers it
         view = RequestView(request.method, raw_path, query, headers, bucket_name if virtual else "")
         ctx.identity = await ctx.run(authenticate, view, ctx.store.accounts, time.time())
         handler = HANDLERS.get(route.op)
         if handler is None:
             raise S3Error("NotImplemented", f"{route.op.value} is not implemented by pyblob.")
         return await handler(ctx)
+
+    async def _add_cors(self, request: Request, response: Response) -> None:
+        """CORS headers on an actual (non-preflight) response, errors included, from the bucket's rules."""
+        bucket_name, _, _ = split_path(request.url.path, request.headers.get("host", ""), self.config.domain)
+        if not bucket_name or bucket_name in self.config.reserved_buckets:
+            return
+        try:
+            record = await run_in_threadpool(self.get_store().get_bucket, bucket_name)
+        except StoreError:
+            return
+        origin = request.headers["origin"]
+        rule = cors.match(record.cors, origin, request.method)
+        if rule is not None:
+            response.headers.update(cors.response_headers(rule, origin, preflight=False))
 
     def _error(self, request: Request, error: S3Error, request_id: str) -> Response:
         if not error.resource:

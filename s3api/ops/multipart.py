@@ -224,10 +224,18 @@ async def handle_list_multipart_uploads(ctx: S3Context) -> Response:
 
 
 def _after_markers(uploads: list[UploadRecord], key_marker: str, id_marker: str) -> list[UploadRecord]:
-    """Uploads after the markers: later keys, or the marker's key with a greater upload id."""
+    """Uploads after the markers: later keys, or the marker's key's uploads listed after the marker's.
+
+    A key's uploads are listed in initiation order, as AWS lists them, so the upload-id marker is a
+    position in that order: comparing the random ids would skip or repeat uploads between pages.
+    """
     if not key_marker:
         return uploads
-    return [u for u in uploads if u.key > key_marker or (id_marker and u.key == key_marker and u.upload_id > id_marker)]
+    later = [u for u in uploads if u.key > key_marker]
+    same_ids = [u.upload_id for u in uploads if u.key == key_marker]
+    if id_marker not in same_ids:
+        return later
+    return [u for u in uploads if u.key == key_marker][same_ids.index(id_marker) + 1 :] + later
 
 
 def _roll_up(uploads: list[UploadRecord], prefix: str, delimiter: str, limit: int) -> list[UploadRecord | str]:
