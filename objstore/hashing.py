@@ -55,6 +55,32 @@ def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
+_COMBINE = {"CRC32": (crt.combine_crc32, 4), "CRC32C": (crt.combine_crc32c, 4), "CRC64NVME": (crt.combine_crc64nvme, 8)}
+
+
+def full_object_checksum(algorithm: str, parts: list[tuple[str, int]]) -> str | None:
+    """The CRC of the whole object from its parts' (base64 CRC, length), without reading data.
+
+    S3's FULL_OBJECT multipart checksum; None for algorithms that cannot be combined (SHA*).
+    """
+    if algorithm not in _COMBINE:
+        return None
+    combine, width = _COMBINE[algorithm]
+    value = 0
+    for i, (part_b64, length) in enumerate(parts):
+        crc = int.from_bytes(base64.b64decode(part_b64), "big")
+        value = crc if i == 0 else combine(value, crc, length)
+    return b64(value.to_bytes(width, "big"))
+
+
+def composite_checksum(algorithm: str, part_values: list[str]) -> str:
+    """S3's COMPOSITE multipart checksum: the checksum of the parts' raw checksums, then "-N"."""
+    c = new_checksum(algorithm)
+    for value in part_values:
+        c.update(base64.b64decode(value))
+    return f"{b64(c.digest())}-{len(part_values)}"
+
+
 class _Lane:
     """Runs one digest's updates on a thread of its own, in order, one piece ahead at most.
 

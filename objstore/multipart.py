@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Iterable
 from . import keys, manifests
 from .errors import EntityTooLarge, EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload, QuotaExceeded
 from .records import ObjectRecord, PartRecord, UploadRecord
+from .hashing import composite_checksum, full_object_checksum
 from .rechunk import Joiner, Part
 from .writer import ChunkSink, Content, ContentWriter
 
@@ -72,11 +73,16 @@ class Multipart:
     def complete_upload(self, upload_id: str, wanted: list[tuple[int, str]], min_part_size: int = MIN_PART_SIZE) -> ObjectRecord:
         """CompleteMultipartUpload: validate the part list as S3 does, then join the parts."""
         upload = self.get_upload(upload_id)
-        chosen = self._validate(upload_id, wanted, min_part_size)
+        chosen = self._validate(upload_id, wanted)
+        # The owner's size limit before the part sizes: an object past it could never be stored,
+        # and a limit under 5 MiB would otherwise always answer EntityTooSmall.
         size = sum(p.size for p in chosen)
         limit = self.store.accounts.get_user(upload.owner).max_object_size
         if limit and size > limit:
             raise EntityTooLarge(f"object of {size} bytes exceeds the limit of {limit}")
+        for part in chosen[:-1]:
+            if part.size < min_part_size:
+                raise EntityTooSmall(f"part {part.number} is {part.size} bytes; all but the last need {min_part_size}")
         sink = ChunkSink(self.store)
         try:
             joined = self._join(sink, chosen)
@@ -94,7 +100,8 @@ class Multipart:
             sink.close()
         return record
 
-    def _validate(self, upload_id: str, wanted: list[tuple[int, str]], min_part_size: int) -> list[PartRecord]:
+    def _validate(self, upload_id: str, wanted: list[tuple[int, str]]) -> list[PartRecord]:
+        """The listed parts, in ascending order and with matching ETags, as S3 requires."""
         if not wanted:
             raise InvalidArgument("the part list is empty")
         numbers = [n for n, _ in wanted]
@@ -107,9 +114,6 @@ class Multipart:
             if part is None or etag.strip('"') != part.etag:
                 raise InvalidPart(f"part {number} was not uploaded or its ETag does not match")
             chosen.append(part)
-        for part in chosen[:-1]:
-            if part.size < min_part_size:
-                raise EntityTooSmall(f"part {part.number} is {part.size} bytes; all but the last need {min_part_size}")
         return chosen
 
     def _join(self, sink: ChunkSink, parts: list[PartRecord]) -> list[manifests.Entry] | bytes:
@@ -138,8 +142,10 @@ class Multipart:
             content_type=upload.content_type,
             headers=upload.headers,
             meta=upload.meta,
-            checksum_type=upload.checksum_type or "FULL_OBJECT",
+            checksums=object_checksums(upload, parts),
+            checksum_type=upload.checksum_type or default_checksum_type(upload.checksum_algorithm),
             parts_count=len(parts),
+            tags=dict(upload.tags),
         )
 
     def _drop(self, w: "Txn", upload: UploadRecord, parts: list[PartRecord]) -> None:
@@ -206,6 +212,22 @@ class PartWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def default_checksum_type(algorithm: str | None) -> str:
+    """S3's default: FULL_OBJECT for CRC64NVME (the only type it supports), COMPOSITE otherwise."""
+    return "FULL_OBJECT" if algorithm in (None, "CRC64NVME") else "COMPOSITE"
+
+
+def object_checksums(upload: UploadRecord, parts: list[PartRecord]) -> dict[str, str]:
+    """The completed object's checksum from its parts' checksums, as S3 computes it."""
+    alg = upload.checksum_algorithm
+    if alg is None or any(alg not in p.checksums for p in parts):
+        return {}
+    if (upload.checksum_type or default_checksum_type(alg)) == "COMPOSITE":
+        return {alg: composite_checksum(alg, [p.checksums[alg] for p in parts])}
+    value = full_object_checksum(alg, [(p.checksums[alg], p.size) for p in parts])
+    return {alg: value} if value is not None else {}
 
 
 def _upload(r: "Txn", upload_id: str) -> UploadRecord:

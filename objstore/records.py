@@ -88,6 +88,7 @@ class ObjectRecord(Record):
     checksum_type: str = "FULL_OBJECT"
     blake3: str | None = None  # hex BLAKE3 of the whole content, where known
     parts_count: int = 0
+    tags: dict[str, str] = field(default_factory=dict)  # S3 object tags (at most 10)
 
 
 @dataclass
@@ -104,6 +105,7 @@ class UploadRecord(Record):
     meta: dict[str, str] = field(default_factory=dict)
     checksum_algorithm: str | None = None
     checksum_type: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

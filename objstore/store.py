@@ -174,6 +174,20 @@ class Store:
             if pos == page_start:  # the last page ended before `end`
                 raise FormatError(f"manifest of {record.key!r} ends before byte {pos}")
 
+    def set_object_tags(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectRecord:
+        """Replace an object's tags (PutObjectTagging / DeleteObjectTagging with {})."""
+        raw_key = keys.validate_key(key)
+        with self.db.write() as w:
+            record = self._bucket(w, bucket)
+            lkey = keys.encode(record.id, raw_key)
+            raw = w.get("objects", lkey)
+            if raw is None:
+                raise NoSuchKey(key)
+            obj = ObjectRecord.decode(raw)
+            obj.tags = dict(tags)
+            w.put("objects", lkey, obj.encode())
+        return obj
+
     def delete_object(self, bucket: str, key: str) -> bool:
         """Remove bucket/key; True if it existed. Idempotent, as S3's DeleteObject."""
         raw_key = keys.validate_key(key)
@@ -279,6 +293,7 @@ class ObjectWriter:
         meta: dict[str, str] | None = None,
         if_none_match: bool = False,
         checksum_type: str = "FULL_OBJECT",
+        tags: dict[str, str] | None = None,
     ) -> ObjectRecord:
         content = self.finish()
         store = self.store
@@ -302,6 +317,7 @@ class ObjectWriter:
                     checksums=content.checksums,
                     checksum_type=checksum_type,
                     blake3=content.blake3,
+                    tags=dict(tags or {}),
                 )
                 store.replace_object(w, bucket, self.raw_key, record, if_none_match)
         finally:

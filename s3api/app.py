@@ -25,7 +25,8 @@ from .errors import S3Error
 from . import cors
 from .ops import bucket, copy, delete, get, listing, multipart, put
 from .ops import cors as cors_ops
-from .router import Op, Route, classify
+from .ops import tagging as tagging_ops
+from .router import Op, classify
 from .xml import render
 
 log = logging.getLogger("pyblob.s3")
@@ -58,6 +59,9 @@ HANDLERS: dict[Op, Handler] = {
     Op.PutBucketCors: cors_ops.handle_put_bucket_cors,
     Op.GetBucketCors: cors_ops.handle_get_bucket_cors,
     Op.DeleteBucketCors: cors_ops.handle_delete_bucket_cors,
+    Op.GetObjectTagging: tagging_ops.handle_get_object_tagging,
+    Op.PutObjectTagging: tagging_ops.handle_put_object_tagging,
+    Op.DeleteObjectTagging: tagging_ops.handle_delete_object_tagging,
 }
 
 

@@ -29,6 +29,7 @@ STATUS = {
     "InvalidPartOrder": 400,
     "InvalidRange": 416,
     "InvalidRequest": 400,
+    "InvalidTag": 400,
     "KeyTooLongError": 400,
     "MalformedXML": 400,
     "MaxMessageLengthExceeded": 400,

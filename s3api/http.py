@@ -114,6 +114,8 @@ def object_headers(record: ObjectRecord, checksum_mode: bool = False) -> dict[st
     h.update({f"x-amz-meta-{k}": v for k, v in record.meta.items()})
     if record.parts_count:
         h["x-amz-mp-parts-count"] = str(record.parts_count)
+    if record.tags:
+        h["x-amz-tagging-count"] = str(len(record.tags))
     if checksum_mode and record.checksums:
         h.update({f"x-amz-checksum-{alg.lower()}": value for alg, value in record.checksums.items()})
         h["x-amz-checksum-type"] = record.checksum_type

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from objstore import ObjectRecord
 
+from .. import tagging
 from ..context import S3Context, xml_response
 from ..errors import S3Error
 from ..http import check_conditions, iso8601, quoted, request_attributes
@@ -56,17 +57,25 @@ async def owned_source(ctx: S3Context) -> tuple[str, str]:
     return bucket, key
 
 
-def _replacement(ctx: S3Context, same_object: bool) -> dict[str, Any] | None:
-    directive = ctx.headers.get("x-amz-metadata-directive", "COPY").upper()
+def _directive(ctx: S3Context, header: str) -> str:
+    directive = ctx.headers.get(header, "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
-        raise S3Error("InvalidArgument", "Unknown metadata directive.", ArgumentName="x-amz-metadata-directive")
-    if directive == "COPY":
-        if same_object:
-            raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself "
-                          "without changing the object's metadata, storage class, website redirect location or encryption attributes.")
-        return None
-    content_type, headers, meta = request_attributes(ctx.headers)
-    return {"content_type": content_type, "headers": headers, "meta": meta}
+        raise S3Error("InvalidArgument", f"Unknown {header}.", ArgumentName=header)
+    return directive
+
+
+def _replacement(ctx: S3Context, same_object: bool) -> dict[str, Any] | None:
+    """New attributes per x-amz-metadata-directive and x-amz-tagging-directive (both COPY by default)."""
+    replace: dict[str, Any] = {}
+    if _directive(ctx, "x-amz-metadata-directive") == "REPLACE":
+        content_type, headers, meta = request_attributes(ctx.headers)
+        replace.update(content_type=content_type, headers=headers, meta=meta)
+    if _directive(ctx, "x-amz-tagging-directive") == "REPLACE":
+        replace["tags"] = tagging.from_header(ctx.headers.get("x-amz-tagging"))
+    if same_object and not replace:
+        raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself "
+                      "without changing the object's metadata, storage class, website redirect location or encryption attributes.")
+    return replace or None
 
 
 async def handle_copy_object(ctx: S3Context) -> Response:

@@ -6,16 +6,14 @@ Completion joins the parts' chunk lists in the engine; no object data is copied.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from starlette.responses import Response
 
-from objstore.hashing import b64, new_checksum
-from objstore.multipart import MAX_PART_NUMBER
+from objstore.multipart import MAX_PART_NUMBER, default_checksum_type
 from objstore.records import PartRecord, UploadRecord
 
-from .. import checksums
+from .. import checksums, tagging
 from ..context import S3Context, owner_xml, xml_response
 from ..errors import S3Error
 from ..http import iso8601, parse_range, quoted, request_attributes
@@ -56,11 +54,11 @@ async def handle_create_multipart_upload(ctx: S3Context) -> Response:
         raise S3Error("InvalidRequest", f"x-amz-checksum-type must be one of {CHECKSUM_TYPES}")
     upload = await ctx.run(
         ctx.store.multipart.create_upload, ctx.bucket, ctx.key, content_type=content_type, headers=headers,
-        meta=meta, checksum_algorithm=algorithm, checksum_type=kind,
+        meta=meta, checksum_algorithm=algorithm, checksum_type=kind, tags=tagging.from_header(ctx.headers.get("x-amz-tagging")),
     )
     extra = {}
     if algorithm:
-        extra = {"x-amz-checksum-algorithm": algorithm, "x-amz-checksum-type": kind or "COMPOSITE"}
+        extra = {"x-amz-checksum-algorithm": algorithm, "x-amz-checksum-type": kind or default_checksum_type(algorithm)}
     body = {"Bucket": ctx.bucket, "Key": ctx.key, "UploadId": upload.upload_id}
     return xml_response("InitiateMultipartUploadResult", body, headers=extra)
 
@@ -129,16 +127,6 @@ def _wanted_parts(doc: dict[str, Any]) -> list[tuple[int, str, dict[str, str]]]:
     return out
 
 
-def _composite(algorithm: str, parts: list[PartRecord]) -> str | None:
-    """AWS's COMPOSITE checksum: the checksum of the parts' binary checksums, then "-N"."""
-    if not parts or any(algorithm not in p.checksums for p in parts):
-        return None
-    c = new_checksum(algorithm)
-    for p in parts:
-        c.update(base64.b64decode(p.checksums[algorithm]))
-    return f"{b64(c.digest())}-{len(parts)}"
-
-
 async def handle_complete_multipart_upload(ctx: S3Context) -> Response:
     upload = await _upload(ctx)
     payload = ctx.payload()
@@ -150,17 +138,12 @@ async def handle_complete_multipart_upload(ctx: S3Context) -> Response:
         for alg, value in sums.items():
             if part is not None and alg in part.checksums and part.checksums[alg] != value:
                 raise S3Error("InvalidPart", f"The {alg} checksum of part {number} does not match.")
-    if_none_match = ctx.headers.get("if-none-match") is not None
     record = await ctx.run(ctx.store.multipart.complete_upload, upload.upload_id, [(n, e) for n, e, _ in wanted])
-    del if_none_match  # conditional completion arrives with a later issue
     body: dict[str, Any] = {"Location": f"/{ctx.bucket}/{ctx.key}", "Bucket": ctx.bucket, "Key": ctx.key, "ETag": quoted(record.etag)}
-    headers = {}
-    if upload.checksum_algorithm and (upload.checksum_type or "COMPOSITE") == "COMPOSITE":
-        value = _composite(upload.checksum_algorithm, [stored[n] for n, _, _ in wanted])
-        if value is not None:
-            body[f"Checksum{upload.checksum_algorithm}"] = value
-            body["ChecksumType"] = "COMPOSITE"
-    return xml_response("CompleteMultipartUploadResult", body, headers=headers)
+    for alg, value in record.checksums.items():
+        body[f"Checksum{alg}"] = value
+        body["ChecksumType"] = record.checksum_type
+    return xml_response("CompleteMultipartUploadResult", body)
 
 
 async def handle_abort_multipart_upload(ctx: S3Context) -> Response:
@@ -187,7 +170,7 @@ async def handle_list_parts(ctx: S3Context) -> Response:
     body.update({"Initiator": owner_xml(upload.owner), "Owner": owner_xml(upload.owner), "StorageClass": "STANDARD"})
     if upload.checksum_algorithm:
         body["ChecksumAlgorithm"] = upload.checksum_algorithm
-        body["ChecksumType"] = upload.checksum_type or "COMPOSITE"
+        body["ChecksumType"] = upload.checksum_type or default_checksum_type(upload.checksum_algorithm)
     return xml_response("ListPartsResult", body)
 
 

@@ -6,7 +6,7 @@ from starlette.responses import Response
 
 from objstore.store import ObjectWriter
 
-from .. import checksums
+from .. import checksums, tagging
 from ..body import Payload
 from ..context import S3Context
 from ..errors import S3Error
@@ -38,6 +38,7 @@ async def handle_put_object(ctx: S3Context) -> Response:
     if if_none_match is not None and if_none_match.strip() != "*":
         raise S3Error("NotImplemented", "If-None-Match on PutObject supports only '*'.")
     content_type, standard, meta = request_attributes(ctx.headers)
+    tags = tagging.from_header(ctx.headers.get("x-amz-tagging"))
     payload = ctx.payload()
     if payload.declared is not None and payload.declared > ctx.config.max_single_put:
         raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size of one PUT; use multipart.")
@@ -45,7 +46,7 @@ async def handle_put_object(ctx: S3Context) -> Response:
     writer = await ctx.run(ctx.store.open_writer, ctx.bucket, ctx.key, algorithms, payload.declared)
     try:
         kept = await stream_into(ctx, writer, payload)
-        record = await ctx.run(writer.commit, content_type, standard, meta, if_none_match is not None)
+        record = await ctx.run(writer.commit, content_type, standard, meta, if_none_match is not None, "FULL_OBJECT", tags)
     finally:
         await ctx.run(writer.close)
     headers = {"etag": quoted(record.etag)}
