@@ -186,7 +186,7 @@ async def handle_list_multipart_uploads(ctx: S3Context) -> Response:
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     key_marker, id_marker, max_uploads = q.get("key-marker", ""), q.get("upload-id-marker", ""), _max_keys(ctx, "max-uploads")
     uploads = [u for u in await ctx.run(ctx.store.multipart.list_uploads, ctx.bucket) if u.key.startswith(prefix)]
-    items = _roll_up(_after_markers(uploads, key_marker, id_marker), prefix, delimiter, max_uploads + 1)
+    items = _roll_up(_after_markers(uploads, key_marker, id_marker), prefix, delimiter, max_uploads + 1, key_marker)
     truncated, items = len(items) > max_uploads, items[:max_uploads]
     entries = [i for i in items if isinstance(i, UploadRecord)]
     prefixes = [i for i in items if isinstance(i, str)]
@@ -221,14 +221,18 @@ def _after_markers(uploads: list[UploadRecord], key_marker: str, id_marker: str)
     return [u for u in uploads if u.key == key_marker][same_ids.index(id_marker) + 1 :] + later
 
 
-def _roll_up(uploads: list[UploadRecord], prefix: str, delimiter: str, limit: int) -> list[UploadRecord | str]:
-    """Uploads and common prefixes in key order, at most `limit` of them."""
+def _roll_up(uploads: list[UploadRecord], prefix: str, delimiter: str, limit: int, key_marker: str = "") -> list[UploadRecord | str]:
+    """Uploads and common prefixes in key order, at most `limit` of them.
+
+    A common prefix that does not sort after the key marker was listed already (a page that ends on
+    a prefix gives it as NextKeyMarker): listing it again would page forever.
+    """
     items: list[UploadRecord | str] = []
     for u in uploads:
         cut = u.key.find(delimiter, len(prefix)) if delimiter else -1
         if cut >= 0:
             common = u.key[: cut + len(delimiter)]
-            if items and items[-1] == common:
+            if (items and items[-1] == common) or common <= key_marker:
                 continue
             item: UploadRecord | str = common
         else:

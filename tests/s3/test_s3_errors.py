@@ -37,7 +37,7 @@ def error_bucket(http_endpoint: Endpoint) -> str:
         ("PUT", "/", "", {}, True, 405, "MethodNotAllowed"),
         ("PUT", "/{b}", "policy", {}, True, 501, "NotImplemented"),
         ("GET", "/{b}", "tagging", {}, True, 501, "NotImplemented"),
-        ("PUT", "/{b}/k", "tagging", {}, True, 501, "NotImplemented"),
+        ("GET", "/{b}/k", "attributes", {}, True, 501, "NotImplemented"),
         ("PUT", "/Bad_Name", "", {}, True, 400, "InvalidBucketName"),
         ("GET", "/{b}", "max-keys=lots", {}, True, 400, "InvalidArgument"),
         ("GET", "/{b}/k", "versionId=123", {}, True, 400, "InvalidArgument"),
@@ -79,8 +79,8 @@ def test_not_implemented_operations_through_boto3(s3_http: BaseClient, http_buck
         lambda: s3_http.put_bucket_policy(Bucket=http_bucket, Policy="{}"),
         lambda: s3_http.get_bucket_policy(Bucket=http_bucket),
         lambda: s3_http.get_bucket_tagging(Bucket=http_bucket),
-        lambda: s3_http.put_object_tagging(Bucket=http_bucket, Key="k", Tagging={"TagSet": []}),
-        lambda: s3_http.get_bucket_lifecycle_configuration(Bucket=http_bucket),
+        lambda: s3_http.get_bucket_encryption(Bucket=http_bucket),
+        lambda: s3_http.get_object_lock_configuration(Bucket=http_bucket),
         lambda: s3_http.put_bucket_versioning(Bucket=http_bucket, VersioningConfiguration={"Status": "Enabled"}),
     ]
     for attempt in attempts:
