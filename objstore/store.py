@@ -135,13 +135,19 @@ class Store:
             return writer.commit(**attrs)  # type: ignore[arg-type]
 
     def head_object(self, bucket: str, key: str) -> ObjectRecord:
-        raw_key = keys.validate_key(key)
         with self.db.read() as r:
-            record = self._bucket(r, bucket)
-            raw = r.get("objects", keys.encode(record.id, raw_key))
-        if raw is None:
+            _, _, obj = self._object(r, bucket, key)
+        if obj is None:
             raise NoSuchKey(key)
-        return ObjectRecord.decode(raw)
+        return obj
+
+    def _object(self, r: Txn, bucket: str, key: str) -> tuple[BucketRecord, bytes, ObjectRecord | None]:
+        """The bucket, the object's LMDB key and its row (None if absent), within `r`."""
+        raw_key = keys.validate_key(key)
+        record = self._bucket(r, bucket)
+        lkey = keys.encode(record.id, raw_key)
+        raw = r.get("objects", lkey)
+        return record, lkey, ObjectRecord.decode(raw) if raw is not None else None
 
     def read_object(self, record: ObjectRecord, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The bytes [start, end) of an object, streamed chunk by chunk; short read txns only."""
@@ -176,28 +182,20 @@ class Store:
 
     def set_object_tags(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectRecord:
         """Replace an object's tags (PutObjectTagging / DeleteObjectTagging with {})."""
-        raw_key = keys.validate_key(key)
         with self.db.write() as w:
-            record = self._bucket(w, bucket)
-            lkey = keys.encode(record.id, raw_key)
-            raw = w.get("objects", lkey)
-            if raw is None:
+            _, lkey, obj = self._object(w, bucket, key)
+            if obj is None:
                 raise NoSuchKey(key)
-            obj = ObjectRecord.decode(raw)
             obj.tags = dict(tags)
             w.put("objects", lkey, obj.encode())
         return obj
 
     def delete_object(self, bucket: str, key: str) -> bool:
         """Remove bucket/key; True if it existed. Idempotent, as S3's DeleteObject."""
-        raw_key = keys.validate_key(key)
         with self.db.write() as w:
-            record = self._bucket(w, bucket)
-            lkey = keys.encode(record.id, raw_key)
-            raw = w.get("objects", lkey)
-            if raw is None:
+            record, lkey, old = self._object(w, bucket, key)
+            if old is None:
                 return False
-            old = ObjectRecord.decode(raw)
             w.delete("objects", lkey)
             manifests.drop_ref(w, bytes.fromhex(old.manifest), self.clock())
             self.accounts.charge(w, record.owner, -old.size, -1)
@@ -217,13 +215,11 @@ class Store:
         `replace` gives new attributes (content_type, headers, meta) instead of the source's;
         `check` may raise on the source record (copy-source conditions) inside the transaction.
         """
-        raw_src, raw_dst = keys.validate_key(src_key), keys.validate_key(dst_key)
+        raw_dst = keys.validate_key(dst_key)
         with self.db.write() as w:
-            src_rec = self._bucket(w, src_bucket)
-            raw = w.get("objects", keys.encode(src_rec.id, raw_src))
-            if raw is None:
+            _, _, source = self._object(w, src_bucket, src_key)
+            if source is None:
                 raise NoSuchKey(src_key)
-            source = ObjectRecord.decode(raw)
             if check is not None:
                 check(source)
             dst_rec = self._bucket(w, dst_bucket)
