@@ -69,6 +69,7 @@ class BucketRecord(Record):
     created: float
     region: str = "us-east-1"
     cors: list[dict[str, Any]] | None = None  # CORS rules as the S3 layer parsed them
+    lifecycle: list[dict[str, Any]] | None = None  # lifecycle rules, as `lifecycle.to_rows` writes them
 
 
 @dataclass

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from . import keys, listing, manifests
+from . import keys, lifecycle, listing, manifests
 from .accounts import Accounts
 from .blobs import BlobDir
 from .config import StoreConfig
@@ -25,6 +25,7 @@ from .errors import (
     EntityTooLarge,
     FormatError,
 )
+from .lifecycle import LifecycleRule
 from .records import BucketRecord, ObjectRecord, UploadRecord
 from .writer import Content, ContentWriter, SizeLimits
 from .multipart import Multipart
@@ -83,6 +84,16 @@ class Store:
         with self.db.write() as w:
             record = self._bucket(w, name)
             record.cors = rules
+            w.put("buckets", name.encode(), record.encode())
+        return record
+
+    def set_bucket_lifecycle(self, name: str, rules: list[LifecycleRule] | None) -> BucketRecord:
+        """Replace (or with None remove) a bucket's lifecycle rules, checked by `lifecycle.validate`."""
+        if rules is not None:
+            lifecycle.validate(rules)
+        with self.db.write() as w:
+            record = self._bucket(w, name)
+            record.lifecycle = lifecycle.to_rows(rules) if rules is not None else None
             w.put("buckets", name.encode(), record.encode())
         return record
 
@@ -190,11 +201,15 @@ class Store:
             w.put("objects", lkey, obj.encode())
         return obj
 
-    def delete_object(self, bucket: str, key: str) -> bool:
-        """Remove bucket/key; True if it existed. Idempotent, as S3's DeleteObject."""
+    def delete_object(self, bucket: str, key: str, only_if: Callable[[ObjectRecord], bool] | None = None) -> bool:
+        """Remove bucket/key; True if it existed. Idempotent, as S3's DeleteObject.
+
+        `only_if` decides on the current row inside the transaction (lifecycle expiry deletes only
+        the version it judged expired); when it says no, nothing changes and the answer is False.
+        """
         with self.db.write() as w:
             record, lkey, old = self._object(w, bucket, key)
-            if old is None:
+            if old is None or (only_if is not None and not only_if(old)):
                 return False
             w.delete("objects", lkey)
             manifests.drop_ref(w, bytes.fromhex(old.manifest), self.clock())

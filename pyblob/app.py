@@ -2,7 +2,7 @@
 
 The store is opened in the lifespan startup, i.e. inside the worker process: an LMDB environment
 must never be carried across fork() (see objstore/db.py), and uvicorn's `--workers` starts the
-processes before any request arrives.
+processes before any request arrives. The lifecycle sweeper (`sweeper.py`) lives and dies with it.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from objstore import Store
 from s3api.app import S3App
 from s3api.context import S3Config
 
-from .settings import Settings, load_settings, store_config
+from .bootstrap import new_store
+from .settings import Settings, load_settings
+from .sweeper import LifecycleSweeper
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,11 +26,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.data_dir, store_config(settings))
+        store = new_store(settings)
         app.state.store = store
+        sweeper = LifecycleSweeper(store, settings.lifecycle_interval_seconds)
+        sweeper.start()
         try:
             yield
         finally:
+            await sweeper.stop()
             store.close()
 
     app = FastAPI(title="pyblob", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)

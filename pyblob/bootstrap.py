@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from objstore import Store
 
-from .settings import Settings, store_config
+from .settings import Settings, store_clock, store_config
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,13 @@ class Credentials:
 @contextmanager
 def open_store(settings: Settings) -> Iterator[Store]:
     """A store held only for the duration of one command, so a running server is never blocked."""
-    with closing(Store(settings.data_dir, store_config(settings))) as store:
+    with closing(new_store(settings)) as store:
         yield store
+
+
+def new_store(settings: Settings) -> Store:
+    """The store of a process (a command or a server worker), configured by the settings."""
+    return Store(settings.data_dir, store_config(settings), clock=store_clock(settings))
 
 
 def create_user_with_credentials(

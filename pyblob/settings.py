@@ -6,6 +6,8 @@ environment wins). The README's settings table is generated from this class (`se
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +19,7 @@ from objstore.config import TiB
 
 from .sizes import format_size, parse_size
 
-__all__ = ["Settings", "Size", "load_settings", "parse_size", "settings_table", "store_config"]
+__all__ = ["Settings", "Size", "load_settings", "parse_size", "settings_table", "store_clock", "store_config"]
 
 ENV_PREFIX = "PYBLOB_"
 
@@ -72,6 +74,16 @@ class Settings(BaseSettings):
         gt=0,
         description="Multipart uploads started longer ago than this are aborted by `pyblob gc`.",
     )
+    lifecycle_interval_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How often each server applies the buckets' lifecycle rules (expiry, aborting old uploads); "
+        "0: never in the background (`pyblob gc` applies them too).",
+    )
+    clock_offset_seconds: float = Field(
+        default=0.0,
+        description="For tests: seconds added to the clock the store uses (lifecycle, gc, timestamps). Leave at 0.",
+    )
     admin_user: str = Field(
         default="admin", description="Name of the user created on the first start of an empty data dir."
     )
@@ -101,6 +113,12 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Settings from env and `.env`, with the CLI's options (those not None) taking precedence."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def store_clock(settings: Settings) -> Callable[[], float]:
+    """The store's clock: the real time, shifted by `clock_offset_seconds` (0 outside tests)."""
+    offset = settings.clock_offset_seconds
+    return time.time if not offset else (lambda: time.time() + offset)
 
 
 def store_config(settings: Settings) -> StoreConfig:

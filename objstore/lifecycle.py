@@ -1,0 +1,229 @@
+"""Bucket lifecycle rules and the sweep that enforces them: expiring objects, aborting old uploads.
+
+The model follows S3's LifecycleConfiguration
+(https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lifecycle-mgmt.html) for the actions an
+unversioned store can take: `Expiration` (Days or Date) and `AbortIncompleteMultipartUpload`
+(DaysAfterInitiation), filtered by key prefix, tags and object size.
+
+Timing is AWS's (https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-expire-general-considerations.html):
+an object expires at creation time + Days, *rounded up to the next midnight UTC* (created 01-15 10:30
+with Days=3 → expires 01-19 00:00). Uploads are aborted by the same arithmetic from their initiation.
+A Date rule expires every matching object from that midnight on.
+
+The sweep is bounded: keys are read `BATCH` at a time in short read transactions, and each deletion
+is one `Store.delete_object` (usage, counts and references change with the row), conditional on the
+row still being the one judged expired. Two sweeps running at once (two workers, or `pyblob gc`
+beside the server) only repeat work: deletes and aborts of what is already gone are no-ops. The
+server still takes `sweep_lock` so that, normally, one process sweeps.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import listing
+from .errors import InvalidArgument, NoSuchBucket, NoSuchUpload
+from .records import BucketRecord, ObjectRecord, UploadRecord
+
+if TYPE_CHECKING:
+    from .store import Store
+
+DAY = 86400.0
+MAX_RULES = 1000
+MAX_ID_LENGTH = 255
+BATCH = 1000  # object rows read per read transaction
+
+
+@dataclass
+class LifecycleRule:
+    """One enabled-or-disabled rule; None/empty fields do not filter or act."""
+
+    id: str = ""
+    enabled: bool = True
+    prefix: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    size_greater_than: int | None = None
+    size_less_than: int | None = None
+    expiration_days: int | None = None
+    expiration_date: float | None = None  # epoch seconds of a midnight UTC
+    abort_upload_days: int | None = None
+
+    def matches(self, obj: ObjectRecord) -> bool:
+        """Whether the rule's filter selects this object (prefix, every tag, size bounds)."""
+        if not obj.key.startswith(self.prefix):
+            return False
+        if any(obj.tags.get(k) != v for k, v in self.tags.items()):
+            return False
+        if self.size_greater_than is not None and not obj.size > self.size_greater_than:
+            return False
+        return self.size_less_than is None or obj.size < self.size_less_than
+
+    def expires_at(self, created: float) -> float | None:
+        """When an object created at `created` expires under this rule (None: never)."""
+        if self.expiration_days is not None:
+            return next_midnight(created + self.expiration_days * DAY)
+        return self.expiration_date
+
+    def is_expired(self, obj: ObjectRecord, now: float) -> bool:
+        at = self.expires_at(obj.created)
+        return self.enabled and at is not None and at <= now and self.matches(obj)
+
+    def aborts(self, upload: UploadRecord, now: float) -> bool:
+        if not self.enabled or self.abort_upload_days is None or not upload.key.startswith(self.prefix):
+            return False
+        return next_midnight(upload.created + self.abort_upload_days * DAY) <= now
+
+
+def next_midnight(t: float) -> float:
+    """`t` rounded up to a midnight UTC (a midnight stays itself), as S3 rounds expiry times."""
+    return math.ceil(t / DAY) * DAY
+
+
+def validate(rules: list[LifecycleRule]) -> None:
+    """The engine's own checks, whatever layer built the rules (InvalidArgument)."""
+    if not 1 <= len(rules) <= MAX_RULES:
+        raise InvalidArgument(f"a lifecycle configuration has 1 to {MAX_RULES} rules")
+    ids = [r.id for r in rules if r.id]
+    if len(ids) != len(set(ids)):
+        raise InvalidArgument("Rule ID must be unique. Found same ID for more than one rule")
+    for rule in rules:
+        _validate_rule(rule)
+
+
+def _validate_rule(rule: LifecycleRule) -> None:
+    if len(rule.id) > MAX_ID_LENGTH:
+        raise InvalidArgument(f"ID length should not exceed allowed limit of {MAX_ID_LENGTH}")
+    if rule.expiration_days is not None and rule.expiration_days <= 0:
+        raise InvalidArgument("'Days' for Expiration action must be a positive integer")
+    if rule.expiration_days is not None and rule.expiration_date is not None:
+        raise InvalidArgument("Expiration takes Days or Date, not both")
+    if rule.expiration_date is not None and rule.expiration_date % DAY:
+        raise InvalidArgument("'Date' must be at midnight GMT")
+    if rule.abort_upload_days is not None and rule.abort_upload_days <= 0:
+        raise InvalidArgument("'DaysAfterInitiation' for AbortIncompleteMultipartUpload action must be a positive integer")
+    sized = rule.size_greater_than is not None or rule.size_less_than is not None
+    if rule.abort_upload_days is not None and (rule.tags or sized):
+        raise InvalidArgument("AbortIncompleteMultipartUpload cannot be specified with Tags or object size filters")
+    if rule.expires_at(0.0) is None and rule.abort_upload_days is None:
+        raise InvalidArgument("At least one action needs to be specified in a rule")
+
+
+def to_rows(rules: list[LifecycleRule]) -> list[dict[str, Any]]:
+    """Rules as the JSON the bucket row keeps."""
+    return [asdict(r) for r in rules]
+
+
+def from_rows(rows: list[dict[str, Any]] | None) -> list[LifecycleRule]:
+    known = set(LifecycleRule.__dataclass_fields__)
+    return [LifecycleRule(**{k: v for k, v in row.items() if k in known}) for row in rows or []]
+
+
+@dataclass
+class LifecycleReport:
+    buckets_checked: int = 0
+    objects_expired: int = 0
+    bytes_expired: int = 0
+    lifecycle_uploads_aborted: int = 0
+
+
+Stop = Callable[[], bool]
+
+
+def apply_lifecycle(store: "Store", now: float, stop: Stop | None = None) -> LifecycleReport:
+    """Expire objects and abort uploads of every bucket's enabled rules, as of `now`.
+
+    `stop` is polled between batches: a server shutting down ends the sweep early, and the next
+    sweep picks up where this one left off (nothing is remembered between sweeps).
+    """
+    stop = stop or (lambda: False)
+    report = LifecycleReport()
+    uploads = _uploads_by_bucket(store)
+    for bucket in store.list_buckets():
+        rules = [r for r in from_rows(bucket.lifecycle) if r.enabled]
+        if not rules or stop():
+            continue
+        report.buckets_checked += 1
+        for rule in rules:
+            if rule.expires_at(0.0) is not None:
+                _expire(store, bucket, rule, now, report, stop)
+        _abort(store, uploads.get(bucket.name, []), rules, now, report)
+    return report
+
+
+def _uploads_by_bucket(store: "Store") -> dict[str, list[UploadRecord]]:
+    found: dict[str, list[UploadRecord]] = {}
+    for upload in store.multipart.list_uploads():
+        found.setdefault(upload.bucket, []).append(upload)
+    return found
+
+
+def _expire(store: "Store", bucket: BucketRecord, rule: LifecycleRule, now: float, report: LifecycleReport, stop: Stop) -> None:
+    for batch in _batches(store, bucket, rule.prefix.encode()):
+        for obj in batch:
+            if rule.is_expired(obj, now) and _delete(store, bucket, obj, rule, now):
+                report.objects_expired += 1
+                report.bytes_expired += obj.size
+        if stop():
+            return
+
+
+def _delete(store: "Store", bucket: BucketRecord, obj: ObjectRecord, rule: LifecycleRule, now: float) -> bool:
+    """Delete obj if the row is still this expired version (not replaced or re-tagged since the scan)."""
+    try:
+        return store.delete_object(bucket.name, obj.key, only_if=lambda cur: _same_and_expired(cur, obj, rule, now))
+    except NoSuchBucket:
+        return False  # the bucket went away during the sweep
+
+
+def _same_and_expired(cur: ObjectRecord, seen: ObjectRecord, rule: LifecycleRule, now: float) -> bool:
+    return cur.manifest == seen.manifest and cur.created == seen.created and rule.is_expired(cur, now)
+
+
+def _batches(store: "Store", bucket: BucketRecord, prefix: bytes) -> Iterator[list[ObjectRecord]]:
+    """The objects under `prefix`, BATCH rows per short read transaction."""
+    start = prefix
+    while True:
+        batch: list[ObjectRecord] = []
+        with store.db.read() as r:
+            for raw_key, value in listing.iter_from(r, bucket.id, start):
+                if not raw_key.startswith(prefix) or len(batch) == BATCH:
+                    break
+                batch.append(ObjectRecord.decode(value))
+        if not batch:
+            return
+        yield batch
+        if len(batch) < BATCH:
+            return
+        start = batch[-1].key.encode() + b"\x00"  # the next key after the last one read
+
+
+def _abort(store: "Store", uploads: list[UploadRecord], rules: list[LifecycleRule], now: float, report: LifecycleReport) -> None:
+    for upload in uploads:
+        if any(rule.aborts(upload, now) for rule in rules):
+            try:
+                store.multipart.abort_upload(upload.upload_id)
+            except NoSuchUpload:
+                continue  # completed or aborted meanwhile
+            report.lifecycle_uploads_aborted += 1
+
+
+@contextmanager
+def sweep_lock(root: Path) -> Iterator[bool]:
+    """A non-blocking lock on `<data dir>/lifecycle.lock`: True if this process may sweep now."""
+    with open(root / "lifecycle.lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+

@@ -1,0 +1,192 @@
+"""LifecycleConfiguration XML to the engine's rules and back. Pure: no I/O.
+
+https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketLifecycleConfiguration.html,
+https://docs.aws.amazon.com/AmazonS3/latest/API/API_LifecycleRule.html
+
+Errors as AWS answers them: a document the schema would refuse (unknown or repeated elements,
+Filter and Prefix together, a bad Status, a non-integer) is `MalformedXML`; a well-formed but invalid
+value (Days ≤ 0, a Date not at midnight, duplicate IDs) is `InvalidArgument` from the engine's checks;
+a rule without an action is `InvalidRequest`. Actions that need storage classes or versioning —
+Transition, NoncurrentVersionTransition, NoncurrentVersionExpiration, ExpiredObjectDeleteMarker —
+answer `NotImplemented` naming the element: accepting them would promise something pyblob never does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from objstore.lifecycle import LifecycleRule
+
+from . import tagging
+from .errors import S3Error
+
+FORCE_LIST = ("Rule", "Tag", "Transition", "NoncurrentVersionTransition")
+RULE_ELEMENTS = {"ID", "Filter", "Prefix", "Status", "Expiration", "AbortIncompleteMultipartUpload"}
+UNSUPPORTED = ("Transition", "NoncurrentVersionTransition", "NoncurrentVersionExpiration")
+FILTER_ELEMENTS = ("Prefix", "Tag", "And", "ObjectSizeGreaterThan", "ObjectSizeLessThan")
+AND_ELEMENTS = {"Prefix", "Tag", "ObjectSizeGreaterThan", "ObjectSizeLessThan"}
+
+
+def malformed(why: str) -> S3Error:
+    return S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our "
+                   f"published schema: {why}")
+
+
+def not_implemented(element: str) -> S3Error:
+    return S3Error("NotImplemented", f"pyblob does not implement the lifecycle action {element} "
+                   "(no storage classes, no versioning); only Expiration and AbortIncompleteMultipartUpload.")
+
+
+def parse_rules(doc: dict[str, Any]) -> list[LifecycleRule]:
+    """Rules from a parsed LifecycleConfiguration (parsed with FORCE_LIST)."""
+    raw_rules = doc.get("Rule") or []
+    if not raw_rules:
+        raise malformed("a LifecycleConfiguration needs at least one Rule")
+    if set(doc) - {"Rule"}:
+        raise malformed(f"unexpected element {sorted(set(doc) - {'Rule'})[0]}")
+    return [_rule(raw) for raw in raw_rules]
+
+
+def _rule(raw: Any) -> LifecycleRule:
+    if not isinstance(raw, dict):
+        raise malformed("Rule must have elements")
+    for name in UNSUPPORTED:
+        if name in raw:
+            raise not_implemented(name)
+    unknown = set(raw) - RULE_ELEMENTS
+    if unknown:
+        raise malformed(f"unexpected element {sorted(unknown)[0]} in Rule")
+    status = raw.get("Status")
+    if status not in ("Enabled", "Disabled"):
+        raise malformed("Status must be Enabled or Disabled")
+    rule = LifecycleRule(id=_text(raw.get("ID")), enabled=status == "Enabled")
+    _filter(rule, raw)
+    _expiration(rule, raw.get("Expiration"))
+    _abort(rule, raw.get("AbortIncompleteMultipartUpload"))
+    if rule.expires_at(0.0) is None and rule.abort_upload_days is None:
+        raise S3Error("InvalidRequest", "At least one action needs to be specified in a rule")
+    return rule
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise malformed("expected text, found elements")
+    return value
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        return int(_text(value))
+    except ValueError as e:
+        raise malformed(f"{name} must be an integer") from e
+
+
+def _filter(rule: LifecycleRule, raw: dict[str, Any]) -> None:
+    """The rule's Filter, or the legacy top-level Prefix: exactly one of the two."""
+    if ("Filter" in raw) == ("Prefix" in raw):
+        raise malformed("a Rule has either Filter or Prefix")
+    if "Prefix" in raw:
+        rule.prefix = _text(raw["Prefix"])
+        return
+    body = raw["Filter"] or {}
+    if not isinstance(body, dict):
+        raise malformed("Filter must have elements")
+    present = [k for k in body if k in FILTER_ELEMENTS]
+    if len(present) != len(body) or len(present) > 1 or len(body.get("Tag") or []) > 1:
+        raise malformed("a Filter holds one of Prefix, Tag, And, ObjectSizeGreaterThan, ObjectSizeLessThan")
+    if "And" in body:
+        body = body["And"] or {}
+        if not isinstance(body, dict) or set(body) - AND_ELEMENTS or len(body) < 2 and not body.get("Tag"):
+            raise malformed("And combines a Prefix, Tags and object sizes (at least two conditions)")
+    _criteria(rule, body)
+
+
+def _criteria(rule: LifecycleRule, body: dict[str, Any]) -> None:
+    rule.prefix = _text(body.get("Prefix"))
+    pairs = []
+    for tag in body.get("Tag") or []:
+        if not isinstance(tag, dict) or not isinstance(tag.get("Key"), str):
+            raise malformed("each Tag needs a Key and a Value")
+        pairs.append((tag["Key"], _text(tag.get("Value"))))
+    rule.tags = tagging.validate(pairs) if pairs else {}
+    if "ObjectSizeGreaterThan" in body:
+        rule.size_greater_than = _int(body["ObjectSizeGreaterThan"], "ObjectSizeGreaterThan")
+    if "ObjectSizeLessThan" in body:
+        rule.size_less_than = _int(body["ObjectSizeLessThan"], "ObjectSizeLessThan")
+
+
+def _expiration(rule: LifecycleRule, raw: Any) -> None:
+    if raw is None:
+        return
+    if not isinstance(raw, dict) or set(raw) - {"Days", "Date", "ExpiredObjectDeleteMarker"}:
+        raise malformed("Expiration holds Days, Date or ExpiredObjectDeleteMarker")
+    if _text(raw.get("ExpiredObjectDeleteMarker")).lower() == "true":
+        raise not_implemented("ExpiredObjectDeleteMarker")
+    if "Days" in raw and "Date" in raw:
+        raise malformed("Expiration holds Days or Date, not both")
+    if "Days" in raw:
+        rule.expiration_days = _int(raw["Days"], "Days")
+    elif "Date" in raw:
+        rule.expiration_date = parse_date(_text(raw["Date"]))
+
+
+def parse_date(text: str) -> float:
+    """An ISO 8601 date or date-time (UTC unless it says otherwise) as epoch seconds."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError as e:
+        raise S3Error("InvalidArgument", "'Date' must be in ISO 8601 format") from e
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def _abort(rule: LifecycleRule, raw: Any) -> None:
+    if raw is None:
+        return
+    if not isinstance(raw, dict) or set(raw) != {"DaysAfterInitiation"}:
+        raise malformed("AbortIncompleteMultipartUpload holds DaysAfterInitiation")
+    rule.abort_upload_days = _int(raw["DaysAfterInitiation"], "DaysAfterInitiation")
+
+
+def rules_xml(rules: list[LifecycleRule]) -> dict[str, Any]:
+    """The body of GetBucketLifecycleConfiguration's LifecycleConfiguration (always the Filter form)."""
+    return {"Rule": [_rule_xml(r) for r in rules]}
+
+
+def _rule_xml(rule: LifecycleRule) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if rule.id:
+        out["ID"] = rule.id
+    out["Filter"] = _filter_xml(rule)
+    out["Status"] = "Enabled" if rule.enabled else "Disabled"
+    if rule.expiration_days is not None:
+        out["Expiration"] = {"Days": str(rule.expiration_days)}
+    elif rule.expiration_date is not None:
+        out["Expiration"] = {"Date": format_date(rule.expiration_date)}
+    if rule.abort_upload_days is not None:
+        out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": str(rule.abort_upload_days)}
+    return out
+
+
+def _filter_xml(rule: LifecycleRule) -> dict[str, Any]:
+    criteria: dict[str, Any] = {}
+    if rule.prefix:
+        criteria["Prefix"] = rule.prefix
+    if rule.tags:
+        criteria["Tag"] = [{"Key": k, "Value": v} for k, v in rule.tags.items()]
+    if rule.size_greater_than is not None:
+        criteria["ObjectSizeGreaterThan"] = str(rule.size_greater_than)
+    if rule.size_less_than is not None:
+        criteria["ObjectSizeLessThan"] = str(rule.size_less_than)
+    conditions = len(criteria) - ("Tag" in criteria) + len(rule.tags)
+    if conditions > 1:
+        return {"And": criteria}
+    return criteria or {"Prefix": ""}
+
+
+def format_date(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")

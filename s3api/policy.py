@@ -1,0 +1,168 @@
+"""POST policy documents for browser-based uploads, as pure functions (no request, no I/O).
+
+Spec: https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolicy.html. A policy
+is base64 JSON with an `expiration` and `conditions`; the form's `x-amz-signature` is the SigV4 HMAC
+of the base64 text itself. Every form field must be named by a condition, and every condition must
+hold. Field names compare case-insensitively (forms are keyed by lower-case names here).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from . import sigv4
+from .errors import S3Error
+
+# Fields no condition has to name: the signature, the file and the policy itself, and x-ignore-*.
+EXEMPT = frozenset({"x-amz-signature", "file", "policy"})
+EXEMPT_PREFIX = "x-ignore-"
+OPERATORS = ("eq", "starts-with")
+
+
+@dataclass(frozen=True)
+class Condition:
+    op: str  # "eq", "starts-with" or "content-length-range"
+    field: str = ""  # lower-case, without the "$"
+    value: str = ""
+    low: int = 0
+    high: int = 0
+
+    def describe(self) -> str:
+        """As AWS quotes a failed condition."""
+        if self.op == "content-length-range":
+            return json.dumps([self.op, self.low, self.high])
+        return json.dumps([self.op, "$" + self.field, self.value])
+
+
+@dataclass(frozen=True)
+class Policy:
+    expiration: float  # Unix time
+    conditions: tuple[Condition, ...]
+
+    def length_range(self) -> tuple[int, int | None]:
+        """(min, max) content length; the tightest of the content-length-range conditions."""
+        ranges = [c for c in self.conditions if c.op == "content-length-range"]
+        if not ranges:
+            return 0, None
+        return max(c.low for c in ranges), min(c.high for c in ranges)
+
+
+def invalid(message: str) -> S3Error:
+    return S3Error("InvalidPolicyDocument", f"Invalid Policy: {message}")
+
+
+def denied(message: str) -> S3Error:
+    return S3Error("AccessDenied", f"Invalid according to Policy: {message}")
+
+
+def signature(policy_b64: str, secret: str, date: str, region: str, service: str = "s3") -> str:
+    """The x-amz-signature of a policy: hex HMAC-SHA256 of its base64 text with the SigV4 key."""
+    return sigv4.sign(sigv4.signing_key(secret, date, region, service), policy_b64)
+
+
+def parse(policy_b64: str) -> Policy:
+    """The policy in a form's `policy` field; InvalidPolicyDocument when it is not one."""
+    try:
+        doc = json.loads(base64.b64decode(policy_b64, validate=True))
+    except (binascii.Error, ValueError) as e:
+        raise invalid("Invalid JSON.") from e
+    if not isinstance(doc, dict) or not isinstance(doc.get("conditions"), list):
+        raise invalid("Policy document must contain an expiration and a conditions list.")
+    conditions = tuple(c for entry in doc["conditions"] for c in parse_condition(entry))
+    return Policy(parse_expiration(doc.get("expiration")), conditions)
+
+
+def parse_expiration(value: Any) -> float:
+    if not isinstance(value, str):
+        raise invalid("Policy missing expiration.")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise invalid(f"Invalid 'expiration' value: '{value}'") from e
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def parse_condition(entry: Any) -> list[Condition]:
+    """`{"field": "value"}` (one or more exact matches) or `[operator, ...]`."""
+    if isinstance(entry, dict) and entry:
+        return [Condition("eq", k.lower(), exact_value(v)) for k, v in entry.items()]
+    if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str):
+        op = entry[0].lower()
+        if op == "content-length-range":
+            return [length_condition(entry[1], entry[2])]
+        if op in OPERATORS and isinstance(entry[1], str) and entry[1].startswith("$") and isinstance(entry[2], str):
+            return [Condition(op, entry[1][1:].lower(), entry[2])]
+    raise invalid(f"Invalid Condition: {json.dumps(entry)}")
+
+
+def exact_value(value: Any) -> str:
+    if not isinstance(value, str):
+        raise invalid(f"Invalid Condition value: {json.dumps(value)}")
+    return value
+
+
+def length_condition(low: Any, high: Any) -> Condition:
+    bounds = []
+    for bound in (low, high):
+        if isinstance(bound, str) and bound.isdigit():
+            bound = int(bound)
+        if not isinstance(bound, int) or isinstance(bound, bool) or bound < 0:
+            raise invalid("Invalid content-length-range: bounds must be non-negative integers.")
+        bounds.append(bound)
+    if bounds[0] > bounds[1]:
+        raise invalid("Invalid content-length-range: the minimum is above the maximum.")
+    return Condition("content-length-range", low=bounds[0], high=bounds[1])
+
+
+def check(policy: Policy, fields: Mapping[str, str], bucket: str, now: float) -> None:
+    """AccessDenied unless the policy is current, every condition holds and covers every field.
+
+    `fields` maps lower-case form field names to values, `key` after ${filename} substitution;
+    conditions on `bucket` are about the bucket the request names.
+    """
+    if now >= policy.expiration:
+        raise denied("Policy expired.")
+    values = {**fields, "bucket": bucket}
+    for condition in policy.conditions:
+        if condition.op != "content-length-range" and not holds(condition, values):
+            raise denied(f"Policy Condition failed: {condition.describe()}")
+    named = {c.field for c in policy.conditions}
+    extra = [name for name in fields if name not in named and not exempt(name)]
+    if extra:
+        raise denied(f"Extra input fields: {', '.join(extra)}")
+
+
+def exempt(name: str) -> bool:
+    return name in EXEMPT or name.startswith(EXEMPT_PREFIX)
+
+
+def holds(condition: Condition, fields: Mapping[str, str]) -> bool:
+    """A condition on a field the form lacks fails, as at AWS."""
+    value = fields.get(condition.field)
+    if value is None:
+        return False
+    if condition.op == "eq":
+        return value == condition.value
+    if condition.field == "content-type":
+        # A list of types (one per file, as browsers may send) must match throughout.
+        return all(v.strip().startswith(condition.value) for v in value.split(","))
+    return value.startswith(condition.value)
+
+
+def check_length(policy: Policy, size: int, final: bool) -> None:
+    """EntityTooLarge as soon as `size` passes the maximum; EntityTooSmall at the end."""
+    low, high = policy.length_range()
+    if high is not None and size > high:
+        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size",
+                      ProposedSize=str(size), MaxSizeAllowed=str(high))
+    if final and size < low:
+        raise S3Error("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size",
+                      ProposedSize=str(size), MinSizeAllowed=str(low))

@@ -1,0 +1,175 @@
+"""Lifecycle rules in the engine: AWS's expiry arithmetic, filters, aborting uploads, conditional deletes."""
+
+from __future__ import annotations
+
+import calendar
+import threading
+
+import pytest
+from objstore_helpers import Clock, rand
+
+from objstore import Store
+from objstore.errors import InvalidArgument, NoSuchKey, NoSuchUpload
+from objstore.lifecycle import DAY, LifecycleRule, apply_lifecycle, from_rows, next_midnight, sweep_lock
+
+
+def utc(*args: int) -> float:
+    return float(calendar.timegm((*args, 0, 0, 0, 0)[:9]))
+
+
+def keys_of(store: Store, bucket: str) -> list[str]:
+    return [o.key for o in store.list_objects(bucket).objects]
+
+
+def test_days_round_up_to_the_next_midnight_utc_as_aws_documents() -> None:
+    # AWS's example: created 2014-01-15 10:30 UTC, Days=3 -> expires 2014-01-19 00:00 UTC.
+    rule = LifecycleRule(expiration_days=3)
+    assert rule.expires_at(utc(2014, 1, 15, 10, 30)) == utc(2014, 1, 19)
+    assert next_midnight(utc(2014, 1, 19)) == utc(2014, 1, 19)  # a midnight stays itself
+
+
+def test_rules_are_kept_on_the_bucket_and_removed(store: Store, bucket: str) -> None:
+    rules = [LifecycleRule(id="logs", prefix="logs/", expiration_days=30), LifecycleRule(id="mp", abort_upload_days=7)]
+    store.set_bucket_lifecycle(bucket, rules)
+    assert from_rows(store.get_bucket(bucket).lifecycle) == rules
+    store.set_bucket_lifecycle(bucket, None)
+    assert store.get_bucket(bucket).lifecycle is None
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [],
+        [LifecycleRule(id="a", expiration_days=1), LifecycleRule(id="a", expiration_days=2)],
+        [LifecycleRule(expiration_days=0)],
+        [LifecycleRule(expiration_date=utc(2030, 1, 1) + 3600)],
+        [LifecycleRule(expiration_days=1, expiration_date=utc(2030, 1, 1))],
+        [LifecycleRule(abort_upload_days=1, tags={"k": "v"})],
+        [LifecycleRule(id="x" * 256, expiration_days=1)],
+        [LifecycleRule(prefix="nothing-to-do/")],
+        [LifecycleRule(id=str(i), expiration_days=1) for i in range(1001)],
+    ],
+)
+def test_invalid_rules_are_refused(store: Store, bucket: str, rules: list[LifecycleRule]) -> None:
+    with pytest.raises(InvalidArgument):
+        store.set_bucket_lifecycle(bucket, rules)
+    assert store.get_bucket(bucket).lifecycle is None
+
+
+def test_expiry_by_days_follows_the_clock(store: Store, bucket: str, clock: Clock) -> None:
+    store.set_bucket_lifecycle(bucket, [LifecycleRule(prefix="tmp/", expiration_days=1)])
+    store.put_object(bucket, "tmp/a", rand(300_000))
+    store.put_object(bucket, "keep/b", b"b")
+    before = store.accounts.get_user("alice")
+    assert apply_lifecycle(store, clock()).objects_expired == 0
+    report = apply_lifecycle(store, next_midnight(clock() + DAY))
+    assert (report.objects_expired, report.bytes_expired) == (1, 300_000)
+    assert keys_of(store, bucket) == ["keep/b"]
+    after = store.accounts.get_user("alice")
+    assert (before.usage_bytes - after.usage_bytes, before.object_count - after.object_count) == (300_000, 1)
+
+
+def test_expiry_by_date_tag_and_size_filters(store: Store, bucket: str, clock: Clock) -> None:
+    date = next_midnight(clock() + DAY)
+    store.set_bucket_lifecycle(bucket, [
+        LifecycleRule(id="tagged", tags={"temp": "yes"}, expiration_date=date),
+        LifecycleRule(id="big", prefix="v/", size_greater_than=10, expiration_date=date),
+    ])
+    store.put_object(bucket, "t1", b"x", tags={"temp": "yes", "other": "1"})
+    store.put_object(bucket, "t2", b"x", tags={"temp": "no"})
+    store.put_object(bucket, "v/small", b"x" * 10)
+    store.put_object(bucket, "v/large", b"x" * 11)
+    assert apply_lifecycle(store, date - 1).objects_expired == 0
+    assert apply_lifecycle(store, date).objects_expired == 2
+    assert keys_of(store, bucket) == ["t2", "v/small"]
+
+
+def test_disabled_rules_do_nothing(store: Store, bucket: str, clock: Clock) -> None:
+    store.set_bucket_lifecycle(bucket, [LifecycleRule(enabled=False, expiration_days=1, abort_upload_days=1)])
+    store.put_object(bucket, "a", b"a")
+    store.multipart.create_upload(bucket, "u")
+    report = apply_lifecycle(store, clock() + 10 * DAY)
+    assert (report.objects_expired, report.lifecycle_uploads_aborted) == (0, 0)
+
+
+def test_many_objects_are_expired_across_batches(store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("objstore.lifecycle.BATCH", 7)
+    for i in range(30):
+        store.put_object(bucket, f"p/{i:02}", b"x")
+    store.put_object(bucket, "q", b"x")
+    store.set_bucket_lifecycle(bucket, [LifecycleRule(prefix="p/", expiration_days=1)])
+    assert apply_lifecycle(store, clock() + 2 * DAY).objects_expired == 30
+    assert keys_of(store, bucket) == ["q"]
+
+
+def test_a_replaced_object_is_not_expired_by_a_stale_judgement(store: Store, bucket: str, clock: Clock) -> None:
+    """The delete is conditional on the row the sweep judged: a newer upload of the key survives."""
+    rule = LifecycleRule(expiration_days=1)
+    old = store.put_object(bucket, "k", b"old")
+    clock.advance(3 * DAY)
+    store.put_object(bucket, "k", b"new")
+    assert rule.is_expired(old, clock())
+    assert not store.delete_object(bucket, "k", only_if=lambda cur: cur.manifest == old.manifest)
+    assert store.head_object(bucket, "k").size == 3
+    assert store.delete_object(bucket, "k", only_if=lambda cur: True)
+    with pytest.raises(NoSuchKey):
+        store.head_object(bucket, "k")
+
+
+def test_stale_uploads_are_aborted_and_their_quota_freed(store: Store, bucket: str, clock: Clock) -> None:
+    store.set_bucket_lifecycle(bucket, [LifecycleRule(prefix="big/", abort_upload_days=2)])
+    stale = store.multipart.create_upload(bucket, "big/file")
+    other = store.multipart.create_upload(bucket, "small/file")
+    with store.multipart.open_part_writer(stale.upload_id, 1) as part:
+        part.write(rand(200_000))
+        part.commit()
+    assert store.accounts.get_user("alice").usage_bytes == 200_000
+    assert apply_lifecycle(store, clock() + DAY).lifecycle_uploads_aborted == 0
+    assert apply_lifecycle(store, next_midnight(clock() + 2 * DAY)).lifecycle_uploads_aborted == 1
+    with pytest.raises(NoSuchUpload):
+        store.multipart.get_upload(stale.upload_id)
+    assert store.multipart.get_upload(other.upload_id).key == "small/file"
+    assert store.accounts.get_user("alice").usage_bytes == 0
+
+
+def test_stop_ends_the_sweep_between_batches(store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("objstore.lifecycle.BATCH", 5)
+    for i in range(20):
+        store.put_object(bucket, f"k{i:02}", b"x")
+    store.set_bucket_lifecycle(bucket, [LifecycleRule(expiration_days=1)])
+    answers = iter([False] + [True] * 10)  # asked before the bucket, then after each batch
+    assert apply_lifecycle(store, clock() + 2 * DAY, stop=lambda: next(answers)).objects_expired == 5
+    assert apply_lifecycle(store, clock() + 2 * DAY).objects_expired == 15
+
+
+def test_a_second_sweep_finds_nothing_left(store: Store, bucket: str, clock: Clock) -> None:
+    store.set_bucket_lifecycle(bucket, [LifecycleRule(expiration_days=1, abort_upload_days=1)])
+    store.put_object(bucket, "a", rand(100_000))
+    store.multipart.create_upload(bucket, "u")
+    first = apply_lifecycle(store, clock() + 3 * DAY)
+    second = apply_lifecycle(store, clock() + 3 * DAY)
+    assert (first.objects_expired, first.lifecycle_uploads_aborted) == (1, 1)
+    assert (second.objects_expired, second.lifecycle_uploads_aborted) == (0, 0)
+
+
+def test_sweep_lock_admits_one_holder(store: Store) -> None:
+    held = threading.Event()
+    release = threading.Event()
+    seen: list[bool] = []
+
+    def holder() -> None:
+        with sweep_lock(store.root) as mine:
+            seen.append(mine)
+            held.set()
+            release.wait(5)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(5)
+    with sweep_lock(store.root) as second:
+        seen.append(second)
+    release.set()
+    t.join()
+    with sweep_lock(store.root) as again:
+        seen.append(again)
+    assert seen == [True, False, True]

@@ -1,0 +1,132 @@
+"""Bucket lifecycle through boto3: configuration round trip, AWS's errors, and expiry by `pyblob gc`.
+
+Expiry end to end: `pyblob gc` runs beside the live server with PYBLOB_CLOCK_OFFSET_SECONDS set,
+i.e. two days in the future; no wait, and the server's own sweeper is not involved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+from s3_server import ADMIN, Endpoint, failure, server_env
+
+TWO_DAYS = 2 * 86400
+
+
+def test_configuration_round_trip_and_delete(s3: BaseClient, bucket: str) -> None:
+    rules = [
+        {"ID": "logs", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 30}},
+        {"ID": "tagged", "Filter": {"And": {"Prefix": "tmp/", "Tags": [{"Key": "temp", "Value": "yes"}]}},
+         "Status": "Disabled", "Expiration": {"Date": dt.datetime(2030, 1, 1, tzinfo=dt.UTC)}},
+        {"ID": "uploads", "Filter": {"Prefix": ""}, "Status": "Enabled",
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
+    ]
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+    got = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert got == rules
+    s3.delete_bucket_lifecycle(Bucket=bucket)
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_lifecycle_configuration(Bucket=bucket)
+    assert failure(e) == (404, "NoSuchLifecycleConfiguration")
+
+
+def test_legacy_prefix_rule_is_accepted(s3_http: BaseClient, http_bucket: str) -> None:
+    rule = {"ID": "old", "Prefix": "a/", "Status": "Enabled", "Expiration": {"Days": 1}}
+    s3_http.put_bucket_lifecycle(Bucket=http_bucket, LifecycleConfiguration={"Rules": [rule]})
+    got = s3_http.get_bucket_lifecycle_configuration(Bucket=http_bucket)["Rules"]
+    assert got == [{"ID": "old", "Filter": {"Prefix": "a/"}, "Status": "Enabled", "Expiration": {"Days": 1}}]
+
+
+def test_no_configuration_is_404(s3_http: BaseClient, http_bucket: str) -> None:
+    with pytest.raises(ClientError) as e:
+        s3_http.get_bucket_lifecycle_configuration(Bucket=http_bucket)
+    assert failure(e) == (404, "NoSuchLifecycleConfiguration")
+    s3_http.delete_bucket_lifecycle(Bucket=http_bucket)  # 204 either way, as AWS
+
+
+def _rule(**extra: object) -> dict[str, object]:
+    return {"ID": "r", "Filter": {"Prefix": ""}, "Status": "Enabled", **extra}
+
+
+@pytest.mark.parametrize(
+    "rules, expected",
+    [
+        ([_rule(Expiration={"Days": 0})], (400, "InvalidArgument")),
+        ([_rule(Expiration={"Date": dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)})], (400, "InvalidArgument")),
+        ([_rule(Expiration={"Days": 1}), _rule(Expiration={"Days": 2})], (400, "InvalidArgument")),
+        ([_rule(ID="x" * 256, Expiration={"Days": 1})], (400, "InvalidArgument")),
+        ([{"ID": "r", "Filter": {"Tag": {"Key": "a", "Value": "b"}}, "Status": "Enabled",
+           "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}], (400, "InvalidArgument")),
+        ([_rule()], (400, "InvalidRequest")),
+        ([{"ID": "r", "Filter": {"Prefix": "a"}, "Prefix": "a", "Status": "Enabled", "Expiration": {"Days": 1}}],
+         (400, "MalformedXML")),
+        ([_rule(Transitions=[{"Days": 30, "StorageClass": "GLACIER"}])], (501, "NotImplemented")),
+        ([_rule(NoncurrentVersionExpiration={"NoncurrentDays": 1})], (501, "NotImplemented")),
+        ([_rule(Expiration={"ExpiredObjectDeleteMarker": True})], (501, "NotImplemented")),
+    ],
+    ids=["days-0", "date-not-midnight", "duplicate-id", "long-id", "abort-with-tag", "no-action",
+         "filter-and-prefix", "transition", "noncurrent", "delete-marker"],
+)
+def test_invalid_configurations_answer_as_aws(s3_http: BaseClient, http_bucket: str, rules: list[dict[str, object]],
+                                              expected: tuple[int, str]) -> None:
+    with pytest.raises(ClientError) as e:
+        s3_http.put_bucket_lifecycle_configuration(Bucket=http_bucket, LifecycleConfiguration={"Rules": rules})
+    assert failure(e) == expected
+    with pytest.raises(ClientError) as gone:
+        s3_http.get_bucket_lifecycle_configuration(Bucket=http_bucket)
+    assert failure(gone) == (404, "NoSuchLifecycleConfiguration")
+
+
+def test_too_many_rules_is_malformed(s3_http: BaseClient, http_bucket: str) -> None:
+    rules = [_rule(ID=f"r{i}", Expiration={"Days": 1}) for i in range(1001)]
+    with pytest.raises(ClientError) as e:
+        s3_http.put_bucket_lifecycle_configuration(Bucket=http_bucket, LifecycleConfiguration={"Rules": rules})
+    assert failure(e)[0] == 400
+
+
+def test_other_users_cannot_read_or_set_it(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str) -> None:
+    bob = http_endpoint.client(http_endpoint.users["bob"])
+    with pytest.raises(ClientError) as e:
+        bob.put_bucket_lifecycle_configuration(Bucket=http_bucket, LifecycleConfiguration={"Rules": [_rule(Expiration={"Days": 1})]})
+    assert failure(e) == (403, "AccessDenied")
+
+
+def gc_in_the_future(endpoint: Endpoint, seconds: float) -> dict[str, str]:
+    """`pyblob gc` on the server's data dir with the store's clock `seconds` ahead: its report."""
+    argv = [sys.executable, "-m", "pyblob", "gc", "--data-dir", str(endpoint.data_dir)]
+    env = server_env({"PYBLOB_CLOCK_OFFSET_SECONDS": str(seconds)})
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60, env=env,
+                          cwd=endpoint.data_dir.parent, stdin=subprocess.DEVNULL)
+    pairs = (line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
+    return {label.strip(): value.strip() for label, value in pairs}
+
+
+def test_expiry_and_stale_uploads_end_to_end(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str) -> None:
+    rules = [
+        {"ID": "tmp", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 1}},
+        {"ID": "tagged", "Filter": {"Tag": {"Key": "temp", "Value": "yes"}}, "Status": "Enabled", "Expiration": {"Days": 1}},
+        {"ID": "uploads", "Filter": {"Prefix": "big/"}, "Status": "Enabled", "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+    ]
+    s3_http.put_bucket_lifecycle_configuration(Bucket=http_bucket, LifecycleConfiguration={"Rules": rules})
+    s3_http.put_object(Bucket=http_bucket, Key="tmp/a", Body=b"a" * 1000)
+    s3_http.put_object(Bucket=http_bucket, Key="other", Body=b"b" * 2000, Tagging="temp=yes")
+    s3_http.put_object(Bucket=http_bucket, Key="keep/c", Body=b"c")
+    upload = s3_http.create_multipart_upload(Bucket=http_bucket, Key="big/file")["UploadId"]
+    s3_http.upload_part(Bucket=http_bucket, Key="big/file", UploadId=upload, PartNumber=1, Body=b"p" * 300_000)
+    usage_before = http_endpoint.usage(ADMIN.user)
+
+    now = gc_in_the_future(http_endpoint, 0)
+    assert (now["objects expired"], now["lifecycle uploads aborted"]) == ("0", "0")
+    later = gc_in_the_future(http_endpoint, TWO_DAYS)
+    assert (later["objects expired"], later["bytes expired"], later["lifecycle uploads aborted"]) == ("2", "3000", "1")
+
+    listed = s3_http.list_objects_v2(Bucket=http_bucket).get("Contents", [])
+    assert [o["Key"] for o in listed] == ["keep/c"]
+    assert s3_http.list_multipart_uploads(Bucket=http_bucket).get("Uploads", []) == []
+    usage_after = http_endpoint.usage(ADMIN.user)
+    assert (usage_before[0] - usage_after[0], usage_before[1] - usage_after[1]) == (3000 + 300_000, 2)
