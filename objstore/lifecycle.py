@@ -20,6 +20,7 @@ server still takes `sweep_lock` so that, normally, one process sweeps.
 from __future__ import annotations
 
 import fcntl
+import logging
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,15 +29,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import listing
-from .errors import InvalidArgument, NoSuchBucket, NoSuchUpload
+from .errors import InvalidArgument, NoSuchBucket, NoSuchUpload, StoreError
 from .records import BucketRecord, ObjectRecord, UploadRecord
 
 if TYPE_CHECKING:
     from .store import Store
 
 DAY = 86400.0
+log = logging.getLogger("pyblob.lifecycle")
 MAX_RULES = 1000
 MAX_ID_LENGTH = 255
+MAX_DAYS = 2**31 - 1  # S3's integer range; keeps day arithmetic finite
 BATCH = 1000  # object rows read per read transaction
 
 
@@ -99,6 +102,9 @@ def validate(rules: list[LifecycleRule]) -> None:
 def _validate_rule(rule: LifecycleRule) -> None:
     if len(rule.id) > MAX_ID_LENGTH:
         raise InvalidArgument(f"ID length should not exceed allowed limit of {MAX_ID_LENGTH}")
+    for days in (rule.expiration_days, rule.abort_upload_days):
+        if days is not None and days > MAX_DAYS:
+            raise InvalidArgument(f"a number of days must be at most {MAX_DAYS}")
     if rule.expiration_days is not None and rule.expiration_days <= 0:
         raise InvalidArgument("'Days' for Expiration action must be a positive integer")
     if rule.expiration_days is not None and rule.expiration_date is not None:
@@ -130,6 +136,7 @@ class LifecycleReport:
     objects_expired: int = 0
     bytes_expired: int = 0
     lifecycle_uploads_aborted: int = 0
+    buckets_failed: int = 0
 
 
 Stop = Callable[[], bool]
@@ -149,10 +156,15 @@ def apply_lifecycle(store: "Store", now: float, stop: Stop | None = None) -> Lif
         if not rules or stop():
             continue
         report.buckets_checked += 1
-        for rule in rules:
-            if rule.expires_at(0.0) is not None:
-                _expire(store, bucket, rule, now, report, stop)
-        _abort(store, uploads.get(bucket.name, []), rules, now, report)
+        try:
+            for rule in rules:
+                if rule.expires_at(0.0) is not None:
+                    _expire(store, bucket, rule, now, report, stop)
+            _abort(store, uploads.get(bucket.name, []), rules, now, report)
+        except (StoreError, ArithmeticError, ValueError) as e:
+            # One bucket's bad rules (or a row written by older code) must not stop the others.
+            log.warning("lifecycle of bucket %s failed: %s", bucket.name, e)
+            report.buckets_failed += 1
     return report
 
 

@@ -37,9 +37,9 @@ class Multipart:
     def create_upload(self, bucket: str, key: str, **attrs: object) -> UploadRecord:
         """CreateMultipartUpload: remember where the object goes and its attributes."""
         keys.validate_key(key)
-        owner = self.store.get_bucket(bucket).owner
-        upload = UploadRecord(secrets.token_hex(16), bucket, key, owner, self.store.clock(), **attrs)  # type: ignore[arg-type]
-        with self.store.db.write() as w:
+        with self.store.db.write() as w:  # one transaction: the bucket cannot go (or change hands) between
+            record = self.store._bucket(w, bucket)
+            upload = UploadRecord(secrets.token_hex(16), bucket, key, record.owner, self.store.clock(), bucket_id=record.id, **attrs)  # type: ignore[arg-type]
             w.put("uploads", upload.upload_id.encode(), upload.encode())
         return upload
 
@@ -92,9 +92,11 @@ class Multipart:
                 current = {p.number: p for p in _parts(w, upload_id)}
                 if any(current.get(p.number) != p for p in chosen):
                     raise InvalidPart("a part changed while the upload completed")
+                bucket = self.store._bucket(w, upload.bucket)
+                if upload.bucket_id and bucket.id != upload.bucket_id:
+                    raise NoSuchUpload(f"{upload_id}: its bucket was deleted")
                 record = self._commit(w, sink, upload, chosen, joined)
                 self._drop(w, upload, list(current.values()))
-                bucket = self.store._bucket(w, upload.bucket)
                 self.store.replace_object(w, bucket, upload.key.encode(), record)
         finally:
             sink.close()
@@ -127,7 +129,10 @@ class Multipart:
                 pieces.append(head.inline if head.kind == manifests.KIND_INLINE else manifests.all_entries(r, mid))
         if all(isinstance(p, bytes) for p in pieces) and sum(len(p) for p in pieces) <= self.store.config.inline_max:
             return b"".join(pieces)  # type: ignore[arg-type]
-        return Joiner(self.store.config, self.store.blobs.read_all, sink.add).join(pieces)
+        try:
+            return Joiner(self.store.config, self.store.blobs.read_all, sink.add).join(pieces)
+        except (FileNotFoundError, EOFError) as e:  # a part replaced and collected meanwhile
+            raise InvalidPart("a part changed while the upload completed") from e
 
     def _commit(self, w: "Txn", sink: ChunkSink, upload: UploadRecord, parts: list[PartRecord], joined: list[manifests.Entry] | bytes) -> ObjectRecord:
         mid = manifests.create_inline(w, joined) if isinstance(joined, bytes) else sink.install(w, joined)

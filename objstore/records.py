@@ -107,6 +107,7 @@ class UploadRecord(Record):
     checksum_algorithm: str | None = None
     checksum_type: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    bucket_id: int = 0  # the bucket's id when the upload began: a recreated bucket is another one
 
 
 @dataclass

@@ -142,6 +142,15 @@ def _verify_v4(req: RequestView, secret: str, date: str, region: str, service: s
     raise S3Error("SignatureDoesNotMatch")
 
 
+def _require_signed_amz_headers(req: RequestView, signed: list[str]) -> None:
+    """Every x-amz-* header must be signed, as S3 requires: otherwise whoever holds a presigned URL
+    could add, say, x-amz-copy-source and turn a PUT into a copy of another of the signer's objects."""
+    unsigned = sorted(h for h in req.headers if h.startswith("x-amz-") and h not in signed)
+    if unsigned:
+        raise S3Error("AccessDenied", "There were headers present in the request which were not signed",
+                      HeadersNotSigned=", ".join(unsigned))
+
+
 def _payload_mode(req: RequestView, default: str | None) -> str:
     mode = req.headers.get("x-amz-content-sha256", default)
     if mode is None:
@@ -165,6 +174,7 @@ def _v4_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Iden
     if amz_date[:8] != m["date"]:
         raise S3Error("AuthorizationHeaderMalformed", "The credential date does not match the request date.")
     signed = m["signed"].lower().split(";")
+    _require_signed_amz_headers(req, signed)
     if "host" not in signed:
         raise S3Error("AuthorizationHeaderMalformed", "SignedHeaders must include host.")
     payload = _payload_mode(req, None)
@@ -191,6 +201,7 @@ def _v4_query(req: RequestView, keys: KeyLookup, now: float) -> Identity:
         raise S3Error("AccessDenied", "Request has expired", **{"X-Amz-Expires": str(expires)})
     if signed_at - now > MAX_SKEW_SECONDS:
         raise S3Error("AccessDenied", "Request is not valid yet")
+    _require_signed_amz_headers(req, signed)
     payload = _payload_mode(req, "UNSIGNED-PAYLOAD")
     secret, user = _secret_for(keys, m["key"])
     query = [(k, v) for k, v in req.query if k != "X-Amz-Signature"]

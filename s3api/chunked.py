@@ -10,6 +10,7 @@ parser: feed it what the socket delivers, get decoded data back, bounded memory 
 from __future__ import annotations
 
 import hashlib
+import re
 
 from . import sigv4
 from .auth import Signing
@@ -19,6 +20,7 @@ MAX_LINE = 4096
 MAX_CHUNK = 64 * 1024 * 1024
 MAX_TRAILER = 16 * 1024
 HEADER, DATA, DATA_END, TRAILER, DONE = range(5)
+_HEX_SIZE = re.compile(r"[0-9a-fA-F]{1,16}")
 
 
 def _bad(message: str) -> S3Error:
@@ -88,10 +90,9 @@ class ChunkedDecoder:
 
     def _start_chunk(self, line: str) -> None:
         size_text, _, ext = line.partition(";")
-        try:
-            self._left = int(size_text.strip(), 16)
-        except ValueError as e:
-            raise _bad(f"bad chunk size {size_text[:20]!r}") from e
+        if not _HEX_SIZE.fullmatch(size_text.strip()):
+            raise _bad(f"bad chunk size {size_text[:20]!r}")
+        self._left = int(size_text.strip(), 16)
         if self._left > MAX_CHUNK:
             raise _bad("chunk too large")
         name, _, sig = ext.partition("=")

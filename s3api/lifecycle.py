@@ -13,6 +13,8 @@ answer `NotImplemented` naming the element: accepting them would promise somethi
 
 from __future__ import annotations
 
+import re
+
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,10 +80,10 @@ def _text(value: Any) -> str:
 
 
 def _int(value: Any, name: str) -> int:
-    try:
-        return int(_text(value))
-    except ValueError as e:
-        raise malformed(f"{name} must be an integer") from e
+    text = _text(value).strip()
+    if not re.fullmatch(r"-?[0-9]{1,10}", text):
+        raise malformed(f"{name} must be an integer")
+    return int(text)
 
 
 def _filter(rule: LifecycleRule, raw: dict[str, Any]) -> None:

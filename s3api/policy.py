@@ -112,7 +112,7 @@ def exact_value(value: Any) -> str:
 def length_condition(low: Any, high: Any) -> Condition:
     bounds = []
     for bound in (low, high):
-        if isinstance(bound, str) and bound.isdigit():
+        if isinstance(bound, str) and bound.isascii() and bound.isdigit():
             bound = int(bound)
         if not isinstance(bound, int) or isinstance(bound, bool) or bound < 0:
             raise invalid("Invalid content-length-range: bounds must be non-negative integers.")

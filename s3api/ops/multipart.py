@@ -27,16 +27,16 @@ CHECKSUM_TYPES = ("COMPOSITE", "FULL_OBJECT")
 
 async def _upload(ctx: S3Context) -> UploadRecord:
     """The request's upload, which must belong to its bucket and key."""
-    await ctx.owned_bucket()
+    bucket = await ctx.owned_bucket()
     upload = await ctx.run(ctx.store.multipart.get_upload, ctx.query.get("uploadId", ""))
-    if (upload.bucket, upload.key) != (ctx.bucket, ctx.key):
+    if (upload.bucket, upload.key) != (ctx.bucket, ctx.key) or upload.bucket_id not in (0, bucket.id):
         raise S3Error("NoSuchUpload", resource=f"/{ctx.bucket}/{ctx.key}")
     return upload
 
 
 def _part_number(ctx: S3Context) -> int:
     raw = ctx.query.get("partNumber", "")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PART_NUMBER:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PART_NUMBER:
         raise S3Error("InvalidArgument", f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
                       ArgumentName="partNumber", ArgumentValue=raw)
     return int(raw)
@@ -155,7 +155,7 @@ async def handle_abort_multipart_upload(ctx: S3Context) -> Response:
 async def handle_list_parts(ctx: S3Context) -> Response:
     upload = await _upload(ctx)
     marker_raw = ctx.query.get("part-number-marker", "0") or "0"
-    if not marker_raw.isdigit():
+    if not (marker_raw.isascii() and marker_raw.isdigit()):
         raise S3Error("InvalidArgument", "part-number-marker must be an integer", ArgumentName="part-number-marker")
     marker, max_parts = int(marker_raw), _max_keys(ctx, "max-parts")
     parts = [p for p in await ctx.run(ctx.store.multipart.list_parts, upload.upload_id) if p.number > marker]
@@ -181,11 +181,14 @@ def _part_xml(p: PartRecord) -> dict[str, Any]:
 
 
 async def handle_list_multipart_uploads(ctx: S3Context) -> Response:
-    await ctx.owned_bucket()
+    bucket = await ctx.owned_bucket()
     enc, q = _encoder(ctx), ctx.query
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
     key_marker, id_marker, max_uploads = q.get("key-marker", ""), q.get("upload-id-marker", ""), _max_keys(ctx, "max-uploads")
-    uploads = [u for u in await ctx.run(ctx.store.multipart.list_uploads, ctx.bucket) if u.key.startswith(prefix)]
+    uploads = [
+        u for u in await ctx.run(ctx.store.multipart.list_uploads, ctx.bucket)
+        if u.key.startswith(prefix) and u.bucket_id in (0, bucket.id)  # not a deleted namesake's
+    ]
     items = _roll_up(_after_markers(uploads, key_marker, id_marker), prefix, delimiter, max_uploads + 1, key_marker)
     truncated, items = len(items) > max_uploads, items[:max_uploads]
     entries = [i for i in items if isinstance(i, UploadRecord)]
