@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import AsyncIterator
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 from .auth import Identity
@@ -61,17 +62,22 @@ class Payload:
         batch: list[bytes] = []
         size = 0
         async for data in self._raw():
-            if sha is not None:
-                sha.update(data)
             batch.append(data)
             size += len(data)
             if size >= BATCH:
-                yield b"".join(batch)
+                yield await self._hashed(sha, b"".join(batch))
                 batch, size = [], 0
         if batch:
-            yield b"".join(batch)
+            yield await self._hashed(sha, b"".join(batch))
         if sha is not None and sha.hexdigest() != self.mode:
             raise S3Error("XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
+
+    @staticmethod
+    async def _hashed(sha: "hashlib._Hash | None", piece: bytes) -> bytes:
+        """The body's SHA-256 (a signed payload) on a worker thread: it would stall the event loop."""
+        if sha is not None:
+            await run_in_threadpool(sha.update, piece)
+        return piece
 
     async def _raw(self) -> AsyncIterator[bytes]:
         try:
