@@ -27,6 +27,7 @@ TABLES = (
     "chunks",  # BLAKE3 digest -> ChunkRow (reference count, zero-since time)
     "uploads",  # upload id -> UploadRecord
     "parts",  # upload id + part number -> PartRecord
+    "links",  # short link id -> LinkRecord
 )
 
 SCHEMA_VERSION = 1

@@ -110,3 +110,15 @@ class InvalidPartOrder(StoreError):
 
 class EntityTooSmall(StoreError):
     code = "EntityTooSmall"
+
+
+class NoSuchLink(StoreError):
+    """A short link id that was never issued, or was revoked."""
+
+    code = "NoSuchLink"
+
+
+class LinkExpired(StoreError):
+    """A short link past its expiry time or out of downloads."""
+
+    code = "LinkExpired"

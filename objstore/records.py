@@ -118,3 +118,18 @@ class PartRecord(Record):
     manifest: str
     created: float
     checksums: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LinkRecord(Record):
+    """A short public link (/s/<id>) to bucket/key; it follows the key, not one version of it."""
+
+    id: str
+    owner: str
+    bucket: str
+    key: str
+    created: float
+    expires_at: float | None = None
+    max_downloads: int | None = None
+    downloads: int = 0
+    revoked: bool = False

@@ -29,6 +29,7 @@ from .lifecycle import LifecycleRule
 from .records import BucketRecord, ObjectRecord, UploadRecord
 from .writer import Content, ContentWriter, SizeLimits
 from .multipart import Multipart
+from .links import Links
 
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 WRITE_BLOCK = 1024 * 1024
@@ -45,6 +46,7 @@ class Store:
         self.blobs = BlobDir(self.root, self.config.durable)
         self.accounts = Accounts(self.db, self.config, lambda: self.clock())
         self.multipart = Multipart(self)
+        self.links = Links(self)
 
     def close(self) -> None:
         self.db.close()

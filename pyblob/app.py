@@ -14,6 +14,8 @@ from fastapi import FastAPI
 
 from s3api.app import S3App
 from s3api.context import S3Config
+from shortlinks.api import api_routes
+from shortlinks.routes import link_routes
 
 from .bootstrap import new_store
 from .settings import Settings, load_settings
@@ -39,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="pyblob", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.add_api_route("/health", health, methods=["GET", "HEAD"], include_in_schema=False)
+    app.router.routes.extend(link_routes(lambda: app.state.store))  # before the S3 catch-all
+    app.router.routes.extend(api_routes(lambda: app.state.store, settings.public_url))
     mount_web_layers(app)
     return app
 

@@ -1,0 +1,45 @@
+"""The short links edge's errors: engine errors and its own, as JSON `{"detail": ...}` with a real status.
+
+One table maps the engine's error codes to statuses, one function renders every error body.
+"""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse
+
+from objstore.errors import StoreError
+
+STATUS = {
+    "NoSuchLink": 404,
+    "NoSuchKey": 404,
+    "NoSuchBucket": 404,
+    "LinkExpired": 410,
+    "InvalidArgument": 400,
+    "KeyTooLongError": 400,
+}
+DETAIL = {
+    "NoSuchLink": "link not found",
+    "NoSuchKey": "object not found",
+    "NoSuchBucket": "bucket not found",
+    "LinkExpired": "link expired",
+}
+
+
+class ApiError(Exception):
+    """An error the edge itself raises (no token, a malformed body, an unsatisfiable range)."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def from_store(exc: StoreError) -> ApiError:
+    status = STATUS.get(exc.code, 500)
+    detail = DETAIL.get(exc.code) or (str(exc) if status < 500 else "internal error")
+    return ApiError(status, detail)
+
+
+def render(err: ApiError, extra_headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": err.detail}, status_code=err.status, headers={**err.headers, **(extra_headers or {})})

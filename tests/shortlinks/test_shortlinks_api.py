@@ -1,0 +1,67 @@
+"""`POST /api/links`, `GET`/`DELETE /api/links/{id}` against a real server: auth, ownership, revocation."""
+
+from __future__ import annotations
+
+import httpx
+from shortlinks_site import BUCKET, Site
+
+
+def test_create_returns_the_public_url(site: Site) -> None:
+    site.s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a")
+    response = site.create_link("a.txt", expires_in=3600, max_downloads=5)
+    assert response.status_code == 201
+    link = response.json()
+    assert link["url"] == f"{site.url}/s/{link['id']}"
+    assert (link["bucket"], link["key"], link["max_downloads"], link["downloads"]) == (BUCKET, "a.txt", 5, 0)
+    assert link["expires_at"] == link["created"] + 3600
+    shown = httpx.get(f"{site.url}/api/links/{link['id']}", headers=site.auth("alice"))
+    assert shown.status_code == 200 and shown.json() == link
+
+
+def test_create_for_a_missing_object_or_bad_body(site: Site) -> None:
+    assert site.create_link("missing.txt").status_code == 404
+    site.s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a")
+    assert site.create_link("a.txt", max_downloads=0).status_code == 400
+    assert site.create_link("a.txt", expires_in="soon").status_code == 400
+    raw = httpx.post(f"{site.url}/api/links", content=b"not json", headers=site.auth("alice"))
+    assert raw.status_code == 400 and "detail" in raw.json()
+
+
+def test_no_or_bad_token_is_401(site: Site) -> None:
+    site.s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a")
+    link_id = site.create_link("a.txt").json()["id"]
+    for headers in ({}, {"authorization": "Bearer pbt_wrong"}, {"authorization": "Basic abc"}):
+        created = httpx.post(f"{site.url}/api/links", json={"bucket": BUCKET, "key": "a.txt"}, headers=headers)
+        assert created.status_code == 401
+        assert created.headers["www-authenticate"] == "Bearer"
+        assert "detail" in created.json()
+        assert httpx.get(f"{site.url}/api/links/{link_id}", headers=headers).status_code == 401
+        assert httpx.delete(f"{site.url}/api/links/{link_id}", headers=headers).status_code == 401
+
+
+def test_another_user_cannot_see_delete_or_link_alices_objects(site: Site) -> None:
+    site.s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a")
+    link_id = site.create_link("a.txt").json()["id"]
+    assert httpx.get(f"{site.url}/api/links/{link_id}", headers=site.auth("bob")).status_code == 404
+    assert httpx.delete(f"{site.url}/api/links/{link_id}", headers=site.auth("bob")).status_code == 404
+    assert site.create_link("a.txt", user="bob").status_code == 404
+    assert httpx.get(f"{site.url}/s/{link_id}").content == b"a"
+
+
+def test_revoked_link_is_404(site: Site) -> None:
+    site.s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a")
+    link_id = site.create_link("a.txt").json()["id"]
+    revoked = httpx.delete(f"{site.url}/api/links/{link_id}", headers=site.auth("alice"))
+    assert revoked.status_code == 200 and revoked.json()["revoked"] is True
+    assert httpx.get(f"{site.url}/s/{link_id}").status_code == 404
+    assert httpx.get(f"{site.url}/api/links/{link_id}", headers=site.auth("alice")).status_code == 404
+    assert httpx.delete(f"{site.url}/api/links/{link_id}", headers=site.auth("alice")).status_code == 404
+
+
+def test_link_to_a_deleted_object_is_404(site: Site) -> None:
+    site.s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a")
+    link_id = site.create_link("a.txt").json()["id"]
+    site.s3.delete_object(Bucket=BUCKET, Key="a.txt")
+    response = httpx.get(f"{site.url}/s/{link_id}")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "object not found"}
