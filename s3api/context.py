@@ -16,7 +16,8 @@ from .auth import Identity
 from .body import Payload
 from .errors import S3Error
 from .router import Route
-from .xml import render
+from . import checksums
+from .xml import MAX_XML_BODY, parse, render
 
 T = TypeVar("T")
 
@@ -54,6 +55,14 @@ class S3Context:
 
     def payload(self) -> Payload:
         return Payload(self.request, self.identity, self.headers)
+
+    async def read_xml(self, root: str, force_list: tuple[str, ...] = ()) -> dict[str, Any]:
+        """A small XML body (configurations, DeleteObjects): bounded, its Content-MD5 or
+        x-amz-checksum-* verified, parsed with `force_list` elements always lists."""
+        payload = self.payload()
+        raw = await payload.read_all(MAX_XML_BODY)
+        checksums.verify_small_body(self.headers, payload.trailers, raw)
+        return parse(raw, root, force_list=force_list)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Blocking engine work (LMDB, disk) off the event loop."""

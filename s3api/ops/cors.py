@@ -10,18 +10,14 @@ from starlette.responses import Response
 
 from objstore.errors import NoSuchBucket
 
-from .. import checksums, cors
+from .. import cors
 from ..context import S3Context, xml_response
 from ..errors import S3Error
-from ..xml import MAX_XML_BODY, parse
 
 
 async def handle_put_bucket_cors(ctx: S3Context) -> Response:
     await ctx.owned_bucket()
-    payload = ctx.payload()
-    raw = await payload.read_all(MAX_XML_BODY)
-    checksums.verify_small_body(ctx.headers, payload.trailers, raw)
-    doc = parse(raw, "CORSConfiguration", force_list=("CORSRule", "AllowedOrigin", "AllowedMethod", "AllowedHeader", "ExposeHeader"))
+    doc = await ctx.read_xml("CORSConfiguration", force_list=("CORSRule", "AllowedOrigin", "AllowedMethod", "AllowedHeader", "ExposeHeader"))
     await ctx.run(ctx.store.set_bucket_cors, ctx.bucket, cors.parse_rules(doc))
     return Response(status_code=200)
 

@@ -11,7 +11,6 @@ from objstore.errors import StoreError
 from .. import checksums
 from ..context import S3Context, xml_response
 from ..errors import S3Error
-from ..xml import MAX_XML_BODY, parse
 from .get import check_version_id
 
 MAX_DELETE_KEYS = 1000
@@ -54,12 +53,9 @@ async def handle_delete_objects(ctx: S3Context) -> Response:
     Integrity: Content-MD5 or any x-amz-checksum-* (new SDKs send no Content-MD5); one is required.
     """
     await ctx.owned_bucket()
-    payload = ctx.payload()
-    raw = await payload.read_all(MAX_XML_BODY)
     if "content-md5" not in ctx.headers and not checksums.requested(ctx.headers):
         raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5 or x-amz-checksum-*")
-    checksums.verify_small_body(ctx.headers, payload.trailers, raw)
-    doc = parse(raw, "Delete", force_list=("Object",))
+    doc = await ctx.read_xml("Delete", force_list=("Object",))
     quiet = str(doc.get("Quiet", "false")).strip().lower() == "true"
     deleted, errors = [], []
     for key, version in _requested_keys(doc):

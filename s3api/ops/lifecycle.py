@@ -12,19 +12,15 @@ from starlette.responses import Response
 
 from objstore.lifecycle import from_rows
 
-from .. import checksums, lifecycle
+from .. import lifecycle
 from ..context import S3Context, xml_response
 from ..errors import S3Error
-from ..xml import MAX_XML_BODY, parse
 
 
 async def handle_put_bucket_lifecycle_configuration(ctx: S3Context) -> Response:
     """Replaces the whole configuration; the engine checks IDs, Days and Dates (InvalidArgument)."""
     await ctx.owned_bucket()
-    payload = ctx.payload()
-    raw = await payload.read_all(MAX_XML_BODY)
-    checksums.verify_small_body(ctx.headers, payload.trailers, raw)
-    doc = parse(raw, "LifecycleConfiguration", force_list=lifecycle.FORCE_LIST)
+    doc = await ctx.read_xml("LifecycleConfiguration", force_list=lifecycle.FORCE_LIST)
     await ctx.run(ctx.store.set_bucket_lifecycle, ctx.bucket, lifecycle.parse_rules(doc))
     return Response(status_code=200)
 

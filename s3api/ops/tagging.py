@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from .. import checksums, tagging
+from .. import tagging
 from ..context import S3Context, xml_response
-from ..xml import MAX_XML_BODY, parse
 from .get import load_object
 
 
@@ -17,10 +16,7 @@ async def handle_get_object_tagging(ctx: S3Context) -> Response:
 
 async def handle_put_object_tagging(ctx: S3Context) -> Response:
     await load_object(ctx)
-    payload = ctx.payload()
-    raw = await payload.read_all(MAX_XML_BODY)
-    checksums.verify_small_body(ctx.headers, payload.trailers, raw)
-    tags = tagging.from_xml(parse(raw, "Tagging", force_list=("Tag",)))
+    tags = tagging.from_xml(await ctx.read_xml("Tagging", force_list=("Tag",)))
     await ctx.run(ctx.store.set_object_tags, ctx.bucket, ctx.key, tags)
     return Response(status_code=200)
 
