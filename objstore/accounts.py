@@ -18,6 +18,7 @@ from .errors import (
     BucketNotEmpty,
     InvalidAccessKey,
     InvalidArgument,
+    InvalidToken,
     NoSuchAccessKey,
     NoSuchUser,
     UserAlreadyExists,
@@ -136,9 +137,13 @@ class Accounts:
                     w.delete(table, k)
             w.delete("users", name.encode())
 
-    def set_limits(self, name: str, quota: int | None = None, max_object_size: int | None = None) -> UserRecord:
+    def set_limits(
+        self, name: str, quota: int | None = None, max_object_size: int | None = None, max_objects: int | None = None
+    ) -> UserRecord:
         with self.db.write() as w:
             user = self.user_in(w, name)
+            if max_objects is not None:
+                user.max_objects = max_objects
             if quota is not None:
                 user.quota = quota
             if max_object_size is not None:
@@ -153,6 +158,17 @@ class Accounts:
         user.object_count += delta_objects
         w.put("users", name.encode(), user.encode())
         return user
+
+    def count_downloads(self, w: Txn, name: str, downloads: int, nbytes: int, last: float) -> None:
+        """Add short-link downloads to a user's statistics inside `w` (gone users are skipped)."""
+        raw = w.get("users", name.encode())
+        if raw is None:
+            return
+        user = UserRecord.decode(raw)
+        user.downloads += downloads
+        user.bytes_served += nbytes
+        user.last_download = max(user.last_download or 0.0, last)
+        w.put("users", name.encode(), user.encode())
 
     # access keys -----------------------------------------------------------------------------
     def add_key(self, user: str, access_key: str | None = None, secret_key: str | None = None) -> AccessKeyRecord:
@@ -209,6 +225,20 @@ class Accounts:
         with self.db.read() as r:
             raw = r.get("tokens", token_hash(token))
         return TokenRecord.decode(raw).user if raw is not None else None
+
+    def rotate_token(self, token: str) -> str:
+        """Replace `token` by a new one in one transaction; InvalidToken unless it is current.
+
+        Only a holder of the current token can rotate it (pyBlobServer let anyone reset anyone's).
+        """
+        fresh = new_token()
+        with self.db.write() as w:
+            raw = w.get("tokens", token_hash(token))
+            if raw is None:
+                raise InvalidToken("the token is not valid")
+            w.delete("tokens", token_hash(token))
+            self._put_token(w, TokenRecord.decode(raw).user, fresh)
+        return fresh
 
     def revoke_token(self, token: str) -> bool:
         with self.db.write() as w:

@@ -32,3 +32,6 @@ class StoreConfig:
     # Defaults for new users (0 = unlimited).
     default_quota: int = 0
     default_max_object_size: int = 5 * TiB
+    # Short links: id length (31-letter alphabet) and how long a link may go undownloaded.
+    link_id_length: int = 8
+    link_idle_seconds: float = 90 * 86400.0

@@ -28,6 +28,7 @@ TABLES = (
     "uploads",  # upload id -> UploadRecord
     "parts",  # upload id + part number -> PartRecord
     "links",  # short link id -> LinkRecord
+    "link_owners",  # owner + NUL + sequence (big-endian) -> link id: an owner's links in order
 )
 
 SCHEMA_VERSION = 1

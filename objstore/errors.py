@@ -112,6 +112,12 @@ class EntityTooSmall(StoreError):
     code = "EntityTooSmall"
 
 
+class InvalidToken(StoreError):
+    """A REST API bearer token that is unknown (never issued, rotated away or revoked)."""
+
+    code = "InvalidToken"
+
+
 class NoSuchLink(StoreError):
     """A short link id that was never issued, or was revoked."""
 

@@ -57,12 +57,12 @@ class Multipart:
             _upload(r, upload_id)
             return _parts(r, upload_id)
 
-    def open_part_writer(self, upload_id: str, number: int, checksums: Iterable[str] = ()) -> "PartWriter":
+    def open_part_writer(self, upload_id: str, number: int, checksums: Iterable[str] = (), size_hint: int | None = None) -> "PartWriter":
         if not 1 <= number <= MAX_PART_NUMBER:
             raise InvalidArgument(f"part number must be 1-{MAX_PART_NUMBER}")
         upload = self.get_upload(upload_id)
-        limits = self.store.limits_for(upload.owner)
-        return PartWriter(self.store, upload, number, ContentWriter(self.store, checksums, limits))
+        limits, reservation = self.store.reservations.room(upload.owner, 0, size_hint)
+        return PartWriter(self.store, upload, number, ContentWriter(self.store, checksums, limits, reservation))
 
     def abort_upload(self, upload_id: str) -> None:
         """AbortMultipartUpload: drop the parts and give their bytes back to the quota."""

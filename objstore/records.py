@@ -43,6 +43,13 @@ class UserRecord(Record):
     max_object_size: int = 0  # 0 = unlimited
     usage_bytes: int = 0  # logical bytes of committed objects and pending parts
     object_count: int = 0
+    max_objects: int = 0  # 0 = unlimited
+    default_bucket: str = ""  # where REST uploads land; created on the first one
+    downloads: int = 0  # short-link downloads of this user's files (batched, see linkstats.py)
+    bytes_served: int = 0
+    last_download: float | None = None
+    uploads: int = 0  # files uploaded through the REST API
+    last_upload: float | None = None
 
 
 @dataclass
@@ -133,3 +140,9 @@ class LinkRecord(Record):
     max_downloads: int | None = None
     downloads: int = 0
     revoked: bool = False
+    name: str = ""  # the file name shown and offered for download ("" = the key's last segment)
+    owns_object: bool = False  # uploaded only to back this link: expiring the link deletes it
+    seq: int = 0  # creation order, for listing newest first (see `links.owner_index_key`)
+    bytes_served: int = 0
+    last_download: float | None = None
+    expired: bool = False  # swept: kept as a tombstone so the id answers 410, not 404

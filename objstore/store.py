@@ -30,6 +30,9 @@ from .records import BucketRecord, ObjectRecord, UploadRecord
 from .writer import Content, ContentWriter, SizeLimits
 from .multipart import Multipart
 from .links import Links
+from .linkstats import DownloadStats
+from .reservations import Reservations
+from .state import VolatileState
 
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 WRITE_BLOCK = 1024 * 1024
@@ -46,10 +49,17 @@ class Store:
         self.blobs = BlobDir(self.root, self.config.durable)
         self.accounts = Accounts(self.db, self.config, lambda: self.clock())
         self.multipart = Multipart(self)
-        self.links = Links(self)
+        self.state = VolatileState(self.root / "state")
+        self.reservations = Reservations(self.state, self.accounts)
+        self.links = Links(self, self.config.link_id_length)
+        self.stats = DownloadStats(self)
 
     def close(self) -> None:
-        self.db.close()
+        try:
+            self.stats.flush()
+        finally:
+            self.db.close()
+            self.state.close()
 
     def __enter__(self) -> "Store":
         return self
@@ -127,18 +137,10 @@ class Store:
         with self.db.read() as r:
             raw = r.get("objects", keys.encode(record.id, raw_key))
         replacing = ObjectRecord.decode(raw).size if raw is not None else 0
-        limits = self.limits_for(record.owner, replacing)
+        limits, reservation = self.reservations.room(record.owner, replacing, size_hint)
         if size_hint is not None:
             limits.check(size_hint)
-        return ObjectWriter(self, record, raw_key, checksums, limits)
-
-    def limits_for(self, owner: str, replacing: int = 0) -> SizeLimits:
-        """How large a stream of `owner` may grow; `replacing` bytes are freed when it commits."""
-        user = self.accounts.get_user(owner)
-        return SizeLimits(
-            max_object=user.max_object_size or None,
-            quota_room=max(0, user.quota - user.usage_bytes + replacing) if user.quota else None,
-        )
+        return ObjectWriter(self, record, raw_key, checksums, ContentWriter(self, checksums, limits, reservation))
 
     def put_object(self, bucket: str, key: str, data: bytes, **attrs: object) -> ObjectRecord:
         """Store a whole in-memory object (small objects, tests, the CLI)."""
@@ -210,12 +212,16 @@ class Store:
         the version it judged expired); when it says no, nothing changes and the answer is False.
         """
         with self.db.write() as w:
-            record, lkey, old = self._object(w, bucket, key)
-            if old is None or (only_if is not None and not only_if(old)):
-                return False
-            w.delete("objects", lkey)
-            manifests.drop_ref(w, bytes.fromhex(old.manifest), self.clock())
-            self.accounts.charge(w, record.owner, -old.size, -1)
+            return self.delete_in(w, bucket, key, only_if)
+
+    def delete_in(self, w: Txn, bucket: str, key: str, only_if: Callable[[ObjectRecord], bool] | None = None) -> bool:
+        """`delete_object` inside the caller's write transaction."""
+        record, lkey, old = self._object(w, bucket, key)
+        if old is None or (only_if is not None and not only_if(old)):
+            return False
+        w.delete("objects", lkey)
+        manifests.drop_ref(w, bytes.fromhex(old.manifest), self.clock())
+        self.accounts.charge(w, record.owner, -old.size, -1)
         return True
 
     def copy_object(
@@ -272,6 +278,8 @@ class Store:
             raise EntityTooLarge(f"object of {size} bytes exceeds the limit of {user.max_object_size}")
         if user.quota and delta > 0 and user.usage_bytes + delta > user.quota:
             raise QuotaExceeded(f"storing {size} bytes would exceed the quota of {user.quota}")
+        if user.max_objects and old is None and user.object_count >= user.max_objects:
+            raise QuotaExceeded(f"the quota of {user.max_objects} objects is reached")
         return old
 
     def replace_object(self, w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord, if_none_match: bool = False) -> None:
@@ -286,11 +294,11 @@ class Store:
 class ObjectWriter:
     """Streams one object's content; `commit` makes it visible atomically, `close` drops it."""
 
-    def __init__(self, store: Store, bucket: BucketRecord, raw_key: bytes, checksums: Iterable[str], limits: SizeLimits):
+    def __init__(self, store: Store, bucket: BucketRecord, raw_key: bytes, checksums: Iterable[str], content: ContentWriter):
         self.store = store
         self.bucket = bucket
         self.raw_key = raw_key
-        self.content = ContentWriter(store, checksums, limits)
+        self.content = content
 
     def write(self, data: bytes | memoryview) -> None:
         self.content.write(data)
@@ -307,7 +315,9 @@ class ObjectWriter:
         if_none_match: bool = False,
         checksum_type: str = "FULL_OBJECT",
         tags: dict[str, str] | None = None,
+        also: Callable[[Txn, ObjectRecord], None] | None = None,
     ) -> ObjectRecord:
+        """Make the object visible; `also` adds rows of the caller's in the same transaction."""
         content = self.finish()
         store = self.store
         try:
@@ -333,6 +343,8 @@ class ObjectWriter:
                     tags=dict(tags or {}),
                 )
                 store.replace_object(w, bucket, self.raw_key, record, if_none_match)
+                if also is not None:
+                    also(w, record)
         finally:
             self.close()
         return record

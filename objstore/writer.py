@@ -17,6 +17,7 @@ from .errors import ChunkMissing, EntityTooLarge, QuotaExceeded
 from .hashing import StreamHasher, chunk_digest
 
 if TYPE_CHECKING:
+    from .reservations import Reservation
     from .store import Store
 
 
@@ -86,8 +87,11 @@ class ChunkSink:
 
 
 class ContentWriter:
-    def __init__(self, store: "Store", checksums: Iterable[str] = (), limits: SizeLimits | None = None):
+    def __init__(
+        self, store: "Store", checksums: Iterable[str] = (), limits: SizeLimits | None = None, reservation: "Reservation | None" = None
+    ):
         self.store = store
+        self.reservation = reservation  # quota held for this stream, given back on close
         self.hasher = StreamHasher(checksums)
         self.limits = limits or SizeLimits()
         self._chunker = Chunker(store.config)
@@ -139,6 +143,9 @@ class ContentWriter:
         """Drop whatever was staged and not installed; safe to call more than once."""
         self.hasher.md5_hex()  # stop the MD5 thread
         self._sink.close()
+        if self.reservation is not None:
+            self.store.reservations.release(self.reservation)
+            self.reservation = None
 
     def _add_chunk(self, chunk: bytes) -> None:
         self._entries.append(self._sink.add(chunk))

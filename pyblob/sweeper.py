@@ -1,10 +1,10 @@
-"""The server's background lifecycle sweep: `objstore.lifecycle.apply_lifecycle` every interval.
+"""The server's background jobs: lifecycle rules, expired short links, download statistics.
 
-One asyncio task per worker; the sweep itself runs in a thread (LMDB work never blocks the event
-loop) and checks a stop flag between batches, so shutdown waits at most one batch before the store
-closes. Workers share `<data dir>/lifecycle.lock`: a worker that finds it taken skips its turn. Were
-two sweeps to overlap anyway, the second would only find nothing left to do (deletes and aborts are
-conditional and idempotent).
+Each job is one asyncio task per worker that runs its work in a thread (LMDB work never blocks the
+event loop) every interval. Sweeps check a stop flag between batches, so shutdown waits at most one
+batch before the store closes. Workers share `<data dir>/lifecycle.lock` for the sweeps: a worker
+that finds it taken skips its turn. Were two sweeps to overlap anyway, the second would only find
+nothing left to do (deletes are conditional and idempotent).
 """
 
 from __future__ import annotations
@@ -14,29 +14,35 @@ import contextlib
 import logging
 import random
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from objstore import Store
 from objstore.lifecycle import LifecycleReport, apply_lifecycle, sweep_lock
+from objstore.linksweep import LinkSweepReport, sweep_links
 
-log = logging.getLogger("pyblob.lifecycle")
+log = logging.getLogger("pyblob.sweeper")
 FIRST_SWEEP_MAX_DELAY = 300.0  # a server restarted often still sweeps; workers start spread out
+STATS_FLUSH_INTERVAL = 1.0  # what a crash may lose of the download statistics
 
 
-class LifecycleSweeper:
-    def __init__(self, store: Store, interval: float):
-        self.store = store
+class Periodic:
+    """Run `work` in a thread every `interval` seconds (never when the interval is 0)."""
+
+    def __init__(self, name: str, interval: float, work: Callable[[], Any], first_delay: float | None = None):
+        self.name = name
         self.interval = interval
-        self.stopping = threading.Event()
+        self.work = work
+        self.first_delay = first_delay
         self.task: asyncio.Task[None] | None = None
-        self.running: asyncio.Future[LifecycleReport | None] | None = None
+        self.running: asyncio.Future[Any] | None = None
 
     def start(self) -> None:
         if self.interval > 0:
             self.task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        """Cancel the timer and wait for a sweep in progress to reach its next batch boundary."""
-        self.stopping.set()
+        """Cancel the timer and wait for a run in progress to end."""
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -46,16 +52,28 @@ class LifecycleSweeper:
                 await self.running
 
     async def _loop(self) -> None:
-        await asyncio.sleep(random.uniform(0, min(self.interval, FIRST_SWEEP_MAX_DELAY)))
+        delay = self.first_delay
+        await asyncio.sleep(random.uniform(0, min(self.interval, FIRST_SWEEP_MAX_DELAY)) if delay is None else delay)
         while True:
-            self.running = asyncio.ensure_future(asyncio.to_thread(self.sweep_once))
+            self.running = asyncio.ensure_future(asyncio.to_thread(self.work))
             try:
                 await asyncio.shield(self.running)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("lifecycle sweep failed; retrying in %s s", self.interval)
+                log.exception("%s failed; retrying in %s s", self.name, self.interval)
             await asyncio.sleep(self.interval)
+
+
+class LifecycleSweeper(Periodic):
+    def __init__(self, store: Store, interval: float):
+        super().__init__("lifecycle sweep", interval, self.sweep_once)
+        self.store = store
+        self.stopping = threading.Event()
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await super().stop()
 
     def sweep_once(self) -> LifecycleReport | None:
         """One sweep, unless another process holds the lock (None then)."""
@@ -67,3 +85,29 @@ class LifecycleSweeper:
             log.info("lifecycle: %d objects expired (%d bytes), %d uploads aborted",
                      report.objects_expired, report.bytes_expired, report.lifecycle_uploads_aborted)
         return report
+
+
+class LinkSweeper(LifecycleSweeper):
+    """Expired short links: tombstoned, and the files uploaded for them deleted."""
+
+    def __init__(self, store: Store, interval: float):
+        super().__init__(store, interval)
+        self.name = "link sweep"
+        self.work = self.sweep_links_once
+
+    def sweep_links_once(self) -> LinkSweepReport | None:
+        with sweep_lock(self.store.root) as mine:
+            if not mine:
+                return None
+            report = sweep_links(self.store, self.store.clock(), stop=self.stopping.is_set)
+        if report.links_expired:
+            log.info("links: %d expired, %d files deleted", report.links_expired, report.objects_deleted)
+        return report
+
+
+def background_jobs(store: Store, lifecycle_interval: float, link_interval: float) -> list[Periodic]:
+    return [
+        LifecycleSweeper(store, lifecycle_interval),
+        LinkSweeper(store, link_interval),
+        Periodic("statistics flush", STATS_FLUSH_INTERVAL, store.stats.flush, first_delay=STATS_FLUSH_INTERVAL),
+    ]

@@ -56,19 +56,24 @@ def echo_report(report: Any) -> None:
 @click.command()
 @data_dir_option
 def gc(data_dir: Path | None) -> None:
-    """Apply lifecycle rules, then delete unused chunks and abandoned uploads.
+    """Apply lifecycle rules and expire short links, then delete unused chunks and abandoned uploads.
 
-    Expires objects and aborts uploads as the buckets' lifecycle rules say, then removes chunks
+    Expires objects and aborts uploads as the buckets' lifecycle rules say, expires short links
+    (and deletes the files uploaded for them) as PYBLOB_LINK_IDLE_DAYS and their own limits say,
+    then removes chunks
     unreferenced for longer than PYBLOB_GC_GRACE_SECONDS, orphan chunk files, dead staging dirs
     and multipart uploads older than PYBLOB_UPLOAD_MAX_AGE_SECONDS.
     """
     from objstore.lifecycle import apply_lifecycle
+    from objstore.linksweep import sweep_links
     from objstore.maintenance import collect_garbage
 
     with store_for(data_dir) as store, ProgressBars() as progress:
         expired = apply_lifecycle(store, store.clock())
+        links = sweep_links(store, store.clock())
         report = collect_garbage(store, progress=progress)
     echo_report(expired)
+    echo_report(links)
     echo_report(report)
 
 

@@ -69,9 +69,10 @@ async def handle_upload_part(ctx: S3Context) -> Response:
     algorithms = checksums.requested(ctx.headers)
     if upload.checksum_algorithm and upload.checksum_algorithm not in algorithms:
         algorithms.append(upload.checksum_algorithm)
-    writer = await ctx.run(ctx.store.multipart.open_part_writer, upload.upload_id, number, algorithms)
+    payload = ctx.payload()
+    writer = await ctx.run(ctx.store.multipart.open_part_writer, upload.upload_id, number, algorithms, payload.declared)
     try:
-        kept = await stream_into(ctx, writer, ctx.payload())  # type: ignore[arg-type]
+        kept = await stream_into(ctx, writer, payload)  # type: ignore[arg-type]
         part = await ctx.run(writer.commit)
     finally:
         await ctx.run(writer.close)
@@ -89,7 +90,7 @@ async def handle_upload_part_copy(ctx: S3Context) -> Response:
     check_source(source_conditions(ctx))(source)
     rng = _copy_range(ctx.headers.get("x-amz-copy-source-range"), source.size)
     start, end = rng or (0, source.size)
-    writer = await ctx.run(ctx.store.multipart.open_part_writer, upload.upload_id, number, ())
+    writer = await ctx.run(ctx.store.multipart.open_part_writer, upload.upload_id, number, (), end - start)
     try:
         await ctx.run(_copy_bytes, ctx, source, start, end, writer)
         part = await ctx.run(writer.commit)

@@ -121,3 +121,18 @@ def test_user_add_while_server_runs(server: Server, run_pyblob: RunPyblob) -> No
     assert creds["user"] == "judy"
     assert {u["user"] for u in ok_json(run_pyblob, "user", "list")} == {"admin", "judy"}
     assert httpx.get(server.url + "/health").status_code == 200
+
+
+def test_default_limits_are_the_seeds(run_pyblob: RunPyblob) -> None:
+    """10 MiB per file and 500 MiB per user unless configured (empty variables mean "not set")."""
+    seed = {"PYBLOB_MAX_OBJECT_SIZE": "", "PYBLOB_DEFAULT_QUOTA": ""}
+    assert run_pyblob("user", "add", "sam", env=seed).returncode == 0
+    details = ok_json(run_pyblob, "user", "show", "sam")
+    assert (details["quota"], details["max_object_size"]) == (500 * 1024**2, 10 * 1024**2)
+
+
+def test_quota_set_can_limit_object_size_and_count(run_pyblob: RunPyblob) -> None:
+    ok(run_pyblob, "user", "add", "olga")
+    ok(run_pyblob, "quota", "set", "olga", "1G", "--max-object-size", "5MiB", "--max-objects", "100")
+    details = ok_json(run_pyblob, "user", "show", "olga")
+    assert (details["quota"], details["max_object_size"], details["max_objects"]) == (1024**3, 5 * 1024**2, 100)

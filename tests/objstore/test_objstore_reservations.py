@@ -1,0 +1,109 @@
+"""Quota reservations and uploads for links: refused before data is kept, released on every path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from objstore import Store
+from objstore.errors import EntityTooLarge, QuotaExceeded
+from objstore.linkupload import LinkUpload, default_bucket, safe_name
+
+
+@pytest.fixture
+def carol(store: Store) -> str:
+    store.accounts.create_user("carol", quota=1000, max_object_size=600)
+    store.create_bucket("carol", "carols")
+    return "carol"
+
+
+def test_declared_sizes_are_held_until_the_writer_closes(store: Store, carol: str) -> None:
+    first = store.open_writer("carols", "a", size_hint=600)
+    with pytest.raises(QuotaExceeded):
+        store.open_writer("carols", "b", size_hint=500)  # 600 held + 500 > 1000: refused up front
+    assert store.reservations.held(carol) == 600
+    first.write(b"x" * 600)
+    first.commit()
+    assert store.reservations.held(carol) == 0
+    assert store.accounts.get_user(carol).usage_bytes == 600
+    with pytest.raises(QuotaExceeded):
+        store.open_writer("carols", "b", size_hint=500)
+    store.open_writer("carols", "b", size_hint=400).close()
+    assert store.reservations.held(carol) == 0
+
+
+def test_overwrite_counts_the_bytes_it_frees(store: Store, carol: str) -> None:
+    store.put_object("carols", "a", b"x" * 600)
+    with store.open_writer("carols", "a", size_hint=600) as w:
+        w.write(b"y" * 600)
+        w.commit()
+    assert store.accounts.get_user(carol).usage_bytes == 600
+
+
+def test_size_limit_refuses_before_any_byte(store: Store, carol: str) -> None:
+    with pytest.raises(EntityTooLarge):
+        store.open_writer("carols", "big", size_hint=601)
+    assert store.reservations.held(carol) == 0
+
+
+def test_parts_reserve_too(store: Store, carol: str) -> None:
+    upload = store.multipart.create_upload("carols", "mp")
+    part = store.multipart.open_part_writer(upload.upload_id, 1, (), 500)
+    with pytest.raises(QuotaExceeded):
+        store.multipart.open_part_writer(upload.upload_id, 2, (), 501)
+    part.close()
+    assert store.reservations.held(carol) == 0
+
+
+def test_reservations_of_dead_processes_are_dropped(store: Store, carol: str) -> None:
+    code = (
+        "import os, sys; from objstore import Store; s = Store(sys.argv[1]); "
+        "s.open_writer('carols', 'a', size_hint=550); os._exit(0)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code, str(store.root)], check=True, env=env)
+    assert store.reservations.held(carol) == 0  # the process that held 550 bytes is gone
+    store.open_writer("carols", "b", size_hint=550).close()
+
+
+def test_link_upload_lands_in_the_default_bucket_with_its_link(store: Store, carol: str) -> None:
+    with LinkUpload(store, carol, "../../etc/pass\x00wd", "text/plain", 5) as up:
+        up.write(b"hello")
+        link = up.commit()
+    assert link.name == "passwd" and link.owns_object
+    assert link.bucket == default_bucket(store, carol) == "carol-files"
+    assert link.key == f"{link.id}/passwd"
+    assert b"".join(store.read_object(store.head_object(link.bucket, link.key))) == b"hello"
+    user = store.accounts.get_user(carol)
+    assert (user.uploads, user.usage_bytes) == (1, 5)
+
+
+def test_failed_link_upload_leaves_no_link_and_no_reservation(store: Store, carol: str) -> None:
+    with LinkUpload(store, carol, "a.bin", None, 10) as up:
+        up.write(b"x" * 10)
+    assert store.links.list(carol).links == []
+    assert store.reservations.held(carol) == 0
+    with pytest.raises(EntityTooLarge):
+        LinkUpload(store, carol, "b.bin", None, 601)
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [("a.txt", "a.txt"), ("C:\\x\\y.png", "y.png"), ("", "file"), ("..", "file"), ("é" * 200, "é" * 127)],
+)
+def test_safe_name(given: str, kept: str) -> None:
+    assert safe_name(given) == kept
+
+
+def test_object_count_quota(store: Store, carol: str) -> None:
+    store.accounts.set_limits(carol, max_objects=2)
+    store.put_object("carols", "a", b"1")
+    store.put_object("carols", "b", b"2")
+    store.put_object("carols", "a", b"3")  # replacing adds no object
+    with pytest.raises(QuotaExceeded):
+        store.put_object("carols", "c", b"4")
+    store.delete_object("carols", "a")
+    store.put_object("carols", "c", b"4")
