@@ -76,3 +76,34 @@ def test_per_object_limit_while_streaming(http_endpoint: Endpoint) -> None:
                     creds=http_endpoint.users["dave"])
     assert (response.status_code, error_of(response)["Code"]) == (400, "EntityTooLarge")
     assert "Contents" not in http_endpoint.client(http_endpoint.users["dave"]).list_objects_v2(Bucket=bucket)
+
+
+def test_concurrent_uploads_fill_the_quota_exactly(http_endpoint: Endpoint) -> None:
+    """40 parallel PUTs against carol's 1 MiB: exactly as many as fit succeed, the rest are refused
+    before their bodies are kept (quota reservations), and usage adds up to the byte."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    carol = http_endpoint.client(http_endpoint.users["carol"])
+    bucket = bucket_of(http_endpoint, "carol")
+    used, count = http_endpoint.usage("carol")
+    size = 100 * 1024
+    fits = (MiB - used) // size
+
+    def put(i: int) -> int:
+        try:
+            carol.put_object(Bucket=bucket, Key=f"k{i:02}", Body=bytes([i]) * size)
+            return 200
+        except ClientError as e:
+            meta, error = e.response["ResponseMetadata"], e.response["Error"]
+            assert (meta["HTTPStatusCode"], error["Code"]) == (403, "QuotaExceeded")
+            return 403
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(put, range(40)))
+    assert statuses.count(200) == fits
+    assert http_endpoint.usage("carol") == (used + fits * size, count + fits)
+    listed = carol.list_objects_v2(Bucket=bucket)["Contents"]
+    assert len(listed) == fits
+    for obj in listed:
+        carol.delete_object(Bucket=bucket, Key=obj["Key"])
+    carol.delete_bucket(Bucket=bucket)
