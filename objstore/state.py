@@ -22,7 +22,7 @@ from .db import Txn
 
 STATE_TABLES = (
     "reservations",  # user + NUL + reservation id -> "bytes pid:start"
-    "buckets",  # rate-limit bucket key -> "tokens updated"
+    "buckets",  # rate-limit bucket key -> packed (tokens, updated, full_at), see ratelimit.py
 )
 STATE_MAP_SIZE = 256 * 1024 * 1024  # bounds the state: buckets are evicted long before this fills
 

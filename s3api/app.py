@@ -21,7 +21,7 @@ from objstore.errors import StoreError
 
 from .auth import RequestView, authenticate, parse_query
 from .context import S3Config, S3Context
-from .errors import S3Error
+from .errors import S3Error, slow_down
 from . import cors
 from .ops import bucket, copy, delete, get, listing, multipart, put
 from .ops import cors as cors_ops
@@ -105,9 +105,14 @@ def has_body(request: Request) -> bool:
 
 
 class S3App:
-    def __init__(self, get_store: Callable[[], Store], config: S3Config):
+    """`rate_limit(access_key)`: seconds that key must wait (0: go on), asked once it is authenticated."""
+
+    def __init__(
+        self, get_store: Callable[[], Store], config: S3Config, rate_limit: Callable[[str], float] | None = None
+    ):
         self.get_store = get_store
         self.config = config
+        self.rate_limit = rate_limit
 
     async def endpoint(self, request: Request) -> Response:
         """The Starlette endpoint for every S3 path."""
@@ -147,6 +152,7 @@ class S3App:
         view = RequestView(request.method, raw_path, query, headers, bucket_name if virtual else "")
         if route.op is not Op.PostObject:  # POST Object is signed in its form (ops/post.py)
             ctx.identity = await ctx.run(authenticate, view, ctx.store.accounts, time.time())
+            self._check_rate(ctx.identity.access_key)
         handler = HANDLERS.get(route.op)
         if handler is None:
             raise S3Error("NotImplemented", f"{route.op.value} is not implemented by pyblob.")
@@ -166,8 +172,19 @@ class S3App:
         if rule is not None:
             response.headers.update(cors.response_headers(rule, origin, preflight=False))
 
+    def _check_rate(self, access_key: str) -> None:
+        wait = self.rate_limit(access_key) if self.rate_limit is not None and access_key else 0.0
+        if wait > 0:
+            raise slow_down(wait)
+
     def _error(self, request: Request, error: S3Error, request_id: str) -> Response:
-        if not error.resource:
-            error.resource = request.url.path
-        body = b"" if request.method == "HEAD" else render("Error", error.body(request_id)["Error"], namespace=False)
-        return Response(body, status_code=error.status, media_type="application/xml", headers=error.headers)
+        return error_response(request, error, request_id)
+
+
+def error_response(request: Request, error: S3Error, request_id: str) -> Response:
+    """An S3 error as S3 answers it: XML (no body for HEAD) with the error's own headers."""
+    if not error.resource:
+        error.resource = request.url.path
+    body = b"" if request.method == "HEAD" else render("Error", error.body(request_id)["Error"], namespace=False)
+    headers = {**error.headers, "x-amz-request-id": request_id, "x-amz-id-2": request_id}
+    return Response(body, status_code=error.status, media_type="application/xml", headers=headers)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from objstore.ratelimit import retry_after
+
 STATUS = {
     "AccessDenied": 403,
     "AuthorizationHeaderMalformed": 400,
@@ -73,6 +75,7 @@ MESSAGES = {
     "PreconditionFailed": "At least one of the pre-conditions you specified did not hold",
     "SignatureDoesNotMatch": "The request signature we calculated does not match the signature you provided.",
     "QuotaExceeded": "The upload would exceed the owner's storage quota.",
+    "SlowDown": "Please reduce your request rate.",
 }
 
 
@@ -98,3 +101,10 @@ class S3Error(Exception):
             error["Resource"] = self.resource
         error["RequestId"] = request_id
         return {"Error": error}
+
+
+def slow_down(wait: float) -> S3Error:
+    """503 SlowDown, which SDKs retry with backoff, and the whole seconds to wait in Retry-After."""
+    error = S3Error("SlowDown")
+    error.headers["retry-after"] = str(retry_after(wait))
+    return error

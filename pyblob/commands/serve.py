@@ -13,7 +13,7 @@ import click
 import uvicorn
 
 from ..bootstrap import admin_banner, ensure_admin, open_store
-from ..settings import ENV_PREFIX, Settings, load_settings
+from ..settings import ENV_PREFIX, Settings, load_settings, proxy_networks
 from .common import data_dir_option
 
 APP_FACTORY = "pyblob.app:create_app"
@@ -72,7 +72,17 @@ def serve(
         ssl_keyfile=_optional_path(settings.tls_keyfile),
         # Idle keep-alive clients (TLS ones especially) must not hold a shutdown for long.
         timeout_graceful_shutdown=10,
+        # X-Forwarded-For/-Proto only from the configured proxies (uvicorn would trust loopback):
+        # the client address it reports names the client's rate-limit buckets.
+        forwarded_allow_ips=[str(network) for network in proxy_networks(settings.trusted_proxies)],
+        access_log=settings.access_log,
+        # WebSocket uploads (/upload_socket): one message at most 16 MiB, at most 4 queued per connection.
+        ws_max_size=WS_MAX_MESSAGE,
+        ws_max_queue=4,
     )
+
+
+WS_MAX_MESSAGE = 16 * 1024 * 1024
 
 
 def _optional_path(path: Path | None) -> str | None:

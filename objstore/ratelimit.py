@@ -1,0 +1,132 @@
+"""Token buckets shared by every worker process, kept in the volatile state environment.
+
+A bucket holds up to `burst` tokens and refills at `rate` tokens per second; a request takes
+`cost` tokens or, when too few are left, is told how long to wait. Each `take` is one short
+write transaction on the `buckets` table of `state.VolatileState` (no fsync): LMDB's writer lock
+serialises the workers, so N processes share one limit exactly. The row is
+`(tokens, updated, full_at)`, `full_at` being when refilling makes the bucket full again.
+
+Bounded state: a bucket that has refilled to `burst` tells nothing a missing row does not, so
+rows past their `full_at` are deleted, a slice at a time (`sweep_slice` rows every `sweep_every`
+takes, from where the last sweep of this process stopped). The table never grows past
+`max_rows`: a new key at the cap first frees full rows among a small sample and, if none is full,
+evicts the least recently updated row of the sample (sampled LRU, as Redis evicts). An evicted
+client starts afresh with a full bucket: under a flood of distinct addresses the limit fails
+open for a few, it never locks out newcomers.
+
+Why not a library: `limits` shares state between processes only through Redis, Memcached or
+MongoDB, a service pyblob does not want to need. `pyrate-limiter`'s SQLite bucket is a sliding
+window log (one row per admitted request, one table per limit, not per key), shares across
+processes only with an extra file lock, and took 300-700 µs per call here; its GCRA state stores
+are in-memory or a `multiprocessing.Manager` made before the fork, which uvicorn's workers lack.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+from collections.abc import Callable
+
+from .db import Txn
+from .state import VolatileState
+
+TABLE = "buckets"
+ROW = struct.Struct("<ddd")  # tokens, updated, full_at (seconds of the clock given)
+MAX_ROWS = 100_000  # ~100 bytes each in LMDB: about 10 MB of state at the cap
+SWEEP_EVERY = 1024
+SWEEP_SLICE = 256
+CAP_SAMPLE = 16
+MAX_RETRY_AFTER = 3600
+
+
+def retry_after(wait: float) -> int:
+    """Whole seconds for a `Retry-After` header: at least 1, at most an hour."""
+    return max(1, math.ceil(min(float(MAX_RETRY_AFTER), wait)))
+
+
+def _full_at(now: float, tokens: float, rate: float, burst: float) -> float:
+    if tokens >= burst:
+        return now
+    return now + (burst - tokens) / rate if rate > 0 else math.inf
+
+
+class TokenBuckets:
+    """`take(key, rate, burst)`: 0 when allowed, else the seconds until `cost` tokens are back."""
+
+    def __init__(
+        self,
+        state: VolatileState,
+        clock: Callable[[], float] = time.time,
+        max_rows: int = MAX_ROWS,
+        sweep_every: int = SWEEP_EVERY,
+        sweep_slice: int = SWEEP_SLICE,
+    ):
+        self.state = state
+        self.clock = clock
+        self.max_rows = max_rows
+        self.sweep_every = sweep_every
+        self.sweep_slice = sweep_slice
+        self._takes = 0
+        self._sweep_from = b""  # where this process's next sweep starts (key order, wrapping)
+
+    def take(self, key: str, rate: float, burst: float, cost: float = 1.0) -> float:
+        """Take `cost` tokens from `key`'s bucket; `rate` 0 never refills (a fixed allowance)."""
+        now, name = self.clock(), key.encode()
+        with self.state.write() as w:
+            raw = w.get(TABLE, name)
+            if raw is None:
+                tokens, updated = burst, now
+                if self._rows(w) >= self.max_rows:
+                    self._make_room(w, now)
+            else:
+                tokens, updated, _ = ROW.unpack(raw)
+                tokens = min(burst, tokens + max(0.0, now - updated) * rate)
+            if tokens < cost:
+                if now < updated:  # the clock went back: refill from now on, not from then
+                    w.put(TABLE, name, ROW.pack(tokens, now, _full_at(now, tokens, rate, burst)))
+                return (cost - tokens) / rate if rate > 0 else math.inf
+            tokens -= cost
+            w.put(TABLE, name, ROW.pack(tokens, now, _full_at(now, tokens, rate, burst)))
+            self._takes += 1
+            if self._takes % self.sweep_every == 0:
+                self._sweep(w, now, self.sweep_slice)
+        return 0.0
+
+    def rows(self) -> int:
+        with self.state.read() as r:
+            return self._rows(r)
+
+    def sweep(self, limit: int | None = None) -> int:
+        """Delete full buckets among the next `limit` rows (all rows with None); how many went."""
+        with self.state.write() as w:
+            if limit is None:
+                self._sweep_from, limit = b"", self._rows(w)
+            return self._sweep(w, self.clock(), limit)[0]
+
+    def _rows(self, txn: Txn) -> int:
+        return int(txn.txn.stat(txn.dbs[TABLE])["entries"])
+
+    def _sweep(self, w: Txn, now: float, limit: int) -> tuple[int, bytes | None]:
+        """(rows deleted, the least recently updated key kept) among `limit` rows from `_sweep_from`."""
+        cursor = w.cursor(TABLE)
+        found = cursor.set_range(self._sweep_from) or cursor.first()
+        full, oldest, oldest_at, seen = [], None, math.inf, 0
+        while found and seen < limit:
+            key = bytes(cursor.key())
+            _, updated, full_at = ROW.unpack(cursor.value())
+            if full_at <= now:
+                full.append(key)
+            elif updated < oldest_at:
+                oldest, oldest_at = key, updated
+            seen += 1
+            found = cursor.next()
+        self._sweep_from = bytes(cursor.key()) if found else b""
+        for key in full:
+            w.delete(TABLE, key)
+        return len(full), oldest
+
+    def _make_room(self, w: Txn, now: float) -> None:
+        deleted, oldest = self._sweep(w, now, CAP_SAMPLE)
+        if not deleted and oldest is not None:
+            w.delete(TABLE, oldest)

@@ -1,0 +1,39 @@
+"""Per-user rate limits of the REST API, once the caller is known.
+
+The composition layer owns the limits and the token buckets; its middleware puts the check for
+this request in the ASGI scope under `USER_LIMIT`: a callable from the user's name to the seconds
+they must wait (0: go on). Without it (an app built without the middleware) nothing is limited.
+`api.authenticate` calls `check_user_rate`, so every endpoint that authenticates is covered;
+WebSocket endpoints can call `user_wait` and refuse the connection themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.requests import HTTPConnection
+
+from objstore.ratelimit import retry_after
+
+from .errors import ApiError
+
+USER_LIMIT = "pyblob.user_rate_limit"
+UserLimit = Callable[[str], float]
+
+
+def rate_limited(wait: float) -> ApiError:
+    """429 with the whole seconds to wait in `Retry-After`; no cache may keep it."""
+    return ApiError(429, "rate limit exceeded", {"retry-after": str(retry_after(wait)), "cache-control": "no-store"})
+
+
+def user_wait(conn: HTTPConnection, user: str) -> float:
+    """Seconds `user` must wait before this request may go on (one token taken when 0)."""
+    limit: UserLimit | None = conn.scope.get(USER_LIMIT)
+    return limit(user) if limit is not None else 0.0
+
+
+def check_user_rate(conn: HTTPConnection, user: str) -> None:
+    """Raise the 429 `ApiError` when `user`'s bucket is empty."""
+    wait = user_wait(conn, user)
+    if wait > 0:
+        raise rate_limited(wait)
