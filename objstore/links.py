@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -191,6 +192,17 @@ class Links:
         if raw_bucket is None or BucketRecord.decode(raw_bucket).owner != link.owner:
             return False
         return self.store.delete_in(w, link.bucket, link.key)
+
+    def objects(self, links: Sequence[LinkRecord]) -> Sequence[ObjectRecord | None]:
+        """The objects `links` name right now, None where gone, read in one transaction (for listings)."""
+        found: list[ObjectRecord | None] = []
+        with self.store.db.read() as r:
+            for link in links:
+                try:
+                    found.append(self.owned_object(r, link.owner, link.bucket, link.key))
+                except (NoSuchBucket, NoSuchKey):
+                    found.append(None)
+        return found
 
     def resolve(self, link_id: str, now: float) -> tuple[LinkRecord, ObjectRecord]:
         """The link and the object it names right now.

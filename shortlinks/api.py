@@ -1,4 +1,4 @@
-"""The links REST API for frontends: `POST /api/links`, `GET`/`DELETE /api/links/{id}` (bearer token).
+"""The links REST API for frontends: `POST`/`GET /api/links`, `GET`/`DELETE /api/links/{id}` (bearer token).
 
 A link of another user answers 404, exactly as an unknown one: ids are not an oracle.
 """
@@ -6,6 +6,7 @@ A link of another user answers 404, exactly as an unknown one: ids are not an or
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,15 +20,19 @@ from objstore.errors import NoSuchLink, StoreError
 from objstore.records import LinkRecord
 
 from .errors import ApiError, from_store, render
+from .ratelimit import check_user_rate
 
 GetStore = Callable[[], Store]
 Handler = Callable[[Request, Store, str], Awaitable[Response]]
+CURSOR = re.compile(r"^[0-9a-f]{16}$")
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
 
 
 def api_routes(get_store: GetStore, public_url: str) -> list[Route]:
     api = LinksApi(get_store, public_url.rstrip("/"))
     return [
         Route("/api/links", api.wrap(api.create_link), methods=["POST"]),
+        Route("/api/links", api.wrap(api.list_links), methods=["GET"]),
         Route("/api/links/{id}", api.wrap(api.get_link), methods=["GET"]),
         Route("/api/links/{id}", api.wrap(api.delete_link), methods=["DELETE"]),
     ]
@@ -61,6 +66,13 @@ class LinksApi:
         link = await run_in_threadpool(store.links.create, user, bucket, key, expires_in, max_downloads)
         return JSONResponse(self.link_json(link), status_code=201)
 
+    async def list_links(self, request: Request, store: Store, user: str) -> Response:
+        """The caller's links, newest first: `?limit=` (1-1000, default 100) and `?cursor=` of the last page."""
+        limit, cursor = page_limit(request.query_params.get("limit")), request.query_params.get("cursor")
+        check_cursor(cursor)
+        page = await run_in_threadpool(store.links.list, user, limit, cursor)
+        return JSONResponse({"links": [self.link_json(link) for link in page.links], "next_cursor": page.next_cursor})
+
     async def get_link(self, request: Request, store: Store, user: str) -> Response:
         link = await run_in_threadpool(store.links.get, request.path_params["id"])
         if link.owner != user:
@@ -81,18 +93,38 @@ class LinksApi:
             "expires_at": link.expires_at,
             "max_downloads": link.max_downloads,
             "downloads": link.downloads,
+            "bytes_served": link.bytes_served,
+            "last_download": link.last_download,
             "revoked": link.revoked,
         }
 
 
 async def authenticate(request: Request, store: Store) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    user = None
-    if scheme.lower() == "bearer" and token.strip():
-        user = await run_in_threadpool(store.accounts.user_for_token, token.strip())
+    token = bearer_token(request)
+    user = await run_in_threadpool(store.accounts.user_for_token, token) if token else None
     if user is None:
         raise ApiError(401, "missing or invalid bearer token", {"www-authenticate": "Bearer"})
+    check_user_rate(request, user)
     return user
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def page_limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_PAGE
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
+        raise ApiError(400, f"limit must be an integer from 1 to {MAX_PAGE}")
+    return int(raw)
+
+
+def check_cursor(cursor: str | None) -> None:
+    """A cursor is the `next_cursor` of a previous page, nothing else."""
+    if cursor is not None and not CURSOR.match(cursor):
+        raise ApiError(400, "invalid cursor: pass the next_cursor of the previous page")
 
 
 async def json_body(request: Request) -> dict[str, Any]:

@@ -16,12 +16,25 @@ STATUS = {
     "LinkExpired": 410,
     "InvalidArgument": 400,
     "KeyTooLongError": 400,
+    "EntityTooLarge": 413,
+    "QuotaExceeded": 403,  # as pyBlobServer answered a full quota (its web UI expects it); S3 says 403 too
+    "NoSuchUpload": 404,
+    "OffsetMismatch": 409,  # tus: the client must ask where to resume (HEAD)
+    "UploadLocked": 423,  # tus clients retry on 423
+    "TooManyUploads": 429,
+    "InvalidToken": 401,
+    "NoSuchUser": 401,  # a token whose user was removed meanwhile
+    "BucketNotEmpty": 409,
+    "PreconditionFailed": 412,
+    "ServiceUnavailable": 503,  # a chunk was collected while the upload ran: retry
 }
 DETAIL = {
     "NoSuchLink": "link not found",
     "NoSuchKey": "object not found",
     "NoSuchBucket": "bucket not found",
     "LinkExpired": "link expired",
+    "NoSuchUpload": "upload not found",
+    "ServiceUnavailable": "the upload raced a cleanup; please retry",
 }
 
 
@@ -38,7 +51,8 @@ class ApiError(Exception):
 def from_store(exc: StoreError) -> ApiError:
     status = STATUS.get(exc.code, 500)
     detail = DETAIL.get(exc.code) or (str(exc) if status < 500 else "internal error")
-    return ApiError(status, detail)
+    challenge = {"www-authenticate": "Bearer"} if status == 401 else None
+    return ApiError(status, detail, challenge)
 
 
 def render(err: ApiError, extra_headers: dict[str, str] | None = None) -> JSONResponse:
