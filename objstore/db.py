@@ -29,6 +29,7 @@ TABLES = (
     "parts",  # upload id + part number -> PartRecord
     "links",  # short link id -> LinkRecord
     "link_owners",  # owner + NUL + sequence (big-endian) -> link id: an owner's links in order
+    "resumables",  # owner + NUL + upload id -> ResumableRecord (tus uploads, see resumable.py)
 )
 
 SCHEMA_VERSION = 1

@@ -17,6 +17,7 @@ from . import manifests, refcount
 from .db import Txn
 from .hashing import chunk_digest
 from .records import ObjectRecord, PartRecord, UploadRecord, UserRecord
+from .resumable import Resumables, charged_bytes
 
 if TYPE_CHECKING:
     from .store import Store
@@ -37,6 +38,7 @@ class GcReport:
     orphans_removed: int = 0
     staging_removed: int = 0
     uploads_aborted: int = 0
+    resumable_uploads_expired: int = 0
 
 
 def collect_garbage(store: "Store", progress: Progress | None = None) -> GcReport:
@@ -44,6 +46,7 @@ def collect_garbage(store: "Store", progress: Progress | None = None) -> GcRepor
     progress = progress or _quiet
     report = GcReport()
     report.uploads_aborted = _abort_stale_uploads(store)
+    report.resumable_uploads_expired = Resumables(store).collect_expired()
     _remove_expired_chunks(store, report, progress)
     _remove_orphans(store, report, progress)
     for d in store.blobs.iter_stale_staging(STAGING_MIN_AGE):
@@ -156,6 +159,7 @@ def _expected(r: Txn) -> _Expected:
         exp.manifest_refs[bytes.fromhex(part.manifest)] += 1
         if upload is not None:
             exp.usage[upload.owner] += part.size
+    exp.usage.update(charged_bytes(r))  # unfinished tus uploads hold their declared length
     for mid, head in manifests.iter_manifests(r):
         if head.kind == manifests.KIND_CHUNKS:
             for digest, length in manifests.all_entries(r, mid):

@@ -146,3 +146,19 @@ class LinkRecord(Record):
     bytes_served: int = 0
     last_download: float | None = None
     expired: bool = False  # swept: kept as a tombstone so the id answers 410, not 404
+
+
+@dataclass
+class ResumableRecord(Record):
+    """A resumable (tus) upload: its bytes so far are `<data dir>/resumable/<id>` up to `offset`."""
+
+    id: str
+    owner: str
+    length: int  # the declared size, charged to the owner's usage while `state` is "receiving"
+    created: float
+    expires: float  # abandoned after this (moved on by every write); done rows are dropped then too
+    offset: int = 0  # bytes durably kept: the file is fsynced before this moves on
+    filename: str = ""
+    filetype: str = ""
+    state: str = "receiving"  # "receiving", "finishing" (all bytes in, usage handed over), "done"
+    link: str = ""  # the short link id, once done

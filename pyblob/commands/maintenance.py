@@ -62,7 +62,8 @@ def gc(data_dir: Path | None) -> None:
     (and deletes the files uploaded for them) as PYBLOB_LINK_IDLE_DAYS and their own limits say,
     then removes chunks
     unreferenced for longer than PYBLOB_GC_GRACE_SECONDS, orphan chunk files, dead staging dirs
-    and multipart uploads older than PYBLOB_UPLOAD_MAX_AGE_SECONDS.
+    and multipart uploads older than PYBLOB_UPLOAD_MAX_AGE_SECONDS, and tus uploads not written to
+    for 24 hours.
     """
     from objstore.lifecycle import apply_lifecycle
     from objstore.linksweep import sweep_links

@@ -1,0 +1,402 @@
+"""Resumable uploads (the engine side of tus, https://tus.io/protocols/resumable-upload): a row and a file.
+
+An upload is a `ResumableRecord` in the "resumables" table (key: owner + NUL + id, so an id is only
+ever looked up among its owner's uploads) and an append-only file `<data dir>/resumable/<id>`.
+Each write appends to the file; `Appender.checkpoint` fsyncs it and only then commits the new
+offset, so the offset in LMDB is the truth: bytes past it (a crash, a dropped connection before the
+checkpoint) are cut off when the upload is next opened for writing. One writer per upload at a
+time, across worker processes: an flock on the file, held while bytes are appended, the upload is
+finished, terminated or expired.
+
+Quota: the declared length is charged to the owner's usage when the upload is created (refused
+there, before any byte, when it would not fit) and stays charged while bytes come in, as multipart
+parts are. `fsck` counts it the same way (`charged_bytes`). Once every byte is in, the file is
+streamed into a `LinkUpload`, whose commit marks the row done in the same transaction that creates
+the object and its link. The charge is handed over just before: uncharged, then reserved again by
+the LinkUpload a moment later. Another upload of the same owner reserving in that moment could take
+the room; the finish then fails (QuotaExceeded), the charge is restored, and the next HEAD or PATCH
+retries. While a file is being finished its bytes are on disk twice (here and as chunks). Done rows
+are kept until they expire so a client that lost the last response can still learn its link.
+
+Abandoned uploads expire `expires_after` seconds after their last write; `collect_expired` (run by
+`pyblob gc`) drops them and gives their bytes back.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
+
+from .blobs import fsync_dir
+from .config import MiB
+from .db import Txn
+from .errors import EntityTooLarge, InvalidArgument, NoSuchUpload, QuotaExceeded, StoreError
+from .linkupload import LinkUpload
+from .records import LinkRecord, ObjectRecord, ResumableRecord
+
+if TYPE_CHECKING:
+    from .store import Store
+
+EXPIRES_AFTER = 24 * 3600.0  # an upload not written to for this long is abandoned
+MAX_PENDING_PER_USER = 100
+CHECKPOINT_BYTES = 64 * MiB  # a long PATCH is made durable (and resumable from) every this many bytes
+READ_BLOCK = 1 * MiB
+LOCK_WAIT = 5.0  # how long a request waits for another one on the same upload to let go
+ORPHAN_MIN_AGE = 3600.0  # a file without a row may belong to an upload being created right now
+
+RECEIVING, FINISHING, DONE = "receiving", "finishing", "done"
+
+
+class OffsetMismatch(StoreError):
+    """A write that does not start where the upload's kept bytes end (tus: 409 Conflict)."""
+
+    code = "OffsetMismatch"
+
+
+class UploadBusy(StoreError):
+    """Another request is writing, finishing or removing this upload right now."""
+
+    code = "UploadLocked"
+
+
+class TooManyUploads(StoreError):
+    """The owner already has `MAX_PENDING_PER_USER` unfinished resumable uploads."""
+
+    code = "TooManyUploads"
+
+
+def row_key(owner: str, upload_id: str) -> bytes:
+    return owner.encode() + b"\0" + upload_id.encode()
+
+
+def is_valid_id(upload_id: str) -> bool:
+    return len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)
+
+
+def charged_bytes(r: Txn) -> Counter[str]:
+    """Bytes each owner's unfinished uploads hold of their usage (what `create` charged)."""
+    held: Counter[str] = Counter()
+    for _, raw in r.cursor("resumables"):
+        row = ResumableRecord.decode(bytes(raw))
+        if row.state == RECEIVING:
+            held[row.owner] += row.length
+    return held
+
+
+class Resumables:
+    def __init__(
+        self, store: Store, expires_after: float = EXPIRES_AFTER, max_pending: int = MAX_PENDING_PER_USER,
+        lock_wait: float = LOCK_WAIT,
+    ):
+        self.store = store
+        self.dir = store.root / "resumable"
+        self.expires_after = expires_after
+        self.max_pending = max_pending
+        self.lock_wait = lock_wait
+
+    def path(self, upload_id: str) -> Path:
+        return self.dir / upload_id
+
+    # creation, lookup, termination -----------------------------------------------------------
+    def create(self, owner: str, length: int, filename: str = "", filetype: str = "") -> ResumableRecord:
+        """A new upload of `length` bytes, charged to `owner` at once (EntityTooLarge / QuotaExceeded)."""
+        if length < 0:
+            raise InvalidArgument("the upload length must not be negative")
+        # The reservation sees other uploads in flight; it is released once usage carries the bytes.
+        _, reservation = self.store.reservations.room(owner, 0, length)
+        try:
+            with self.store.db.write() as w:
+                return self._add(w, owner, length, filename, filetype)
+        finally:
+            if reservation is not None:
+                self.store.reservations.release(reservation)
+
+    def _add(self, w: Txn, owner: str, length: int, filename: str, filetype: str) -> ResumableRecord:
+        user = self.store.accounts.user_in(w, owner)
+        if user.quota and user.usage_bytes + length > user.quota:
+            raise QuotaExceeded(f"storing {length} bytes would exceed the quota of {user.quota}")
+        if self._pending(w, owner) >= self.max_pending:
+            raise TooManyUploads(f"{self.max_pending} resumable uploads are unfinished; finish or delete some")
+        now = self.store.clock()
+        row = ResumableRecord(secrets.token_hex(16), owner, length, now, now + self.expires_after,
+                              filename=filename, filetype=filetype)
+        w.put("resumables", row_key(owner, row.id), row.encode())
+        self.store.accounts.charge(w, owner, length, 0)
+        return row
+
+    def _pending(self, r: Txn, owner: str) -> int:
+        prefix = owner.encode() + b"\0"
+        cursor, count = r.cursor("resumables"), 0
+        if cursor.set_range(prefix):
+            for key, raw in cursor:
+                if not bytes(key).startswith(prefix):
+                    break
+                count += ResumableRecord.decode(bytes(raw)).state != DONE
+        return count
+
+    def get(self, owner: str, upload_id: str) -> ResumableRecord:
+        """`owner`'s upload; NoSuchUpload for an unknown id or another owner's."""
+        with self.store.db.read() as r:
+            return self._row(r, owner, upload_id)
+
+    def _row(self, r: Txn, owner: str, upload_id: str) -> ResumableRecord:
+        raw = r.get("resumables", row_key(owner, upload_id)) if is_valid_id(upload_id) else None
+        if raw is None:
+            raise NoSuchUpload(upload_id)
+        return ResumableRecord.decode(bytes(raw))
+
+    def terminate(self, owner: str, upload_id: str) -> None:
+        """Drop the upload and its bytes (tus termination); a done one's file and link stay."""
+        if self.get(owner, upload_id).state == DONE:
+            with self.store.db.write() as w:
+                w.delete("resumables", row_key(owner, upload_id))
+            return
+        with self._locked(owner, upload_id):
+            self._drop(owner, upload_id)
+
+    def _drop(self, owner: str, upload_id: str, only_if: Callable[[ResumableRecord], bool] = lambda row: True) -> bool:
+        """Delete the row (giving back what it charged) and then its file; call holding the lock."""
+        with self.store.db.write() as w:
+            raw = w.get("resumables", row_key(owner, upload_id))
+            row = ResumableRecord.decode(bytes(raw)) if raw is not None else None
+            if row is None or not only_if(row):
+                return False
+            w.delete("resumables", row_key(owner, upload_id))
+            if row.state == RECEIVING:
+                self.store.accounts.charge(w, owner, -row.length, 0)
+        self.path(upload_id).unlink(missing_ok=True)
+        return True
+
+    # writing -----------------------------------------------------------------------------------
+    def _locked(self, owner: str, upload_id: str, wait: float | None = None) -> Locked:
+        self.get(owner, upload_id)  # unknown ids never reach the file system
+        if not self.dir.is_dir():
+            self.dir.mkdir(mode=0o700, exist_ok=True)
+            if self.store.config.durable:
+                fsync_dir(self.store.root)
+        return Locked(self, owner, upload_id, self.lock_wait if wait is None else wait)
+
+    def open_append(self, owner: str, upload_id: str, offset: int) -> Appender:
+        """A writer at `offset`, which must be where the kept bytes end (OffsetMismatch otherwise).
+
+        Holds the upload's lock until `close` (UploadBusy if another request keeps it).
+        """
+        locked = self._locked(owner, upload_id)
+        try:
+            if locked.row.state == RECEIVING and os.fstat(locked.fd).st_size < locked.row.offset:
+                locked.row = self._restart(locked.row)
+            if locked.row.state != RECEIVING or offset != locked.row.offset:
+                raise OffsetMismatch(f"the upload is at offset {locked.row.offset}, not {offset}")
+            return Appender(self, locked)
+        except BaseException:
+            locked.close()
+            raise
+
+    def _restart(self, row: ResumableRecord) -> ResumableRecord:
+        """Kept bytes missing from the file (lost with an unsynced disk): start over at 0, never pad."""
+        with self.store.db.write() as w:
+            current = self._row(w, row.owner, row.id)
+            current.offset = 0
+            w.put("resumables", row_key(row.owner, row.id), current.encode())
+        return current
+
+    # finishing ---------------------------------------------------------------------------------
+    def finish(self, owner: str, upload_id: str) -> ResumableRecord:
+        """Once every byte is in: store the file with a short link. Idempotent; retried after failures.
+
+        Returns the row as it is then (done with its link, or still short of bytes).
+        """
+        row = self.get(owner, upload_id)
+        if row.state == DONE or row.offset < row.length:
+            return row
+        with self._locked(owner, upload_id) as locked:
+            row = locked.row
+            if row.state == DONE or row.offset < row.length:
+                return row
+            self._set_state(row, FINISHING)
+            try:
+                self._store_file(locked.fd, row)
+            except BaseException:
+                self._set_state(row, RECEIVING)
+                raise
+            self.path(upload_id).unlink(missing_ok=True)
+        return self.get(owner, upload_id)
+
+    def _set_state(self, row: ResumableRecord, state: str) -> None:
+        """Move between receiving (the length charged) and finishing (the charge handed over)."""
+        with self.store.db.write() as w:
+            current = self._row(w, row.owner, row.id)
+            if current.state in (state, DONE):
+                return
+            charge = row.length if state == RECEIVING else -row.length
+            current.state = state
+            w.put("resumables", row_key(row.owner, row.id), current.encode())
+            self.store.accounts.charge(w, row.owner, charge, 0)
+
+    def _store_file(self, fd: int, row: ResumableRecord) -> LinkRecord:
+        """Stream the kept bytes into a `LinkUpload`; its commit marks the row done."""
+
+        def mark_done(w: Txn, link: LinkRecord) -> None:
+            current = self._row(w, row.owner, row.id)
+            if current.state != FINISHING:
+                raise StoreError(f"resumable upload {row.id} changed while it was being finished")
+            current.state, current.link = DONE, link.id
+            current.expires = self.store.clock() + self.expires_after
+            w.put("resumables", row_key(row.owner, row.id), current.encode())
+
+        upload = _LinkUploadAlso(self.store, row.owner, row.filename, row.filetype or None, size_hint=row.length)
+        upload.also = mark_done
+        with upload:
+            pos = 0
+            while pos < row.length:
+                piece = os.pread(fd, min(READ_BLOCK, row.length - pos), pos)
+                if not piece:
+                    raise StoreError(f"resumable upload {row.id} has fewer bytes on disk than its offset")
+                upload.write(piece)
+                pos += len(piece)
+            return upload.commit()
+
+    # expiry --------------------------------------------------------------------------------------
+    def collect_expired(self, now: float | None = None) -> int:
+        """Drop uploads past their expiry (those in use are left for next time) and orphan files."""
+        now = self.store.clock() if now is None else now
+        with self.store.db.read() as r:
+            rows = [ResumableRecord.decode(bytes(raw)) for _, raw in r.cursor("resumables")]
+        dropped = sum(self._expire(row, now) for row in rows if row.expires <= now)
+        self._remove_orphans({row.id for row in rows})
+        return dropped
+
+    def _expire(self, row: ResumableRecord, now: float) -> bool:
+        try:
+            with self._locked(row.owner, row.id, wait=0):
+                return self._drop(row.owner, row.id, only_if=lambda current: current.expires <= now)
+        except (NoSuchUpload, UploadBusy):
+            return False
+
+    def _remove_orphans(self, known: set[str]) -> None:
+        """Files whose row is gone and that nobody touched for a while (see `_locked`)."""
+        if not self.dir.is_dir():
+            return
+        cutoff = time.time() - ORPHAN_MIN_AGE
+        for path in self.dir.iterdir():
+            try:
+                if path.name not in known and path.stat().st_mtime <= cutoff:
+                    path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+class Locked:
+    """An upload's file, flocked (one request at a time, across processes), and its row read under the lock."""
+
+    def __init__(self, resumables: Resumables, owner: str, upload_id: str, wait: float):
+        path = resumables.path(upload_id)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            _lock(self.fd, wait)
+            self.row = resumables.get(owner, upload_id)
+        except NoSuchUpload:
+            path.unlink(missing_ok=True)  # gone while we waited: our open made the file anew
+            self.close()
+            raise
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing drops the lock
+            self.fd = -1
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Appender:
+    """Bytes of one PATCH, appended at the kept offset; `close` checkpoints and lets go of the upload."""
+
+    def __init__(self, resumables: Resumables, locked: Locked):
+        self.resumables = resumables
+        self.locked = locked
+        self.fd = locked.fd
+        self.row = locked.row
+        self.kept = self.row.offset  # what LMDB says
+        self.written = self.row.offset  # what the file has
+        os.ftruncate(self.fd, self.kept)  # cut what a crash or a dropped request left past the kept bytes
+        os.lseek(self.fd, self.kept, os.SEEK_SET)
+
+    @property
+    def remaining(self) -> int:
+        return self.row.length - self.written
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append; EntityTooLarge (nothing of `data` written) if it goes past the declared length."""
+        if len(data) > self.remaining:
+            raise EntityTooLarge(f"the body goes past the upload's length of {self.row.length} bytes")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+        self.written += len(data)
+        if self.written - self.kept >= CHECKPOINT_BYTES:
+            self.checkpoint()
+
+    def checkpoint(self) -> ResumableRecord:
+        """Make the written bytes durable, then commit the new offset (and push the expiry back)."""
+        if self.written == self.kept:
+            return self.row
+        store = self.resumables.store
+        if store.config.durable:
+            os.fsync(self.fd)
+            if self.kept == 0:
+                fsync_dir(self.resumables.dir)  # the file's name, the first time it holds kept bytes
+        with store.db.write() as w:
+            row = self.resumables._row(w, self.row.owner, self.row.id)
+            if row.state != RECEIVING or row.offset != self.kept:
+                raise OffsetMismatch(f"resumable upload {row.id} moved on while locked")  # not expected
+            row.offset, row.expires = self.written, store.clock() + self.resumables.expires_after
+            w.put("resumables", row_key(row.owner, row.id), row.encode())
+        self.row, self.kept = row, self.written
+        return row
+
+    def close(self) -> ResumableRecord:
+        """Checkpoint what was written, then release the upload; safe to call more than once."""
+        try:
+            return self.checkpoint() if self.locked.fd >= 0 else self.row
+        finally:
+            self.locked.close()
+
+
+class _LinkUploadAlso(LinkUpload):
+    """A `LinkUpload` whose commit also runs `also(w, link)` in the transaction that creates the link."""
+
+    also: Callable[[Txn, LinkRecord], None] | None = None
+
+    def _add_link(self, w: Txn, record: ObjectRecord) -> None:
+        super()._add_link(w, record)
+        if self.also is not None and self.link is not None:
+            self.also(w, self.link)
+
+
+def _lock(fd: int, wait: float) -> None:
+    """An exclusive flock on `fd`, polling for up to `wait` seconds; UploadBusy after that."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+        if time.monotonic() >= deadline:
+            raise UploadBusy("another request is using this upload; try again shortly")
+        time.sleep(0.05)

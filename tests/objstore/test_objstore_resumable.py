@@ -1,0 +1,148 @@
+"""Resumable (tus) uploads in the engine: offsets, quota charges, finishing into a link, expiry."""
+
+from __future__ import annotations
+
+import pytest
+from objstore_helpers import Clock, rand
+
+from objstore import Store
+from objstore.errors import EntityTooLarge, NoSuchUpload, QuotaExceeded
+from objstore.maintenance import collect_garbage, fsck
+from objstore.resumable import DONE, OffsetMismatch, Resumables, TooManyUploads, UploadBusy
+
+DATA = rand(300_000)
+
+
+@pytest.fixture
+def resumables(store: Store) -> Resumables:
+    store.accounts.create_user("carol", quota=1_000_000, max_object_size=500_000)
+    return Resumables(store, lock_wait=0)
+
+
+def usage(store: Store) -> int:
+    return store.accounts.get_user("carol").usage_bytes
+
+
+def append(resumables: Resumables, upload_id: str, offset: int, data: bytes) -> int:
+    appender = resumables.open_append("carol", upload_id, offset)
+    try:
+        appender.write(data)
+    finally:
+        row = appender.close()
+    return row.offset
+
+
+def read_link(store: Store, link_id: str) -> bytes:
+    _, record = store.links.resolve(link_id, store.clock())
+    return b"".join(store.read_object(record))
+
+
+def test_upload_in_pieces_becomes_a_linked_file(store: Store, resumables: Resumables) -> None:
+    row = resumables.create("carol", len(DATA), "photo.jpg", "image/jpeg")
+    assert usage(store) == len(DATA) and fsck(store).ok  # charged at creation
+    assert append(resumables, row.id, 0, DATA[:100_000]) == 100_000
+    assert append(resumables, row.id, 100_000, DATA[100_000:]) == len(DATA)
+    done = resumables.finish("carol", row.id)
+    assert done.state == DONE and done.link
+    assert read_link(store, done.link) == DATA
+    assert store.links.get(done.link).name == "photo.jpg"
+    assert usage(store) == len(DATA) and fsck(store).ok  # the object's bytes, not twice
+    assert not resumables.path(row.id).exists()
+    assert resumables.finish("carol", row.id) == done  # idempotent
+
+
+def test_wrong_offset_or_too_many_bytes(resumables: Resumables) -> None:
+    row = resumables.create("carol", 10)
+    with pytest.raises(OffsetMismatch):
+        resumables.open_append("carol", row.id, 5)
+    with pytest.raises(EntityTooLarge):
+        append(resumables, row.id, 0, b"x" * 11)
+    assert resumables.get("carol", row.id).offset == 0
+
+
+def test_bytes_past_the_kept_offset_are_cut_on_resume(resumables: Resumables) -> None:
+    row = resumables.create("carol", 20)
+    appender = resumables.open_append("carol", row.id, 0)
+    appender.write(b"a" * 8)
+    appender.locked.close()  # the process died before its checkpoint
+    assert resumables.get("carol", row.id).offset == 0
+    assert append(resumables, row.id, 0, b"b" * 20) == 20
+    assert resumables.path(row.id).read_bytes() == b"b" * 20
+
+
+def test_one_writer_at_a_time(resumables: Resumables) -> None:
+    row = resumables.create("carol", 10)
+    appender = resumables.open_append("carol", row.id, 0)
+    with pytest.raises(UploadBusy):
+        resumables.open_append("carol", row.id, 0)
+    with pytest.raises(UploadBusy):
+        resumables.terminate("carol", row.id)
+    appender.close()
+
+
+def test_limits_are_checked_at_creation(store: Store, resumables: Resumables) -> None:
+    with pytest.raises(EntityTooLarge):
+        resumables.create("carol", 500_001)
+    resumables.create("carol", 500_000)
+    resumables.create("carol", 400_000)
+    with pytest.raises(QuotaExceeded):
+        resumables.create("carol", 200_000)
+    small = Resumables(store, max_pending=2)
+    with pytest.raises(TooManyUploads):
+        small.create("carol", 1)
+
+
+def test_another_owner_sees_nothing(store: Store, resumables: Resumables) -> None:
+    store.accounts.create_user("dave")
+    row = resumables.create("carol", 10)
+    for call in (lambda: resumables.get("dave", row.id), lambda: resumables.open_append("dave", row.id, 0),
+                 lambda: resumables.terminate("dave", row.id), lambda: resumables.get("carol", "../etc")):
+        with pytest.raises(NoSuchUpload):
+            call()
+
+
+def test_termination_gives_the_bytes_back(store: Store, resumables: Resumables) -> None:
+    row = resumables.create("carol", 1000)
+    append(resumables, row.id, 0, b"x" * 10)
+    resumables.terminate("carol", row.id)
+    assert usage(store) == 0 and fsck(store).ok
+    assert not resumables.path(row.id).exists()
+    with pytest.raises(NoSuchUpload):
+        resumables.get("carol", row.id)
+
+
+def test_a_failed_finish_keeps_the_upload_and_its_charge(store: Store, resumables: Resumables) -> None:
+    row = resumables.create("carol", 100)
+    append(resumables, row.id, 0, b"x" * 100)
+    store.accounts.set_limits("carol", max_object_size=50)  # the admin lowered the limit meanwhile
+    with pytest.raises(EntityTooLarge):
+        resumables.finish("carol", row.id)
+    assert resumables.get("carol", row.id).state == "receiving"
+    assert usage(store) == 100 and fsck(store).ok
+    store.accounts.set_limits("carol", max_object_size=500_000)
+    assert resumables.finish("carol", row.id).state == DONE
+
+
+def test_gc_drops_expired_uploads_and_done_rows(store: Store, resumables: Resumables, clock: Clock) -> None:
+    abandoned = resumables.create("carol", 1000)
+    append(resumables, abandoned.id, 0, b"x" * 10)
+    finished = resumables.create("carol", 3)
+    append(resumables, finished.id, 0, b"abc")
+    link = resumables.finish("carol", finished.id).link
+    clock.advance(3600)
+    assert collect_garbage(store).resumable_uploads_expired == 0
+    clock.advance(24 * 3600)
+    assert collect_garbage(store).resumable_uploads_expired == 2
+    assert usage(store) == 3 and fsck(store).ok
+    assert not resumables.path(abandoned.id).exists()
+    assert read_link(store, link) == b"abc"  # the file stays; only the upload's row went
+
+
+def test_kept_bytes_missing_on_disk_restart_the_upload(resumables: Resumables) -> None:
+    row = resumables.create("carol", 20)
+    append(resumables, row.id, 0, b"a" * 10)
+    resumables.path(row.id).write_bytes(b"a" * 4)  # lost from a disk that was not synced
+    with pytest.raises(OffsetMismatch):
+        resumables.open_append("carol", row.id, 10)
+    assert resumables.get("carol", row.id).offset == 0  # never padded with zeros
+    assert append(resumables, row.id, 0, b"c" * 20) == 20
