@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .records import LinkRecord
@@ -47,6 +48,22 @@ class DownloadStats:
             full = len(self._pending) >= FLUSH_AT
         if full:
             self.flush()
+
+    def pending(self, link_id: str) -> Tally:
+        """What this process counted for the link and has not flushed yet (other workers' is unseen)."""
+        with self._lock:
+            tally = self._pending.get(link_id)
+            return Tally(tally.downloads, tally.nbytes, tally.last) if tally else Tally()
+
+    def counted(self, link_id: str, chunks: Iterator[bytes], download: bool) -> Iterator[bytes]:
+        """`chunks` passed through, adding the bytes actually sent (and the download) when they end."""
+        sent = 0
+        try:
+            for chunk in chunks:
+                sent += len(chunk)
+                yield chunk
+        finally:
+            self.add(link_id, 1 if download else 0, sent)
 
     def flush(self) -> int:
         """Apply every pending tally in one transaction; returns how many links it touched."""

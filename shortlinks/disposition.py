@@ -18,11 +18,15 @@ def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+def can_run_script(content_type: str) -> bool:
+    """HTML, SVG, XML (XHTML, XSLT) and JavaScript: what a browser may execute if it renders the bytes."""
+    kind = media_type(content_type)
+    return kind in NEVER_INLINE or "xml" in kind or "script" in kind or "html" in kind
+
+
 def is_inline_safe(content_type: str) -> bool:
     kind = media_type(content_type)
-    if kind in NEVER_INLINE or "xml" in kind or "script" in kind or "html" in kind:
-        return False
-    return kind in INLINE_TYPES or kind.startswith(INLINE_PREFIXES)
+    return not can_run_script(kind) and (kind in INLINE_TYPES or kind.startswith(INLINE_PREFIXES))
 
 
 def filename_of(key: str) -> str:

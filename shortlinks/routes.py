@@ -2,7 +2,9 @@
 
 Served like a CDN origin (Range, ETag, Last-Modified, 304) and never as active content on our origin:
 every response carries `X-Content-Type-Options: nosniff` and `Content-Security-Policy: sandbox`, and
-types that can run script are attachments (see `disposition.py`).
+types that can run script are attachments (see `disposition.py`). The one page of our own,
+`?output=html` (`preview.py`), gets a CSP without any script source instead of `sandbox`, which would
+keep it from showing the file's own image or video.
 """
 
 from __future__ import annotations
@@ -23,23 +25,30 @@ from s3api.http import check_conditions, http_date, iso8601, parse_range, quoted
 
 from .disposition import content_disposition, filename_of, is_inline_safe
 from .errors import ApiError, from_store, render
+from .preview import PAGE_CSP, TEXT_PREVIEW_BYTES, Preview, preview_kind, render_page
 
-SAFETY_HEADERS = {"x-content-type-options": "nosniff", "content-security-policy": "sandbox"}
-MAX_AGE = 300
-OUTPUTS = ("file", "download", "json")
+DEFAULT_CSP = "sandbox"
+OUTPUTS = ("file", "download", "json", "html")
+# Files up to this size are read in the same worker-thread call as the lookup and answered in one
+# piece: a StreamingResponse costs a thread hop per piece, which dominated small-file requests
+# (docs/benchmarks.md, "Short links vs nginx").
+WHOLE_READ_MAX = 256 * 1024
 
 GetStore = Callable[[], Store]
 
 
-def link_routes(get_store: GetStore) -> list[Route]:
-    """The /s/ routes; register them before the S3 catch-all."""
-    links = ShortLinks(get_store)
+def link_routes(get_store: GetStore, public_url: str, cache_max_age: int) -> list[Route]:
+    """The /s/ routes; register them before the S3 catch-all. `public_url` makes the preview's absolute
+    URLs; `cache_max_age` caps how long shared caches keep a link's bytes (see `cache_control`)."""
+    links = ShortLinks(get_store, public_url.rstrip("/"), cache_max_age)
     return [Route("/s/{id}", links.endpoint, methods=["GET", "HEAD"])]
 
 
 class ShortLinks:
-    def __init__(self, get_store: GetStore):
+    def __init__(self, get_store: GetStore, public_url: str, cache_max_age: int):
         self.get_store = get_store
+        self.public_url = public_url
+        self.cache_max_age = cache_max_age
 
     async def endpoint(self, request: Request) -> Response:
         try:
@@ -48,7 +57,8 @@ class ShortLinks:
             response = render(from_store(exc), {"cache-control": "no-store"})
         except ApiError as err:
             response = render(err, {"cache-control": "no-store"})
-        response.headers.update(SAFETY_HEADERS)
+        response.headers["x-content-type-options"] = "nosniff"
+        response.headers.setdefault("content-security-policy", DEFAULT_CSP)
         return response
 
     async def _serve(self, request: Request) -> Response:
@@ -56,15 +66,19 @@ class ShortLinks:
         if output not in OUTPUTS:
             raise ApiError(400, f"output must be one of {', '.join(OUTPUTS)}")
         store = self.get_store()
-        link, record = await run_in_threadpool(store.links.resolve, request.path_params["id"], store.clock())
+        serving = output in ("file", "download") and request.method == "GET"
+        link, record, whole = await run_in_threadpool(lookup, store, request.path_params["id"], serving)
         if output == "json":
-            return JSONResponse(public_metadata(link, record), headers={"cache-control": "no-cache"})
-        return await self._serve_file(request, store, link, record, output == "download")
+            pending = store.stats.pending(link.id).downloads
+            return JSONResponse(public_metadata(link, record, pending), headers={"cache-control": "no-cache"})
+        if output == "html":
+            return await self._serve_preview(request, store, link, record)
+        return await self._serve_file(request, store, link, record, whole, output == "download")
 
     async def _serve_file(
-        self, request: Request, store: Store, link: LinkRecord, record: ObjectRecord, download: bool
+        self, request: Request, store: Store, link: LinkRecord, record: ObjectRecord, whole: bytes | None, download: bool
     ) -> Response:
-        cache = {"cache-control": cache_control(link, store.clock())}
+        cache = {"cache-control": cache_control(link, store.clock(), self.cache_max_age)}
         status = check_conditions(request.headers, record)
         if status == 304:
             return Response(status_code=304, headers={**validators(record), **cache})
@@ -76,8 +90,37 @@ class ShortLinks:
             headers["content-range"] = f"bytes {start}-{end - 1}/{record.size}"
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers)
-        await run_in_threadpool(store.links.count_download, link.id)
-        return StreamingResponse(store.read_object(record, start, end), status_code=status, headers=headers)
+        if link.max_downloads is not None:  # a budget is spent at once, exactly, whatever the range
+            await run_in_threadpool(store.links.count_download, link.id, end - start)
+        if whole is not None:
+            if link.max_downloads is None:
+                store.stats.add(link.id, 1 if start == 0 else 0, end - start)
+            return Response(whole[start:end], status_code=status, headers=headers)
+        body = store.read_object(record, start, end)
+        if link.max_downloads is None:  # batched; a player's follow-up ranges (seeking) add bytes, not downloads
+            body = store.stats.counted(link.id, body, download=start == 0)
+        return StreamingResponse(body, status_code=status, headers=headers)
+
+    async def _serve_preview(self, request: Request, store: Store, link: LinkRecord, record: ObjectRecord) -> Response:
+        """The preview page. Not a download: the media it embeds are, when the browser fetches them."""
+        kind = preview_kind(record.content_type, budgeted=link.max_downloads is not None)
+        text = await run_in_threadpool(read_head, store, record) if kind == "text" else None
+        name = display_name(link)
+        page = render_page(Preview(link.id, name, record.size, record.content_type, kind, self.public_url, text))
+        body = page.encode()
+        headers = {"cache-control": "no-cache", "content-security-policy": PAGE_CSP, "content-length": str(len(body))}
+        return Response(b"" if request.method == "HEAD" else body, headers=headers, media_type="text/html")
+
+
+def lookup(store: Store, link_id: str, serving: bool) -> tuple[LinkRecord, ObjectRecord, bytes | None]:
+    """The link, its object and, when a small file's bytes are about to be sent, those (one thread call)."""
+    link, record = store.links.resolve(link_id, store.clock())
+    small = serving and record.size <= WHOLE_READ_MAX
+    return link, record, b"".join(store.read_object(record)) if small else None
+
+
+def read_head(store: Store, record: ObjectRecord) -> bytes:
+    return b"".join(store.read_object(record, 0, TEXT_PREVIEW_BYTES))
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int, int]:
@@ -101,25 +144,32 @@ def file_headers(link: LinkRecord, record: ObjectRecord, download: bool) -> dict
         **validators(record),
         "content-type": record.content_type,
         "accept-ranges": "bytes",
-        "content-disposition": content_disposition(kind, link.key),
+        "content-disposition": content_disposition(kind, display_name(link)),
     }
 
 
-def cache_control(link: LinkRecord, now: float) -> str:
-    """Shared caches may keep a link's bytes for five minutes, never past its expiry; a link with a
-    download budget is not cached at all (a cache would serve downloads we cannot count)."""
+def cache_control(link: LinkRecord, now: float, max_age: int) -> str:
+    """Shared caches may keep a link's bytes for `max_age` seconds (`PYBLOB_LINK_CACHE_MAX_AGE`), never
+    past its expiry; a link with a download budget is not cached at all (a cache would serve downloads
+    we cannot count)."""
     if link.max_downloads is not None:
         return "no-store"
-    max_age = MAX_AGE if link.expires_at is None else max(0, min(MAX_AGE, int(link.expires_at - now)))
+    if link.expires_at is not None:
+        max_age = max(0, min(max_age, int(link.expires_at - now)))
     return f"public, max-age={max_age}"
 
 
-def public_metadata(link: LinkRecord, record: ObjectRecord) -> dict[str, Any]:
+def display_name(link: LinkRecord) -> str:
+    """The name given at upload, else the key's last segment."""
+    return link.name or filename_of(link.key)
+
+
+def public_metadata(link: LinkRecord, record: ObjectRecord, pending: int = 0) -> dict[str, Any]:
     """What anyone holding the link may know: never the owner, bucket or keys."""
     return {
-        "name": filename_of(link.key),
+        "name": display_name(link),
         "size": record.size,
         "type": record.content_type,
         "created": iso8601(record.created),
-        "downloads": link.downloads,
+        "downloads": link.downloads + pending,
     }
