@@ -27,7 +27,7 @@ from .errors import (
 )
 from .lifecycle import LifecycleRule
 from .records import BucketRecord, ObjectRecord, UploadRecord
-from .writer import Content, ContentWriter, SizeLimits
+from .writer import Content, ContentWriter
 from .multipart import Multipart
 from .links import Links
 from .linkstats import DownloadStats

@@ -2,7 +2,7 @@
 
 The store is opened in the lifespan startup, i.e. inside the worker process: an LMDB environment
 must never be carried across fork() (see objstore/db.py), and uvicorn's `--workers` starts the
-processes before any request arrives. The lifecycle sweeper (`sweeper.py`) lives and dies with it.
+processes before any request arrives. The background jobs (`sweeper.py`) live and die with it.
 """
 
 from __future__ import annotations
@@ -12,14 +12,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from objstore.ratelimit import TokenBuckets
 from s3api.app import S3App
 from s3api.context import S3Config
 from shortlinks.api import api_routes
+from shortlinks.rest import rest_router
 from shortlinks.routes import link_routes
+from shortlinks.tus import tus_routes
+from shortlinks.websocket import websocket_routes
 
 from .bootstrap import new_store
+from .ratelimits import RateLimiter, RateLimitMiddleware, RateLimits
 from .settings import Settings, load_settings
-from .sweeper import LifecycleSweeper
+from .sweeper import background_jobs
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,19 +35,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = new_store(settings)
         app.state.store = store
-        sweeper = LifecycleSweeper(store, settings.lifecycle_interval_seconds)
-        sweeper.start()
+        app.state.rate_buckets = TokenBuckets(store.state, store.clock)
+        jobs = background_jobs(store, settings.lifecycle_interval_seconds, settings.link_sweep_interval_seconds)
+        for job in jobs:
+            job.start()
         try:
             yield
         finally:
-            await sweeper.stop()
-            store.close()
+            for job in jobs:
+                await job.stop()
+            store.close()  # flushes the download statistics still pending
 
-    app = FastAPI(title="pyblob", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    # /docs, /redoc and /openapi.json describe the REST API; the S3 and /s/ routes stay out of the schema.
+    app = FastAPI(title="pyblob", lifespan=lifespan, docs_url="/docs", redoc_url="/redoc", openapi_url="/openapi.json")
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(RateLimits.from_settings(settings), lambda: app.state.rate_buckets)
+    app.add_middleware(RateLimitMiddleware, limiter=app.state.rate_limiter)
     app.add_api_route("/health", health, methods=["GET", "HEAD"], include_in_schema=False)
-    app.router.routes.extend(link_routes(lambda: app.state.store))  # before the S3 catch-all
+    links = link_routes(lambda: app.state.store, settings.public_url, settings.link_cache_max_age)
+    app.router.routes.extend(links)  # before the S3 catch-all
     app.router.routes.extend(api_routes(lambda: app.state.store, settings.public_url))
+    app.include_router(rest_router(lambda: app.state.store, settings.public_url))
+    app.router.routes.extend(tus_routes(lambda: app.state.store, settings.public_url))
+    app.router.routes.extend(websocket_routes(lambda: app.state.store, settings.public_url))
     mount_web_layers(app)
     return app
 
@@ -68,6 +83,6 @@ def mount_web_layers(app: FastAPI) -> None:
     """
     settings: Settings = app.state.settings
     config = S3Config(region=settings.region, domain=settings.domain, reserved_buckets=RESERVED_PATHS)
-    s3 = S3App(lambda: app.state.store, config)
+    s3 = S3App(lambda: app.state.store, config, rate_limit=app.state.rate_limiter.s3_key_wait)
     app.add_route("/", s3.endpoint, methods=S3_METHODS, include_in_schema=False)
     app.add_route("/{path:path}", s3.endpoint, methods=S3_METHODS, include_in_schema=False)

@@ -6,6 +6,7 @@ environment wins). The README's settings table is generated from this class (`se
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,11 +16,20 @@ from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from objstore import StoreConfig
-from objstore.config import TiB
+from objstore.config import MiB
 
 from .sizes import format_size, parse_size
 
-__all__ = ["Settings", "Size", "load_settings", "parse_size", "settings_table", "store_clock", "store_config"]
+__all__ = [
+    "Settings",
+    "Size",
+    "load_settings",
+    "parse_size",
+    "proxy_networks",
+    "settings_table",
+    "store_clock",
+    "store_config",
+]
 
 ENV_PREFIX = "PYBLOB_"
 
@@ -51,6 +61,12 @@ class Settings(BaseSettings):
         description="Base URL clients reach the server at, for the links the server hands out. "
         "Empty: `http://<host>:<port>` (`https` with a TLS certificate; `localhost` for a wildcard host).",
     )
+    link_cache_max_age: int = Field(
+        default=300,
+        ge=0,
+        description="Seconds shared caches may keep what a short link serves (`Cache-Control: max-age`); "
+        "never past the link's expiry, and links with a download limit are never cached.",
+    )
     region: str = Field(
         default="us-east-1",
         description="S3 region name reported for buckets (signatures naming any region are accepted).",
@@ -61,9 +77,28 @@ class Settings(BaseSettings):
         "empty: path-style only (always available).",
     )
     max_object_size: Size = Field(
-        default=5 * TiB, description="Default per-object size limit for new users (0 = unlimited)."
+        default=10 * MiB,
+        description="Default per-file size limit for new users, on every upload path (0 = unlimited; "
+        "`pyblob quota USER` changes one user's).",
     )
-    default_quota: Size = Field(default=0, description="Default storage quota for new users (0 = unlimited).")
+    default_quota: Size = Field(
+        default=500 * MiB, description="Default storage quota for new users (0 = unlimited)."
+    )
+    link_id_length: int = Field(
+        default=8, ge=6, le=32, description="Characters in a new short link id (31-letter unambiguous alphabet)."
+    )
+    link_idle_days: float = Field(
+        default=90.0,
+        ge=0,
+        description="A short link not downloaded for this many days (counted from its creation if never) "
+        "expires, and a file uploaded for it is deleted; 0: never.",
+    )
+    link_sweep_interval_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often each server deletes expired short links and the files uploaded for them; "
+        "0: never in the background (`pyblob gc` does it too).",
+    )
     gc_grace_seconds: float = Field(
         default=3600.0,
         ge=0,
@@ -93,7 +128,69 @@ class Settings(BaseSettings):
     admin_secret_key: str | None = Field(
         default=None, description="Secret key to give the first admin instead of a generated one (with the access key)."
     )
+    ratelimit_links_ip_rate: float = Field(
+        default=20.0,
+        ge=0,
+        description="Short links (`/s/...`): requests per second one client address may sustain "
+        "(0 = unlimited); see Rate limits.",
+    )
+    ratelimit_links_ip_burst: float = Field(
+        default=100.0,
+        ge=1,
+        description="Short links: requests one client address may make at once, above the rate.",
+    )
+    ratelimit_rest_ip_rate: float = Field(
+        default=10.0,
+        ge=0,
+        description="REST API (uploads, WebSocket, `/api`, ...): requests per second per client "
+        "address (0 = unlimited).",
+    )
+    ratelimit_rest_ip_burst: float = Field(
+        default=100.0,
+        ge=1,
+        description="REST API: requests one client address may make at once, above the rate.",
+    )
+    ratelimit_rest_user_rate: float = Field(
+        default=10.0,
+        ge=0,
+        description="REST API: requests per second per authenticated user (0 = unlimited).",
+    )
+    ratelimit_rest_user_burst: float = Field(
+        default=100.0,
+        ge=1,
+        description="REST API: requests one user may make at once, above the rate.",
+    )
+    ratelimit_s3_ip_rate: float = Field(
+        default=0.0,
+        ge=0,
+        description="S3 API: requests per second per client address, signed or not "
+        "(0 = unlimited: parallel multipart clients behind one address are normal).",
+    )
+    ratelimit_s3_ip_burst: float = Field(
+        default=1000.0,
+        ge=1,
+        description="S3 API: requests one client address may make at once, above the rate.",
+    )
+    ratelimit_s3_key_rate: float = Field(
+        default=200.0,
+        ge=0,
+        description="S3 API: requests per second per access key (0 = unlimited).",
+    )
+    ratelimit_s3_key_burst: float = Field(
+        default=1000.0,
+        ge=1,
+        description="S3 API: requests one access key may make at once, above the rate.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or CIDR networks of reverse proxies whose `X-Forwarded-For` "
+        "(the right-most address in it not listed here is the client) and `X-Forwarded-Proto` are believed; "
+        "empty: both are ignored, from loopback too.",
+    )
     durable: bool = Field(default=True, description="fsync data and metadata before acknowledging writes.")
+    access_log: bool = Field(
+        default=True, description="Log every request (uvicorn's access log); about 3% of the CPU of a small short-link request (docs/benchmarks.md)."
+    )
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
@@ -101,6 +198,7 @@ class Settings(BaseSettings):
             raise ValueError("set both PYBLOB_ADMIN_ACCESS_KEY and PYBLOB_ADMIN_SECRET_KEY, or neither")
         if self.tls_keyfile is not None and self.tls_certfile is None:
             raise ValueError("PYBLOB_TLS_KEYFILE needs PYBLOB_TLS_CERTFILE")
+        proxy_networks(self.trusted_proxies)
         if not self.public_url:
             host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
             host = f"[{host}]" if ":" in host else host
@@ -113,6 +211,14 @@ class Settings(BaseSettings):
 def load_settings(**overrides: Any) -> Settings:
     """Settings from env and `.env`, with the CLI's options (those not None) taking precedence."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def proxy_networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """`PYBLOB_TRUSTED_PROXIES` parsed: addresses (one-address networks) and CIDR networks."""
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip())
+    except ValueError as exc:
+        raise ValueError(f"PYBLOB_TRUSTED_PROXIES: {exc}") from None
 
 
 def store_clock(settings: Settings) -> Callable[[], float]:
@@ -128,6 +234,8 @@ def store_config(settings: Settings) -> StoreConfig:
         durable=settings.durable,
         default_quota=settings.default_quota,
         default_max_object_size=settings.max_object_size,
+        link_id_length=settings.link_id_length,
+        link_idle_seconds=settings.link_idle_days * 86400.0,
     )
 
 

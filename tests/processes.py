@@ -17,9 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+
+
+def isolate_from_aws(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """No AWS_* variable of the machine reaches boto3 (AWS_CA_BUNDLE, AWS_PROFILE, ~/.aws/config would
+    change what it sends); config and credential files point nowhere under `home`."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "absent" / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "absent" / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -22,7 +22,7 @@ def test_defaults() -> None:
     s = Settings()
     assert (s.data_dir, s.host, s.port, s.workers) == (Path("data"), "127.0.0.1", 8000, 1)
     assert s.public_url == "http://127.0.0.1:8000"
-    assert s.max_object_size == 5 * 1024**4 and s.default_quota == 0
+    assert s.max_object_size == 10 * 1024**2 and s.default_quota == 500 * 1024**2  # the seed's limits
     assert s.durable is True
 
 

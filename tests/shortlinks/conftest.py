@@ -7,25 +7,35 @@ change what it sends); config and credential files point nowhere.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
-from processes import RunPyblob, StartServer
+from processes import RunPyblob, Server, StartServer, isolate_from_aws
 from shortlinks_site import BUCKET, Site
+
+# These tests fire hundreds of requests from one address (concurrent downloads, two workers): the
+# per-address and per-user limits stay off here; tests/server/test_rate_limits.py tests them.
+NO_RATE_LIMITS = {
+    f"PYBLOB_RATELIMIT_{name}_RATE": "0" for name in ("LINKS_IP", "REST_IP", "REST_USER", "S3_IP", "S3_KEY")
+}
+
+
+@pytest.fixture
+def start_server(start_server: StartServer) -> StartServer:
+    """`start_server` of tests/conftest.py, without rate limits unless a test sets them."""
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Server:
+        return start_server(*args, env={**NO_RATE_LIMITS, **(env or {})})
+
+    return start
 
 
 @pytest.fixture(autouse=True)
 def no_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "absent" / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "absent" / "credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    isolate_from_aws(monkeypatch, tmp_path)
 
 
 def add_user(run_pyblob: RunPyblob, name: str) -> dict[str, str]:
