@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Security
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from objstore import ObjectRecord, Store
 from objstore.errors import EntityTooLarge, QuotaExceeded
@@ -40,7 +40,7 @@ from .restbase import (
     iso,
     space_left,
 )
-from .restmodels import Deleted, Detail, FileInfo, FileList, Message, Uploaded, UploadFailed
+from .restmodels import Deleted, Detail, FileInfo, Message, Uploaded, UploadFailed
 
 Objects = Sequence[ObjectRecord | None]
 MAX_UPLOAD_PARTS = 16  # /upload: one file and a few fields
@@ -143,17 +143,25 @@ class FilesApi:
     async def list_files(
         self,
         request: Request,
+        response: Response,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
-        cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
-    ) -> FileList:
-        """Your files, newest first, a page at a time. Expired ones show `"expired": true` until swept."""
+        cursor: Annotated[str | None, Query(description="`X-Next-Cursor` of the previous page")] = None,
+    ) -> list[FileInfo]:
+        """Your files, newest first, a page at a time. Expired ones show `"expired": true` until swept.
+
+        The body is a bare list, as pyBlobServer's (its web UI reads it unchanged); the next, older
+        page is in the headers: `X-Next-Cursor` and `Link: <...>; rel="next"` (absent on the last).
+        """
         store, caller = await self.context.caller(request)
         check_cursor(cursor)
         page, objects = await run_in_threadpool(self.page, store, caller.user, limit, cursor)
         now, idle = store.clock(), store.links.idle_seconds
         pairs = zip(page.links, objects, strict=True)
         files = [self.file_info(link, record, is_spent(link, now, idle)) for link, record in pairs]
-        return FileList(files=files, next_cursor=page.next_cursor)
+        if page.next_cursor is not None:
+            response.headers["x-next-cursor"] = page.next_cursor
+            response.headers["link"] = f'</list?limit={limit}&cursor={page.next_cursor}>; rel="next"'
+        return files
 
     async def delete_file(self, request: Request, file_id: str) -> Message:
         """Delete one of your files and its link (404 for an unknown id or another user's)."""

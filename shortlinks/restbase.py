@@ -31,7 +31,7 @@ from .restmodels import Detail
 MiB = 1024 * 1024
 GetStore = Callable[[], Store]
 log = logging.getLogger("pyblob.rest")
-CORS = {"access-control-allow-origin": "*"}
+CORS = {"access-control-allow-origin": "*", "access-control-expose-headers": "X-Next-Cursor, Link"}
 PREFLIGHT = {
     **CORS,
     "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",

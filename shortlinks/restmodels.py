@@ -55,11 +55,6 @@ class FileInfo(BaseModel):
     expired: bool  # past its expiry, out of downloads or idle: answers 410 until swept
 
 
-class FileList(BaseModel):
-    files: list[FileInfo]  # newest first
-    next_cursor: str | None  # pass as `cursor` for the next (older) page
-
-
 class UserInfo(BaseModel):
     user: str
     total_size: int  # bytes stored (S3 objects included)

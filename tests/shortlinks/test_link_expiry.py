@@ -32,7 +32,7 @@ def object_exists(site: Site, bucket: str, key: str) -> bool:
 
 
 def listed(site: Site) -> dict[str, dict[str, object]]:
-    files = httpx.get(f"{site.url}/list", headers=site.auth("alice")).json()["files"]
+    files = httpx.get(f"{site.url}/list", headers=site.auth("alice")).json()
     return {f["file_id"]: f for f in files}
 
 

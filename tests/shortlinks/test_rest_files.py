@@ -19,9 +19,8 @@ def test_list_shows_pyblobservers_fields(site: Site) -> None:
     httpx.get(f"{site.url}/s/{file_id}")
     response = get(site, "/list")
     assert response.status_code == 200
-    body = response.json()
-    assert body["next_cursor"] is None
-    [info] = body["files"]
+    assert "x-next-cursor" not in response.headers and "link" not in response.headers
+    [info] = response.json()  # a bare list, as pyBlobServer's
     assert set(info) == FILE_FIELDS
     assert (info["file_id"], info["file_name"], info["file_size"]) == (file_id, "page.html", 9)
     assert info["file_type"] == "application/octet-stream"
@@ -36,10 +35,12 @@ def test_list_is_newest_first_a_page_at_a_time(site: Site) -> None:
     seen: list[str] = []
     cursor, pages = None, 0
     while True:
-        body = get(site, "/list", limit=2, cursor=cursor).json()
-        seen += [f["file_id"] for f in body["files"]]
+        response = get(site, "/list", limit=2, cursor=cursor)
+        seen += [f["file_id"] for f in response.json()]
         pages += 1
-        cursor = body["next_cursor"]
+        cursor = response.headers.get("x-next-cursor")
+        if cursor is not None:
+            assert response.headers["link"] == f'</list?limit=2&cursor={cursor}>; rel="next"'
         if cursor is None:
             break
     assert seen == ids[::-1] and pages == 3
@@ -52,14 +53,14 @@ def test_list_is_newest_first_a_page_at_a_time(site: Site) -> None:
 def test_list_shows_only_the_callers_links(site: Site) -> None:
     uploaded_id(site, b"a", user="alice")
     site.s3.put_object(Bucket=BUCKET, Key="plain-s3-object", Body=b"no link")
-    assert get(site, "/list", "bob").json()["files"] == []
-    assert len(get(site, "/list", "alice").json()["files"]) == 1
+    assert get(site, "/list", "bob").json() == []
+    assert len(get(site, "/list", "alice").json()) == 1
 
 
 def test_spent_link_is_listed_as_expired(site: Site) -> None:
     file_id = uploaded_id(site, b"once", max_downloads=1)
     assert httpx.get(f"{site.url}/s/{file_id}").status_code == 200
-    [info] = get(site, "/list").json()["files"]
+    [info] = get(site, "/list").json()
     assert info["expired"] is True and info["download_times"] == 1
 
 
@@ -98,7 +99,7 @@ def test_delete_all_expired_keeps_live_files(site: Site) -> None:
     assert httpx.get(f"{site.url}/s/{spent}").status_code == 200
     response = delete(site, "/delete_all", confirm="yes", function="expired")
     assert response.status_code == 200 and response.json()["deleted"] == 1
-    assert [f["file_id"] for f in get(site, "/list").json()["files"]] == [live]
+    assert [f["file_id"] for f in get(site, "/list").json()] == [live]
     assert me(site)["total_size"] == len(b"keep me")
 
 
@@ -119,7 +120,7 @@ def test_api_links_lists_links_a_page_at_a_time(site: Site) -> None:
 
 def test_upload_result_matches_the_list(site: Site) -> None:
     result = upload(site, b"abc", "notes.txt", content_type="text/plain").json()
-    [info] = get(site, "/list").json()["files"]
+    [info] = get(site, "/list").json()
     assert (info["file_id"], info["file_url"], info["file_name"], info["file_size"], info["file_type"]) == (
         result["file_id"], result["file_url"], "notes.txt", 3, "text/plain",
     )  # fmt: skip

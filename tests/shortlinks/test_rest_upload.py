@@ -85,7 +85,7 @@ def test_a_link_option_after_the_file_is_refused_and_nothing_kept(site: Site) ->
     response = httpx.post(f"{site.url}/upload", content=content, headers=headers)
     assert response.status_code == 400 and "before the files" in response.json()["detail"]
     assert me(site)["total_size"] == before
-    assert get(site, "/list").json()["files"] == []
+    assert get(site, "/list").json() == []
 
 
 def test_batch_gives_one_result_per_file(site: Site) -> None:
@@ -144,7 +144,7 @@ def test_quota_exceeded_is_403(site: Site, carol: str) -> None:
     response = upload(site, os.urandom(100 * KiB), "over", carol)
     assert response.status_code == 403 and "quota" in response.json()["detail"]
     assert me(site, carol)["total_size"] == used == 1000 * KiB
-    assert len(get(site, "/list", carol).json()["files"]) == 4
+    assert len(get(site, "/list", carol).json()) == 4
 
 
 def test_malformed_forms_are_400_or_415(site: Site) -> None:
@@ -163,7 +163,7 @@ def test_malformed_forms_are_400_or_415(site: Site) -> None:
     headers = {**auth, "content-type": "multipart/form-data; boundary=b"}
     response = httpx.post(url, content=truncated, headers=headers)
     assert response.status_code == 400 and "detail" in response.json()
-    assert get(site, "/list").json()["files"] == []
+    assert get(site, "/list").json() == []
     assert me(site)["total_size"] == 0
 
 
@@ -179,7 +179,7 @@ def test_200_parallel_uploads_fill_the_quota_exactly(run_pyblob: RunPyblob, star
     headers = {"authorization": f"Bearer {token}"}
     user = httpx.get(f"{server.url}/user/me", headers=headers).json()
     assert (user["total_size"], user["file_count"], user["total_upload_times"]) == (fits * size, fits, fits)
-    listed = httpx.get(f"{server.url}/list", headers=headers).json()["files"]
+    listed = httpx.get(f"{server.url}/list", headers=headers).json()
     assert len(listed) == fits and all(f["file_size"] == size for f in listed)
 
 
