@@ -108,6 +108,7 @@ class LinkUpload:
         )
         user = self.store.accounts.user_in(w, self.owner)
         user.uploads += 1
+        user.bytes_uploaded += record.size
         user.last_upload = record.created
         w.put("users", self.owner.encode(), user.encode())
 

@@ -48,7 +48,8 @@ class UserRecord(Record):
     downloads: int = 0  # short-link downloads of this user's files (batched, see linkstats.py)
     bytes_served: int = 0
     last_download: float | None = None
-    uploads: int = 0  # files uploaded through the REST API
+    uploads: int = 0  # files uploaded through the REST API (and tus, WebSocket)
+    bytes_uploaded: int = 0
     last_upload: float | None = None
 
 

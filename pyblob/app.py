@@ -70,7 +70,7 @@ async def health() -> dict[str, str]:
 # First path segments that pyblob's own routes use now or will (short links, REST API, docs):
 # no bucket may take these names, so the route table can be matched first without guessing.
 RESERVED_PATHS = frozenset(
-    {"health", "s", "upload", "upload_batch", "upload_socket", "upload_tus", "list", "delete",
+    {"health", "s", "upload", "upload_batch", "batch_upload", "upload_socket", "upload_tus", "list", "delete",
      "delete_all", "user", "auth", "api", "docs", "redoc", "openapi.json", "static", "favicon.ico"}
 )
 S3_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"]

@@ -42,7 +42,7 @@ from .settings import Settings
 
 Surface = Literal["links", "rest", "s3"]
 REST_SEGMENTS = frozenset(
-    {"upload", "upload_batch", "upload_socket", "upload_tus", "list", "delete", "delete_all", "user", "auth", "api"}
+    {"upload", "upload_batch", "batch_upload", "upload_socket", "upload_tus", "list", "delete", "delete_all", "user", "auth", "api"}
 )
 UNLIMITED_SEGMENTS = frozenset({"health", "docs", "redoc", "openapi.json", "static", "favicon.ico"})
 

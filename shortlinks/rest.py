@@ -74,6 +74,8 @@ def rest_router(get_store: GetStore, public_url: str) -> APIRouter:
         response_model=list[Uploaded | UploadFailed],
         responses={207: {"description": "Some files were not stored"}},
     )
+    # An older pyBlobServer UI posts batches to /batch_upload.
+    add("/batch_upload", files.upload_batch, methods=["POST"], include_in_schema=False)
     add("/list", files.list_files, methods=["GET"], tags=["files"])
     add("/delete/{file_id}", files.delete_file, methods=["DELETE"], tags=["files"], responses={404: {"model": Detail}})
     add("/delete_all", files.delete_all, methods=["DELETE"], tags=["files"])

@@ -76,7 +76,8 @@ def user_info(user: UserRecord) -> UserInfo:
     return UserInfo(
         user=user.name, total_size=user.usage_bytes, quota=user.quota or None,
         max_file_size=user.max_object_size or None, available_space=human_space(left), available_bytes=left,
-        file_count=user.object_count, total_upload_times=user.uploads, total_download_times=user.downloads,
+        file_count=user.object_count, total_upload_times=user.uploads, total_upload_byte=user.bytes_uploaded,
+        total_download_times=user.downloads,
         total_download_byte=user.bytes_served, last_upload_at=iso(user.last_upload),
         last_download_at=iso(user.last_download), created_at=iso(user.created) or "",
     )  # fmt: skip

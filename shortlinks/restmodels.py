@@ -64,6 +64,7 @@ class UserInfo(BaseModel):
     available_bytes: int | None
     file_count: int  # objects stored (S3 objects included)
     total_upload_times: int
+    total_upload_byte: int
     total_download_times: int
     total_download_byte: int
     last_upload_at: str | None
