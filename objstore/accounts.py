@@ -32,6 +32,7 @@ USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
 _PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
 TOKEN_PREFIX = "pbt_"
+TOKEN_SHOWN = 8  # characters of a token kept in the clear, to tell a user's tokens apart
 
 
 def new_access_key_id() -> str:
@@ -219,7 +220,28 @@ class Accounts:
         return token
 
     def _put_token(self, w: Txn, user: str, token: str) -> None:
-        w.put("tokens", token_hash(token), TokenRecord(user, self.clock(), token[:8]).encode())
+        w.put("tokens", token_hash(token), TokenRecord(user, self.clock(), token[:TOKEN_SHOWN]).encode())
+
+    def list_tokens(self, user: str) -> list[TokenRecord]:
+        """`user`'s tokens as stored: creation time and the first characters, never the token."""
+        with self.db.read() as r:
+            self.user_in(r, user)
+            found = [TokenRecord.decode(v) for _, v in r.cursor("tokens")]
+        return sorted((t for t in found if t.user == user), key=lambda t: t.created)
+
+    def revoke_tokens(self, user: str, prefix: str = "") -> int:
+        """Revoke `user`'s tokens whose stored first characters start with `prefix` (all for ""), or
+        exactly the token given whole; how many went."""
+        with self.db.write() as w:
+            self.user_in(w, user)
+            whole = w.get("tokens", token_hash(prefix)) if len(prefix) > TOKEN_SHOWN else None
+            if whole is not None and TokenRecord.decode(whole).user == user:
+                w.delete("tokens", token_hash(prefix))
+                return 1
+            doomed = [bytes(k) for k, v in w.cursor("tokens") if _token_matches(TokenRecord.decode(v), user, prefix)]
+            for key in doomed:
+                w.delete("tokens", key)
+        return len(doomed)
 
     def user_for_token(self, token: str) -> str | None:
         with self.db.read() as r:
@@ -243,3 +265,7 @@ class Accounts:
     def revoke_token(self, token: str) -> bool:
         with self.db.write() as w:
             return w.delete("tokens", token_hash(token))
+
+
+def _token_matches(record: TokenRecord, user: str, prefix: str) -> bool:
+    return record.user == user and record.prefix.startswith(prefix)

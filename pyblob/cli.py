@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from objstore.errors import StoreError
 
-from .commands import accounts, maintenance, serve
+from .commands import accounts, maintenance, serve, tokens
 from .settings import ENV_PREFIX
 
 
@@ -59,6 +59,7 @@ for command in (
     accounts.user,
     accounts.key,
     accounts.quota,
+    tokens.token,
     maintenance.gc,
     maintenance.fsck,
     maintenance.snapshot,

@@ -136,3 +136,22 @@ def test_quota_set_can_limit_object_size_and_count(run_pyblob: RunPyblob) -> Non
     ok(run_pyblob, "quota", "set", "olga", "1G", "--max-object-size", "5MiB", "--max-objects", "100")
     details = ok_json(run_pyblob, "user", "show", "olga")
     assert (details["quota"], details["max_object_size"], details["max_objects"]) == (1024**3, 5 * 1024**2, 100)
+
+
+def test_token_create_list_revoke(run_pyblob: RunPyblob, data_dir: Path) -> None:
+    first = json.loads(ok(run_pyblob, "user", "add", "tina", "--json"))["token"]
+    second = ok_json(run_pyblob, "token", "create", "tina")["token"]
+    listed = ok_json(run_pyblob, "token", "list", "tina")
+    assert [t["prefix"] for t in listed] == [first[:8], second[:8]]
+    assert first not in ok(run_pyblob, "token", "list", "tina")
+    assert ok(run_pyblob, "token", "revoke", "tina", second).startswith("revoked 1 token")  # given whole
+    store = Store(data_dir)
+    try:
+        assert store.accounts.user_for_token(second) is None
+        assert store.accounts.user_for_token(first) == "tina"
+    finally:
+        store.close()
+    assert run_pyblob("token", "revoke", "tina").returncode == 2  # neither a prefix nor --all
+    assert run_pyblob("token", "revoke", "tina", "pbt_nope").returncode == 2
+    ok(run_pyblob, "token", "revoke", "tina", "--all")
+    assert ok_json(run_pyblob, "token", "list", "tina") == []
