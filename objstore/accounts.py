@@ -127,7 +127,8 @@ class Accounts:
             return r.cursor("users").first()
 
     def remove_user(self, name: str) -> None:
-        """Remove a user with their keys and tokens; their buckets must be deleted first."""
+        """Remove a user with their keys, tokens and unfinished resumable uploads (whose files GC
+        removes as orphans); their buckets must be deleted first."""
         with self.db.write() as w:
             self.user_in(w, name)
             if any(BucketRecord.decode(v).owner == name for _, v in w.cursor("buckets")):
@@ -136,7 +137,19 @@ class Accounts:
                 doomed = [bytes(k) for k, v in w.cursor(table) if decode(v).user == name]
                 for k in doomed:
                     w.delete(table, k)
+            self._drop_prefixed(w, "resumables", name.encode() + b"\0")  # charged to this user only
             w.delete("users", name.encode())
+
+    def _drop_prefixed(self, w: Txn, table: str, prefix: bytes) -> None:
+        cursor = w.cursor(table)
+        doomed: list[bytes] = []
+        if cursor.set_range(prefix):
+            for key, _ in cursor:
+                if not bytes(key).startswith(prefix):
+                    break
+                doomed.append(bytes(key))
+        for key in doomed:
+            w.delete(table, key)
 
     def set_limits(
         self, name: str, quota: int | None = None, max_object_size: int | None = None, max_objects: int | None = None

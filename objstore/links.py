@@ -3,6 +3,11 @@
 A link follows the key, not one version of it: an overwritten object is served in its new form and a
 deleted one makes the link answer "no such key". The web edge (`shortlinks`) decides how to render.
 
+A link that `owns_object` (uploaded for it, at `<link id>/<name>` in the owner's default bucket)
+owns that key the same way: deleting or sweeping the link deletes whatever is there then, also a
+version an S3 client wrote over it (the link was serving that version, and the key lives under the
+link's id). Never another owner's: a bucket of that name that changed hands is left alone.
+
 A link is spent when past `expires_at`, out of `max_downloads`, or not downloaded for the idle
 period (`StoreConfig.link_idle_seconds`; counted from creation when never downloaded). A spent
 link answers LinkExpired at once; the sweep (`linksweep.py`) later deletes what it backed and

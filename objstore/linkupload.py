@@ -14,9 +14,9 @@ import unicodedata
 from typing import TYPE_CHECKING
 
 from .db import Txn
-from .errors import BucketAlreadyExists, BucketAlreadyOwnedByYou, NoSuchBucket, StoreError
+from .errors import StoreError
 from .links import check_limits
-from .records import LinkRecord, ObjectRecord
+from .records import BucketRecord, LinkRecord, ObjectRecord
 
 if TYPE_CHECKING:
     from .store import ObjectWriter, Store
@@ -35,32 +35,32 @@ def safe_name(filename: str | None) -> str:
 
 
 def default_bucket(store: Store, owner: str) -> str:
-    """The owner's bucket for uploads, created (and remembered) the first time."""
+    """The owner's bucket for uploads, created and remembered in one transaction the first time
+    (concurrent first uploads agree on one bucket; a crash leaves none half-made)."""
     user = store.accounts.get_user(owner)
-    if user.default_bucket:
-        try:
-            if store.get_bucket(user.default_bucket).owner == owner:
-                return user.default_bucket
-        except NoSuchBucket:
-            pass
+    with store.db.read() as r:
+        if user.default_bucket and _owns(r, owner, user.default_bucket):
+            return user.default_bucket
     base = re.sub(r"[^a-z0-9-]", "-", owner.lower()).strip("-")[:40] or "user"
-    for candidate in [f"{base}-files"] + [f"{base}-files-{secrets.token_hex(3)}" for _ in range(8)]:
-        try:
-            store.create_bucket(owner, candidate)
-        except BucketAlreadyOwnedByYou:
-            pass
-        except BucketAlreadyExists:
-            continue
-        _remember(store, owner, candidate)
-        return candidate
+    candidates = [f"{base}-files"] + [f"{base}-files-{secrets.token_hex(3)}" for _ in range(8)]
+    with store.db.write() as w:
+        user = store.accounts.user_in(w, owner)
+        if user.default_bucket and _owns(w, owner, user.default_bucket):
+            return user.default_bucket  # another request made it meanwhile
+        for candidate in candidates:
+            if w.get("buckets", candidate.encode()) is None:
+                store.create_bucket_in(w, owner, candidate)
+            elif not _owns(w, owner, candidate):
+                continue
+            user.default_bucket = candidate
+            w.put("users", owner.encode(), user.encode())
+            return candidate
     raise StoreError(f"could not find a free bucket name for {owner!r}")
 
 
-def _remember(store: Store, owner: str, bucket: str) -> None:
-    with store.db.write() as w:
-        user = store.accounts.user_in(w, owner)
-        user.default_bucket = bucket
-        w.put("users", owner.encode(), user.encode())
+def _owns(r: Txn, owner: str, bucket: str) -> bool:
+    raw = r.get("buckets", bucket.encode())
+    return raw is not None and BucketRecord.decode(raw).owner == owner
 
 
 class LinkUpload:
@@ -75,7 +75,10 @@ class LinkUpload:
         size_hint: int | None = None,
         expires_in: float | None = None,
         max_downloads: int | None = None,
+        credit: int = 0,
     ):
+        """`credit`: bytes already charged for this file (see `Store.open_writer`), which a subclass's
+        `_add_link` must uncharge in the commit's transaction."""
         check_limits(expires_in, max_downloads)
         self.store, self.owner = store, owner
         self.name = safe_name(filename)
@@ -85,7 +88,7 @@ class LinkUpload:
         with store.db.read() as r:
             self.link_id = store.links.free_id(r)
         self.key = f"{self.link_id}/{self.name}"
-        self.writer: ObjectWriter = store.open_writer(self.bucket, self.key, (), size_hint)
+        self.writer: ObjectWriter = store.open_writer(self.bucket, self.key, (), size_hint, credit)
         self.link: LinkRecord | None = None
 
     @property

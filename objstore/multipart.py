@@ -62,7 +62,13 @@ class Multipart:
             raise InvalidArgument(f"part number must be 1-{MAX_PART_NUMBER}")
         upload = self.get_upload(upload_id)
         limits, reservation = self.store.reservations.room(upload.owner, 0, size_hint)
-        return PartWriter(self.store, upload, number, ContentWriter(self.store, checksums, limits, reservation))
+        try:
+            content = ContentWriter(self.store, checksums, limits, reservation)
+        except BaseException:
+            if reservation is not None:  # else held until this process exits
+                self.store.reservations.release(reservation)
+            raise
+        return PartWriter(self.store, upload, number, content)
 
     def abort_upload(self, upload_id: str) -> None:
         """AbortMultipartUpload: drop the parts and give their bytes back to the quota."""

@@ -161,5 +161,5 @@ class ResumableRecord(Record):
     offset: int = 0  # bytes durably kept: the file is fsynced before this moves on
     filename: str = ""
     filetype: str = ""
-    state: str = "receiving"  # "receiving", "finishing" (all bytes in, usage handed over), "done"
+    state: str = "receiving"  # "receiving" (charged), "done" ("finishing": older versions, not charged)
     link: str = ""  # the short link id, once done

@@ -11,12 +11,12 @@ finished, terminated or expired.
 Quota: the declared length is charged to the owner's usage when the upload is created (refused
 there, before any byte, when it would not fit) and stays charged while bytes come in, as multipart
 parts are. `fsck` counts it the same way (`charged_bytes`). Once every byte is in, the file is
-streamed into a `LinkUpload`, whose commit marks the row done in the same transaction that creates
-the object and its link. The charge is handed over just before: uncharged, then reserved again by
-the LinkUpload a moment later. Another upload of the same owner reserving in that moment could take
-the room; the finish then fails (QuotaExceeded), the charge is restored, and the next HEAD or PATCH
-retries. While a file is being finished its bytes are on disk twice (here and as chunks). Done rows
-are kept until they expire so a client that lost the last response can still learn its link.
+streamed into a `LinkUpload`, whose commit creates the object and its link, marks the row done and
+takes the charge back, all in one transaction: the room stays the upload's throughout (the charge
+is the commit's credit, see `Store.open_writer`), and a crash or failure before that commit leaves
+the upload receiving and charged, finished again by the next HEAD or PATCH. While a file is being
+finished its bytes are on disk twice (here and as chunks). Done rows are kept until they expire so a
+client that lost the last response can still learn its link.
 
 Abandoned uploads expire `expires_after` seconds after their last write; `collect_expired` (run by
 `pyblob gc`) drops them and gives their bytes back.
@@ -51,7 +51,8 @@ READ_BLOCK = 1 * MiB
 LOCK_WAIT = 5.0  # how long a request waits for another one on the same upload to let go
 ORPHAN_MIN_AGE = 3600.0  # a file without a row may belong to an upload being created right now
 
-RECEIVING, FINISHING, DONE = "receiving", "finishing", "done"
+RECEIVING, DONE = "receiving", "done"
+FINISHING = "finishing"  # written by earlier versions while finishing: holds no charge, finished as it is
 
 
 class OffsetMismatch(StoreError):
@@ -122,6 +123,8 @@ class Resumables:
         user = self.store.accounts.user_in(w, owner)
         if user.quota and user.usage_bytes + length > user.quota:
             raise QuotaExceeded(f"storing {length} bytes would exceed the quota of {user.quota}")
+        if user.max_objects and user.object_count >= user.max_objects:
+            raise QuotaExceeded(f"the quota of {user.max_objects} objects is reached")
         if self._pending(w, owner) >= self.max_pending:
             raise TooManyUploads(f"{self.max_pending} resumable uploads are unfinished; finish or delete some")
         now = self.store.clock()
@@ -220,38 +223,25 @@ class Resumables:
             row = locked.row
             if row.state == DONE or row.offset < row.length:
                 return row
-            self._set_state(row, FINISHING)
-            try:
-                self._store_file(locked.fd, row)
-            except BaseException:
-                self._set_state(row, RECEIVING)
-                raise
+            self._store_file(locked.fd, row)
             self.path(upload_id).unlink(missing_ok=True)
         return self.get(owner, upload_id)
 
-    def _set_state(self, row: ResumableRecord, state: str) -> None:
-        """Move between receiving (the length charged) and finishing (the charge handed over)."""
-        with self.store.db.write() as w:
-            current = self._row(w, row.owner, row.id)
-            if current.state in (state, DONE):
-                return
-            charge = row.length if state == RECEIVING else -row.length
-            current.state = state
-            w.put("resumables", row_key(row.owner, row.id), current.encode())
-            self.store.accounts.charge(w, row.owner, charge, 0)
-
     def _store_file(self, fd: int, row: ResumableRecord) -> LinkRecord:
-        """Stream the kept bytes into a `LinkUpload`; its commit marks the row done."""
+        """Stream the kept bytes into a `LinkUpload`; its commit marks the row done and uncharges it."""
+        credit = row.length if row.state == RECEIVING else 0
 
         def mark_done(w: Txn, link: LinkRecord) -> None:
             current = self._row(w, row.owner, row.id)
-            if current.state != FINISHING:
+            if current.state != row.state or current.offset != row.length:
                 raise StoreError(f"resumable upload {row.id} changed while it was being finished")
+            self.store.accounts.charge(w, row.owner, -credit, 0)  # the object's own charge replaces it
             current.state, current.link = DONE, link.id
             current.expires = self.store.clock() + self.expires_after
             w.put("resumables", row_key(row.owner, row.id), current.encode())
 
-        upload = _LinkUploadAlso(self.store, row.owner, row.filename, row.filetype or None, size_hint=row.length)
+        # No size hint, so no reservation: the charge already holds the room.
+        upload = _LinkUploadAlso(self.store, row.owner, row.filename, row.filetype or None, credit=credit)
         upload.also = mark_done
         with upload:
             pos = 0

@@ -6,10 +6,17 @@ because nothing in it needs to survive a crash. Reservations belong to uploads t
 process, and a token bucket that forgets its level after a power loss only lets a client start
 afresh. Rows that belong to a process carry its pid and start time (`process_tag`) and are dropped
 as they are met once that process is gone, even if a later process reuses the pid. Like `db.Database` it is opened lazily in the process that uses it.
+
+An unsynced environment survives `kill -9` (its pages are in the OS cache) but may be torn by a
+power loss, and reading a torn LMDB file can crash the process. So it is never read across a
+reboot: it remembers the boot id it was created under and the first process of a new boot
+recreates it (under an flock, so workers starting together agree). One that LMDB refuses to open
+(not an LMDB file, corrupt) is recreated too: the server starts with empty state, never refuses to.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from contextlib import contextmanager
@@ -25,6 +32,17 @@ STATE_TABLES = (
     "buckets",  # rate-limit bucket key -> packed (tokens, updated, full_at), see ratelimit.py
 )
 STATE_MAP_SIZE = 256 * 1024 * 1024  # bounds the state: buckets are evicted long before this fills
+BOOT_FILE = "boot"  # the boot id the environment was created under
+OPEN_LOCK = "open.lock"
+_UNREADABLE = (lmdb.InvalidError, lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.VersionMismatchError)
+
+
+def boot_id() -> str:
+    """This boot of the machine (Linux); "" where unknown, and then only unreadable files are recreated."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 class VolatileState:
@@ -40,15 +58,49 @@ class VolatileState:
         if self._env is None or self._pid != os.getpid():
             with self._open_lock:
                 if self._env is None or self._pid != os.getpid():
-                    self.path.mkdir(parents=True, exist_ok=True)
-                    env = lmdb.open(
-                        str(self.path), map_size=STATE_MAP_SIZE, max_dbs=len(STATE_TABLES) + 1,
-                        max_readers=1024, sync=False, metasync=False, readahead=False,
-                    )
-                    self._dbs = {name: env.open_db(name.encode()) for name in STATE_TABLES}
-                    self._env, self._pid = env, os.getpid()
+                    self._env, self._pid = self._open(), os.getpid()
         assert self._env is not None
         return self._env
+
+    def _open(self) -> lmdb.Environment:
+        """Open the environment, first recreating it if it is from another boot or unreadable."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / OPEN_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            boot = boot_id()
+            if boot and self._recorded_boot() != boot:
+                self._recreate(boot)
+            try:
+                return self._open_env()
+            except _UNREADABLE:
+                self._recreate(boot)
+                return self._open_env()
+        finally:
+            os.close(fd)  # drops the flock
+
+    def _open_env(self) -> lmdb.Environment:
+        env = lmdb.open(
+            str(self.path), map_size=STATE_MAP_SIZE, max_dbs=len(STATE_TABLES) + 1,
+            max_readers=1024, sync=False, metasync=False, readahead=False,
+        )
+        try:
+            self._dbs = {name: env.open_db(name.encode()) for name in STATE_TABLES}
+        except BaseException:
+            env.close()
+            raise
+        return env
+
+    def _recorded_boot(self) -> str | None:
+        try:
+            return (self.path / BOOT_FILE).read_text().strip()
+        except OSError:
+            return None
+
+    def _recreate(self, boot: str) -> None:
+        for name in ("data.mdb", "lock.mdb"):
+            (self.path / name).unlink(missing_ok=True)
+        (self.path / BOOT_FILE).write_text(boot + "\n")
 
     @contextmanager
     def write(self) -> Iterator[Txn]:

@@ -69,17 +69,21 @@ class Store:
 
     # buckets ---------------------------------------------------------------------------------
     def create_bucket(self, owner: str, name: str, region: str = "us-east-1") -> BucketRecord:
+        with self.db.write() as w:
+            return self.create_bucket_in(w, owner, name, region)
+
+    def create_bucket_in(self, w: Txn, owner: str, name: str, region: str = "us-east-1") -> BucketRecord:
+        """`create_bucket` inside the caller's write transaction."""
         if not BUCKET_NAME.match(name):
             raise InvalidArgument(f"invalid bucket name {name!r}")
-        with self.db.write() as w:
-            self.accounts.user_in(w, owner)
-            raw = w.get("buckets", name.encode())
-            if raw is not None:
-                if BucketRecord.decode(raw).owner == owner:
-                    raise BucketAlreadyOwnedByYou(name)
-                raise BucketAlreadyExists(name)
-            record = BucketRecord(name, self.db.next_id(w, "bucket"), owner, self.clock(), region)
-            w.put("buckets", name.encode(), record.encode())
+        self.accounts.user_in(w, owner)
+        raw = w.get("buckets", name.encode())
+        if raw is not None:
+            if BucketRecord.decode(raw).owner == owner:
+                raise BucketAlreadyOwnedByYou(name)
+            raise BucketAlreadyExists(name)
+        record = BucketRecord(name, self.db.next_id(w, "bucket"), owner, self.clock(), region)
+        w.put("buckets", name.encode(), record.encode())
         return record
 
     def get_bucket(self, name: str) -> BucketRecord:
@@ -130,17 +134,29 @@ class Store:
         return (UploadRecord.decode(v) for _, v in r.cursor("uploads"))
 
     # objects ---------------------------------------------------------------------------------
-    def open_writer(self, bucket: str, key: str, checksums: Iterable[str] = (), size_hint: int | None = None) -> "ObjectWriter":
-        """A writer for a new version of bucket/key; nothing is visible until `commit`."""
+    def open_writer(
+        self, bucket: str, key: str, checksums: Iterable[str] = (), size_hint: int | None = None, credit: int = 0
+    ) -> "ObjectWriter":
+        """A writer for a new version of bucket/key; nothing is visible until `commit`.
+
+        `credit`: bytes already charged to the owner for this very content (a finished resumable
+        upload's), counted as room here and at the commit, whose `also` must uncharge them.
+        """
         raw_key = keys.validate_key(key)
         record = self.get_bucket(bucket)
         with self.db.read() as r:
             raw = r.get("objects", keys.encode(record.id, raw_key))
         replacing = ObjectRecord.decode(raw).size if raw is not None else 0
-        limits, reservation = self.reservations.room(record.owner, replacing, size_hint)
-        if size_hint is not None:
-            limits.check(size_hint)
-        return ObjectWriter(self, record, raw_key, checksums, ContentWriter(self, checksums, limits, reservation))
+        limits, reservation = self.reservations.room(record.owner, replacing + credit, size_hint)
+        try:
+            if size_hint is not None:
+                limits.check(size_hint)
+            content = ContentWriter(self, checksums, limits, reservation)
+        except BaseException:
+            if reservation is not None:  # else held until this process exits
+                self.reservations.release(reservation)
+            raise
+        return ObjectWriter(self, record, raw_key, checksums, content, credit)
 
     def put_object(self, bucket: str, key: str, data: bytes, **attrs: object) -> ObjectRecord:
         """Store a whole in-memory object (small objects, tests, the CLI)."""
@@ -259,11 +275,13 @@ class Store:
             record = self._bucket(r, bucket)
             return listing.list_page(r, record.id, prefix, delimiter, after, max_keys, inclusive)
 
-    def check_replace(self, r: Txn, bucket: BucketRecord, raw_key: bytes, size: int, if_none_match: bool = False) -> ObjectRecord | None:
+    def check_replace(
+        self, r: Txn, bucket: BucketRecord, raw_key: bytes, size: int, if_none_match: bool = False, credit: int = 0
+    ) -> ObjectRecord | None:
         """Whether bucket/key may become an object of `size` bytes; returns the object it replaces.
 
         Runs inside the commit's write transaction, and before publishing chunks in a read one, so a
-        write that is bound to fail leaves no files behind.
+        write that is bound to fail leaves no files behind. `credit`: see `open_writer`.
         """
         current = self._bucket(r, bucket.name)
         if current.id != bucket.id:
@@ -276,15 +294,17 @@ class Store:
         delta = size - (old.size if old else 0)
         if user.max_object_size and size > user.max_object_size:
             raise EntityTooLarge(f"object of {size} bytes exceeds the limit of {user.max_object_size}")
-        if user.quota and delta > 0 and user.usage_bytes + delta > user.quota:
+        if user.quota and delta > 0 and user.usage_bytes - credit + delta > user.quota:
             raise QuotaExceeded(f"storing {size} bytes would exceed the quota of {user.quota}")
         if user.max_objects and old is None and user.object_count >= user.max_objects:
             raise QuotaExceeded(f"the quota of {user.max_objects} objects is reached")
         return old
 
-    def replace_object(self, w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord, if_none_match: bool = False) -> None:
+    def replace_object(
+        self, w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord, if_none_match: bool = False, credit: int = 0
+    ) -> None:
         """Point bucket/key at `new` inside `w`: usage, quota and the old manifest's reference."""
-        old = self.check_replace(w, bucket, raw_key, new.size, if_none_match)
+        old = self.check_replace(w, bucket, raw_key, new.size, if_none_match, credit)
         w.put("objects", keys.encode(bucket.id, raw_key), new.encode())
         if old is not None:
             manifests.drop_ref(w, bytes.fromhex(old.manifest), self.clock())
@@ -294,11 +314,14 @@ class Store:
 class ObjectWriter:
     """Streams one object's content; `commit` makes it visible atomically, `close` drops it."""
 
-    def __init__(self, store: Store, bucket: BucketRecord, raw_key: bytes, checksums: Iterable[str], content: ContentWriter):
+    def __init__(
+        self, store: Store, bucket: BucketRecord, raw_key: bytes, checksums: Iterable[str], content: ContentWriter, credit: int = 0
+    ):
         self.store = store
         self.bucket = bucket
         self.raw_key = raw_key
         self.content = content
+        self.credit = credit
 
     def write(self, data: bytes | memoryview) -> None:
         self.content.write(data)
@@ -322,7 +345,7 @@ class ObjectWriter:
         store = self.store
         try:
             with store.db.read() as r:
-                store.check_replace(r, self.bucket, self.raw_key, content.size, if_none_match)
+                store.check_replace(r, self.bucket, self.raw_key, content.size, if_none_match, self.credit)
             self.content.publish()
             with store.db.write() as w:
                 bucket = store._bucket(w, self.bucket.name)
@@ -342,7 +365,7 @@ class ObjectWriter:
                     blake3=content.blake3,
                     tags=dict(tags or {}),
                 )
-                store.replace_object(w, bucket, self.raw_key, record, if_none_match)
+                store.replace_object(w, bucket, self.raw_key, record, if_none_match, self.credit)
                 if also is not None:
                     also(w, record)
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -107,3 +108,36 @@ def test_object_count_quota(store: Store, carol: str) -> None:
         store.put_object("carols", "c", b"4")
     store.delete_object("carols", "a")
     store.put_object("carols", "c", b"4")
+
+
+def test_a_writer_that_fails_to_open_releases_its_reservation(
+    store: Store, carol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_space() -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.blobs, "open_staging", no_space)
+    upload = store.multipart.create_upload("carols", "mp")
+    for opening in (lambda: store.open_writer("carols", "a", size_hint=500),
+                    lambda: store.multipart.open_part_writer(upload.upload_id, 1, (), 500)):
+        with pytest.raises(OSError):
+            opening()
+        assert store.reservations.held(carol) == 0  # not held until the process exits
+
+
+def test_concurrent_first_uploads_share_one_default_bucket(store: Store, carol: str) -> None:
+    store.accounts.create_user("mallory")
+    store.create_bucket("mallory", "carol-files")  # the obvious name is taken: random suffixes
+    start, found = threading.Barrier(8), []
+
+    def first_upload() -> None:
+        start.wait()
+        found.append(default_bucket(store, carol))
+
+    threads = [threading.Thread(target=first_upload) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(found)) == 1
+    assert sorted(b.name for b in store.list_buckets(carol)) == sorted(["carols", found[0]])

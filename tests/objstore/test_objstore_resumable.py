@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from objstore_helpers import Clock, rand
 
-from objstore import Store
+from objstore import Store, linkupload
 from objstore.errors import EntityTooLarge, NoSuchUpload, QuotaExceeded
 from objstore.maintenance import collect_garbage, fsck
 from objstore.resumable import DONE, OffsetMismatch, Resumables, TooManyUploads, UploadBusy
@@ -146,3 +146,47 @@ def test_kept_bytes_missing_on_disk_restart_the_upload(resumables: Resumables) -
         resumables.open_append("carol", row.id, 10)
     assert resumables.get("carol", row.id).offset == 0  # never padded with zeros
     assert append(resumables, row.id, 0, b"c" * 20) == 20
+
+
+def test_finish_keeps_its_room_from_a_concurrent_upload(
+    store: Store, resumables: Resumables, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The declared length stays charged until the commit that stores the file takes it over."""
+    store.accounts.set_limits("carol", quota=800_000)
+    store.create_bucket("carol", "carols")
+    row = resumables.create("carol", 400_000)
+    append(resumables, row.id, 0, rand(400_000, seed=1))
+    real = linkupload.default_bucket
+
+    def other_upload_first(s: Store, owner: str) -> str:  # runs while the finish is under way
+        with pytest.raises(QuotaExceeded):
+            s.put_object("carols", "other", b"y" * 500_000)  # 400k charged + 500k > 800k
+        return real(s, owner)
+
+    monkeypatch.setattr(linkupload, "default_bucket", other_upload_first)
+    assert resumables.finish("carol", row.id).state == DONE
+    assert usage(store) == 400_000 and fsck(store).ok
+
+
+def test_an_object_count_quota_refuses_at_creation(store: Store, resumables: Resumables) -> None:
+    store.accounts.set_limits("carol", max_objects=1)
+    store.create_bucket("carol", "carols")
+    store.put_object("carols", "a", b"1")
+    with pytest.raises(QuotaExceeded):
+        resumables.create("carol", 10)  # the finish could never store it
+
+
+def test_a_removed_user_takes_their_uploads(store: Store, resumables: Resumables, clock: Clock) -> None:
+    store.accounts.create_user("dave")
+    row = resumables.create("dave", 10)
+    append_as = resumables.open_append("dave", row.id, 0)
+    append_as.write(b"x" * 5)
+    append_as.close()
+    store.accounts.remove_user("dave")
+    store.accounts.create_user("dave")  # the same name again: a new user owing nothing
+    assert fsck(store).ok
+    with pytest.raises(NoSuchUpload):
+        resumables.get("dave", row.id)
+    clock.advance(2 * 24 * 3600)
+    collect_garbage(store)  # no NoSuchUser from an upload of a user who is gone
+    assert store.accounts.get_user("dave").usage_bytes == 0 and fsck(store).ok
