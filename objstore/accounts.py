@@ -23,7 +23,7 @@ from .errors import (
     NoSuchUser,
     UserAlreadyExists,
 )
-from .records import AccessKeyRecord, BucketRecord, TokenRecord, UserRecord
+from .records import AccessKeyRecord, BucketRecord, LinkRecord, TokenRecord, UserRecord
 
 if TYPE_CHECKING:
     from .config import StoreConfig
@@ -127,8 +127,8 @@ class Accounts:
             return r.cursor("users").first()
 
     def remove_user(self, name: str) -> None:
-        """Remove a user with their keys, tokens and unfinished resumable uploads (whose files GC
-        removes as orphans); their buckets must be deleted first."""
+        """Remove a user with their keys, tokens, links and unfinished resumable uploads (whose files
+        GC removes as orphans); their buckets must be deleted first."""
         with self.db.write() as w:
             self.user_in(w, name)
             if any(BucketRecord.decode(v).owner == name for _, v in w.cursor("buckets")):
@@ -138,6 +138,12 @@ class Accounts:
                 for k in doomed:
                     w.delete(table, k)
             self._drop_prefixed(w, "resumables", name.encode() + b"\0")  # charged to this user only
+            # Their links: the buckets are gone, so every one of them is dead; a later user of the
+            # same name must not inherit them.
+            doomed = [bytes(k) for k, v in w.cursor("links") if LinkRecord.decode(v).owner == name]
+            for k in doomed:
+                w.delete("links", k)
+            self._drop_prefixed(w, "link_owners", name.encode() + b"\0")
             w.delete("users", name.encode())
 
     def _drop_prefixed(self, w: Txn, table: str, prefix: bytes) -> None:

@@ -162,7 +162,11 @@ class Links:
         return LinkPage(found, struct.pack(">Q", found[-1].seq).hex() if more else None)
 
     def revoke(self, link_id: str, owner: str) -> LinkRecord:
-        """Turn the link off for good; another owner's link is NoSuchLink, as an unknown one."""
+        """Turn the link off for good; another owner's link is NoSuchLink, as an unknown one.
+
+        A file uploaded only for this link goes with it (as `delete`): nothing could reach it but
+        S3, and it would hold quota out of sight of the file list.
+        """
         with self.store.db.write() as w:
             link = self.row(w, link_id)
             if link.owner != owner:
@@ -170,6 +174,8 @@ class Links:
             link.revoked = True
             w.put("links", link_id.encode(), link.encode())
             self.unindex(w, link)
+            if link.owns_object:
+                self.drop_object(w, link)
         return link
 
     def delete(self, link_id: str, owner: str) -> LinkRecord:

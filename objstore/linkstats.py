@@ -10,6 +10,7 @@ at the moment of the download.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from .records import LinkRecord
 if TYPE_CHECKING:
     from .store import Store
 
+log = logging.getLogger("objstore.linkstats")
 FLUSH_AT = 512  # pending links that force a flush without waiting for the timer
 
 
@@ -47,7 +49,10 @@ class DownloadStats:
             tally.last = max(tally.last, now)
             full = len(self._pending) >= FLUSH_AT
         if full:
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the counts stay pending; the timer's flush retries and logs
+                log.warning("download statistics flush failed; %d links pending", len(self._pending))
 
     def pending(self, link_id: str) -> Tally:
         """What this process counted for the link and has not flushed yet (other workers' is unseen)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 from . import manifests, refcount
 from .db import Txn
 from .hashing import chunk_digest
+from .errors import NoSuchUpload
 from .records import ObjectRecord, PartRecord, UploadRecord, UserRecord
 from .resumable import Resumables, charged_bytes
 
@@ -58,9 +59,14 @@ def collect_garbage(store: "Store", progress: Progress | None = None) -> GcRepor
 def _abort_stale_uploads(store: "Store") -> int:
     cutoff = store.clock() - store.config.upload_max_age_seconds
     stale = [u for u in store.multipart.list_uploads() if u.created < cutoff]
+    aborted = 0
     for upload in stale:
-        store.multipart.abort_upload(upload.upload_id)
-    return len(stale)
+        try:
+            store.multipart.abort_upload(upload.upload_id)
+            aborted += 1
+        except NoSuchUpload:
+            pass  # completed or aborted by its client meanwhile
+    return aborted
 
 
 def _remove_expired_chunks(store: "Store", report: GcReport, progress: Progress) -> None:

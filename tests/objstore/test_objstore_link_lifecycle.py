@@ -132,3 +132,42 @@ def test_stats_are_flushed_when_the_store_closes(store: Store, alice: str) -> No
         assert reopened.links.get(link_id).downloads == 3
     finally:
         reopened.close()
+
+
+def test_revoking_a_link_that_owns_its_file_deletes_the_file(store: Store, alice: str) -> None:
+    link_id = upload(store, alice, "r.txt", b"revoked")
+    link = store.links.get(link_id)
+    store.links.revoke(link_id, alice)
+    with pytest.raises(NoSuchKey):
+        store.head_object(link.bucket, link.key)
+    assert store.accounts.get_user(alice).usage_bytes == 0
+
+
+def test_a_removed_user_takes_their_links(store: Store, alice: str) -> None:
+    link_id = upload(store, alice, "gone.txt", b"x")
+    store.links.delete(link_id, alice)
+    kept = upload(store, alice, "kept.txt", b"y")
+    bucket = store.links.get(kept).bucket
+    store.links.delete(kept, alice)
+    store.create_bucket(alice, "extra")
+    store.put_object("extra", "k", b"z")
+    store.links.create(alice, "extra", "k")
+    store.delete_object("extra", "k")
+    store.delete_bucket("extra")
+    store.delete_bucket(bucket)
+    store.accounts.remove_user(alice)
+    store.accounts.create_user(alice)
+    assert store.links.list(alice).links == []
+
+
+def test_a_failing_flush_keeps_the_counts_and_does_not_raise(store: Store, alice: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from objstore import linkstats
+
+    link_id = upload(store, alice, "f.txt", b"f")
+    monkeypatch.setattr(linkstats, "FLUSH_AT", 1)
+    real_apply = store.stats._apply
+    monkeypatch.setattr(store.stats, "_apply", lambda pending: (_ for _ in ()).throw(OSError("disk full")))
+    store.stats.add(link_id, 1, 1)  # would flush at once, fails, keeps the count
+    monkeypatch.setattr(store.stats, "_apply", real_apply)
+    store.stats.flush()
+    assert store.links.get(link_id).downloads == 1
