@@ -6,6 +6,7 @@ A link of another user answers 404, exactly as an unknown one: ids are not an or
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +27,8 @@ GetStore = Callable[[], Store]
 Handler = Callable[[Request, Store, str], Awaitable[Response]]
 CURSOR = re.compile(r"^[0-9a-f]{16}$")
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
+MAX_EXPIRES_IN = 100 * 365 * 86400  # seconds: an expiry must stay a date (ISO 8601 ends in the year 9999)
+MAX_JSON_BODY = 64 * 1024  # a link's request is a bucket, a key (at most 1 KiB) and two numbers
 
 
 def api_routes(get_store: GetStore, public_url: str) -> list[Route]:
@@ -62,6 +65,7 @@ class LinksApi:
         body = await json_body(request)
         bucket, key = required_str(body, "bucket"), required_str(body, "key")
         expires_in = optional_number(body, "expires_in")
+        check_expires_in(expires_in)
         max_downloads = optional_int(body, "max_downloads")
         link = await run_in_threadpool(store.links.create, user, bucket, key, expires_in, max_downloads)
         return JSONResponse(self.link_json(link), status_code=201)
@@ -129,26 +133,52 @@ def check_cursor(cursor: str | None) -> None:
 
 async def json_body(request: Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = json.loads(await bounded_body(request, MAX_JSON_BODY))
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested past the parser's limit
         raise ApiError(400, "body must be a JSON object") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "body must be a JSON object")
     return body
 
 
+async def bounded_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused with 413 once it passes `limit` bytes (the rest is not read)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, f"the body is larger than {limit} bytes", {"connection": "close"})
+    return bytes(body)
+
+
+def is_utf8(text: str) -> bool:
+    """False for a string with lone surrogates (JSON's `\\ud800`): it has no UTF-8 form to store."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def required_str(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or not is_utf8(value):
         raise ApiError(400, f"{name} must be a non-empty string")
     return value
 
 
 def optional_number(body: dict[str, Any], name: str) -> float | None:
+    """A finite number or None (Python's JSON reads `Infinity`, `NaN` and `1e999`)."""
     value = body.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise ApiError(400, f"{name} must be a number or null")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+        raise ApiError(400, f"{name} must be a finite number or null")
     return value
+
+
+def check_expires_in(expires_in: float | None) -> None:
+    """Finite and at most MAX_EXPIRES_IN (positive is the store's rule)."""
+    if expires_in is not None and not (math.isfinite(expires_in) and expires_in <= MAX_EXPIRES_IN):
+        raise ApiError(400, f"expires_in must be a finite number of seconds, at most {MAX_EXPIRES_IN}")
 
 
 def optional_int(body: dict[str, Any], name: str) -> int | None:

@@ -14,6 +14,12 @@ INLINE_TYPES = frozenset({"text/plain", "application/pdf"})
 NEVER_INLINE = frozenset({"image/svg+xml"})
 
 
+def served_type(content_type: str) -> str:
+    """The stored type when a header can carry it, else application/octet-stream: a type stored from
+    a form field (S3 POST Object) may hold control characters, which the server refuses to send."""
+    return content_type if content_type.isascii() and content_type.isprintable() else "application/octet-stream"
+
+
 def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import mimetypes
 import re
 
-MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]{0,126}/[A-Za-z0-9][\w.+-]{0,126}$")
+# ASCII only: a type goes into a Content-Type header, and `\w` alone matches any Unicode letter.
+MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w.+-]{0,126}/[A-Za-z0-9][\w.+-]{0,126}$", re.ASCII)
 
 
 def content_type_for(declared: str | None, filename: str) -> str | None:

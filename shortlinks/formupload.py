@@ -16,7 +16,6 @@ per-file limits in a batch, which fail just that file.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -30,7 +29,9 @@ from objstore.links import check_limits
 from objstore.linkupload import LinkUpload
 from objstore.records import LinkRecord, UserRecord
 
+from .api import check_expires_in
 from .errors import ApiError, from_store
+from .filetypes import content_type_for
 from .formparts import FormStream, PartData, PartEnd, PartStart
 
 WRITE_BATCH = 1024 * 1024
@@ -54,8 +55,7 @@ class UploadOptions:
             raise ApiError(400, f"{name} must be a positive {'number' if name == 'expires_in' else 'integer'}") from exc
 
     def check(self) -> None:
-        if self.expires_in is not None and not math.isfinite(self.expires_in):
-            raise ApiError(400, "expires_in must be a finite number of seconds")
+        check_expires_in(self.expires_in)
         try:
             check_limits(self.expires_in, self.max_downloads)
         except StoreError as exc:
@@ -128,7 +128,7 @@ class FormUpload:
         if len(self.results) >= self.max_files:
             raise ApiError(400, f"at most {self.max_files} file(s) in one request")
         self.options.check()
-        self._file = _File(FileResult(part.filename), part.content_type)
+        self._file = _File(FileResult(part.filename), content_type_for(part.content_type, part.filename))
         self.results.append(self._file.result)
 
     async def _data(self, event: PartData) -> None:

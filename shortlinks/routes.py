@@ -23,7 +23,7 @@ from objstore.records import LinkRecord
 from s3api.errors import S3Error
 from s3api.http import check_conditions, http_date, iso8601, parse_range, quoted
 
-from .disposition import content_disposition, filename_of, is_inline_safe
+from .disposition import content_disposition, filename_of, is_inline_safe, served_type
 from .errors import ApiError, from_store, render
 from .preview import PAGE_CSP, TEXT_PREVIEW_BYTES, Preview, preview_kind, render_page
 
@@ -139,10 +139,11 @@ def validators(record: ObjectRecord) -> dict[str, str]:
 
 
 def file_headers(link: LinkRecord, record: ObjectRecord, download: bool) -> dict[str, str]:
-    kind = "inline" if not download and is_inline_safe(record.content_type) else "attachment"
+    content_type = served_type(record.content_type)
+    kind = "inline" if not download and is_inline_safe(content_type) else "attachment"
     return {
         **validators(record),
-        "content-type": record.content_type,
+        "content-type": content_type,
         "accept-ranges": "bytes",
         "content-disposition": content_disposition(kind, display_name(link)),
     }

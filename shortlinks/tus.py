@@ -223,7 +223,7 @@ async def stream_body(request: Request, appender: Appender) -> None:
 def content_length(request: Request) -> int:
     """The declared body size; 0 when not given (a chunked body is checked as it streams)."""
     declared = request.headers.get("content-length", "")
-    return int(declared) if declared.isdigit() else 0
+    return int(declared) if declared.isascii() and declared.isdigit() else 0
 
 
 def media_type(request: Request) -> str:
@@ -232,7 +232,7 @@ def media_type(request: Request) -> str:
 
 def header_int(request: Request, name: str) -> int:
     raw = request.headers.get(name)
-    if raw is None or not raw.isdigit() or len(raw) > 19:
+    if raw is None or not (raw.isascii() and raw.isdigit()) or len(raw) > 19:  # "²".isdigit() is true
         raise ApiError(400, f"{name} must be given as a non-negative integer")
     return int(raw)
 

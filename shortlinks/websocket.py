@@ -34,6 +34,7 @@ from objstore.errors import StoreError
 from objstore.linkupload import LinkUpload
 from objstore.records import LinkRecord
 
+from .api import is_utf8
 from .errors import ApiError, from_store
 from .filetypes import content_type_for
 from .ratelimit import rate_limited, user_wait
@@ -196,10 +197,10 @@ def parse_header(text: str) -> Incoming:
         return Incoming(text, None, content_type_for(None, text))
     try:
         header = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested past the parser's limit
         raise ApiError(400, "the file header is not valid JSON") from exc
     name, size, declared = header.get("name"), header.get("size"), header.get("type")
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str) or not name or not is_utf8(name):
         raise ApiError(400, "the file header needs a name")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
         raise ApiError(400, "size must be a non-negative integer")

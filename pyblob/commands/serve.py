@@ -13,6 +13,7 @@ import click
 import uvicorn
 
 from ..bootstrap import admin_banner, ensure_admin, open_store
+from ..boundedhttp import PROTOCOL as BOUNDED_HTTP
 from ..settings import ENV_PREFIX, Settings, load_settings, proxy_networks
 from .common import data_dir_option
 
@@ -76,6 +77,7 @@ def serve(
         # the client address it reports names the client's rate-limit buckets.
         forwarded_allow_ips=[str(network) for network in proxy_networks(settings.trusted_proxies)],
         access_log=settings.access_log,
+        http=BOUNDED_HTTP,  # httptools with a bound on request heads (see boundedhttp.py)
         # WebSocket uploads (/upload_socket): one message at most 16 MiB, at most 4 queued per connection.
         ws_max_size=WS_MAX_MESSAGE,
         ws_max_queue=4,

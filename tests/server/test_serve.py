@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 from pathlib import Path
 
 import httpx
@@ -12,6 +14,7 @@ from processes import RunPyblob, Server, StartServer
 from objstore import Store
 
 BANNER = "These credentials are shown only this once"
+MiB = 1024 * 1024
 
 
 def test_health_answers_get_and_head(server: Server) -> None:
@@ -84,3 +87,30 @@ def test_ssl_key_without_certificate_is_refused(run_pyblob: RunPyblob, tmp_path:
     assert result.returncode == 2
     assert "PYBLOB_TLS_CERTFILE" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def send_head(server: Server, head: bytes, extra: int) -> bytes:
+    """Send `head` and then `extra` more bytes of it (1 MiB at a time, never its end); what came back."""
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        try:
+            sock.sendall(head)
+            for _ in range(extra // MiB):
+                sock.sendall(b"a" * MiB)
+        except OSError:  # the server closed the connection while we were still sending: what we want
+            pass
+        answer = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return answer
+
+
+def test_an_endless_request_line_or_header_is_refused(server: Server) -> None:
+    """No middleware sees a request before its head ends: the HTTP layer itself must bound it."""
+    for head in (b"GET /s/x?q=", b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: "):
+        answer = send_head(server, head, 64 * MiB)
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:100]
+    # A large but sane head (big cookies, a long presigned URL) still passes.
+    big = httpx.get(server.url + "/health", params={"q": "a" * 8000}, headers={"x-big": "b" * 16000})
+    assert big.status_code == 200

@@ -65,3 +65,33 @@ def test_link_to_a_deleted_object_is_404(site: Site) -> None:
     response = httpx.get(f"{site.url}/s/{link_id}")
     assert response.status_code == 404
     assert response.json() == {"detail": "object not found"}
+
+
+def post_raw(site: Site, body: bytes) -> httpx.Response:
+    return httpx.post(f"{site.url}/api/links", content=body, headers=site.auth("alice"), timeout=60)
+
+
+def test_hostile_json_bodies_are_4xx_json(site: Site) -> None:
+    site.s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a")
+    padded = b'{"bucket": "%s", "key": "a.txt", "pad": "%s"}' % (BUCKET.encode(), b"x" * (8 * 1024 * 1024))
+    for body, status in (
+        (padded, 413),  # a body is read into memory: bounded
+        (b"[" * 10_000, 400),  # nesting past the parser's recursion limit
+        (b'{"bucket": "\\ud800", "key": "a.txt"}', 400),  # a lone surrogate cannot be stored as UTF-8
+    ):
+        response = post_raw(site, body)
+        assert (response.status_code, response.headers["content-type"]) == (status, "application/json"), body[:40]
+        assert "detail" in response.json()
+
+
+def test_unrepresentable_expiry_is_400_and_the_listings_stay_up(site: Site) -> None:
+    """Such a link was stored, and every later listing of its owner's links answered 500."""
+    site.s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a")
+    for value in (b"Infinity", b"NaN", b"1e999", b"1e308"):  # 1e308 s: past the year 9999 of ISO 8601
+        response = post_raw(site, b'{"bucket": "%s", "key": "a.txt", "expires_in": %s}' % (BUCKET.encode(), value))
+        assert response.status_code == 400, response.text
+    files = {"file": ("a.txt", b"a")}
+    upload = httpx.post(f"{site.url}/upload", params={"expires_in": "1e15"}, files=files, headers=site.auth("alice"))
+    assert upload.status_code == 400, upload.text
+    assert httpx.get(f"{site.url}/api/links", headers=site.auth("alice")).status_code == 200
+    assert httpx.get(f"{site.url}/list", headers=site.auth("alice")).status_code == 200

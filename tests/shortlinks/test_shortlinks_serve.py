@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from urllib.parse import quote
 
+import boto3
 import httpx
+from botocore.config import Config
+from processes import RunPyblob
 from shortlinks_site import Site
 
 DATA = bytes(range(256)) * 40  # 10240 bytes
@@ -135,3 +140,33 @@ def test_link_follows_an_overwritten_object(site: Site) -> None:
     link_id = site.link_for("v.txt", b"one", "text/plain")
     site.s3.put_object(Bucket="shared-files", Key="v.txt", Body=b"two", ContentType="text/plain")
     assert get(site, link_id).content == b"two"
+
+
+def test_types_no_header_can_carry_do_not_break_a_link(site: Site, run_pyblob: RunPyblob) -> None:
+    """A part's Content-Type with a control character, a tus `filetype` outside Latin-1, a POST Object
+    `Content-Type` field: each was stored as sent and every GET of the link lost its connection."""
+    form = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+            b"Content-Type: text/plain\x01\r\n\r\nhi\r\n--b--\r\n")
+    headers = {**site.auth("alice"), "content-type": "multipart/form-data; boundary=b"}
+    form_id = httpx.post(f"{site.url}/upload", content=form, headers=headers).json()["file_id"]
+    assert get(site, form_id).headers["content-type"] == "text/plain"  # the name's type
+    filetype = base64.b64encode("image/p\u1e57ng".encode()).decode()
+    tus = {**site.auth("alice"), "tus-resumable": "1.0.0", "upload-length": "2",
+           "content-type": "application/offset+octet-stream", "upload-metadata": f"filename eC5wbmc=,filetype {filetype}"}
+    link_url = httpx.post(f"{site.url}/upload_tus/", content=b"hi", headers=tus).headers["upload-link"]
+    assert httpx.get(link_url).headers["content-type"] == "image/png"
+    # S3 POST Object keeps a form field's type as given; /s/ must still answer.
+    carol = json.loads(run_pyblob("user", "add", "carol", "--json").stdout)
+    s3 = boto3.client("s3", endpoint_url=site.url, region_name="us-east-1", aws_access_key_id=carol["access_key"],
+                      aws_secret_access_key=carol["secret_key"], config=Config(signature_version="s3v4"))
+    s3.create_bucket(Bucket="carols")
+    post = s3.generate_presigned_post("carols", "a.txt", Fields={"Content-Type": "text/plain\x01"},
+                                      Conditions=[["starts-with", "$Content-Type", ""]])
+    assert httpx.post(post["url"], data=post["fields"], files={"file": ("a.txt", b"hi")}).status_code == 204
+    created = httpx.post(f"{site.url}/api/links", json={"bucket": "carols", "key": "a.txt"},
+                         headers={"authorization": f"Bearer {carol['token']}"})
+    response = get(site, created.json()["id"])
+    assert (response.status_code, response.content) == (200, b"hi")
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.headers["content-disposition"].startswith("attachment;")
+    assert_safe(response)

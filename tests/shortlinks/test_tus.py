@@ -234,3 +234,13 @@ def test_method_override_for_clients_without_patch(site: Site, method: str) -> N
     response = httpx.post(location, content=b"abc", headers=headers)
     assert response.status_code == 204
     assert head(location, site.auth("alice")).status_code == (200 if method == "PATCH" else 404)
+
+
+def test_non_ascii_digits_in_lengths_and_offsets_are_400(site: Site) -> None:
+    """`"²".isdigit()` is true in Python, and `int("²")` raises: such a header must be a 400, not a 500."""
+    sent = {**TUS, **site.auth("alice")}
+    creation = httpx.post(f"{site.url}/upload_tus/", headers={**sent, "upload-length": b"\xb2"})
+    location = created(site, 10)
+    patching = httpx.patch(location, content=b"x", headers={**sent, "content-type": OFFSET_TYPE, "upload-offset": b"\xb2"})
+    for response in (creation, patching):
+        assert response.status_code == 400 and "detail" in response.json(), response.text

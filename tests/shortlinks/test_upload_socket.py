@@ -118,3 +118,16 @@ def test_quota_and_available_space(site: Site, run_pyblob: RunPyblob) -> None:
         done = send_old(ws, "b.bin", bytes(4096))
         assert done["available_space"] == 10 * 1024 - 4096
         assert send_old(ws, "c.bin", bytes(8192))["status_code"] == 403
+
+
+def test_hostile_headers_are_400_and_the_socket_goes_on(site: Site) -> None:
+    """A header nested past the JSON parser's limit, or naming a lone surrogate (no UTF-8 form to
+    store), used to end the socket with an unhandled error instead of a 400 for that file."""
+    with socket_of(site) as ws:
+        logged_in(ws, site)
+        for header in ('{"name": "a", "x": ' + "[" * 2000 + "]" * 2000 + "}", '{"name": "\\ud800", "size": 1}'):
+            ws.send(header)
+            refused = reply(ws)
+            assert refused["status_code"] == 400 and "error" in refused, refused
+        ws.send(b"x")  # a refused file's data: dropped
+        assert send_old(ws, "after.txt", b"still here")["size"] == 10
