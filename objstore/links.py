@@ -51,9 +51,12 @@ def owner_index_key(owner: str, seq: int) -> bytes:
     return owner.encode() + b"\0" + struct.pack(">Q", seq)
 
 
+MAX_EXPIRES_IN = 100 * 365 * 86400.0  # expiry times must stay representable (and sortable) floats
+
+
 def check_limits(expires_in: float | None, max_downloads: int | None) -> None:
-    if expires_in is not None and (isinstance(expires_in, bool) or not expires_in > 0):
-        raise InvalidArgument("expires_in must be a positive number of seconds")
+    if expires_in is not None and (isinstance(expires_in, bool) or not 0 < expires_in <= MAX_EXPIRES_IN):
+        raise InvalidArgument(f"expires_in must be a positive number of seconds, at most {MAX_EXPIRES_IN:.0f}")
     if max_downloads is not None and (isinstance(max_downloads, bool) or max_downloads < 1):
         raise InvalidArgument("max_downloads must be a positive integer")
 

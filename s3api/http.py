@@ -24,6 +24,8 @@ MAX_USER_METADATA = 2048  # bytes of x-amz-meta-* names and values, as S3 limits
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
+_HEADER_SAFE = re.compile(r"[\t\x20-\x7e\xa0-\xff]*")
+
 def http_date(ts: float) -> str:
     return format_datetime(datetime.fromtimestamp(int(ts), timezone.utc), usegmt=True)
 
@@ -135,4 +137,12 @@ def request_attributes(headers: Mapping[str, str]) -> tuple[str, dict[str, str],
     meta = {k[len("x-amz-meta-"):]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
     if sum(len(k) + len(v) for k, v in meta.items()) > MAX_USER_METADATA:
         raise S3Error("MetadataTooLarge", f"Your metadata headers exceed the maximum allowed metadata size of {MAX_USER_METADATA} bytes.")
+    for value in [content_type, *standard.values(), *meta.keys(), *meta.values()]:
+        check_header_value(value)
     return content_type, standard, meta
+
+
+def check_header_value(value: str) -> None:
+    """What is stored to be sent back as a header must be one: POST Object form fields are not."""
+    if not _HEADER_SAFE.fullmatch(value):
+        raise S3Error("InvalidArgument", "Header and metadata values must be printable ISO-8859-1 text.")

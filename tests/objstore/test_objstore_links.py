@@ -52,7 +52,10 @@ def test_create_needs_an_existing_object_in_an_owned_bucket(store: Store, bucket
         store.links.create("alice", "bobs", "b.txt")
 
 
-@pytest.mark.parametrize("kwargs", [{"expires_in": 0}, {"expires_in": -5}, {"max_downloads": 0}, {"max_downloads": True}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"expires_in": 0}, {"expires_in": -5}, {"expires_in": float("inf")}, {"expires_in": float("nan")}, {"expires_in": 1e308}, {"max_downloads": 0}, {"max_downloads": True}],
+)
 def test_create_rejects_bad_limits(store: Store, bucket: str, obj: str, kwargs: dict[str, float]) -> None:
     with pytest.raises(InvalidArgument):
         store.links.create("alice", bucket, obj, **kwargs)  # type: ignore[arg-type]

@@ -234,3 +234,13 @@ def test_fields_before_the_file_are_bounded(s3_http: BaseClient, http_bucket: st
     url, form = presigned(s3_http, http_bucket, "bloated", conditions=[["starts-with", "$x-amz-meta-pad", ""]])
     form["x-amz-meta-pad"] = "p" * 30_000
     assert error_of(post(url, form, b"x"))[:2] == (400, "MaxPostPreDataLengthExceededError")
+
+
+@pytest.mark.parametrize("value", ["text/plain\x01", "text/plain\r\nx-injected: 1", "text/\u2603"])
+def test_a_field_no_header_can_carry_is_refused(s3_http: BaseClient, http_bucket: str, value: str) -> None:
+    """Form fields are stored to be sent back as headers on GET: one that cannot be is InvalidArgument,
+    never an object whose every GET fails."""
+    url, form = presigned(s3_http, http_bucket, "odd.txt", {"Content-Type": value})
+    r = post(url, form, b"x")
+    assert r.status_code == 400 and error_of(r)[:2] == (400, "InvalidArgument"), r.text
+    assert missing(s3_http, http_bucket, "odd.txt")
