@@ -59,16 +59,29 @@ class Txn:
         self._after.append(fn)
 
 
-class Database:
-    """Opens the environment lazily in the process that uses it."""
+Tables = dict[str, "lmdb._Database"]
 
-    def __init__(self, path: Path, map_size: int, durable: bool = True):
+
+def open_tables(env: lmdb.Environment, names: tuple[str, ...]) -> Tables:
+    """The named databases of `env`; the environment is closed if one cannot be opened."""
+    try:
+        return {name: env.open_db(name.encode()) for name in names}
+    except BaseException:
+        env.close()
+        raise
+
+
+class LazyEnvironment:
+    """An LMDB environment opened lazily in the process that uses it, never carried across fork().
+
+    Subclasses say how to open it (`_open`) and what to do once it is open (`_opened`).
+    """
+
+    def __init__(self, path: Path):
         self.path = path
-        self.map_size = map_size
-        self.durable = durable
         self._env: lmdb.Environment | None = None
         self._pid = 0
-        self._dbs: dict[str, lmdb._Database] = {}
+        self._dbs: Tables = {}
         self._open_lock = threading.Lock()
 
     @property
@@ -76,32 +89,17 @@ class Database:
         if self._env is None or self._pid != os.getpid():
             with self._open_lock:  # server threads may all touch a fresh store at once
                 if self._env is None or self._pid != os.getpid():
-                    self._open()
+                    env, self._dbs = self._open()
+                    self._env, self._pid = env, os.getpid()
+                    self._opened()
         assert self._env is not None
         return self._env
 
-    def _open(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        env = lmdb.open(
-            str(self.path),
-            map_size=self.map_size,
-            max_dbs=len(TABLES) + 1,
-            max_readers=1024,
-            sync=self.durable,
-            metasync=self.durable,
-            readahead=False,
-        )
-        self._dbs = {name: env.open_db(name.encode()) for name in TABLES}
-        self._env, self._pid = env, os.getpid()
-        self._check_schema()
+    def _open(self) -> tuple[lmdb.Environment, Tables]:
+        raise NotImplementedError
 
-    def _check_schema(self) -> None:
-        with self.write() as w:
-            found = w.get("meta", b"schema")
-            if found is None:
-                w.put("meta", b"schema", str(SCHEMA_VERSION).encode())
-            elif int(found) > SCHEMA_VERSION:
-                raise RuntimeError(f"data dir has schema {int(found)}, this pyblob knows {SCHEMA_VERSION}")
+    def _opened(self) -> None:
+        """Runs once the environment is open in this process."""
 
     @contextmanager
     def write(self) -> Iterator[Txn]:
@@ -122,6 +120,44 @@ class Database:
         with env.begin(buffers=False) as raw:
             yield Txn(raw, self._dbs)
 
+    def close(self) -> None:
+        if self._env is not None and self._pid == os.getpid():
+            self._env.close()
+        self._env = None
+
+
+class Database(LazyEnvironment):
+    """The metadata: synced commits (unless not durable), the schema version checked on open."""
+
+    def __init__(self, path: Path, map_size: int, durable: bool = True):
+        super().__init__(path)
+        self.map_size = map_size
+        self.durable = durable
+
+    def _open(self) -> tuple[lmdb.Environment, Tables]:
+        self.path.mkdir(parents=True, exist_ok=True)
+        env = lmdb.open(
+            str(self.path),
+            map_size=self.map_size,
+            max_dbs=len(TABLES) + 1,
+            max_readers=1024,
+            sync=self.durable,
+            metasync=self.durable,
+            readahead=False,
+        )
+        return env, open_tables(env, TABLES)
+
+    def _opened(self) -> None:
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        with self.write() as w:
+            found = w.get("meta", b"schema")
+            if found is None:
+                w.put("meta", b"schema", str(SCHEMA_VERSION).encode())
+            elif int(found) > SCHEMA_VERSION:
+                raise RuntimeError(f"data dir has schema {int(found)}, this pyblob knows {SCHEMA_VERSION}")
+
     def next_id(self, w: Txn, counter: str) -> int:
         key = b"seq:" + counter.encode()
         value = int(w.get("meta", key) or b"0") + 1
@@ -132,8 +168,3 @@ class Database:
         """A consistent copy of the environment (compacted), readable by a fresh `Database`."""
         dest.mkdir(parents=True, exist_ok=False)
         self.env.copy(str(dest), compact=True)
-
-    def close(self) -> None:
-        if self._env is not None and self._pid == os.getpid():
-            self._env.close()
-        self._env = None

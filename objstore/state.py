@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import lmdb
 
-from .db import Txn
+from .db import LazyEnvironment, Tables, open_tables
 
 STATE_TABLES = (
     "reservations",  # user + NUL + reservation id -> "bytes pid:start"
@@ -45,24 +42,8 @@ def boot_id() -> str:
         return ""
 
 
-class VolatileState:
-    def __init__(self, path: Path):
-        self.path = path
-        self._env: lmdb.Environment | None = None
-        self._pid = 0
-        self._dbs: dict[str, lmdb._Database] = {}
-        self._open_lock = threading.Lock()
-
-    @property
-    def env(self) -> lmdb.Environment:
-        if self._env is None or self._pid != os.getpid():
-            with self._open_lock:
-                if self._env is None or self._pid != os.getpid():
-                    self._env, self._pid = self._open(), os.getpid()
-        assert self._env is not None
-        return self._env
-
-    def _open(self) -> lmdb.Environment:
+class VolatileState(LazyEnvironment):
+    def _open(self) -> tuple[lmdb.Environment, Tables]:
         """Open the environment, first recreating it if it is from another boot or unreadable."""
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / OPEN_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
@@ -79,17 +60,12 @@ class VolatileState:
         finally:
             os.close(fd)  # drops the flock
 
-    def _open_env(self) -> lmdb.Environment:
+    def _open_env(self) -> tuple[lmdb.Environment, Tables]:
         env = lmdb.open(
             str(self.path), map_size=STATE_MAP_SIZE, max_dbs=len(STATE_TABLES) + 1,
             max_readers=1024, sync=False, metasync=False, readahead=False,
         )
-        try:
-            self._dbs = {name: env.open_db(name.encode()) for name in STATE_TABLES}
-        except BaseException:
-            env.close()
-            raise
-        return env
+        return env, open_tables(env, STATE_TABLES)
 
     def _recorded_boot(self) -> str | None:
         try:
@@ -101,28 +77,6 @@ class VolatileState:
         for name in ("data.mdb", "lock.mdb"):
             (self.path / name).unlink(missing_ok=True)
         (self.path / BOOT_FILE).write_text(boot + "\n")
-
-    @contextmanager
-    def write(self) -> Iterator[Txn]:
-        env = self.env
-        txn = Txn(env.begin(write=True), self._dbs)
-        try:
-            yield txn
-        except BaseException:
-            txn.txn.abort()
-            raise
-        txn.txn.commit()
-
-    @contextmanager
-    def read(self) -> Iterator[Txn]:
-        env = self.env
-        with env.begin(buffers=False) as raw:
-            yield Txn(raw, self._dbs)
-
-    def close(self) -> None:
-        if self._env is not None and self._pid == os.getpid():
-            self._env.close()
-        self._env = None
 
 
 def _start_time(pid: int) -> str:
