@@ -39,7 +39,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -47,7 +46,7 @@ from collections.abc import Callable, Coroutine
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -57,6 +56,7 @@ from s3 import (  # bench/s3.py, next to this file
     random_bytes,
     server,
     server_env,
+    start_run,
 )
 
 KiB, MiB = 1024, 1024 * 1024
@@ -514,18 +514,9 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def out_of_time(signum: int, frame: object) -> NoReturn:
-    raise SystemExit("time budget exceeded; stopping")
-
-
 def main() -> None:
     args = parse_args()
-    for name in [k for k in os.environ if k.startswith("AWS_")]:
-        del os.environ[name]  # botocore reads AWS_CA_BUNDLE, AWS_PROFILE, ... from here
-    signal.signal(signal.SIGALRM, out_of_time)
-    signal.alarm(args.budget_s)
-    args.dir.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="links-", dir=args.dir)).resolve()
+    root = start_run(args.dir, "links-", args.budget_s)
     started, size = time.perf_counter(), args.size_mib * MiB
     try:
         with ExitStack() as stack:

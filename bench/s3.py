@@ -249,14 +249,19 @@ def out_of_time(signum: int, frame: object) -> NoReturn:
     raise SystemExit("time budget exceeded; stopping")
 
 
-def main() -> None:
-    args = parse_args()
+def start_run(parent: Path, prefix: str, budget_s: int) -> Path:
+    """No AWS_* of the machine, a time budget, and a fresh scratch dir under `parent`."""
     for name in [k for k in os.environ if k.startswith("AWS_")]:
         del os.environ[name]  # botocore reads AWS_CA_BUNDLE, AWS_PROFILE, ... from here
     signal.signal(signal.SIGALRM, out_of_time)
-    signal.alarm(args.budget_s)
-    args.dir.mkdir(parents=True, exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="s3-", dir=args.dir))
+    signal.alarm(budget_s)
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent)).resolve()
+
+
+def main() -> None:
+    args = parse_args()
+    root = start_run(args.dir, "s3-", args.budget_s)
     started = time.perf_counter()
     try:
         with ExitStack() as stack:
