@@ -366,8 +366,6 @@ def pyblob_env(root: Path, args: argparse.Namespace) -> dict[str, str]:
     rate = "0" if args.no_ratelimit else "1e9"
     return server_env(
         PYBLOB_DATA_DIR=str(root / "pyblob-data"),
-        PYBLOB_MAX_OBJECT_SIZE="0",
-        PYBLOB_DEFAULT_QUOTA="0",
         PYBLOB_RATELIMIT_LINKS_IP_RATE=rate,
         PYBLOB_RATELIMIT_LINKS_IP_BURST="1e9",
     )

@@ -31,7 +31,9 @@ class StoreConfig:
     map_size: int = 1 * TiB
     # Defaults for new users (0 = unlimited).
     default_quota: int = 0
-    default_max_object_size: int = 5 * TiB
+    default_max_object_size: int = 0
+    # Largest file the REST API, tus and WebSocket uploads take, whoever uploads it (0 = no limit).
+    upload_max_file_size: int = 0
     # Short links: id length (31-letter alphabet) and how long a link may go undownloaded.
     link_id_length: int = 8
     link_idle_seconds: float = 90 * 86400.0

@@ -21,12 +21,16 @@ TABLES = (
     "keys",  # access key id -> AccessKeyRecord
     "tokens",  # sha256(token) -> TokenRecord
     "buckets",  # bucket name -> BucketRecord
-    "objects",  # bucket id + encoded object key -> ObjectRecord
+    "objects",  # bucket id + encoded object key -> ObjectRecord: the latest version (see versions.py)
+    "versions",  # bucket id + key hash + inverted sequence -> ObjectRecord: noncurrent versions
     "manifests",  # manifest id -> ManifestHead (reference count, size, inline data)
     "mpages",  # manifest id + start offset -> packed chunk entries
     "chunks",  # BLAKE3 digest -> ChunkRow (reference count, zero-since time)
     "uploads",  # upload id -> UploadRecord
     "parts",  # upload id + part number -> PartRecord
+    "completed",  # upload id -> CompletedUploadRecord: recently completed uploads (retried Completes)
+    "completed_order",  # completion time (big-endian) + upload id -> b"": the oldest go first
+    "manifest_parts",  # manifest id + part number -> the part's offset, size and checksums
     "links",  # short link id -> LinkRecord
     "link_owners",  # owner + NUL + sequence (big-endian) -> link id: an owner's links in order
     "resumables",  # owner + NUL + upload id -> ResumableRecord (tus uploads, see resumable.py)
@@ -55,11 +59,23 @@ class Txn:
     def cursor(self, table: str) -> lmdb.Cursor:
         return self.txn.cursor(db=self.dbs[table])
 
+    def count(self, table: str) -> int:
+        """How many rows the table holds (LMDB keeps the number: no scan)."""
+        return int(self.txn.stat(self.dbs[table])["entries"])
+
     def on_commit(self, fn: Callable[[], None]) -> None:
         self._after.append(fn)
 
 
 Tables = dict[str, "lmdb._Database"]
+
+
+def next_id(w: Txn, counter: str) -> int:
+    """The next value of a counter kept in the `meta` table, inside the caller's write transaction."""
+    key = b"seq:" + counter.encode()
+    value = int(w.get("meta", key) or b"0") + 1
+    w.put("meta", key, str(value).encode())
+    return value
 
 
 def open_tables(env: lmdb.Environment, names: tuple[str, ...]) -> Tables:
@@ -159,10 +175,7 @@ class Database(LazyEnvironment):
                 raise RuntimeError(f"data dir has schema {int(found)}, this pyblob knows {SCHEMA_VERSION}")
 
     def next_id(self, w: Txn, counter: str) -> int:
-        key = b"seq:" + counter.encode()
-        value = int(w.get("meta", key) or b"0") + 1
-        w.put("meta", key, str(value).encode())
-        return value
+        return next_id(w, counter)
 
     def copy_to(self, dest: Path) -> None:
         """A consistent copy of the environment (compacted), readable by a fresh `Database`."""

@@ -23,6 +23,43 @@ class NoSuchUpload(StoreError):
     code = "NoSuchUpload"
 
 
+class NoSuchVersion(StoreError):
+    """A version id that is well formed but names no version of the key."""
+
+    code = "NoSuchVersion"
+
+    def __init__(self, key: str, version_id: str):
+        super().__init__(key)
+        self.key = key
+        self.version_id = version_id
+
+
+class DeleteMarkerIsCurrent(NoSuchKey):
+    """The key's latest version is a delete marker: it reads as absent, and S3 says which marker."""
+
+    def __init__(self, key: str, marker_version_id: str):
+        super().__init__(key)
+        self.marker_version_id = marker_version_id
+
+
+class VersionIsDeleteMarker(StoreError):
+    """A read or tagging of a version that is a delete marker (S3: 405, the marker has no content)."""
+
+    code = "MethodNotAllowed"
+
+    def __init__(self, key: str, version_id: str, last_modified: float):
+        super().__init__("The specified method is not allowed against this resource: the version is a delete marker.")
+        self.key = key
+        self.version_id = version_id
+        self.last_modified = last_modified
+
+
+class InvalidPartNumber(StoreError):
+    """A part number past the object's last part (GetObject/HeadObject with partNumber)."""
+
+    code = "InvalidPartNumber"
+
+
 class BucketAlreadyExists(StoreError):
     code = "BucketAlreadyExists"
 
@@ -102,6 +139,16 @@ class FormatError(StoreError):
 
 class InvalidArgument(StoreError):
     code = "InvalidArgument"
+
+
+class InvalidRequest(StoreError):
+    code = "InvalidRequest"
+
+
+class BadDigest(StoreError):
+    """A checksum the client gave does not match the content."""
+
+    code = "BadDigest"
 
 
 class InvalidPartOrder(StoreError):

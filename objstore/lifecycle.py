@@ -1,14 +1,19 @@
-"""Bucket lifecycle rules and the sweep that enforces them: expiring objects, aborting old uploads.
+"""Bucket lifecycle rules and the sweep that enforces them: expiring objects and versions, aborting uploads.
 
 The model follows S3's LifecycleConfiguration
-(https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lifecycle-mgmt.html) for the actions an
-unversioned store can take: `Expiration` (Days or Date) and `AbortIncompleteMultipartUpload`
-(DaysAfterInitiation), filtered by key prefix, tags and object size.
+(https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lifecycle-mgmt.html) for the actions a
+store without storage classes can take: `Expiration` (Days or Date, or `ExpiredObjectDeleteMarker`),
+`NoncurrentVersionExpiration` (NoncurrentDays, optionally keeping the `NewerNoncurrentVersions`
+newest) and `AbortIncompleteMultipartUpload` (DaysAfterInitiation), filtered by key prefix, tags
+and object size. In a versioned bucket, expiring the current version adds a delete marker, as
+DeleteObject does; noncurrent versions are removed for good; a delete marker with no older
+versions left ("expired") is removed by `ExpiredObjectDeleteMarker`.
 
 Timing is AWS's (https://docs.aws.amazon.com/AmazonS3/latest/userguide/lifecycle-expire-general-considerations.html):
 an object expires at creation time + Days, *rounded up to the next midnight UTC* (created 01-15 10:30
-with Days=3 → expires 01-19 00:00). Uploads are aborted by the same arithmetic from their initiation.
-A Date rule expires every matching object from that midnight on.
+with Days=3 → expires 01-19 00:00). Uploads are aborted by the same arithmetic from their initiation,
+and noncurrent versions from the time they became noncurrent. A Date rule expires every matching
+object from that midnight on.
 
 The sweep is bounded: keys are read `BATCH` at a time in short read transactions, and each deletion
 is one `Store.delete_object` (usage, counts and references change with the row), conditional on the
@@ -28,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import listing
+from . import keys, listing, versions
 from .errors import InvalidArgument, NoSuchBucket, NoSuchUpload, StoreError
 from .records import BucketRecord, ObjectRecord, UploadRecord
 
@@ -40,6 +45,7 @@ log = logging.getLogger("pyblob.lifecycle")
 MAX_RULES = 1000
 MAX_ID_LENGTH = 255
 MAX_DAYS = 2**31 - 1  # S3's integer range; keeps day arithmetic finite
+MAX_NEWER_NONCURRENT = 100  # S3's bound on NewerNoncurrentVersions
 BATCH = 1000  # object rows read per read transaction
 
 
@@ -56,6 +62,15 @@ class LifecycleRule:
     expiration_days: int | None = None
     expiration_date: float | None = None  # epoch seconds of a midnight UTC
     abort_upload_days: int | None = None
+    noncurrent_days: int | None = None
+    newer_noncurrent: int | None = None  # noncurrent versions kept whatever their age
+    expired_object_delete_marker: bool = False
+
+    def has_action(self) -> bool:
+        return (
+            self.expires_at(0.0) is not None or self.abort_upload_days is not None
+            or self.noncurrent_days is not None or self.expired_object_delete_marker
+        )
 
     def matches(self, obj: ObjectRecord) -> bool:
         """Whether the rule's filter selects this object (prefix, every tag, size bounds)."""
@@ -75,7 +90,14 @@ class LifecycleRule:
 
     def is_expired(self, obj: ObjectRecord, now: float) -> bool:
         at = self.expires_at(obj.created)
-        return self.enabled and at is not None and at <= now and self.matches(obj)
+        return self.enabled and not obj.delete_marker and at is not None and at <= now and self.matches(obj)
+
+    def noncurrent_expired(self, obj: ObjectRecord, rank: int, now: float) -> bool:
+        """Whether a noncurrent version, `rank` newer noncurrent ones above it, has expired."""
+        if not self.enabled or self.noncurrent_days is None or rank < (self.newer_noncurrent or 0):
+            return False
+        since = obj.noncurrent_since if obj.noncurrent_since is not None else obj.created
+        return next_midnight(since + self.noncurrent_days * DAY) <= now and self.matches(obj)
 
     def aborts(self, upload: UploadRecord, now: float) -> bool:
         if not self.enabled or self.abort_upload_days is None or not upload.key.startswith(self.prefix):
@@ -102,7 +124,7 @@ def validate(rules: list[LifecycleRule]) -> None:
 def _validate_rule(rule: LifecycleRule) -> None:
     if len(rule.id) > MAX_ID_LENGTH:
         raise InvalidArgument(f"ID length should not exceed allowed limit of {MAX_ID_LENGTH}")
-    for days in (rule.expiration_days, rule.abort_upload_days):
+    for days in (rule.expiration_days, rule.abort_upload_days, rule.noncurrent_days):
         if days is not None and days > MAX_DAYS:
             raise InvalidArgument(f"a number of days must be at most {MAX_DAYS}")
     if rule.expiration_days is not None and rule.expiration_days <= 0:
@@ -116,8 +138,24 @@ def _validate_rule(rule: LifecycleRule) -> None:
     sized = rule.size_greater_than is not None or rule.size_less_than is not None
     if rule.abort_upload_days is not None and (rule.tags or sized):
         raise InvalidArgument("AbortIncompleteMultipartUpload cannot be specified with Tags or object size filters")
-    if rule.expires_at(0.0) is None and rule.abort_upload_days is None:
+    _validate_versioned(rule)
+    if not rule.has_action():
         raise InvalidArgument("At least one action needs to be specified in a rule")
+
+
+def _validate_versioned(rule: LifecycleRule) -> None:
+    if rule.noncurrent_days is not None and rule.noncurrent_days <= 0:
+        raise InvalidArgument("'NoncurrentDays' for NoncurrentVersionExpiration action must be a positive integer")
+    if rule.newer_noncurrent is not None:
+        if rule.noncurrent_days is None:
+            raise InvalidArgument("NewerNoncurrentVersions needs NoncurrentDays")
+        if not 1 <= rule.newer_noncurrent <= MAX_NEWER_NONCURRENT:
+            raise InvalidArgument(f"'NewerNoncurrentVersions' must be an integer from 1 to {MAX_NEWER_NONCURRENT}")
+    if rule.expired_object_delete_marker:
+        if rule.expires_at(0.0) is not None:
+            raise InvalidArgument("ExpiredObjectDeleteMarker cannot be specified with Days or Date in a Lifecycle Expiration Policy")
+        if rule.tags:
+            raise InvalidArgument("ExpiredObjectDeleteMarker cannot be specified with a Tag filter")
 
 
 def to_rows(rules: list[LifecycleRule]) -> list[dict[str, Any]]:
@@ -135,6 +173,8 @@ class LifecycleReport:
     buckets_checked: int = 0
     objects_expired: int = 0
     bytes_expired: int = 0
+    noncurrent_versions_expired: int = 0
+    delete_markers_expired: int = 0
     lifecycle_uploads_aborted: int = 0
     buckets_failed: int = 0
 
@@ -160,6 +200,10 @@ def apply_lifecycle(store: "Store", now: float, stop: Stop | None = None) -> Lif
             for rule in rules:
                 if rule.expires_at(0.0) is not None:
                     _expire(store, bucket, rule, now, report, stop)
+            if any(r.noncurrent_days is not None for r in rules):
+                _expire_noncurrent(store, bucket, rules, now, report, stop)
+            if any(r.expired_object_delete_marker for r in rules):
+                _expire_markers(store, bucket, rules, report, stop)
             _abort(store, uploads.get(bucket.name, []), rules, now, report)
         except (StoreError, ArithmeticError, ValueError) as e:
             # One bucket's bad rules (or a row written by older code) must not stop the others.
@@ -188,31 +232,102 @@ def _expire(store: "Store", bucket: BucketRecord, rule: LifecycleRule, now: floa
 def _delete(store: "Store", bucket: BucketRecord, obj: ObjectRecord, rule: LifecycleRule, now: float) -> bool:
     """Delete obj if the row is still this expired version (not replaced or re-tagged since the scan)."""
     try:
-        return store.delete_object(bucket.name, obj.key, only_if=lambda cur: _same_and_expired(cur, obj, rule, now))
+        return store.delete_object(bucket.name, obj.key, only_if=lambda cur: _same_and_expired(cur, obj, rule, now)).changed
     except NoSuchBucket:
         return False  # the bucket went away during the sweep
 
 
 def _same_and_expired(cur: ObjectRecord, seen: ObjectRecord, rule: LifecycleRule, now: float) -> bool:
-    return cur.manifest == seen.manifest and cur.created == seen.created and rule.is_expired(cur, now)
+    same = (cur.manifest, cur.created, cur.version_id) == (seen.manifest, seen.created, seen.version_id)
+    return same and rule.is_expired(cur, now)
 
 
-def _batches(store: "Store", bucket: BucketRecord, prefix: bytes) -> Iterator[list[ObjectRecord]]:
-    """The objects under `prefix`, BATCH rows per short read transaction."""
+def _expire_noncurrent(
+    store: "Store", bucket: BucketRecord, rules: list[LifecycleRule], now: float, report: LifecycleReport, stop: Stop
+) -> None:
+    """Remove noncurrent versions that a NoncurrentVersionExpiration rule has expired."""
+    for batch in _noncurrent_batches(store, bucket):
+        for obj, rank in batch:
+            if any(rule.noncurrent_expired(obj, rank, now) for rule in rules):
+                if _remove_version(store, bucket, obj):
+                    report.noncurrent_versions_expired += 1
+        if stop():
+            return
+
+
+def _noncurrent_batches(store: "Store", bucket: BucketRecord) -> Iterator[list[tuple[ObjectRecord, int]]]:
+    """The bucket's noncurrent versions with their rank among their key's (0 = the newest), BATCH
+    rows per short read transaction, in the `versions` table's order (by key hash, newest first)."""
+    prefix = keys.bucket_prefix(bucket.id)
+    after, group, rank = prefix, b"", 0
+    while True:
+        batch: list[tuple[ObjectRecord, int]] = []
+        with store.db.read() as r:
+            cursor = r.cursor("versions")
+            positioned = cursor.set_range(after)
+            while positioned and bytes(cursor.key()).startswith(prefix) and len(batch) < BATCH:
+                key = bytes(cursor.key())
+                rank = rank + 1 if key[:-8] == group else 0
+                group = key[:-8]
+                batch.append((ObjectRecord.decode(cursor.value()), rank))
+                after = key + b"\x00"
+                positioned = cursor.next()
+        if batch:
+            yield batch
+        if len(batch) < BATCH:
+            return
+
+
+def _remove_version(store: "Store", bucket: BucketRecord, obj: ObjectRecord) -> bool:
+    try:
+        return store.delete_object(bucket.name, obj.key, version_id=obj.version_id).changed
+    except NoSuchBucket:
+        return False
+
+
+def _expire_markers(store: "Store", bucket: BucketRecord, rules: list[LifecycleRule], report: LifecycleReport, stop: Stop) -> None:
+    """Remove delete markers that are the only version of their key left (ExpiredObjectDeleteMarker)."""
+    wanted = [r for r in rules if r.expired_object_delete_marker]
+    for batch in _batches(store, bucket, b"", markers=True):
+        for marker in batch:
+            if any(r.matches(marker) for r in wanted) and _lone_marker_removed(store, bucket, marker):
+                report.delete_markers_expired += 1
+        if stop():
+            return
+
+
+def _lone_marker_removed(store: "Store", bucket: BucketRecord, marker: ObjectRecord) -> bool:
+    raw_key = marker.key.encode()
+    with store.db.write() as w:
+        try:
+            latest = versions.current(w, store._bucket(w, bucket.name).id, raw_key)
+        except NoSuchBucket:
+            return False
+        if latest is None or latest.version_id != marker.version_id or next(versions.noncurrent(w, bucket.id, raw_key), None):
+            return False
+        return store.delete_in(w, bucket.name, marker.key, marker.version_id).changed
+
+
+def _batches(store: "Store", bucket: BucketRecord, prefix: bytes, markers: bool = False) -> Iterator[list[ObjectRecord]]:
+    """The current objects under `prefix` (or with `markers`, the delete markers), BATCH rows read
+    per short read transaction."""
     start = prefix
     while True:
         batch: list[ObjectRecord] = []
+        read = 0
         with store.db.read() as r:
             for raw_key, value in listing.iter_from(r, bucket.id, start):
-                if not raw_key.startswith(prefix) or len(batch) == BATCH:
+                if not raw_key.startswith(prefix) or read == BATCH:
                     break
-                batch.append(ObjectRecord.decode(value))
-        if not batch:
+                read += 1
+                start = raw_key + b"\x00"  # the next key after the last one read
+                if versions.is_marker_row(value) == markers:
+                    batch.append(ObjectRecord.decode(value))
+        if not read:
             return
         yield batch
-        if len(batch) < BATCH:
+        if read < BATCH:
             return
-        start = batch[-1].key.encode() + b"\x00"  # the next key after the last one read
 
 
 def _abort(store: "Store", uploads: list[UploadRecord], rules: list[LifecycleRule], now: float, report: LifecycleReport) -> None:

@@ -1,11 +1,13 @@
 """Short links: public ids that name an owner's bucket/key, with expiry and a download budget.
 
-A link follows the key, not one version of it: an overwritten object is served in its new form and a
-deleted one makes the link answer "no such key". The web edge (`shortlinks`) decides how to render.
+A link follows the key's current version, unless it was made with a `version_id`: an overwritten
+object is served in its new form and a deleted one (or one whose current version is a delete
+marker) makes the link answer "no such key"; a link to a version serves that version until it is
+removed. The web edge (`shortlinks`) decides how to render.
 
 A link that `owns_object` (uploaded for it, at `<link id>/<name>` in the owner's default bucket)
-owns that key the same way: deleting or sweeping the link deletes whatever is there then, also a
-version an S3 client wrote over it (the link was serving that version, and the key lives under the
+owns that key the same way: deleting or sweeping the link deletes every version there then, also
+one an S3 client wrote over it (the link was serving that version, and the key lives under the
 link's id). Never another owner's: a bucket of that name that changed hands is left alone.
 
 A link is spent when past `expires_at`, out of `max_downloads`, or not downloaded for the idle
@@ -23,9 +25,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import keys
+from . import keys, versions
 from .db import Txn
-from .errors import InvalidArgument, LinkExpired, NoSuchBucket, NoSuchKey, NoSuchLink, StoreError
+from .errors import (
+    InvalidArgument,
+    LinkExpired,
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchLink,
+    NoSuchVersion,
+    StoreError,
+    VersionIsDeleteMarker,
+)
 from .records import BucketRecord, LinkRecord, ObjectRecord
 
 if TYPE_CHECKING:
@@ -88,13 +99,17 @@ class Links:
         return self.store.config.link_idle_seconds
 
     def create(
-        self, owner: str, bucket: str, key: str, expires_in: float | None = None, max_downloads: int | None = None
+        self, owner: str, bucket: str, key: str, expires_in: float | None = None, max_downloads: int | None = None,
+        version_id: str | None = None,
     ) -> LinkRecord:
-        """A new link to `owner`'s existing object bucket/key; NoSuchBucket / NoSuchKey otherwise."""
+        """A new link to `owner`'s existing object bucket/key (its current version, or `version_id`);
+        NoSuchBucket / NoSuchKey / NoSuchVersion otherwise."""
         check_limits(expires_in, max_downloads)
+        versions.check_version_id(version_id)
         with self.store.db.write() as w:
-            self.owned_object(w, owner, bucket, key)
-            return self.add(w, self.free_id(w), owner, bucket, key, expires_in=expires_in, max_downloads=max_downloads)
+            self.owned_object(w, owner, bucket, key, version_id)
+            return self.add(w, self.free_id(w), owner, bucket, key, expires_in=expires_in, max_downloads=max_downloads,
+                            version_id=version_id)
 
     def add(self, w: Txn, link_id: str, owner: str, bucket: str, key: str, **attrs: object) -> LinkRecord:
         """Write a new link row and its owner-index entry inside `w`."""
@@ -114,15 +129,12 @@ class Links:
                 return link_id
         raise StoreError(f"no free link id after {MAX_ATTEMPTS} attempts")
 
-    def owned_object(self, r: Txn, owner: str, bucket: str, key: str) -> ObjectRecord:
+    def owned_object(self, r: Txn, owner: str, bucket: str, key: str, version_id: str | None = None) -> ObjectRecord:
         raw_bucket = r.get("buckets", bucket.encode())
         if raw_bucket is None or BucketRecord.decode(raw_bucket).owner != owner:
             raise NoSuchBucket(bucket)  # another owner's bucket looks the same as none
         record = BucketRecord.decode(raw_bucket)
-        raw = r.get("objects", keys.encode(record.id, keys.validate_key(key)))
-        if raw is None:
-            raise NoSuchKey(key)
-        return ObjectRecord.decode(raw)
+        return versions.resolve(r, record.id, keys.validate_key(key), version_id)
 
     def row(self, r: Txn, link_id: str) -> LinkRecord:
         """The link's row; NoSuchLink when unknown or revoked."""
@@ -205,7 +217,7 @@ class Links:
         raw_bucket = w.get("buckets", link.bucket.encode())
         if raw_bucket is None or BucketRecord.decode(raw_bucket).owner != link.owner:
             return False
-        return self.store.delete_in(w, link.bucket, link.key)
+        return self.store.purge_key_in(w, link.bucket, link.key)
 
     def objects(self, links: Sequence[LinkRecord]) -> Sequence[ObjectRecord | None]:
         """The objects `links` name right now, None where gone, read in one transaction (for listings)."""
@@ -213,8 +225,8 @@ class Links:
         with self.store.db.read() as r:
             for link in links:
                 try:
-                    found.append(self.owned_object(r, link.owner, link.bucket, link.key))
-                except (NoSuchBucket, NoSuchKey):
+                    found.append(self.owned_object(r, link.owner, link.bucket, link.key, link.version_id))
+                except (NoSuchBucket, NoSuchKey, NoSuchVersion, VersionIsDeleteMarker):
                     found.append(None)
         return found
 
@@ -229,8 +241,8 @@ class Links:
             if is_spent(link, now, self.idle_seconds):
                 raise LinkExpired(link_id)
             try:
-                return link, self.owned_object(r, link.owner, link.bucket, link.key)
-            except NoSuchBucket as exc:
+                return link, self.owned_object(r, link.owner, link.bucket, link.key, link.version_id)
+            except (NoSuchBucket, NoSuchVersion, VersionIsDeleteMarker) as exc:
                 raise NoSuchKey(link.key) from exc
 
     def count_download(self, link_id: str, nbytes: int = 0) -> LinkRecord:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from .db import Txn
 from .errors import StoreError
+from .limits import UPLOAD_CEILING
 from .links import check_limits
 from .records import BucketRecord, LinkRecord, ObjectRecord
 
@@ -88,7 +89,8 @@ class LinkUpload:
         with store.db.read() as r:
             self.link_id = store.links.free_id(r)
         self.key = f"{self.link_id}/{self.name}"
-        self.writer: ObjectWriter = store.open_writer(self.bucket, self.key, (), size_hint, credit)
+        ceiling = store.config.upload_max_file_size or None
+        self.writer: ObjectWriter = store.open_writer(self.bucket, self.key, (), size_hint, credit, ceiling, UPLOAD_CEILING)
         self.link: LinkRecord | None = None
 
     @property

@@ -1,8 +1,10 @@
-"""Listing objects in S3 order with prefix, delimiter and a resume point.
+"""Listing objects in S3 order with prefix, delimiter and a resume point; and listing versions.
 
 The cursor walks the `objects` table from the first key that can match, skips each common prefix
 with one seek, and stops after `max_keys` entries: the cost grows with the page, not the bucket.
 Long keys (see `keys.py`) that share their first 490 bytes are read as a group and sorted.
+Delete markers are invisible to ListObjects, so a prefix under which only markers remain is not
+a CommonPrefix; ListObjectVersions shows them, and each key's older versions after its latest.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from . import keys
+from . import keys, versions
 from .db import Txn
 from .records import ObjectRecord
 
@@ -88,6 +90,8 @@ def list_page(r: Txn, bucket_id: int, prefix: str, delimiter: str, after: str, m
         for raw_key, value in iter_from(r, bucket_id, start):
             if not raw_key.startswith(bprefix):
                 return page
+            if versions.is_marker_row(value):
+                continue
             if len(page.objects) + len(page.prefixes) >= max_keys:
                 page.truncated = True
                 return page
@@ -102,3 +106,81 @@ def list_page(r: Txn, bucket_id: int, prefix: str, delimiter: str, after: str, m
             page.last = page.objects[-1].key
         else:
             return page
+
+
+@dataclass
+class VersionPage:
+    versions: list[ObjectRecord] = field(default_factory=list)  # objects and delete markers, in S3 order
+    prefixes: list[str] = field(default_factory=list)
+    truncated: bool = False
+    next_key: str | None = None  # NextKeyMarker: the last key or common prefix returned
+    next_version: str | None = None  # NextVersionIdMarker: with a key, the last version returned
+
+    @property
+    def count(self) -> int:
+        return len(self.versions) + len(self.prefixes)
+
+
+def _start_after(key_marker: bytes, prefix: bytes, delimiter: bytes) -> bytes:
+    """The first key a listing resumed after `key_marker` may return (past a whole common prefix)."""
+    start = max(prefix, key_marker + b"\x00")
+    if _is_common_prefix(key_marker, prefix, delimiter):
+        start = max(start, prefix_successor(key_marker))
+    return start
+
+
+def list_versions_page(
+    r: Txn, bucket_id: int, prefix: str, delimiter: str, key_marker: str, version_marker: str, max_keys: int
+) -> VersionPage:
+    """One page of ListObjectVersions: keys in S3 order, each key's versions newest first.
+
+    With only `key_marker`, the listing starts after that key (or common prefix); with a version
+    marker too, it goes on with that key's versions older than the marker.
+    """
+    page = VersionPage()
+    bprefix, bdelim, bmarker = prefix.encode(), delimiter.encode(), key_marker.encode()
+    start = _start_after(bmarker, bprefix, bdelim) if key_marker else bprefix
+    if key_marker and version_marker:
+        start = max(bprefix, bmarker)
+    while True:
+        for raw_key, value in iter_from(r, bucket_id, start):
+            if not raw_key.startswith(bprefix):
+                return page
+            cut = raw_key.find(bdelim, len(bprefix)) if bdelim else -1
+            if cut >= 0:
+                common = raw_key[: cut + len(bdelim)]
+                if not _add(page, max_keys, common.decode()):
+                    return page
+                start = prefix_successor(common)
+                break  # seek past the whole common prefix
+            marker = version_marker if raw_key == bmarker else ""
+            for version in _versions_of(r, bucket_id, raw_key, value, marker):
+                if not _add(page, max_keys, version):
+                    return page
+        else:
+            return page
+
+
+def _versions_of(r: Txn, bucket_id: int, raw_key: bytes, latest: bytes, after_version: str) -> Iterator[ObjectRecord]:
+    """The key's latest version then its older ones; after `after_version` when given."""
+    found = [ObjectRecord.decode(latest)]
+    skipping = bool(after_version)
+    for version in (*found, *versions.noncurrent(r, bucket_id, raw_key)):
+        if skipping:
+            skipping = version.version_id != after_version
+            continue
+        yield version
+
+
+def _add(page: VersionPage, max_keys: int, item: ObjectRecord | str) -> bool:
+    """Add a version or common prefix to the page; False (and truncated) when the page is full."""
+    if page.count >= max_keys:
+        page.truncated = True
+        return False
+    if isinstance(item, str):
+        page.prefixes.append(item)
+        page.next_key, page.next_version = item, None
+    else:
+        page.versions.append(item)
+        page.next_key, page.next_version = item.key, item.version_id
+    return True

@@ -39,6 +39,7 @@ class GcReport:
     orphans_removed: int = 0
     staging_removed: int = 0
     uploads_aborted: int = 0
+    completed_uploads_forgotten: int = 0
     resumable_uploads_expired: int = 0
 
 
@@ -47,6 +48,7 @@ def collect_garbage(store: "Store", progress: Progress | None = None) -> GcRepor
     progress = progress or _quiet
     report = GcReport()
     report.uploads_aborted = _abort_stale_uploads(store)
+    report.completed_uploads_forgotten = store.multipart.prune_completed(store.clock())
     report.resumable_uploads_expired = Resumables(store).collect_expired()
     _remove_expired_chunks(store, report, progress)
     _remove_orphans(store, report, progress)
@@ -151,13 +153,9 @@ class _Expected:
 
 def _expected(r: Txn) -> _Expected:
     exp = _Expected()
-    for _, raw in r.cursor("objects"):
-        obj = ObjectRecord.decode(raw)
-        mid = bytes.fromhex(obj.manifest)
-        exp.manifest_refs[mid] += 1
-        exp.usage[obj.owner] += obj.size
-        exp.objects[obj.owner] += 1
-        exp.manifest_users.setdefault(mid, []).append(obj.key)
+    for table in ("objects", "versions"):
+        for _, raw in r.cursor(table):
+            _count_object(exp, ObjectRecord.decode(raw))
     uploads = {u.upload_id: u for u in (UploadRecord.decode(v) for _, v in r.cursor("uploads"))}
     for key, raw in r.cursor("parts"):
         part = PartRecord.decode(raw)
@@ -172,6 +170,17 @@ def _expected(r: Txn) -> _Expected:
                 exp.chunk_refs[digest] += 1
                 exp.chunk_sizes[digest] = length
     return exp
+
+
+def _count_object(exp: _Expected, obj: ObjectRecord) -> None:
+    """One version's share: its manifest reference and its owner's usage (delete markers hold none)."""
+    if obj.delete_marker:
+        return
+    mid = bytes.fromhex(obj.manifest)
+    exp.manifest_refs[mid] += 1
+    exp.usage[obj.owner] += obj.size
+    exp.objects[obj.owner] += 1
+    exp.manifest_users.setdefault(mid, []).append(obj.key)
 
 
 def fsck(store: "Store", repair: bool = False, progress: Progress | None = None) -> FsckReport:

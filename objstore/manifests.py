@@ -4,14 +4,19 @@ A manifest head (`manifests` table) holds its reference count, size and, for tin
 bytes themselves. Its chunk list lives in pages (`mpages`) keyed by `manifest id + start offset`, so a
 ranged read seeks straight to the page holding its first byte and huge objects never make huge rows.
 Chunk reference counts change in the same transaction as the manifests that hold them.
+
+Content that a multipart upload made also keeps its part layout (`manifest_parts`: manifest id +
+part number -> offset, size and the part's checksums), for GetObject with `partNumber` and
+GetObjectAttributes. It belongs to the content, so copies share it, and it goes with the manifest.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import struct
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from . import refcount
@@ -43,6 +48,16 @@ class ManifestHead:
         if version != _VERSION:
             raise FormatError(f"manifest head has format version {version}")
         return cls(refs, size, kind, bytes(raw[_HEAD.size:]))
+
+
+@dataclass
+class PartInfo:
+    """One part of content made by a multipart upload."""
+
+    number: int
+    offset: int
+    size: int
+    checksums: dict[str, str] = field(default_factory=dict)
 
 
 def new_id() -> bytes:
@@ -88,9 +103,54 @@ def drop_ref(w: Txn, mid: bytes, now: float) -> None:
         w.put("manifests", mid, head.encode())
         return
     w.delete("manifests", mid)
+    _delete_parts(w, mid)
     if head.kind == KIND_CHUNKS:
         refs, _ = _counts(_delete_pages(w, mid))
         refcount.drop_refs(w, refs, now)
+
+
+def set_parts(w: Txn, mid: bytes, parts: list[tuple[int, int, dict[str, str]]]) -> None:
+    """Record the part layout of a new manifest: (part number, size, checksums) in order."""
+    offset = 0
+    for number, size, checksums in parts:
+        w.put("manifest_parts", _part_key(mid, number), json.dumps([offset, size, checksums]).encode())
+        offset += size
+
+
+def part_info(r: Txn, mid: bytes, number: int) -> PartInfo | None:
+    raw = r.get("manifest_parts", _part_key(mid, number))
+    return _part(number, raw) if raw is not None else None
+
+
+def parts_after(r: Txn, mid: bytes, after: int, limit: int) -> list[PartInfo]:
+    """Up to `limit` parts with numbers above `after`, in order."""
+    found: list[PartInfo] = []
+    cursor = r.cursor("manifest_parts")
+    if limit <= 0 or not cursor.set_range(_part_key(mid, after + 1)):
+        return found
+    while bytes(cursor.key())[:16] == mid and len(found) < limit:
+        found.append(_part(int.from_bytes(bytes(cursor.key())[16:], "big"), bytes(cursor.value())))
+        if not cursor.next():
+            break
+    return found
+
+
+def _part_key(mid: bytes, number: int) -> bytes:
+    return mid + number.to_bytes(4, "big")
+
+
+def _part(number: int, raw: bytes) -> PartInfo:
+    offset, size, checksums = json.loads(raw)
+    return PartInfo(number, offset, size, checksums)
+
+
+def _delete_parts(w: Txn, mid: bytes) -> None:
+    cursor = w.cursor("manifest_parts")
+    if not cursor.set_range(mid):
+        return
+    while bytes(cursor.key())[:16] == mid:
+        if not cursor.delete():
+            break
 
 
 def page_at(r: Txn, mid: bytes, pos: int) -> tuple[int, list[Entry]] | None:

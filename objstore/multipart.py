@@ -1,20 +1,29 @@
 """Multipart uploads in the engine: parts are stored content, completion joins their chunk lists.
 
-Parts count against the owner's quota while the upload is pending. Completion never copies data:
-the object's manifest is the parts' chunks joined at the boundaries (see `rechunk.py`), and the part
-manifests are dropped in the same transaction that creates the object.
+Parts count against the owner's quota while the upload is pending, and an UploadPart that cannot
+fit (the object's size limit with the other parts, the quota, S3's 5 GiB per part) is refused
+before its body is kept. Completion never copies data: the object's manifest is the parts' chunks
+joined at the boundaries (see `rechunk.py`), the part layout is kept with it for part-wise reads,
+and the part manifests are dropped in the same transaction that creates the object.
+
+A completed upload is remembered for `COMPLETED_KEEP` seconds (at most `COMPLETED_MAX` of them):
+clients retry CompleteMultipartUpload after a timeout, and S3 answers the retry as it answered the
+first call. The record keeps a digest of the part list, so only the same list gets that answer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import struct
 from typing import TYPE_CHECKING, Iterable
 
 from . import keys, manifests
-from .errors import EntityTooLarge, EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload, QuotaExceeded
-from .records import ObjectRecord, PartRecord, UploadRecord
+from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload
 from .hashing import composite_checksum, full_object_checksum
+from .completion import CompletionChecks, default_checksum_type
+from .limits import MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE, check_object_size, check_quota
+from .records import CompletedUploadRecord, ObjectRecord, PartRecord, UploadRecord
 from .rechunk import Joiner, Part
 from .writer import ChunkSink, Content, ContentWriter
 
@@ -22,12 +31,21 @@ if TYPE_CHECKING:
     from .db import Txn
     from .store import Store
 
-MIN_PART_SIZE = 5 * 1024 * 1024
-MAX_PART_NUMBER = 10000
+__all__ = ["MAX_PART_NUMBER", "MIN_PART_SIZE", "Multipart", "PartWriter", "default_checksum_type"]
+
+COMPLETED_KEEP = 24 * 3600.0  # a retried Complete within this time gets the first answer again
+COMPLETED_MAX = 100_000  # past this many records the oldest go, however young
+PRUNE_BATCH = 16  # records pruned per completion: enough to keep up, never a long transaction
 
 
 def part_key(upload_id: str, number: int) -> bytes:
     return upload_id.encode() + b"/" + number.to_bytes(4, "big")
+
+
+def parts_digest(wanted: list[tuple[int, str]]) -> str:
+    """A digest of a Complete request's part list, ETags without quotes."""
+    text = ";".join(f"{n}:{etag.strip().strip(chr(34))}" for n, etag in wanted)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Multipart:
@@ -57,11 +75,21 @@ class Multipart:
             _upload(r, upload_id)
             return _parts(r, upload_id)
 
-    def open_part_writer(self, upload_id: str, number: int, checksums: Iterable[str] = (), size_hint: int | None = None) -> "PartWriter":
+    def open_part_writer(
+        self, upload_id: str, number: int, checksums: Iterable[str] = (), size_hint: int | None = None
+    ) -> "PartWriter":
+        """A writer for part `number`; refused up front (EntityTooLarge, QuotaExceeded) when a part
+        of `size_hint` bytes cannot fit beside the parts already stored, as it is while streaming."""
         if not 1 <= number <= MAX_PART_NUMBER:
             raise InvalidArgument(f"part number must be 1-{MAX_PART_NUMBER}")
-        upload = self.get_upload(upload_id)
-        limits, reservation = self.store.reservations.room(upload.owner, 0, size_hint)
+        with self.store.db.read() as r:
+            upload = _upload(r, upload_id)
+            parts = _parts(r, upload_id)
+        replaced = sum(p.size for p in parts if p.number == number)
+        others = sum(p.size for p in parts if p.number != number)
+        limits, reservation = self.store.reservations.room(
+            upload.owner, replaced, size_hint, already=others, ceiling=MAX_PART_SIZE, what="a part"
+        )
         try:
             content = ContentWriter(self.store, checksums, limits, reservation)
         except BaseException:
@@ -76,19 +104,32 @@ class Multipart:
             upload = _upload(w, upload_id)
             self._drop(w, upload, _parts(w, upload_id))
 
-    def complete_upload(self, upload_id: str, wanted: list[tuple[int, str]], min_part_size: int = MIN_PART_SIZE) -> ObjectRecord:
-        """CompleteMultipartUpload: validate the part list as S3 does, then join the parts."""
+    def abort_all_in(self, w: "Txn", bucket: str, bucket_id: int) -> int:
+        """Abort every upload into `bucket` (this one, not an earlier namesake) inside `w`."""
+        doomed = [
+            u for u in (UploadRecord.decode(v) for _, v in w.cursor("uploads"))
+            if u.bucket == bucket and u.bucket_id in (0, bucket_id)
+        ]
+        for upload in doomed:
+            self._drop(w, upload, _parts(w, upload.upload_id))
+        return len(doomed)
+
+    def complete_upload(
+        self, upload_id: str, wanted: list[tuple[int, str]], min_part_size: int = MIN_PART_SIZE,
+        checks: CompletionChecks | None = None,
+    ) -> ObjectRecord:
+        """CompleteMultipartUpload: validate the part list (and `checks`) as S3 does, then join the parts."""
         upload = self.get_upload(upload_id)
         chosen = self._validate(upload_id, wanted)
+        size = sum(p.size for p in chosen)
         # The owner's size limit before the part sizes: an object past it could never be stored,
         # and a limit under 5 MiB would otherwise always answer EntityTooSmall.
-        size = sum(p.size for p in chosen)
-        limit = self.store.accounts.get_user(upload.owner).max_object_size
-        if limit and size > limit:
-            raise EntityTooLarge(f"object of {size} bytes exceeds the limit of {limit}")
+        check_object_size(self.store.accounts.get_user(upload.owner), size)
         for part in chosen[:-1]:
             if part.size < min_part_size:
                 raise EntityTooSmall(f"part {part.number} is {part.size} bytes; all but the last need {min_part_size}")
+        object_checksums = object_checksums_of(upload, chosen)
+        (checks or CompletionChecks()).verify(upload, chosen, object_checksums)
         sink = ChunkSink(self.store)
         try:
             joined = self._join(sink, chosen)
@@ -101,12 +142,37 @@ class Multipart:
                 bucket = self.store._bucket(w, upload.bucket)
                 if upload.bucket_id and bucket.id != upload.bucket_id:
                     raise NoSuchUpload(f"{upload_id}: its bucket was deleted")
-                record = self._commit(w, sink, upload, chosen, joined)
+                record = self._commit(w, sink, upload, chosen, joined, object_checksums)
                 self._drop(w, upload, list(current.values()))
-                self.store.replace_object(w, bucket, upload.key.encode(), record)
+                record = self.store.replace_object(w, bucket, upload.key.encode(), record)
+                self._remember(w, upload, wanted, record)
         finally:
             sink.close()
         return record
+
+    def completed(self, upload_id: str, bucket: str, key: str, wanted: list[tuple[int, str]]) -> CompletedUploadRecord:
+        """The answer of an upload completed recently with the same part list (a retried Complete);
+        NoSuchUpload otherwise, as for any unknown upload."""
+        with self.store.db.read() as r:
+            raw = r.get("completed", upload_id.encode())
+        done = CompletedUploadRecord.decode(raw) if raw is not None else None
+        if done is None or (done.bucket, done.key) != (bucket, key) or done.parts_digest != parts_digest(wanted):
+            raise NoSuchUpload(upload_id)
+        return done
+
+    def prune_completed(self, now: float, limit: int | None = None) -> int:
+        """Forget completions older than COMPLETED_KEEP (GC runs this without a limit)."""
+        with self.store.db.write() as w:
+            return _prune(w, now, limit)
+
+    def _remember(self, w: "Txn", upload: UploadRecord, wanted: list[tuple[int, str]], record: ObjectRecord) -> None:
+        done = CompletedUploadRecord(
+            upload.upload_id, upload.bucket, upload.bucket_id, upload.key, parts_digest(wanted), record.etag,
+            record.version_id, record.created, record.checksums, record.checksum_type,
+        )
+        w.put("completed", upload.upload_id.encode(), done.encode())
+        w.put("completed_order", _order_key(done.completed, upload.upload_id), b"")
+        _prune(w, record.created, PRUNE_BATCH)
 
     def _validate(self, upload_id: str, wanted: list[tuple[int, str]]) -> list[PartRecord]:
         """The listed parts, in ascending order and with matching ETags, as S3 requires."""
@@ -119,7 +185,7 @@ class Multipart:
         chosen = []
         for number, etag in wanted:
             part = have.get(number)
-            if part is None or etag.strip('"') != part.etag:
+            if part is None or etag.strip().strip('"') != part.etag:
                 raise InvalidPart(f"part {number} was not uploaded or its ETag does not match")
             chosen.append(part)
         return chosen
@@ -140,8 +206,12 @@ class Multipart:
         except (FileNotFoundError, EOFError) as e:  # a part replaced and collected meanwhile
             raise InvalidPart("a part changed while the upload completed") from e
 
-    def _commit(self, w: "Txn", sink: ChunkSink, upload: UploadRecord, parts: list[PartRecord], joined: list[manifests.Entry] | bytes) -> ObjectRecord:
+    def _commit(
+        self, w: "Txn", sink: ChunkSink, upload: UploadRecord, parts: list[PartRecord],
+        joined: list[manifests.Entry] | bytes, checksums: dict[str, str],
+    ) -> ObjectRecord:
         mid = manifests.create_inline(w, joined) if isinstance(joined, bytes) else sink.install(w, joined)
+        manifests.set_parts(w, mid, [(p.number, p.size, p.checksums) for p in parts])
         md5s = b"".join(bytes.fromhex(p.etag) for p in parts)
         return ObjectRecord(
             key=upload.key,
@@ -153,7 +223,7 @@ class Multipart:
             content_type=upload.content_type,
             headers=upload.headers,
             meta=upload.meta,
-            checksums=object_checksums(upload, parts),
+            checksums=checksums,
             checksum_type=upload.checksum_type or default_checksum_type(upload.checksum_algorithm),
             parts_count=len(parts),
             tags=dict(upload.tags),
@@ -185,7 +255,7 @@ class PartWriter:
         try:
             with self.store.db.read() as r:  # refuse before publishing what could not be kept
                 _upload(r, self.upload.upload_id)
-                self._check_quota(r, content.size)
+                self._check_room(r, content.size)
             self.content.publish()
             with self.store.db.write() as w:
                 _upload(w, self.upload.upload_id)
@@ -196,19 +266,18 @@ class PartWriter:
             self.content.close()
         return part
 
-    def _check_quota(self, r: "Txn", size: int) -> PartRecord | None:
-        """The part this one replaces; QuotaExceeded if the owner has no room for the difference."""
-        raw = r.get("parts", part_key(self.upload.upload_id, self.number))
-        old = PartRecord.decode(raw) if raw is not None else None
-        delta = size - (old.size if old else 0)
+    def _check_room(self, r: "Txn", size: int) -> PartRecord | None:
+        """The part this one replaces; EntityTooLarge / QuotaExceeded if the upload cannot hold it."""
+        parts = _parts(r, self.upload.upload_id)
+        old = next((p for p in parts if p.number == self.number), None)
         user = self.store.accounts.user_in(r, self.upload.owner)
-        if user.quota and delta > 0 and user.usage_bytes + delta > user.quota:
-            raise QuotaExceeded(f"part of {size} bytes would exceed the quota of {user.quota}")
+        check_object_size(user, sum(p.size for p in parts if p.number != self.number) + size)
+        check_quota(user, size - (old.size if old else 0))
         return old
 
     def _replace(self, w: "Txn", part: PartRecord) -> None:
         key = part_key(self.upload.upload_id, self.number)
-        old = self._check_quota(w, part.size)
+        old = self._check_room(w, part.size)
         delta = part.size - (old.size if old else 0)
         if old is not None:
             manifests.drop_ref(w, bytes.fromhex(old.manifest), self.store.clock())
@@ -225,12 +294,7 @@ class PartWriter:
         self.close()
 
 
-def default_checksum_type(algorithm: str | None) -> str:
-    """S3's default: FULL_OBJECT for CRC64NVME (the only type it supports), COMPOSITE otherwise."""
-    return "FULL_OBJECT" if algorithm in (None, "CRC64NVME") else "COMPOSITE"
-
-
-def object_checksums(upload: UploadRecord, parts: list[PartRecord]) -> dict[str, str]:
+def object_checksums_of(upload: UploadRecord, parts: list[PartRecord]) -> dict[str, str]:
     """The completed object's checksum from its parts' checksums, as S3 computes it."""
     alg = upload.checksum_algorithm
     if alg is None or any(alg not in p.checksums for p in parts):
@@ -239,6 +303,28 @@ def object_checksums(upload: UploadRecord, parts: list[PartRecord]) -> dict[str,
         return {alg: composite_checksum(alg, [p.checksums[alg] for p in parts])}
     value = full_object_checksum(alg, [(p.checksums[alg], p.size) for p in parts])
     return {alg: value} if value is not None else {}
+
+
+def _order_key(when: float, upload_id: str) -> bytes:
+    return struct.pack(">d", when) + upload_id.encode()
+
+
+def _prune(w: "Txn", now: float, limit: int | None) -> int:
+    """Drop the oldest completion records: those past COMPLETED_KEEP, and any past COMPLETED_MAX."""
+    cursor = w.cursor("completed_order")
+    excess = max(0, w.count("completed") - COMPLETED_MAX)
+    doomed: list[bytes] = []
+    for key, _ in cursor:
+        if limit is not None and len(doomed) >= limit:
+            break
+        (when,) = struct.unpack(">d", bytes(key)[:8])
+        if when > now - COMPLETED_KEEP and len(doomed) >= excess:
+            break
+        doomed.append(bytes(key))
+    for key in doomed:
+        w.delete("completed_order", key)
+        w.delete("completed", key[8:])
+    return len(doomed)
 
 
 def _upload(r: "Txn", upload_id: str) -> UploadRecord:

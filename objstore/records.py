@@ -78,6 +78,7 @@ class BucketRecord(Record):
     region: str = "us-east-1"
     cors: list[dict[str, Any]] | None = None  # CORS rules as the S3 layer parsed them
     lifecycle: list[dict[str, Any]] | None = None  # lifecycle rules, as `lifecycle.to_rows` writes them
+    versioning: str = ""  # "" (never enabled), "Enabled" or "Suspended" (see versions.py)
 
 
 @dataclass
@@ -98,6 +99,10 @@ class ObjectRecord(Record):
     blake3: str | None = None  # hex BLAKE3 of the whole content, where known
     parts_count: int = 0
     tags: dict[str, str] = field(default_factory=dict)  # S3 object tags (at most 10)
+    version_id: str = "null"  # "null" unless written while the bucket's versioning was Enabled
+    seq: int = 0  # write order (see versions.py); 0 for rows older than versioning
+    delete_marker: bool = False  # a delete marker: no content, the key reads as deleted
+    noncurrent_since: float | None = None  # when a newer version replaced it (lifecycle counts from here)
 
 
 @dataclass
@@ -129,8 +134,24 @@ class PartRecord(Record):
 
 
 @dataclass
+class CompletedUploadRecord(Record):
+    """A multipart upload that completed, kept a while so a retried Complete gets the same answer."""
+
+    upload_id: str
+    bucket: str
+    bucket_id: int
+    key: str
+    parts_digest: str  # of the part list the Complete request gave (`multipart.parts_digest`)
+    etag: str
+    version_id: str
+    completed: float
+    checksums: dict[str, str] = field(default_factory=dict)
+    checksum_type: str = "FULL_OBJECT"
+
+
+@dataclass
 class LinkRecord(Record):
-    """A short public link (/s/<id>) to bucket/key; it follows the key, not one version of it."""
+    """A short public link (/s/<id>) to bucket/key: its current version, or the one `version_id` names."""
 
     id: str
     owner: str
@@ -147,6 +168,7 @@ class LinkRecord(Record):
     bytes_served: int = 0
     last_download: float | None = None
     expired: bool = False  # swept: kept as a tombstone so the id answers 410, not 404
+    version_id: str | None = None  # serve this version of the key, not whatever is current
 
 
 @dataclass

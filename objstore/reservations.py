@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .db import Txn
-from .errors import EntityTooLarge, QuotaExceeded
+from .errors import QuotaExceeded
+from .limits import S3_CEILING, SizeLimits, over_quota
 from .state import VolatileState, process_tag, tag_alive
-from .writer import SizeLimits
 
 if TYPE_CHECKING:
     from .accounts import Accounts
@@ -43,30 +43,37 @@ class Reservations:
         self.state = state
         self.accounts = accounts
 
-    def room(self, owner: str, replacing: int = 0, size_hint: int | None = None) -> tuple[SizeLimits, Reservation | None]:
+    def room(
+        self, owner: str, replacing: int = 0, size_hint: int | None = None, already: int = 0, ceiling: int | None = None,
+        what: str = "an object", ceiling_name: str = S3_CEILING,
+    ) -> tuple[SizeLimits, Reservation | None]:
         """How large `owner`'s next stream may grow, holding `size_hint` bytes of quota for it.
 
-        `replacing` bytes (the object it overwrites) are freed when it commits. EntityTooLarge /
-        QuotaExceeded when the declared size cannot fit.
+        `replacing` bytes (what it overwrites) are freed when it commits; `already` bytes of the same
+        object are stored elsewhere (other parts of a multipart upload) and count against the
+        per-object limit; `ceiling` is S3's limit for one request. EntityTooLarge / QuotaExceeded
+        when the declared size cannot fit.
         """
         user = self.accounts.get_user(owner)
-        max_object = user.max_object_size or None
-        if size_hint is not None and max_object is not None and size_hint > max_object:
-            raise EntityTooLarge(f"object of {size_hint} bytes exceeds the limit of {max_object}")
+        max_object = max(0, user.max_object_size - already) if user.max_object_size else None
+        found = SizeLimits(max_object, None, user, already, ceiling, what, ceiling_name)
+        if size_hint is not None:
+            found.check(size_hint)
         if not user.quota:
-            return SizeLimits(max_object=max_object), None
+            return found, None
         if size_hint is None:
-            held = self.held(owner)
-            return SizeLimits(max_object, max(0, user.quota - user.usage_bytes - held + replacing)), None
+            found.quota_room = max(0, user.quota - user.usage_bytes - self.held(owner) + replacing)
+            return found, None
         reservation = Reservation(owner, secrets.token_bytes(8), size_hint)
         with self.state.write() as w:
             held = self._held(w, owner)
             user = self.accounts.get_user(owner)  # fresh, now that other reservers wait on us
             room = user.quota - user.usage_bytes - held + replacing
             if size_hint > room:
-                raise QuotaExceeded(f"storing {size_hint} bytes would exceed the quota ({max(0, room)} bytes left)")
+                raise QuotaExceeded(over_quota(user, size_hint, max(0, room)))
             w.put("reservations", _row_key(owner, reservation.rid), f"{size_hint} {process_tag()}".encode())
-        return SizeLimits(max_object, room), reservation
+        found.user, found.quota_room = user, room
+        return found, reservation
 
     def release(self, reservation: Reservation) -> None:
         with self.state.write() as w:

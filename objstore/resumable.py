@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING, Self
 from .blobs import fsync_dir
 from .config import MiB
 from .db import Txn
-from .errors import EntityTooLarge, InvalidArgument, NoSuchUpload, QuotaExceeded, StoreError
+from .errors import EntityTooLarge, InvalidArgument, NoSuchUpload, StoreError
+from .limits import UPLOAD_CEILING, check_object_count, check_quota
 from .linkupload import LinkUpload
 from .records import LinkRecord, ObjectRecord, ResumableRecord
 
@@ -111,7 +112,8 @@ class Resumables:
         if length < 0:
             raise InvalidArgument("the upload length must not be negative")
         # The reservation sees other uploads in flight; it is released once usage carries the bytes.
-        _, reservation = self.store.reservations.room(owner, 0, length)
+        ceiling = self.store.config.upload_max_file_size or None
+        _, reservation = self.store.reservations.room(owner, 0, length, ceiling=ceiling, what="a file", ceiling_name=UPLOAD_CEILING)
         try:
             with self.store.db.write() as w:
                 return self._add(w, owner, length, filename, filetype)
@@ -121,10 +123,8 @@ class Resumables:
 
     def _add(self, w: Txn, owner: str, length: int, filename: str, filetype: str) -> ResumableRecord:
         user = self.store.accounts.user_in(w, owner)
-        if user.quota and user.usage_bytes + length > user.quota:
-            raise QuotaExceeded(f"storing {length} bytes would exceed the quota of {user.quota}")
-        if user.max_objects and user.object_count >= user.max_objects:
-            raise QuotaExceeded(f"the quota of {user.max_objects} objects is reached")
+        check_quota(user, length)
+        check_object_count(user, 1)
         if self._pending(w, owner) >= self.max_pending:
             raise TooManyUploads(f"{self.max_pending} resumable uploads are unfinished; finish or delete some")
         now = self.store.clock()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from dataclasses import dataclass
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from . import keys, lifecycle, listing, manifests
+from . import keys, lifecycle, limits, listing, manifests, versions
 from .accounts import Accounts
 from .blobs import BlobDir
 from .config import StoreConfig
@@ -17,16 +18,17 @@ from .errors import (
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
+    FormatError,
     InvalidArgument,
+    InvalidPartNumber,
+    InvalidRequest,
     NoSuchBucket,
     NoSuchKey,
     PreconditionFailed,
-    QuotaExceeded,
-    EntityTooLarge,
-    FormatError,
+    VersionIsDeleteMarker,
 )
 from .lifecycle import LifecycleRule
-from .records import BucketRecord, ObjectRecord, UploadRecord
+from .records import BucketRecord, ObjectRecord
 from .writer import Content, ContentWriter
 from .multipart import Multipart
 from .links import Links
@@ -113,15 +115,24 @@ class Store:
             w.put("buckets", name.encode(), record.encode())
         return record
 
+    def set_bucket_versioning(self, name: str, status: str) -> BucketRecord:
+        """PutBucketVersioning: Enabled or Suspended (a bucket never goes back to unversioned)."""
+        if status not in versions.STATES:
+            raise InvalidArgument(f"versioning status must be one of {', '.join(versions.STATES)}")
+        with self.db.write() as w:
+            record = self._bucket(w, name)
+            record.versioning = status
+            w.put("buckets", name.encode(), record.encode())
+        return record
+
     def delete_bucket(self, name: str) -> None:
+        """DeleteBucket: refused while any version or delete marker remains; uploads in progress
+        are aborted with it, as S3 does (their parts' chunks are left to GC)."""
         with self.db.write() as w:
             bucket = self._bucket(w, name)
-            cur = w.cursor("objects")
-            prefix = keys.bucket_prefix(bucket.id)
-            if cur.set_range(prefix) and cur.key().startswith(prefix):
+            if versions.bucket_has_rows(w, bucket.id):
                 raise BucketNotEmpty(name)
-            if any(u.bucket == name for u in self._uploads(w)):
-                raise BucketNotEmpty(f"{name} has multipart uploads in progress")
+            self.multipart.abort_all_in(w, name, bucket.id)
             w.delete("buckets", name.encode())
 
     def _bucket(self, r: Txn, name: str) -> BucketRecord:
@@ -130,28 +141,26 @@ class Store:
             raise NoSuchBucket(name)
         return BucketRecord.decode(raw)
 
-    def _uploads(self, r: Txn) -> Iterator[UploadRecord]:
-        return (UploadRecord.decode(v) for _, v in r.cursor("uploads"))
-
     # objects ---------------------------------------------------------------------------------
     def open_writer(
-        self, bucket: str, key: str, checksums: Iterable[str] = (), size_hint: int | None = None, credit: int = 0
+        self, bucket: str, key: str, checksums: Iterable[str] = (), size_hint: int | None = None, credit: int = 0,
+        ceiling: int | None = None, ceiling_name: str = limits.S3_CEILING,
     ) -> "ObjectWriter":
         """A writer for a new version of bucket/key; nothing is visible until `commit`.
 
         `credit`: bytes already charged to the owner for this very content (a finished resumable
         upload's), counted as room here and at the commit, whose `also` must uncharge them.
+        `ceiling`: the most one request may carry (S3's 5 GiB for a PUT), checked as bytes arrive.
         """
         raw_key = keys.validate_key(key)
-        record = self.get_bucket(bucket)
         with self.db.read() as r:
-            raw = r.get("objects", keys.encode(record.id, raw_key))
-        replacing = ObjectRecord.decode(raw).size if raw is not None else 0
-        limits, reservation = self.reservations.room(record.owner, replacing + credit, size_hint)
+            record = self._bucket(r, bucket)
+            replacing = _bytes(versions.replaced_by_write(r, record, raw_key))
+        room, reservation = self.reservations.room(
+            record.owner, replacing + credit, size_hint, ceiling=ceiling, ceiling_name=ceiling_name
+        )
         try:
-            if size_hint is not None:
-                limits.check(size_hint)
-            content = ContentWriter(self, checksums, limits, reservation)
+            content = ContentWriter(self, checksums, room, reservation)
         except BaseException:
             if reservation is not None:  # else held until this process exits
                 self.reservations.release(reservation)
@@ -165,20 +174,13 @@ class Store:
                 writer.write(data[i : i + WRITE_BLOCK])
             return writer.commit(**attrs)  # type: ignore[arg-type]
 
-    def head_object(self, bucket: str, key: str) -> ObjectRecord:
-        with self.db.read() as r:
-            _, _, obj = self._object(r, bucket, key)
-        if obj is None:
-            raise NoSuchKey(key)
-        return obj
-
-    def _object(self, r: Txn, bucket: str, key: str) -> tuple[BucketRecord, bytes, ObjectRecord | None]:
-        """The bucket, the object's LMDB key and its row (None if absent), within `r`."""
+    def head_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRecord:
+        """The current version of bucket/key, or the version `version_id` names (see `versions.resolve`)."""
         raw_key = keys.validate_key(key)
-        record = self._bucket(r, bucket)
-        lkey = keys.encode(record.id, raw_key)
-        raw = r.get("objects", lkey)
-        return record, lkey, ObjectRecord.decode(raw) if raw is not None else None
+        versions.check_version_id(version_id)
+        with self.db.read() as r:
+            record = self._bucket(r, bucket)
+            return versions.resolve(r, record.id, raw_key, version_id)
 
     def read_object(self, record: ObjectRecord, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The bytes [start, end) of an object, streamed chunk by chunk; short read txns only."""
@@ -211,34 +213,74 @@ class Store:
             if pos == page_start:  # the last page ended before `end`
                 raise FormatError(f"manifest of {record.key!r} ends before byte {pos}")
 
-    def set_object_tags(self, bucket: str, key: str, tags: dict[str, str]) -> ObjectRecord:
-        """Replace an object's tags (PutObjectTagging / DeleteObjectTagging with {})."""
+    def object_part(self, record: ObjectRecord, number: int) -> manifests.PartInfo:
+        """Where part `number` of an object lies (GetObject with partNumber); part 1 of an object
+        that was not uploaded in parts is all of it. InvalidPartNumber past the last part."""
+        if not record.parts_count:
+            if number != 1:
+                raise InvalidPartNumber("The requested partnumber is not satisfiable")
+            return manifests.PartInfo(1, 0, record.size, {})
+        with self.db.read() as r:
+            part = manifests.part_info(r, bytes.fromhex(record.manifest), number)
+        if part is None:
+            raise InvalidPartNumber("The requested partnumber is not satisfiable")
+        return part
+
+    def object_parts(self, record: ObjectRecord, after: int, limit: int) -> list[manifests.PartInfo]:
+        """Up to `limit` parts of a multipart object after part number `after` (GetObjectAttributes)."""
+        with self.db.read() as r:
+            return manifests.parts_after(r, bytes.fromhex(record.manifest), after, limit)
+
+    def set_object_tags(self, bucket: str, key: str, tags: dict[str, str], version_id: str | None = None) -> ObjectRecord:
+        """Replace the tags of the current version, or of `version_id` (PutObjectTagging / DeleteObjectTagging)."""
+        raw_key = keys.validate_key(key)
+        versions.check_version_id(version_id)
         with self.db.write() as w:
-            _, lkey, obj = self._object(w, bucket, key)
-            if obj is None:
-                raise NoSuchKey(key)
+            record = self._bucket(w, bucket)
+            obj = versions.resolve(w, record.id, raw_key, version_id)
             obj.tags = dict(tags)
-            w.put("objects", lkey, obj.encode())
+            versions.rewrite(w, record.id, raw_key, obj)
         return obj
 
-    def delete_object(self, bucket: str, key: str, only_if: Callable[[ObjectRecord], bool] | None = None) -> bool:
-        """Remove bucket/key; True if it existed. Idempotent, as S3's DeleteObject.
+    def delete_object(
+        self, bucket: str, key: str, version_id: str | None = None, only_if: Callable[[ObjectRecord], bool] | None = None
+    ) -> Deletion:
+        """DeleteObject: a delete marker (versioned buckets) or the object removed (never versioned
+        ones); with `version_id`, that version removed for good. Idempotent, as S3's.
 
-        `only_if` decides on the current row inside the transaction (lifecycle expiry deletes only
-        the version it judged expired); when it says no, nothing changes and the answer is False.
+        `only_if` decides on the current version inside the transaction (lifecycle expiry acts only
+        on the version it judged expired); when it says no, nothing changes.
         """
         with self.db.write() as w:
-            return self.delete_in(w, bucket, key, only_if)
+            return self.delete_in(w, bucket, key, version_id, only_if)
 
-    def delete_in(self, w: Txn, bucket: str, key: str, only_if: Callable[[ObjectRecord], bool] | None = None) -> bool:
+    def delete_in(
+        self, w: Txn, bucket: str, key: str, version_id: str | None = None, only_if: Callable[[ObjectRecord], bool] | None = None
+    ) -> Deletion:
         """`delete_object` inside the caller's write transaction."""
-        record, lkey, old = self._object(w, bucket, key)
-        if old is None or (only_if is not None and not only_if(old)):
-            return False
-        w.delete("objects", lkey)
-        manifests.drop_ref(w, bytes.fromhex(old.manifest), self.clock())
-        self.accounts.charge(w, record.owner, -old.size, -1)
-        return True
+        raw_key = keys.validate_key(key)
+        versions.check_version_id(version_id)
+        record = self._bucket(w, bucket)
+        if version_id is not None:
+            gone = versions.remove(w, record.id, raw_key, version_id)
+            self._account(w, record.owner, None, [gone] if gone is not None else [])
+            return Deletion(version_id, gone is not None and gone.delete_marker, gone is not None)
+        latest = versions.current(w, record.id, raw_key)
+        if only_if is not None and (latest is None or latest.delete_marker or not only_if(latest)):
+            return Deletion(None, False, False)
+        if not record.versioning:
+            changed = self.delete_in(w, bucket, key, versions.NULL).changed if latest is not None else False
+            return Deletion(None, False, changed)
+        marker = versions.stamp(w, record, versions.delete_marker(raw_key, record.owner, self.clock()))
+        self._account(w, record.owner, None, versions.put_latest(w, record, raw_key, marker))
+        return Deletion(marker.version_id, True, True)
+
+    def purge_key_in(self, w: Txn, bucket: str, key: str) -> bool:
+        """Remove every version and delete marker of bucket/key for good; True if there were any."""
+        record = self._bucket(w, bucket)
+        removed = versions.remove_all(w, record.id, keys.validate_key(key))
+        self._account(w, record.owner, None, removed)
+        return bool(removed)
 
     def copy_object(
         self,
@@ -248,24 +290,27 @@ class Store:
         dst_key: str,
         replace: dict[str, Any] | None = None,
         check: Callable[[ObjectRecord], None] | None = None,
-    ) -> ObjectRecord:
-        """A new object sharing the source's manifest: no byte is copied.
+        src_version: str | None = None,
+    ) -> tuple[ObjectRecord, ObjectRecord]:
+        """A new version of dst sharing the source's manifest (no byte is copied); (new, source).
 
-        `replace` gives new attributes (content_type, headers, meta) instead of the source's;
+        `replace` gives new attributes (content_type, headers, meta, tags) instead of the source's;
         `check` may raise on the source record (copy-source conditions) inside the transaction.
         """
-        raw_dst = keys.validate_key(dst_key)
+        raw_src, raw_dst = keys.validate_key(src_key), keys.validate_key(dst_key)
+        versions.check_version_id(src_version)
         with self.db.write() as w:
-            _, _, source = self._object(w, src_bucket, src_key)
-            if source is None:
-                raise NoSuchKey(src_key)
+            try:
+                source = versions.resolve(w, self._bucket(w, src_bucket).id, raw_src, src_version)
+            except VersionIsDeleteMarker as e:
+                raise InvalidRequest("The source of a copy request may not specifically refer to a delete marker by version id.") from e
             if check is not None:
                 check(source)
             dst_rec = self._bucket(w, dst_bucket)
             new = dataclasses.replace(source, key=dst_key, owner=dst_rec.owner, created=self.clock(), **(replace or {}))
             manifests.add_ref(w, bytes.fromhex(source.manifest))
-            self.replace_object(w, dst_rec, raw_dst, new)
-        return new
+            new = self.replace_object(w, dst_rec, raw_dst, new)
+        return new, source
 
     def list_objects(
         self, bucket: str, prefix: str = "", delimiter: str = "", after: str = "", max_keys: int = 1000, inclusive: bool = False
@@ -275,40 +320,75 @@ class Store:
             record = self._bucket(r, bucket)
             return listing.list_page(r, record.id, prefix, delimiter, after, max_keys, inclusive)
 
+    def list_object_versions(
+        self, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "", version_marker: str = "", max_keys: int = 1000
+    ) -> listing.VersionPage:
+        """A page of ListObjectVersions: every version and delete marker, by key, newest first."""
+        if version_marker and version_marker != versions.NULL:
+            versions.check_version_id(version_marker)
+        with self.db.read() as r:
+            record = self._bucket(r, bucket)
+            return listing.list_versions_page(r, record.id, prefix, delimiter, key_marker, version_marker, max_keys)
+
     def check_replace(
         self, r: Txn, bucket: BucketRecord, raw_key: bytes, size: int, if_none_match: bool = False, credit: int = 0
-    ) -> ObjectRecord | None:
-        """Whether bucket/key may become an object of `size` bytes; returns the object it replaces.
+    ) -> list[ObjectRecord]:
+        """Whether bucket/key may get a new version of `size` bytes; returns the versions it removes.
 
         Runs inside the commit's write transaction, and before publishing chunks in a read one, so a
         write that is bound to fail leaves no files behind. `credit`: see `open_writer`.
         """
-        current = self._bucket(r, bucket.name)
-        if current.id != bucket.id:
+        fresh = self._bucket(r, bucket.name)
+        if fresh.id != bucket.id:
             raise NoSuchBucket(bucket.name)
-        raw = r.get("objects", keys.encode(bucket.id, raw_key))
-        old = ObjectRecord.decode(raw) if raw is not None else None
-        if old is not None and if_none_match:
+        latest = versions.current(r, bucket.id, raw_key)
+        if if_none_match and latest is not None and not latest.delete_marker:
             raise PreconditionFailed(f"{raw_key.decode()} exists")
+        removed = versions.replaced_by_write(r, fresh, raw_key)
         user = self.accounts.user_in(r, bucket.owner)
-        delta = size - (old.size if old else 0)
-        if user.max_object_size and size > user.max_object_size:
-            raise EntityTooLarge(f"object of {size} bytes exceeds the limit of {user.max_object_size}")
-        if user.quota and delta > 0 and user.usage_bytes - credit + delta > user.quota:
-            raise QuotaExceeded(f"storing {size} bytes would exceed the quota of {user.quota}")
-        if user.max_objects and old is None and user.object_count >= user.max_objects:
-            raise QuotaExceeded(f"the quota of {user.max_objects} objects is reached")
-        return old
+        limits.check_object_size(user, size)
+        limits.check_quota(user, size - _bytes(removed) - credit)
+        limits.check_object_count(user, 1 - _count(removed))
+        return removed
 
     def replace_object(
         self, w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord, if_none_match: bool = False, credit: int = 0
-    ) -> None:
-        """Point bucket/key at `new` inside `w`: usage, quota and the old manifest's reference."""
-        old = self.check_replace(w, bucket, raw_key, new.size, if_none_match, credit)
-        w.put("objects", keys.encode(bucket.id, raw_key), new.encode())
-        if old is not None:
-            manifests.drop_ref(w, bytes.fromhex(old.manifest), self.clock())
-        self.accounts.charge(w, bucket.owner, new.size - (old.size if old else 0), 0 if old else 1)
+    ) -> ObjectRecord:
+        """Make `new` the latest version of bucket/key inside `w`, with its usage, quota and the
+        references of the versions it removes; returns it with its version id."""
+        self.check_replace(w, bucket, raw_key, new.size, if_none_match, credit)
+        fresh = self._bucket(w, bucket.name)
+        new = versions.stamp(w, fresh, new)
+        self._account(w, fresh.owner, new, versions.put_latest(w, fresh, raw_key, new))
+        return new
+
+    def _account(self, w: Txn, owner: str, added: ObjectRecord | None, removed: list[ObjectRecord]) -> None:
+        """Usage and manifest references after a write added and removed versions."""
+        now = self.clock()
+        for old in removed:
+            if not old.delete_marker:
+                manifests.drop_ref(w, bytes.fromhex(old.manifest), now)
+        kept = [added] if added is not None and not added.delete_marker else []
+        delta_bytes, delta_count = _bytes(kept) - _bytes(removed), len(kept) - _count(removed)
+        if delta_bytes or delta_count:
+            self.accounts.charge(w, owner, delta_bytes, delta_count)
+
+
+@dataclass
+class Deletion:
+    """What a DeleteObject did: the version it removed or the delete marker it added."""
+
+    version_id: str | None  # None: an unversioned delete (or nothing to delete)
+    delete_marker: bool  # a marker was added, or the version removed was a marker
+    changed: bool
+
+
+def _bytes(records: Iterable[ObjectRecord]) -> int:
+    return sum(r.size for r in records if not r.delete_marker)
+
+
+def _count(records: Iterable[ObjectRecord]) -> int:
+    return sum(1 for r in records if not r.delete_marker)
 
 
 class ObjectWriter:
@@ -365,7 +445,7 @@ class ObjectWriter:
                     blake3=content.blake3,
                     tags=dict(tags or {}),
                 )
-                store.replace_object(w, bucket, self.raw_key, record, if_none_match, self.credit)
+                record = store.replace_object(w, bucket, self.raw_key, record, if_none_match, self.credit)
                 if also is not None:
                     also(w, record)
         finally:

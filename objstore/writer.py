@@ -13,26 +13,13 @@ from typing import TYPE_CHECKING, Iterable
 from . import manifests, refcount
 from .chunking import Chunker
 from .db import Txn
-from .errors import ChunkMissing, EntityTooLarge, QuotaExceeded
+from .errors import ChunkMissing
 from .hashing import StreamHasher, chunk_digest
+from .limits import SizeLimits
 
 if TYPE_CHECKING:
     from .reservations import Reservation
     from .store import Store
-
-
-@dataclass
-class SizeLimits:
-    """How large the stream may grow: the per-object limit and the room left in the quota."""
-
-    max_object: int | None = None
-    quota_room: int | None = None
-
-    def check(self, size: int) -> None:
-        if self.max_object is not None and size > self.max_object:
-            raise EntityTooLarge(f"object of {size}+ bytes exceeds the limit of {self.max_object}")
-        if self.quota_room is not None and size > self.quota_room:
-            raise QuotaExceeded(f"object of {size}+ bytes exceeds the {self.quota_room} bytes left in quota")
 
 
 @dataclass

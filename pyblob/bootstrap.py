@@ -49,9 +49,15 @@ def create_user_with_credentials(
 
 
 def ensure_admin(store: Store, settings: Settings) -> Credentials | None:
-    """Create the admin user if the data dir has no users yet; None if it already had some."""
+    """Create the admin user if the data dir has no users yet; None if it already had some.
+
+    The admin stores without limits, whatever the defaults for new users: it is the operator's own
+    account, and the one S3 clients are first pointed at (`pyblob quota set` can limit it later).
+    """
     made = store.accounts.create_user_with_credentials(
         settings.admin_user,
+        quota=0,
+        max_object_size=0,
         access_key=settings.admin_access_key,
         secret_key=settings.admin_secret_key,
         only_if_no_users=True,

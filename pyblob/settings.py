@@ -16,9 +16,8 @@ from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from objstore import StoreConfig
-from objstore.config import MiB
 
-from .sizes import format_size, parse_size
+from objstore.sizes import format_size, parse_size
 
 __all__ = [
     "Settings",
@@ -77,12 +76,20 @@ class Settings(BaseSettings):
         "empty: path-style only (always available).",
     )
     max_object_size: Size = Field(
-        default=10 * MiB,
-        description="Default per-file size limit for new users, on every upload path (0 = unlimited; "
-        "`pyblob quota USER` changes one user's).",
+        default=0,
+        description="Default per-object size limit for new users, on every upload path (0 = unlimited; S3's own "
+        "5 TiB still holds; `pyblob quota set USER SIZE --max-object-size SIZE` changes one user's). "
+        "The first admin has none.",
     )
     default_quota: Size = Field(
-        default=500 * MiB, description="Default storage quota for new users (0 = unlimited)."
+        default=0,
+        description="Default storage quota for new users, counting every version of every object (0 = unlimited; "
+        "`pyblob quota set USER SIZE` changes one user's). The first admin has none.",
+    )
+    upload_max_file_size: Size = Field(
+        default=0,
+        description="Largest file the REST API, tus and WebSocket uploads take, from anyone (0 = no limit of its "
+        "own; each user's per-object limit still holds). pyBlobServer's `FILE_SIZE_LIMIT_MB=10` is `10MiB` here.",
     )
     link_id_length: int = Field(
         default=8, ge=6, le=32, description="Characters in a new short link id (31-letter unambiguous alphabet)."
@@ -172,9 +179,10 @@ class Settings(BaseSettings):
         description="S3 API: requests one client address may make at once, above the rate.",
     )
     ratelimit_s3_key_rate: float = Field(
-        default=200.0,
+        default=0.0,
         ge=0,
-        description="S3 API: requests per second per access key (0 = unlimited).",
+        description="S3 API: requests per second per access key (0 = unlimited: sync jobs and pages of presigned "
+        "URLs send thousands a second, and AWS allows 3,500 writes and 5,500 reads per second per prefix).",
     )
     ratelimit_s3_key_burst: float = Field(
         default=1000.0,
@@ -234,6 +242,7 @@ def store_config(settings: Settings) -> StoreConfig:
         durable=settings.durable,
         default_quota=settings.default_quota,
         default_max_object_size=settings.max_object_size,
+        upload_max_file_size=settings.upload_max_file_size,
         link_id_length=settings.link_id_length,
         link_idle_seconds=settings.link_idle_days * 86400.0,
     )

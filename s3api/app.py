@@ -17,13 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from objstore import Store
-from objstore.errors import StoreError
+from objstore.errors import DeleteMarkerIsCurrent, NoSuchVersion, StoreError, VersionIsDeleteMarker
 
 from .auth import RequestView, authenticate, parse_query
 from .context import S3Config, S3Context
 from .errors import S3Error, slow_down
+from .http import http_date
 from . import cors
-from .ops import bucket, copy, delete, get, listing, multipart, put
+from .ops import attributes, bucket, copy, delete, get, listing, multipart, put
 from .ops import cors as cors_ops
 from .ops import lifecycle as lifecycle_ops
 from .ops import post
@@ -41,6 +42,7 @@ HANDLERS: dict[Op, Handler] = {
     Op.HeadBucket: bucket.handle_head_bucket,
     Op.GetBucketLocation: bucket.handle_get_bucket_location,
     Op.GetBucketVersioning: bucket.handle_get_bucket_versioning,
+    Op.PutBucketVersioning: bucket.handle_put_bucket_versioning,
     Op.GetBucketAcl: bucket.handle_get_bucket_acl,
     Op.ListObjects: listing.handle_list_objects,
     Op.ListObjectsV2: listing.handle_list_objects_v2,
@@ -64,6 +66,7 @@ HANDLERS: dict[Op, Handler] = {
     Op.GetObjectTagging: tagging_ops.handle_get_object_tagging,
     Op.PutObjectTagging: tagging_ops.handle_put_object_tagging,
     Op.DeleteObjectTagging: tagging_ops.handle_delete_object_tagging,
+    Op.GetObjectAttributes: attributes.handle_get_object_attributes,
     Op.PostObject: post.handle_post_object,
     Op.PutBucketLifecycleConfiguration: lifecycle_ops.handle_put_bucket_lifecycle_configuration,
     Op.GetBucketLifecycleConfiguration: lifecycle_ops.handle_get_bucket_lifecycle_configuration,
@@ -95,9 +98,26 @@ NAMED_BY = {
 
 
 def from_store_error(e: StoreError) -> S3Error:
+    if isinstance(e, NoSuchVersion):
+        return S3Error("NoSuchVersion", Key=e.key, VersionId=e.version_id)
+    if isinstance(e, VersionIsDeleteMarker):
+        error = S3Error("MethodNotAllowed", str(e), Method="GET", ResourceType="DeleteMarker")
+        error.headers.update(delete_marker_headers(e.version_id, e.last_modified))
+        return error
     if e.code in NAMED_BY:
-        return S3Error(e.code, **{NAMED_BY[e.code]: str(e)})
+        error = S3Error(e.code, **{NAMED_BY[e.code]: str(e)})
+        if isinstance(e, DeleteMarkerIsCurrent):
+            error.headers.update(delete_marker_headers(e.marker_version_id))
+        return error
     return S3Error(e.code, str(e) or None)
+
+
+def delete_marker_headers(version_id: str, last_modified: float | None = None) -> dict[str, str]:
+    """What S3 answers about a delete marker it met: that it is one, and which."""
+    headers = {"x-amz-delete-marker": "true", "x-amz-version-id": version_id}
+    if last_modified is not None:
+        headers["last-modified"] = http_date(last_modified)
+    return headers
 
 
 def has_body(request: Request) -> bool:

@@ -15,6 +15,7 @@ from objstore.hashing import CHECKSUM_ALGORITHMS, b64, new_checksum
 from .errors import S3Error
 
 HEADER_PREFIX = "x-amz-checksum-"
+NOT_VALUES = ("x-amz-checksum-mode", "x-amz-checksum-type", "x-amz-checksum-algorithm")  # headers named like checksums
 DEFAULT_ALGORITHM = "CRC64NVME"  # what S3 computes when the client sends none
 
 
@@ -27,7 +28,7 @@ def _algorithm(name: str) -> str:
 
 def requested(headers: Mapping[str, str]) -> list[str]:
     """Algorithms named by checksum headers, the trailer announcement and the SDK's hint."""
-    algs = {_algorithm(k[len(HEADER_PREFIX):]) for k in headers if k.startswith(HEADER_PREFIX) and k not in ("x-amz-checksum-mode", "x-amz-checksum-type", "x-amz-checksum-algorithm")}
+    algs = {_algorithm(k[len(HEADER_PREFIX):]) for k in headers if k.startswith(HEADER_PREFIX) and k not in NOT_VALUES}
     for announced in headers.get("x-amz-trailer", "").split(","):
         if announced.strip().lower().startswith(HEADER_PREFIX):
             algs.add(_algorithm(announced.strip()[len(HEADER_PREFIX):]))
@@ -54,7 +55,7 @@ def verify(headers: Mapping[str, str], trailers: Mapping[str, str], md5_hex: str
             raise S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.")
     for source in (headers, trailers):
         for name, value in source.items():
-            if not name.startswith(HEADER_PREFIX) or name in ("x-amz-checksum-mode", "x-amz-checksum-type", "x-amz-checksum-algorithm"):
+            if not name.startswith(HEADER_PREFIX) or name in NOT_VALUES:
                 continue
             alg = _algorithm(name[len(HEADER_PREFIX):])
             if alg not in computed:

@@ -9,8 +9,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from objstore import BucketRecord, Store
-from objstore.errors import NoSuchBucket
+from objstore import BucketRecord, ObjectRecord, Store
+from objstore.errors import InvalidArgument, NoSuchBucket
+from objstore.limits import MAX_SINGLE_PUT
+from objstore.versions import NULL, check_version_id
 
 from .auth import Identity
 from .body import Payload
@@ -27,7 +29,7 @@ class S3Config:
     region: str = "us-east-1"
     domain: str = ""  # virtual-hosted style for <bucket>.<domain> when set
     reserved_buckets: frozenset[str] = frozenset()
-    max_single_put: int = 5 * 1024**3  # S3's limit for one PutObject
+    max_single_put: int = MAX_SINGLE_PUT  # S3's limit for one PutObject
 
 
 @dataclass
@@ -68,6 +70,15 @@ class S3Context:
         """Blocking engine work (LMDB, disk) off the event loop."""
         return await run_in_threadpool(fn, *args, **kwargs)
 
+    def version_id(self, name: str = "versionId") -> str | None:
+        """The request's version id (query `versionId`), checked for form; None when not given."""
+        version = self.query.get(name)
+        try:
+            check_version_id(version)
+        except InvalidArgument as e:
+            raise S3Error("InvalidArgument", "Invalid version id specified", ArgumentName=name, ArgumentValue=version) from e
+        return version
+
     async def owned_bucket(self) -> BucketRecord:
         """The request's bucket if the caller owns it: NoSuchBucket or AccessDenied otherwise."""
         if self.bucket in self.config.reserved_buckets:
@@ -76,6 +87,14 @@ class S3Context:
         if record.owner != self.user:
             raise S3Error("AccessDenied", resource=f"/{self.bucket}")
         return record
+
+
+def version_headers(bucket: BucketRecord, record: ObjectRecord) -> dict[str, str]:
+    """`x-amz-version-id` of a version, as S3 sends it: for any version of a bucket that has had
+    versioning, and never for the "null" version of one that has not."""
+    if bucket.versioning or record.version_id != NULL:
+        return {"x-amz-version-id": record.version_id}
+    return {}
 
 
 def xml_response(root: str, body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:

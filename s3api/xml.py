@@ -20,6 +20,17 @@ def render(root: str, body: dict[str, Any], namespace: bool = True) -> bytes:
     return xmltodict.unparse({root: content}, encoding="UTF-8", short_empty_elements=False).encode()
 
 
+def render_mixed(root: str, head: dict[str, Any], items: list[tuple[str, dict[str, Any]]], tail: dict[str, Any]) -> bytes:
+    """Like `render`, with `items` (element name, body) in the given order between `head` and `tail`:
+    for responses whose differently named elements interleave (ListObjectVersions)."""
+    opening = render(root, head).decode()
+    close = f"</{root}>"
+    assert opening.endswith(close)
+    parts = [xmltodict.unparse({name: body}, full_document=False, short_empty_elements=False) for name, body in items]
+    rest = xmltodict.unparse({"_": tail}, full_document=False, short_empty_elements=False)[len("<_>") : -len("</_>")]
+    return (opening[: -len(close)] + "".join(parts) + rest + close).encode()
+
+
 def parse(raw: bytes, root: str, force_list: tuple[str, ...] = ()) -> dict[str, Any]:
     """The children of `root`; MalformedXML for anything else. Repeated elements always lists."""
     if len(raw) > MAX_XML_BODY:

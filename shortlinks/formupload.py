@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from objstore import Store
 from objstore.errors import NoSuchLink, QuotaExceeded, StoreError
+from objstore.limits import upload_limit
 from objstore.links import check_limits
 from objstore.linkupload import LinkUpload
 from objstore.records import LinkRecord, UserRecord
@@ -180,7 +181,8 @@ class FormUpload:
         if self.form.length is None:
             return None
         bound = max(0, self.form.length - offset - self.form.closing)
-        return min(bound, self.user.max_object_size) if self.user.max_object_size else bound
+        limit = upload_limit(self.user, self.store.config.upload_max_file_size)
+        return min(bound, limit) if limit else bound
 
     def _open(self, current: _File, hint: int | None) -> None:
         args = (self.store, self.user.name, current.result.filename, current.content_type)

@@ -18,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from objstore import ObjectRecord, Store
-from objstore.errors import EntityTooLarge, QuotaExceeded
+from objstore.errors import QuotaExceeded
+from objstore.limits import check_upload_size, upload_limit
 from objstore.links import LinkPage, is_spent
 from objstore.linksweep import delete_links
 from objstore.records import LinkRecord, UserRecord
@@ -139,7 +140,7 @@ class FilesApi:
         user = await run_in_threadpool(store.accounts.get_user, caller.user)
         form = FormStream(request, MAX_UPLOAD_PARTS if max_files == 1 else MAX_BATCH_PARTS)
         if max_files == 1:
-            refuse_early(user, form.length, MAX_UPLOAD_PARTS * part_overhead(MAX_FIELD_BYTES))
+            refuse_early(user, form.length, MAX_UPLOAD_PARTS * part_overhead(MAX_FIELD_BYTES), store.config.upload_max_file_size)
         return await FormUpload(store, user, form, options, field, max_files).run()
 
     async def list_files(
@@ -216,13 +217,14 @@ class FilesApi:
         )  # fmt: skip
 
 
-def refuse_early(user: UserRecord, length: int | None, overhead: int) -> None:
+def refuse_early(user: UserRecord, length: int | None, overhead: int, upload_max: int) -> None:
     """Refuse a one-file form by its Content-Length before reading it (curl's `Expect: 100-continue`
     then never sends the body), only when even the most form overhead allowed cannot make it fit."""
     if length is None:
         return
-    if user.max_object_size and length > user.max_object_size + overhead:
-        raise EntityTooLarge(f"the file is larger than your limit of {user.max_object_size} bytes")
+    limit = upload_limit(user, upload_max)
+    if limit and length > limit + overhead:
+        check_upload_size(user, length - overhead, upload_max)
     if user.quota and length - overhead > user.quota - user.usage_bytes:
         left = max(0, user.quota - user.usage_bytes)
         raise QuotaExceeded(f"the file does not fit in your quota ({left} bytes left)")

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from objstore import Store
 from objstore.errors import StoreError
+from objstore.limits import upload_limit
 from objstore.records import ResumableRecord
 from objstore.resumable import DONE, Appender, Resumables
 
@@ -123,8 +124,9 @@ class TusUploads:
         if scheme.lower() == "bearer" and token.strip():
             user = await run_in_threadpool(store.accounts.user_for_token, token.strip())
             if user is not None:
-                return (await run_in_threadpool(store.accounts.get_user, user)).max_object_size
-        return store.config.default_max_object_size
+                record = await run_in_threadpool(store.accounts.get_user, user)
+                return upload_limit(record, store.config.upload_max_file_size)
+        return min((n for n in (store.config.default_max_object_size, store.config.upload_max_file_size) if n), default=0)
 
     # operations ----------------------------------------------------------------------------------
     async def create_upload(self, request: Request, resumables: Resumables, user: str) -> Response:

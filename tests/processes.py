@@ -37,9 +37,6 @@ def isolate_from_aws(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYBLOB_")}
     env["PYTHONUNBUFFERED"] = "1"
-    # Tests move files far past the seed's 10 MiB / 500 MiB defaults; `test_default_limits` checks those.
-    env["PYBLOB_MAX_OBJECT_SIZE"] = "0"
-    env["PYBLOB_DEFAULT_QUOTA"] = "0"
     # Link sweeps only where a test asks for them: a server with a shifted clock must not race it.
     env["PYBLOB_LINK_SWEEP_INTERVAL_SECONDS"] = "0"
     env.update(extra or {})

@@ -15,7 +15,7 @@ from objstore import Store
 
 from ..bootstrap import open_store
 from ..settings import load_settings
-from ..sizes import format_size, parse_size
+from objstore.sizes import format_size, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 

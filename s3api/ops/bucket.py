@@ -6,6 +6,8 @@ import re
 
 from starlette.responses import Response
 
+from objstore import versions
+
 from ..context import S3Context, owner_xml, xml_response
 from ..errors import S3Error
 from ..http import iso8601
@@ -77,9 +79,34 @@ async def handle_get_bucket_location(ctx: S3Context) -> Response:
 
 
 async def handle_get_bucket_versioning(ctx: S3Context) -> Response:
-    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketVersioning.html (never enabled)"""
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketVersioning.html
+
+    A bucket that never had versioning answers an empty configuration, as AWS does.
+    """
+    record = await ctx.owned_bucket()
+    return xml_response("VersioningConfiguration", {"Status": record.versioning} if record.versioning else {})
+
+
+async def handle_put_bucket_versioning(ctx: S3Context) -> Response:
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketVersioning.html
+
+    Enabled or Suspended. MFA delete is not supported: asking for it answers NotImplemented.
+    """
     await ctx.owned_bucket()
-    return xml_response("VersioningConfiguration", {})
+    if "x-amz-mfa" in ctx.headers:
+        raise S3Error("NotImplemented", "pyblob does not support MFA delete (x-amz-mfa).")
+    doc = await ctx.read_xml("VersioningConfiguration")
+    mfa = doc.get("MfaDelete") or doc.get("MFADelete")
+    if mfa not in (None, "Disabled"):
+        raise S3Error("NotImplemented", "pyblob does not support MFA delete; MfaDelete may only be Disabled.")
+    status = doc.get("Status")
+    if status is None:
+        raise S3Error("IllegalVersioningConfigurationException", "The Versioning element must be specified: Status is Enabled or Suspended.")
+    if status not in versions.STATES:
+        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our "
+                      "published schema: Status is Enabled or Suspended.")
+    await ctx.run(ctx.store.set_bucket_versioning, ctx.bucket, status)
+    return Response(status_code=200)
 
 
 async def handle_get_bucket_acl(ctx: S3Context) -> Response:

@@ -5,15 +5,18 @@ https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from starlette.responses import Response
 
 from objstore import ObjectRecord
+from objstore.errors import InvalidArgument
+from objstore.versions import NULL, check_version_id
 
 from .. import tagging
-from ..context import S3Context, xml_response
+from ..context import S3Context, version_headers, xml_response
 from ..errors import S3Error
 from ..http import check_conditions, iso8601, quoted, request_attributes
 from .put import reject_unsupported
@@ -26,15 +29,36 @@ COPY_CONDITIONS = {
 }
 
 
-def parse_copy_source(value: str) -> tuple[str, str]:
-    """(bucket, key) of `x-amz-copy-source`: "[/]bucket/key[?versionId=null]", URL-encoded."""
+@dataclass(frozen=True)
+class CopySource:
+    bucket: str
+    key: str
+    version_id: str | None  # None: the current version
+
+
+def parse_copy_source(value: str) -> CopySource:
+    """`x-amz-copy-source`: "[/]bucket/key[?versionId=id]", URL-encoded."""
     path, _, query = value.partition("?")
-    if query and query not in ("versionId=null",):
-        raise S3Error("InvalidArgument", "Invalid version id specified", ArgumentName="x-amz-copy-source")
+    version = None
+    if query:
+        name, _, version = query.partition("=")
+        if name != "versionId":
+            raise S3Error("InvalidArgument", "Unsupported copy source parameter.", ArgumentName="x-amz-copy-source")
+        try:
+            check_version_id(version)
+        except InvalidArgument as e:
+            raise S3Error("InvalidArgument", "Invalid version id specified", ArgumentName="x-amz-copy-source") from e
     bucket, _, key = unquote(path).lstrip("/").partition("/")
     if not bucket or not key:
         raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey", ArgumentName="x-amz-copy-source")
-    return bucket, key
+    return CopySource(bucket, key, version)
+
+
+def source_version_headers(source: CopySource, record: ObjectRecord) -> dict[str, str]:
+    """`x-amz-copy-source-version-id`, when the copy named a version or copied a non-null one."""
+    if source.version_id is None and record.version_id == NULL:
+        return {}
+    return {"x-amz-copy-source-version-id": record.version_id}
 
 
 def source_conditions(ctx: S3Context) -> dict[str, str]:
@@ -49,12 +73,12 @@ def check_source(conditions: dict[str, str]) -> Any:
     return check
 
 
-async def owned_source(ctx: S3Context) -> tuple[str, str]:
-    bucket, key = parse_copy_source(ctx.headers["x-amz-copy-source"])
-    record = await ctx.run(ctx.store.get_bucket, bucket)
+async def owned_source(ctx: S3Context) -> CopySource:
+    source = parse_copy_source(ctx.headers["x-amz-copy-source"])
+    record = await ctx.run(ctx.store.get_bucket, source.bucket)
     if record.owner != ctx.user:
-        raise S3Error("AccessDenied", resource=f"/{bucket}/{key}")
-    return bucket, key
+        raise S3Error("AccessDenied", resource=f"/{source.bucket}/{source.key}")
+    return source
 
 
 def _directive(ctx: S3Context, header: str) -> str:
@@ -79,11 +103,16 @@ def _replacement(ctx: S3Context, same_object: bool) -> dict[str, Any] | None:
 
 
 async def handle_copy_object(ctx: S3Context) -> Response:
-    await ctx.owned_bucket()
+    """Copying an older version onto its own key is how a version is restored: allowed as at AWS."""
+    bucket = await ctx.owned_bucket()
     reject_unsupported(ctx)
-    src_bucket, src_key = await owned_source(ctx)
-    replace = _replacement(ctx, (src_bucket, src_key) == (ctx.bucket, ctx.key))
-    record = await ctx.run(ctx.store.copy_object, src_bucket, src_key, ctx.bucket, ctx.key, replace, check_source(source_conditions(ctx)))
+    source = await owned_source(ctx)
+    replace = _replacement(ctx, (source.bucket, source.key, source.version_id) == (ctx.bucket, ctx.key, None))
+    record, copied = await ctx.run(
+        ctx.store.copy_object, source.bucket, source.key, ctx.bucket, ctx.key, replace,
+        check_source(source_conditions(ctx)), source.version_id,
+    )
     body: dict[str, Any] = {"ETag": quoted(record.etag), "LastModified": iso8601(record.created)}
     body.update({f"Checksum{alg}": v for alg, v in record.checksums.items()})
-    return xml_response("CopyObjectResult", body)
+    headers = {**source_version_headers(source, copied), **version_headers(bucket, record)}
+    return xml_response("CopyObjectResult", body, headers=headers)

@@ -1,4 +1,8 @@
-"""DeleteObject and DeleteObjects (up to 1000 keys, Quiet mode, per-key errors)."""
+"""DeleteObject and DeleteObjects (up to 1000 keys, Quiet mode, per-key errors), by version too.
+
+In a versioned bucket a delete without a version id adds a delete marker; with one it removes that
+version for good. A version id that names nothing is no error: S3 deletes are idempotent.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,28 @@ from typing import Any
 
 from starlette.responses import Response
 
-from objstore.errors import StoreError
+from objstore.errors import InvalidArgument, StoreError
+from objstore.store import Deletion
 
 from .. import checksums
 from ..context import S3Context, xml_response
 from ..errors import S3Error
-from .get import check_version_id
 
 MAX_DELETE_KEYS = 1000
+
+
+def deletion_headers(done: Deletion) -> dict[str, str]:
+    headers = {"x-amz-version-id": done.version_id} if done.version_id is not None else {}
+    if done.delete_marker:
+        headers["x-amz-delete-marker"] = "true"
+    return headers
 
 
 async def handle_delete_object(ctx: S3Context) -> Response:
     """https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObject.html (204 whether or not it existed)"""
     await ctx.owned_bucket()
-    check_version_id(ctx)
-    await ctx.run(ctx.store.delete_object, ctx.bucket, ctx.key)
-    return Response(status_code=204)
+    done = await ctx.run(ctx.store.delete_object, ctx.bucket, ctx.key, ctx.version_id())
+    return Response(status_code=204, headers=deletion_headers(done))
 
 
 def _requested_keys(doc: dict[str, Any]) -> list[tuple[str, str | None]]:
@@ -32,19 +42,29 @@ def _requested_keys(doc: dict[str, Any]) -> list[tuple[str, str | None]]:
     for obj in objects:
         if not isinstance(obj, dict) or not isinstance(obj.get("Key"), str):
             raise S3Error("MalformedXML", "Each Object needs a Key.")
-        out.append((obj["Key"], obj.get("VersionId")))
+        version = obj.get("VersionId")
+        if version is not None and not isinstance(version, str):
+            raise S3Error("MalformedXML", "VersionId must be text.")
+        out.append((obj["Key"], version))
     return out
 
 
-def _delete_one(ctx: S3Context, key: str, version: str | None) -> dict[str, str] | None:
-    """None when deleted, else the per-key error entry."""
-    if version not in (None, "null"):
-        return {"Key": key, "VersionId": version, "Code": "NoSuchVersion", "Message": "The specified version does not exist."}
+def _delete_one(ctx: S3Context, key: str, version: str | None) -> dict[str, str]:
+    """The Deleted entry of one key, or its Error entry (with `Code`)."""
     try:
-        ctx.store.delete_object(ctx.bucket, key)
+        done = ctx.store.delete_object(ctx.bucket, key, version)
+    except InvalidArgument:  # a malformed version id: per key, S3 says the version does not exist
+        return {"Key": key, "VersionId": version or "", "Code": "NoSuchVersion", "Message": "The specified version does not exist."}
     except StoreError as e:
-        return {"Key": key, "Code": e.code, "Message": str(e)}
-    return None
+        entry = {"Key": key, "Code": e.code, "Message": str(e)}
+        return {**entry, "VersionId": version} if version is not None else entry
+    deleted = {"Key": key}
+    if version is not None:
+        deleted["VersionId"] = version
+    if done.delete_marker:
+        deleted["DeleteMarker"] = "true"
+        deleted["DeleteMarkerVersionId"] = done.version_id or ""
+    return deleted
 
 
 async def handle_delete_objects(ctx: S3Context) -> Response:
@@ -59,9 +79,9 @@ async def handle_delete_objects(ctx: S3Context) -> Response:
     quiet = str(doc.get("Quiet", "false")).strip().lower() == "true"
     deleted, errors = [], []
     for key, version in _requested_keys(doc):
-        error = await ctx.run(_delete_one, ctx, key, version)
-        if error is not None:
-            errors.append(error)
+        entry = await ctx.run(_delete_one, ctx, key, version)
+        if "Code" in entry:
+            errors.append(entry)
         elif not quiet:
-            deleted.append({"Key": key, **({"VersionId": version} if version else {})})
+            deleted.append(entry)
     return xml_response("DeleteResult", {"Deleted": deleted, "Error": errors})

@@ -1,27 +1,35 @@
-"""GetObject and HeadObject: conditional requests, a single Range, response overrides, checksums."""
+"""GetObject and HeadObject: versions, conditional requests, a single Range or a part, response overrides, checksums."""
 
 from __future__ import annotations
 
 from starlette.responses import Response, StreamingResponse
 
-from objstore import ObjectRecord
+from objstore import BucketRecord, ObjectRecord
+from objstore.limits import MAX_PART_NUMBER
 
-from ..context import S3Context
+from ..context import S3Context, version_headers
 from ..errors import S3Error
 from ..http import OVERRIDES, check_conditions, http_date, object_headers, parse_range, quoted
 
 
-def check_version_id(ctx: S3Context) -> None:
-    """Buckets are unversioned: `versionId=null` names the object itself (rclone sends it)."""
-    version = ctx.query.get("versionId")
-    if version is not None and version != "null":
-        raise S3Error("InvalidArgument", "Invalid version id specified", ArgumentName="versionId", ArgumentValue=version)
+async def load_object(ctx: S3Context) -> tuple[BucketRecord, ObjectRecord]:
+    """The request's bucket and the version it names (the current one without `versionId`)."""
+    bucket = await ctx.owned_bucket()
+    record = await ctx.run(ctx.store.head_object, ctx.bucket, ctx.key, ctx.version_id())
+    return bucket, record
 
 
-async def load_object(ctx: S3Context) -> ObjectRecord:
-    await ctx.owned_bucket()
-    check_version_id(ctx)
-    return await ctx.run(ctx.store.head_object, ctx.bucket, ctx.key)
+def part_number(ctx: S3Context) -> int | None:
+    """The `partNumber` of a GetObject/HeadObject: 1-10,000, and never with a Range."""
+    raw = ctx.query.get("partNumber")
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PART_NUMBER:
+        raise S3Error("InvalidArgument", f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
+                      ArgumentName="partNumber", ArgumentValue=raw)
+    if "range" in ctx.headers:
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
+    return int(raw)
 
 
 def _conditional(ctx: S3Context, record: ObjectRecord) -> Response | None:
@@ -33,9 +41,10 @@ def _conditional(ctx: S3Context, record: ObjectRecord) -> Response | None:
     return None
 
 
-def _headers(ctx: S3Context, record: ObjectRecord, ranged: bool) -> dict[str, str]:
+def _headers(ctx: S3Context, bucket: BucketRecord, record: ObjectRecord, ranged: bool) -> dict[str, str]:
     checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and not ranged
     headers = object_headers(record, checksum_mode)
+    headers.update(version_headers(bucket, record))
     for param, header in OVERRIDES.items():
         if param in ctx.query:
             headers[header] = ctx.query[param]
@@ -53,19 +62,28 @@ async def handle_head_object(ctx: S3Context) -> Response:
 
 
 async def _serve(ctx: S3Context, with_body: bool) -> Response:
-    record = await load_object(ctx)
+    number = part_number(ctx)
+    bucket, record = await load_object(ctx)
     early = _conditional(ctx, record)
     if early is not None:
         return early
-    rng = parse_range(ctx.headers.get("range"), record.size)
+    rng = await _part_range(ctx, record, number) if number is not None else parse_range(ctx.headers.get("range"), record.size)
     start, end = rng or (0, record.size)
-    headers = _headers(ctx, record, rng is not None)
+    headers = _headers(ctx, bucket, record, rng is not None)
+    if number is None:
+        headers.pop("x-amz-mp-parts-count", None)  # S3 tells the part count only to part requests
     headers["content-length"] = str(end - start)
     status = 200
     if rng is not None:
         status = 206
-        headers["content-range"] = f"bytes {start}-{end - 1}/{record.size}"
+        headers["content-range"] = f"bytes {start}-{end - 1}/{record.size}" if end > start else f"bytes */{record.size}"
     if not with_body:
         return Response(status_code=status, headers=headers)
     body = ctx.store.read_object(record, start, end)
     return StreamingResponse(body, status_code=status, headers=headers)
+
+
+async def _part_range(ctx: S3Context, record: ObjectRecord, number: int) -> tuple[int, int] | None:
+    """The bytes of part `number` (None: the whole of an object not uploaded in parts)."""
+    part = await ctx.run(ctx.store.object_part, record, number)
+    return (part.offset, part.offset + part.size) if record.parts_count else None

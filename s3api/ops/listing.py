@@ -1,4 +1,4 @@
-"""Listing: ListObjects (v1), ListObjectsV2 and ListObjectVersions for unversioned buckets."""
+"""Listing: ListObjects (v1), ListObjectsV2 and ListObjectVersions."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from objstore.listing import Page
 from ..context import S3Context, owner_xml, xml_response
 from ..errors import S3Error
 from ..http import iso8601, quoted
+from ..xml import render_mixed
 
 MAX_KEYS = 1000
 
@@ -61,7 +62,11 @@ def _contents(obj: ObjectRecord, enc: Any, owner: bool) -> dict[str, Any]:
 
 
 def _common(page: Page, enc: Any) -> list[dict[str, str]]:
-    return [{"Prefix": enc(p)} for p in page.prefixes]
+    return _common_prefixes(page.prefixes, enc)
+
+
+def _common_prefixes(prefixes: list[str], enc: Any) -> list[dict[str, str]]:
+    return [{"Prefix": enc(p)} for p in prefixes]
 
 
 def _optional(body: dict[str, Any], **values: str | None) -> None:
@@ -121,30 +126,48 @@ async def handle_list_objects_v2(ctx: S3Context) -> Response:
 async def handle_list_object_versions(ctx: S3Context) -> Response:
     """https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectVersions.html
 
-    Buckets are never versioned: each object is its only version, with VersionId "null".
-    (key-marker, version-id-marker) pairs compare lexicographically, so the object named by the
-    key marker is included again only when "null" sorts after the version marker.
+    Versions and delete markers by key, each key's newest first; `key-marker` alone resumes after
+    that key, with `version-id-marker` after that version of it.
     """
     enc, q = _encoder(ctx), ctx.query
     prefix, delimiter, max_keys = q.get("prefix", ""), q.get("delimiter", ""), _max_keys(ctx)
     key_marker, version_marker = q.get("key-marker", ""), q.get("version-id-marker", "")
-    again = bool(key_marker and version_marker and "null" > version_marker)
-    page = await _page(ctx, prefix, delimiter, key_marker, max_keys, inclusive=again)
+    if version_marker and not key_marker:
+        raise S3Error("InvalidArgument", "A version-id marker cannot be specified without a key marker.",
+                      ArgumentName="version-id-marker", ArgumentValue=version_marker)
+    if version_marker:
+        ctx.version_id("version-id-marker")
+    await ctx.owned_bucket()
+    page = await ctx.run(ctx.store.list_object_versions, ctx.bucket, prefix, delimiter, key_marker, version_marker, max_keys)
     body: dict[str, Any] = {"Name": ctx.bucket, "Prefix": enc(prefix), "KeyMarker": enc(key_marker), "VersionIdMarker": version_marker, "MaxKeys": str(max_keys)}
     _optional(body, Delimiter=enc(delimiter) if delimiter else None)
     body["IsTruncated"] = str(page.truncated).lower()
-    if page.truncated and page.last is not None:
-        body["NextKeyMarker"] = enc(page.last)
-        body["NextVersionIdMarker"] = "null"
-    body["Version"] = [_version(o, enc) for o in page.objects]
-    body["CommonPrefixes"] = _common(page, enc)
-    _optional(body, EncodingType=q.get("encoding-type"))
-    return xml_response("ListVersionsResult", body)
+    if page.truncated and page.next_key is not None:
+        body["NextKeyMarker"] = enc(page.next_key)
+        _optional(body, NextVersionIdMarker=page.next_version)
+    items = [("DeleteMarker", _marker(o, enc)) if o.delete_marker else ("Version", _version(o, enc)) for o in page.versions]
+    tail: dict[str, Any] = {"CommonPrefixes": _common_prefixes(page.prefixes, enc)}
+    _optional(tail, EncodingType=q.get("encoding-type"))
+    return Response(render_mixed("ListVersionsResult", body, items, tail), media_type="application/xml")
 
 
 def _version(obj: ObjectRecord, enc: Any) -> dict[str, Any]:
     entry = _contents(obj, enc, True)
-    return {
-        "Key": entry["Key"], "VersionId": "null", "IsLatest": "true", "LastModified": entry["LastModified"],
+    version = {
+        "Key": entry["Key"], "VersionId": obj.version_id, "IsLatest": _latest(obj), "LastModified": entry["LastModified"],
         "ETag": entry["ETag"], "Size": entry["Size"], "StorageClass": "STANDARD", "Owner": entry["Owner"],
     }
+    if obj.checksums:
+        version["ChecksumAlgorithm"], version["ChecksumType"] = entry["ChecksumAlgorithm"], entry["ChecksumType"]
+    return version
+
+
+def _marker(obj: ObjectRecord, enc: Any) -> dict[str, Any]:
+    return {
+        "Owner": owner_xml(obj.owner), "Key": enc(obj.key), "VersionId": obj.version_id,
+        "IsLatest": _latest(obj), "LastModified": iso8601(obj.created),
+    }
+
+
+def _latest(obj: ObjectRecord) -> str:
+    return "true" if obj.noncurrent_since is None else "false"

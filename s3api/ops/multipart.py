@@ -10,15 +10,18 @@ from typing import Any
 
 from starlette.responses import Response
 
-from objstore.multipart import MAX_PART_NUMBER, default_checksum_type
-from objstore.records import PartRecord, UploadRecord
+from objstore.completion import CompletionChecks, default_checksum_type
+from objstore.errors import NoSuchUpload, VersionIsDeleteMarker
+from objstore.limits import MAX_PART_NUMBER, MIN_PART_SIZE
+from objstore.records import CompletedUploadRecord, ObjectRecord, PartRecord, UploadRecord
+from objstore.versions import NULL
 
 from .. import checksums, tagging
 from ..context import S3Context, owner_xml, xml_response
 from ..errors import S3Error
 from ..http import iso8601, parse_range, quoted, request_attributes
 from ..xml import MAX_XML_BODY, parse
-from .copy import check_source, owned_source, source_conditions
+from .copy import check_source, owned_source, source_conditions, source_version_headers
 from .listing import _encoder, _max_keys
 from .put import reject_unsupported, stream_into
 
@@ -26,11 +29,12 @@ CHECKSUM_TYPES = ("COMPOSITE", "FULL_OBJECT")
 
 
 async def _upload(ctx: S3Context) -> UploadRecord:
-    """The request's upload, which must belong to its bucket and key."""
+    """The request's upload, which must belong to its bucket and key (NoSuchUpload otherwise)."""
     bucket = await ctx.owned_bucket()
-    upload = await ctx.run(ctx.store.multipart.get_upload, ctx.query.get("uploadId", ""))
+    upload_id = ctx.query.get("uploadId", "")
+    upload = await ctx.run(ctx.store.multipart.get_upload, upload_id)
     if (upload.bucket, upload.key) != (ctx.bucket, ctx.key) or upload.bucket_id not in (0, bucket.id):
-        raise S3Error("NoSuchUpload", resource=f"/{ctx.bucket}/{ctx.key}")
+        raise NoSuchUpload(upload_id)
     return upload
 
 
@@ -82,21 +86,28 @@ async def handle_upload_part(ctx: S3Context) -> Response:
 
 
 async def handle_upload_part_copy(ctx: S3Context) -> Response:
-    """The source's bytes (or a range of them) stream into a new part; chunks dedupe on disk."""
+    """The source's bytes (or a range of them) stream into a new part; chunks dedupe on disk.
+    A part that cannot fit is refused from the range's size, before a byte is copied."""
     upload = await _upload(ctx)
     number = _part_number(ctx)
-    src_bucket, src_key = await owned_source(ctx)
-    source = await ctx.run(ctx.store.head_object, src_bucket, src_key)
+    copy_source = await owned_source(ctx)
+    try:
+        source = await ctx.run(ctx.store.head_object, copy_source.bucket, copy_source.key, copy_source.version_id)
+    except VersionIsDeleteMarker as e:
+        raise S3Error("InvalidRequest", "The source of a copy request may not specifically refer to a delete marker by version id.") from e
     check_source(source_conditions(ctx))(source)
     rng = _copy_range(ctx.headers.get("x-amz-copy-source-range"), source.size)
     start, end = rng or (0, source.size)
-    writer = await ctx.run(ctx.store.multipart.open_part_writer, upload.upload_id, number, (), end - start)
+    checksums = [upload.checksum_algorithm] if upload.checksum_algorithm else []
+    writer = await ctx.run(ctx.store.multipart.open_part_writer, upload.upload_id, number, checksums, end - start)
     try:
         await ctx.run(_copy_bytes, ctx, source, start, end, writer)
         part = await ctx.run(writer.commit)
     finally:
         await ctx.run(writer.close)
-    return xml_response("CopyPartResult", {"ETag": quoted(part.etag), "LastModified": iso8601(part.created)})
+    body = {"ETag": quoted(part.etag), "LastModified": iso8601(part.created)}
+    body.update({f"Checksum{alg}": v for alg, v in part.checksums.items()})
+    return xml_response("CopyPartResult", body, headers=source_version_headers(copy_source, source))
 
 
 def _copy_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -113,38 +124,56 @@ def _copy_bytes(ctx: S3Context, source: Any, start: int, end: int, writer: Any) 
         writer.write(piece)
 
 
-def _wanted_parts(doc: dict[str, Any]) -> list[tuple[int, str, dict[str, str]]]:
+def _wanted_parts(doc: dict[str, Any]) -> tuple[list[tuple[int, str]], dict[int, dict[str, str]]]:
+    """The part list of a Complete request: (number, ETag) pairs, and the checksums given per part."""
     parts = doc.get("Part") or []
     if not parts:
         raise S3Error("MalformedXML", "CompleteMultipartUpload needs at least one Part.")
-    out = []
+    wanted, sums = [], {}
     for p in parts:
         try:
             number, etag = int(p["PartNumber"]), str(p["ETag"])
         except (KeyError, TypeError, ValueError) as e:
             raise S3Error("MalformedXML", "Each Part needs a PartNumber and an ETag.") from e
-        sums = {k[len("Checksum"):].upper(): v for k, v in p.items() if k.startswith("Checksum") and isinstance(v, str)}
-        out.append((number, etag, sums))
-    return out
+        wanted.append((number, etag))
+        sums[number] = {k[len("Checksum"):].upper(): v for k, v in p.items() if k.startswith("Checksum") and k != "ChecksumType" and isinstance(v, str)}
+    return wanted, sums
+
+
+def _completion_checks(ctx: S3Context, part_sums: dict[int, dict[str, str]]) -> CompletionChecks:
+    """What the request asserts besides the part list: checksums, their type, the object's size."""
+    whole = {name[len(checksums.HEADER_PREFIX):].upper(): value for name, value in ctx.headers.items()
+             if name.startswith(checksums.HEADER_PREFIX) and name not in checksums.NOT_VALUES}
+    kind = ctx.headers.get("x-amz-checksum-type", "").upper() or None
+    if kind is not None and kind not in CHECKSUM_TYPES:
+        raise S3Error("InvalidRequest", f"x-amz-checksum-type must be one of {CHECKSUM_TYPES}")
+    size = ctx.headers.get("x-amz-mp-object-size")
+    if size is not None and not (size.isascii() and size.isdigit()):
+        raise S3Error("InvalidArgument", "x-amz-mp-object-size must be a number of bytes", ArgumentName="x-amz-mp-object-size")
+    return CompletionChecks(part_sums, whole, kind, int(size) if size is not None else None)
 
 
 async def handle_complete_multipart_upload(ctx: S3Context) -> Response:
-    upload = await _upload(ctx)
-    payload = ctx.payload()
-    doc = parse(await payload.read_all(MAX_XML_BODY), "CompleteMultipartUpload", force_list=("Part",))
-    wanted = _wanted_parts(doc)
-    stored = {p.number: p for p in await ctx.run(ctx.store.multipart.list_parts, upload.upload_id)}
-    for number, _, sums in wanted:
-        part = stored.get(number)
-        for alg, value in sums.items():
-            if part is not None and alg in part.checksums and part.checksums[alg] != value:
-                raise S3Error("InvalidPart", f"The {alg} checksum of part {number} does not match.")
-    record = await ctx.run(ctx.store.multipart.complete_upload, upload.upload_id, [(n, e) for n, e, _ in wanted])
-    body: dict[str, Any] = {"Location": f"/{ctx.bucket}/{ctx.key}", "Bucket": ctx.bucket, "Key": ctx.key, "ETag": quoted(record.etag)}
-    for alg, value in record.checksums.items():
+    """Safe to retry: a Complete of an upload completed moments ago, with the same part list, gets
+    the same answer (clients retry it after a timeout or a dropped connection)."""
+    bucket = await ctx.owned_bucket()
+    doc = parse(await ctx.payload().read_all(MAX_XML_BODY), "CompleteMultipartUpload", force_list=("Part",))
+    wanted, part_sums = _wanted_parts(doc)
+    checks = _completion_checks(ctx, part_sums)
+    upload_id = ctx.query.get("uploadId", "")
+    try:
+        upload = await _upload(ctx)
+        done: ObjectRecord | CompletedUploadRecord = await ctx.run(
+            ctx.store.multipart.complete_upload, upload.upload_id, wanted, MIN_PART_SIZE, checks
+        )
+    except NoSuchUpload:
+        done = await ctx.run(ctx.store.multipart.completed, upload_id, ctx.bucket, ctx.key, wanted)
+    body: dict[str, Any] = {"Location": f"/{ctx.bucket}/{ctx.key}", "Bucket": ctx.bucket, "Key": ctx.key, "ETag": quoted(done.etag)}
+    for alg, value in done.checksums.items():
         body[f"Checksum{alg}"] = value
-        body["ChecksumType"] = record.checksum_type
-    return xml_response("CompleteMultipartUploadResult", body)
+        body["ChecksumType"] = done.checksum_type
+    headers = {"x-amz-version-id": done.version_id} if bucket.versioning or done.version_id != NULL else {}
+    return xml_response("CompleteMultipartUploadResult", body, headers=headers)
 
 
 async def handle_abort_multipart_upload(ctx: S3Context) -> Response:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from objstore.limits import human
 from objstore.store import ObjectWriter
 
 from .. import checksums, tagging
 from ..body import Payload
-from ..context import S3Context
+from ..context import S3Context, version_headers
 from ..errors import S3Error
 from ..http import quoted, request_attributes
 
@@ -32,7 +33,7 @@ async def stream_into(ctx: S3Context, writer: ObjectWriter, payload: Payload) ->
 
 async def handle_put_object(ctx: S3Context) -> Response:
     """https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html"""
-    await ctx.owned_bucket()
+    bucket = await ctx.owned_bucket()
     reject_unsupported(ctx)
     if_none_match = ctx.headers.get("if-none-match")
     if if_none_match is not None and if_none_match.strip() != "*":
@@ -40,16 +41,18 @@ async def handle_put_object(ctx: S3Context) -> Response:
     content_type, standard, meta = request_attributes(ctx.headers)
     tags = tagging.from_header(ctx.headers.get("x-amz-tagging"))
     payload = ctx.payload()
-    if payload.declared is not None and payload.declared > ctx.config.max_single_put:
-        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size of one PUT; use multipart.")
+    ceiling = ctx.config.max_single_put
+    if payload.declared is not None and payload.declared > ceiling:
+        raise S3Error("EntityTooLarge", f"Your proposed upload of {payload.declared} bytes exceeds the maximum of "
+                      f"{human(ceiling)} for one PUT; use a multipart upload.")
     algorithms = checksums.with_default(checksums.requested(ctx.headers))
-    writer = await ctx.run(ctx.store.open_writer, ctx.bucket, ctx.key, algorithms, payload.declared)
+    writer = await ctx.run(ctx.store.open_writer, ctx.bucket, ctx.key, algorithms, payload.declared, 0, ceiling)
     try:
         kept = await stream_into(ctx, writer, payload)
         record = await ctx.run(writer.commit, content_type, standard, meta, if_none_match is not None, "FULL_OBJECT", tags)
     finally:
         await ctx.run(writer.close)
-    headers = {"etag": quoted(record.etag)}
+    headers = {"etag": quoted(record.etag), **version_headers(bucket, record)}
     headers.update({f"x-amz-checksum-{alg.lower()}": v for alg, v in kept.items()})
     if kept:
         headers["x-amz-checksum-type"] = "FULL_OBJECT"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from processes import RunPyblob, Server
+from processes import RunPyblob, Server, StartServer
 
 from objstore import Store
 
@@ -123,12 +123,23 @@ def test_user_add_while_server_runs(server: Server, run_pyblob: RunPyblob) -> No
     assert httpx.get(server.url + "/health").status_code == 200
 
 
-def test_default_limits_are_the_seeds(run_pyblob: RunPyblob) -> None:
-    """10 MiB per file and 500 MiB per user unless configured (empty variables mean "not set")."""
-    seed = {"PYBLOB_MAX_OBJECT_SIZE": "", "PYBLOB_DEFAULT_QUOTA": ""}
-    assert run_pyblob("user", "add", "sam", env=seed).returncode == 0
+def test_new_users_are_unlimited_unless_configured(run_pyblob: RunPyblob) -> None:
+    """No quota and no per-object limit by default (empty variables mean "not set"); the public
+    upload service example of the README (the seed's 10 MiB / 500 MiB) when configured."""
+    unset = {"PYBLOB_MAX_OBJECT_SIZE": "", "PYBLOB_DEFAULT_QUOTA": ""}
+    assert run_pyblob("user", "add", "sam", env=unset).returncode == 0
     details = ok_json(run_pyblob, "user", "show", "sam")
+    assert (details["quota"], details["max_object_size"]) == (0, 0)
+    seed = {"PYBLOB_MAX_OBJECT_SIZE": "10MiB", "PYBLOB_DEFAULT_QUOTA": "500MiB"}
+    assert run_pyblob("user", "add", "pat", env=seed).returncode == 0
+    details = ok_json(run_pyblob, "user", "show", "pat")
     assert (details["quota"], details["max_object_size"]) == (500 * 1024**2, 10 * 1024**2)
+
+
+def test_the_first_admin_has_no_limits_whatever_the_defaults(run_pyblob: RunPyblob, start_server: StartServer) -> None:
+    start_server(env={"PYBLOB_MAX_OBJECT_SIZE": "10MiB", "PYBLOB_DEFAULT_QUOTA": "500MiB"}).stop()
+    details = ok_json(run_pyblob, "user", "show", "admin")
+    assert (details["quota"], details["max_object_size"]) == (0, 0)
 
 
 def test_quota_set_can_limit_object_size_and_count(run_pyblob: RunPyblob) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyblob.sizes import format_size, parse_size
+from objstore.sizes import format_size, parse_size
 
 
 @pytest.mark.parametrize(

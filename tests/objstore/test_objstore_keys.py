@@ -55,7 +55,7 @@ def test_odd_keys_round_trip(store: Store, bucket: str, key: str) -> None:
     assert store.head_object(bucket, key).key == key
     assert read(store, bucket, key) == data
     assert [o.key for o in store.list_objects(bucket).objects] == [key]
-    assert store.delete_object(bucket, key) is True
+    assert store.delete_object(bucket, key).changed is True
     with pytest.raises(NoSuchKey):
         store.head_object(bucket, key)
 

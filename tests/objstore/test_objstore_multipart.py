@@ -251,12 +251,32 @@ def test_part_refused_at_commit_leaves_nothing_behind(store: Store) -> None:
     assert fsck(store).ok
 
 
-def test_complete_refuses_an_object_over_the_size_limit(store: Store) -> None:
-    """Each part fits the per-object limit, the whole does not: nothing changes, nothing is left."""
+def test_a_part_that_takes_the_object_past_the_size_limit_is_refused_before_it_is_kept(store: Store) -> None:
+    """Each part fits the per-object limit, the two together do not: the second UploadPart is refused
+    from its declared size (and, without one, while it streams), and nothing of it is kept."""
     store.accounts.create_user("carol", max_object_size=500_000)
     store.create_bucket("carol", "limited")
     upload = store.multipart.create_upload("limited", "k")
+    first = upload_part(store, upload.upload_id, 1, DATA[:300_000])
+    with pytest.raises(EntityTooLarge, match="per-object limit of carol"):
+        store.multipart.open_part_writer(upload.upload_id, 2, (), 300_000)
+    with pytest.raises(EntityTooLarge):
+        upload_part(store, upload.upload_id, 2, DATA[300_000:600_000])
+    assert store.multipart.list_parts(upload.upload_id) == [first]
+    assert store.accounts.get_user("carol").usage_bytes == 300_000
+    replaced = upload_part(store, upload.upload_id, 1, DATA[:450_000])  # replacing part 1 frees its size
+    assert store.multipart.list_parts(upload.upload_id) == [replaced]
+    assert tmp_entries(store) == []
+    assert fsck(store).ok
+
+
+def test_complete_refuses_an_object_over_a_limit_lowered_meanwhile(store: Store) -> None:
+    """The limit is checked again at Complete: nothing changes, nothing is left."""
+    store.accounts.create_user("carol", max_object_size=700_000)
+    store.create_bucket("carol", "limited")
+    upload = store.multipart.create_upload("limited", "k")
     parts = [upload_part(store, upload.upload_id, n, DATA[i : i + 300_000]) for n, i in ((1, 0), (2, 300_000))]
+    store.accounts.set_limits("carol", max_object_size=500_000)
     before = chunk_files(store)
     with pytest.raises(EntityTooLarge):
         complete(store, upload.upload_id, parts)

@@ -33,6 +33,7 @@ from objstore.errors import (
     InvalidArgument,
     NoSuchBucket,
     NoSuchKey,
+    NoSuchUpload,
     NoSuchUser,
     PreconditionFailed,
     QuotaExceeded,
@@ -73,16 +74,22 @@ def test_bucket_needs_an_existing_owner(store: Store) -> None:
         store.create_bucket("ghost", "bucket")
 
 
-def test_delete_bucket_refuses_objects_and_uploads(store: Store, bucket: str) -> None:
+def test_delete_bucket_refuses_objects_and_aborts_uploads(store: Store, bucket: str) -> None:
+    """As S3: objects keep a bucket, uploads in progress do not (they are aborted with it)."""
     store.put_object(bucket, "k", b"x")
     with pytest.raises(BucketNotEmpty):
         store.delete_bucket(bucket)
     store.delete_object(bucket, "k")
     upload = store.multipart.create_upload(bucket, "big")
-    with pytest.raises(BucketNotEmpty):
-        store.delete_bucket(bucket)
-    store.multipart.abort_upload(upload.upload_id)
+    with store.multipart.open_part_writer(upload.upload_id, 1) as part:
+        part.write(rand(100_000))
+        part.commit()
+    assert store.accounts.get_user("alice").usage_bytes == 100_000
     store.delete_bucket(bucket)
+    with pytest.raises(NoSuchUpload):
+        store.multipart.get_upload(upload.upload_id)
+    assert store.accounts.get_user("alice").usage_bytes == 0
+    assert fsck(store).ok
 
 
 def test_buckets_do_not_see_each_other_s_objects(store: Store, bucket: str) -> None:
@@ -106,8 +113,8 @@ def test_put_head_read_delete(store: Store, bucket: str, clock: Clock) -> None:
     assert head.blake3 == blake3.blake3(data).hexdigest()
     assert read(store, bucket, "dir/file.bin") == data
     assert store.accounts.get_user("alice").usage_bytes == len(data)
-    assert store.delete_object(bucket, "dir/file.bin") is True
-    assert store.delete_object(bucket, "dir/file.bin") is False
+    assert store.delete_object(bucket, "dir/file.bin").changed is True
+    assert store.delete_object(bucket, "dir/file.bin").changed is False
     with pytest.raises(NoSuchKey):
         store.head_object(bucket, "dir/file.bin")
     assert store.accounts.get_user("alice").usage_bytes == 0
@@ -365,7 +372,7 @@ def test_copy_shares_the_manifest_and_copies_no_bytes(store: Store, bucket: str,
     src = store.put_object(bucket, "src", data, meta={"a": "1"})
     files = chunk_files(store)
     clock.advance(5)
-    copy = store.copy_object(bucket, "src", bucket, "dst")
+    copy, _ = store.copy_object(bucket, "src", bucket, "dst")
     assert (copy.key, copy.manifest, copy.etag, copy.meta, copy.created) == ("dst", src.manifest, src.etag, {"a": "1"}, clock())
     assert chunk_files(store) == files
     assert manifest_refs(store, src.manifest) == 2
@@ -382,7 +389,7 @@ def test_copy_shares_the_manifest_and_copies_no_bytes(store: Store, bucket: str,
 
 def test_copy_with_replaced_metadata_and_onto_itself(store: Store, bucket: str) -> None:
     src = store.put_object(bucket, "k", rand(50_000, seed=32), content_type="text/plain")
-    new = store.copy_object(bucket, "k", bucket, "k", replace={"content_type": "image/png", "meta": {"m": "2"}})
+    new, _ = store.copy_object(bucket, "k", bucket, "k", replace={"content_type": "image/png", "meta": {"m": "2"}})
     assert (new.content_type, new.meta, new.manifest) == ("image/png", {"m": "2"}, src.manifest)
     assert store.head_object(bucket, "k").content_type == "image/png"
     assert manifest_refs(store, src.manifest) == 1
@@ -397,7 +404,7 @@ def test_copy_to_another_owner_charges_them_and_checks_their_quota(store: Store,
     store.create_bucket("bob", "bobs")
     store.put_object(bucket, "small", rand(60_000, seed=33))
     store.put_object(bucket, "large", rand(200_000, seed=34))
-    copy = store.copy_object(bucket, "small", "bobs", "mine")
+    copy, _ = store.copy_object(bucket, "small", "bobs", "mine")
     assert copy.owner == "bob" and store.accounts.get_user("bob").usage_bytes == 60_000
     with pytest.raises(QuotaExceeded):
         store.copy_object(bucket, "large", "bobs", "too-big")

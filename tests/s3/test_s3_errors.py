@@ -37,7 +37,8 @@ def error_bucket(http_endpoint: Endpoint) -> str:
         ("PUT", "/", "", {}, True, 405, "MethodNotAllowed"),
         ("PUT", "/{b}", "policy", {}, True, 501, "NotImplemented"),
         ("GET", "/{b}", "tagging", {}, True, 501, "NotImplemented"),
-        ("GET", "/{b}/k", "attributes", {}, True, 501, "NotImplemented"),
+        ("GET", "/{b}/k", "attributes", {}, True, 400, "InvalidArgument"),  # without x-amz-object-attributes
+        ("POST", "/{b}/k", "restore", {}, True, 501, "NotImplemented"),
         ("PUT", "/Bad_Name", "", {}, True, 400, "InvalidBucketName"),
         ("GET", "/{b}", "max-keys=lots", {}, True, 400, "InvalidArgument"),
         ("GET", "/{b}/k", "versionId=123", {}, True, 400, "InvalidArgument"),
@@ -81,7 +82,9 @@ def test_not_implemented_operations_through_boto3(s3_http: BaseClient, http_buck
         lambda: s3_http.get_bucket_tagging(Bucket=http_bucket),
         lambda: s3_http.get_bucket_encryption(Bucket=http_bucket),
         lambda: s3_http.get_object_lock_configuration(Bucket=http_bucket),
-        lambda: s3_http.put_bucket_versioning(Bucket=http_bucket, VersioningConfiguration={"Status": "Enabled"}),
+        lambda: s3_http.put_bucket_versioning(
+            Bucket=http_bucket, VersioningConfiguration={"Status": "Enabled", "MFADelete": "Enabled"}, MFA="serial 123456"
+        ),
     ]
     for attempt in attempts:
         with pytest.raises(ClientError) as e:

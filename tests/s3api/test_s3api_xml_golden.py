@@ -89,7 +89,8 @@ def version(key: str) -> str:
     return (
         f"<Version><Key>{key}</Key><VersionId>null</VersionId><IsLatest>true</IsLatest>"
         f"<LastModified>{DATE}</LastModified><ETag>{etag(key)}</ETag><Size>{len(key)}</Size>"
-        f"<StorageClass>STANDARD</StorageClass>{OWNER}</Version>"
+        f"<StorageClass>STANDARD</StorageClass>{OWNER}"
+        "<ChecksumAlgorithm>CRC64NVME</ChecksumAlgorithm><ChecksumType>FULL_OBJECT</ChecksumType></Version>"
     )
 
 

@@ -1,4 +1,4 @@
-"""Human byte sizes (`10MiB`, `500M`, `1G`, `1TiB`, `4096`), shared by the settings and the CLI."""
+"""Human byte sizes (`10MiB`, `500M`, `1G`, `1TiB`, `4096`): the settings, the CLI and the limit errors."""
 
 from __future__ import annotations
 

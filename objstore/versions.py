@@ -1,0 +1,230 @@
+"""Object versions: the `objects` and `versions` tables, their key layouts and S3's versioning rules.
+
+`objects` holds the latest version of every key, an object or a delete marker, under the key
+`keys.encode` makes, so listings walk it in S3 order. `versions` holds the older, noncurrent
+versions under `bucket id + 16-byte BLAKE3 of the key + (2**64-1 - seq)`: a key's versions sit
+together, newest first, whatever the key's length. Whenever a key has versions, its newest one is
+in `objects` (a delete or a lifecycle expiry of the current version promotes the next one).
+
+`seq` is a counter bumped by every write, so it orders versions by when they were made; a version
+id other than "null" is 16 hex digits of it and 16 random ones, so a lookup by id is one `get`. Rows
+written before versioning existed have seq 0 and version "null", which is what S3 calls them.
+
+Which versions a write keeps follows S3 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Versioning.html):
+- never versioned: the new version replaces the current one; both are "null";
+- Enabled: the current version becomes noncurrent; the new one gets a fresh id;
+- Suspended: the new version is "null" and replaces the earlier "null" one, current or not.
+A delete without a version id adds a delete marker in a versioned bucket (Enabled or Suspended),
+and removes the current object in one never versioned. A delete with a version id removes that
+version for good.
+
+Functions here change rows only; the caller (`store.py`) gives back the manifests' references and
+the owner's usage of the versions they return as removed, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+from collections.abc import Iterator
+
+import blake3
+
+from . import keys
+from .db import Txn, next_id
+from .errors import DeleteMarkerIsCurrent, InvalidArgument, NoSuchKey, NoSuchVersion, VersionIsDeleteMarker
+from .records import BucketRecord, ObjectRecord
+
+NULL = "null"
+ENABLED, SUSPENDED = "Enabled", "Suspended"
+STATES = (ENABLED, SUSPENDED)
+_TOP = 2**64 - 1
+_HASH = 16
+_VERSION_ID = re.compile(r"^[0-9a-f]{32}$")
+_MARKER_FIELD = b'"delete_marker":true'
+
+
+def new_version_id(seq: int) -> str:
+    return f"{seq:016x}{secrets.token_hex(8)}"
+
+
+def seq_of(version_id: str) -> int | None:
+    """The sequence a version id carries (None for "null"); InvalidArgument for a malformed id."""
+    if version_id == NULL:
+        return None
+    if not _VERSION_ID.match(version_id):
+        raise InvalidArgument("Invalid version id specified")
+    return int(version_id[:16], 16)
+
+
+def check_version_id(version_id: str | None) -> None:
+    if version_id is not None:
+        seq_of(version_id)
+
+
+def versions_prefix(bucket_id: int, raw_key: bytes) -> bytes:
+    return keys.bucket_prefix(bucket_id) + blake3.blake3(raw_key).digest(_HASH)
+
+
+def version_key(bucket_id: int, raw_key: bytes, seq: int) -> bytes:
+    return versions_prefix(bucket_id, raw_key) + (_TOP - seq).to_bytes(8, "big")
+
+
+def is_marker_row(raw: bytes) -> bool:
+    """Whether a raw `objects` row is a delete marker, without decoding it.
+
+    Sound because rows are JSON of a flat record: inside a string the quotes would be escaped, and
+    no other field is named `delete_marker`.
+    """
+    return _MARKER_FIELD in raw
+
+
+# reading ------------------------------------------------------------------------------------------
+def current(r: Txn, bucket_id: int, raw_key: bytes) -> ObjectRecord | None:
+    """The latest version of the key (maybe a delete marker), or None."""
+    raw = r.get("objects", keys.encode(bucket_id, raw_key))
+    return ObjectRecord.decode(raw) if raw is not None else None
+
+
+def noncurrent(r: Txn, bucket_id: int, raw_key: bytes) -> Iterator[ObjectRecord]:
+    """The key's older versions, newest first (a key's rows are read one at a time)."""
+    prefix = versions_prefix(bucket_id, raw_key)
+    cursor = r.cursor("versions")
+    if not cursor.set_range(prefix):
+        return
+    while bytes(cursor.key()).startswith(prefix):
+        yield ObjectRecord.decode(cursor.value())
+        if not cursor.next():
+            return
+
+
+def find(r: Txn, bucket_id: int, raw_key: bytes, version_id: str) -> ObjectRecord | None:
+    """The version named `version_id` (current or not), or None."""
+    latest = current(r, bucket_id, raw_key)
+    if latest is not None and latest.version_id == version_id:
+        return latest
+    seq = seq_of(version_id)
+    if seq is None:
+        return next((v for v in noncurrent(r, bucket_id, raw_key) if v.version_id == NULL), None)
+    raw = r.get("versions", version_key(bucket_id, raw_key, seq))
+    found = ObjectRecord.decode(raw) if raw is not None else None
+    return found if found is not None and found.version_id == version_id else None
+
+
+def resolve(r: Txn, bucket_id: int, raw_key: bytes, version_id: str | None = None) -> ObjectRecord:
+    """The object a read names: the current version, or the one `version_id` names.
+
+    NoSuchKey when there is none (DeleteMarkerIsCurrent when the latest version is a marker),
+    NoSuchVersion for an unknown id, VersionIsDeleteMarker when the id names a marker.
+    """
+    key = raw_key.decode()
+    if version_id is None:
+        found = current(r, bucket_id, raw_key)
+        if found is None:
+            raise NoSuchKey(key)
+        if found.delete_marker:
+            raise DeleteMarkerIsCurrent(key, found.version_id)
+        return found
+    found = find(r, bucket_id, raw_key, version_id)
+    if found is None:
+        raise NoSuchVersion(key, version_id)
+    if found.delete_marker:
+        raise VersionIsDeleteMarker(key, found.version_id, found.created)
+    return found
+
+
+def all_versions(r: Txn, bucket_id: int, raw_key: bytes) -> list[ObjectRecord]:
+    latest = current(r, bucket_id, raw_key)
+    return [latest, *noncurrent(r, bucket_id, raw_key)] if latest is not None else []
+
+
+def replaced_by_write(r: Txn, bucket: BucketRecord, raw_key: bytes) -> list[ObjectRecord]:
+    """The versions a new version of the key would remove for good (see the module docstring)."""
+    latest = current(r, bucket.id, raw_key)
+    if bucket.versioning == ENABLED:
+        return []
+    if bucket.versioning == "":
+        return [latest] if latest is not None else []
+    if latest is not None and latest.version_id == NULL:
+        return [latest]
+    return [v for v in noncurrent(r, bucket.id, raw_key) if v.version_id == NULL][:1]
+
+
+# writing ------------------------------------------------------------------------------------------
+def stamp(w: Txn, bucket: BucketRecord, record: ObjectRecord) -> ObjectRecord:
+    """`record` with the sequence and version id of a new version written to `bucket` now."""
+    seq = next_id(w, "version")
+    version_id = new_version_id(seq) if bucket.versioning == ENABLED else NULL
+    return dataclasses.replace(record, seq=seq, version_id=version_id, noncurrent_since=None)
+
+
+def put_latest(w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord) -> list[ObjectRecord]:
+    """Make `new` (stamped) the latest version; returns the versions removed for good."""
+    removed = replaced_by_write(w, bucket, raw_key)
+    gone = {v.seq for v in removed}
+    latest = current(w, bucket.id, raw_key)
+    if latest is not None and latest.seq not in gone:
+        latest.noncurrent_since = new.created
+        w.put("versions", version_key(bucket.id, raw_key, latest.seq), latest.encode())
+    for old in removed:
+        if latest is None or old.seq != latest.seq:
+            w.delete("versions", version_key(bucket.id, raw_key, old.seq))
+    w.put("objects", keys.encode(bucket.id, raw_key), new.encode())
+    return removed
+
+
+def remove(w: Txn, bucket_id: int, raw_key: bytes, version_id: str) -> ObjectRecord | None:
+    """Remove one version for good (the next one becomes current if it was); None if unknown."""
+    found = find(w, bucket_id, raw_key, version_id)
+    if found is None:
+        return None
+    latest = current(w, bucket_id, raw_key)
+    if latest is not None and latest.seq == found.seq and latest.version_id == found.version_id:
+        _promote_next(w, bucket_id, raw_key)
+    else:
+        w.delete("versions", version_key(bucket_id, raw_key, found.seq))
+    return found
+
+
+def remove_all(w: Txn, bucket_id: int, raw_key: bytes) -> list[ObjectRecord]:
+    """Every version of the key, removed for good (a key owned by a short link)."""
+    found = all_versions(w, bucket_id, raw_key)
+    for version in found[1:]:
+        w.delete("versions", version_key(bucket_id, raw_key, version.seq))
+    if found:
+        w.delete("objects", keys.encode(bucket_id, raw_key))
+    return found
+
+
+def _promote_next(w: Txn, bucket_id: int, raw_key: bytes) -> None:
+    """The current version is going: the newest noncurrent one (if any) takes its place."""
+    following = next(noncurrent(w, bucket_id, raw_key), None)
+    lkey = keys.encode(bucket_id, raw_key)
+    if following is None:
+        w.delete("objects", lkey)
+        return
+    w.delete("versions", version_key(bucket_id, raw_key, following.seq))
+    following.noncurrent_since = None
+    w.put("objects", lkey, following.encode())
+
+
+def rewrite(w: Txn, bucket_id: int, raw_key: bytes, record: ObjectRecord) -> None:
+    """Store a changed row (new tags) of an existing version where it lives."""
+    latest = current(w, bucket_id, raw_key)
+    if latest is not None and (latest.seq, latest.version_id) == (record.seq, record.version_id):
+        w.put("objects", keys.encode(bucket_id, raw_key), record.encode())
+    else:
+        w.put("versions", version_key(bucket_id, raw_key, record.seq), record.encode())
+
+
+def delete_marker(raw_key: bytes, owner: str, now: float) -> ObjectRecord:
+    """A new (unstamped) delete marker for the key."""
+    return ObjectRecord(key=raw_key.decode(), size=0, etag="", manifest="", owner=owner, created=now, delete_marker=True)
+
+
+def bucket_has_rows(r: Txn, bucket_id: int) -> bool:
+    """Whether the bucket holds any version or delete marker (every versioned key has a latest row)."""
+    prefix = keys.bucket_prefix(bucket_id)
+    cursor = r.cursor("objects")
+    return bool(cursor.set_range(prefix) and bytes(cursor.key()).startswith(prefix))
