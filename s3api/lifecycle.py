@@ -6,9 +6,9 @@ https://docs.aws.amazon.com/AmazonS3/latest/API/API_LifecycleRule.html
 Errors as AWS answers them: a document the schema would refuse (unknown or repeated elements,
 Filter and Prefix together, a bad Status, a non-integer) is `MalformedXML`; a well-formed but invalid
 value (Days ≤ 0, a Date not at midnight, duplicate IDs) is `InvalidArgument` from the engine's checks;
-a rule without an action is `InvalidRequest`. Actions that need storage classes or versioning —
-Transition, NoncurrentVersionTransition, NoncurrentVersionExpiration, ExpiredObjectDeleteMarker —
-answer `NotImplemented` naming the element: accepting them would promise something pyblob never does.
+a rule without an action is `InvalidRequest`. Actions that need storage classes — Transition,
+NoncurrentVersionTransition — answer `NotImplemented` naming the element: accepting them would
+promise something pyblob never does.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from . import tagging
 from .errors import S3Error
 
 FORCE_LIST = ("Rule", "Tag", "Transition", "NoncurrentVersionTransition")
-RULE_ELEMENTS = {"ID", "Filter", "Prefix", "Status", "Expiration", "AbortIncompleteMultipartUpload"}
-UNSUPPORTED = ("Transition", "NoncurrentVersionTransition", "NoncurrentVersionExpiration")
+RULE_ELEMENTS = {"ID", "Filter", "Prefix", "Status", "Expiration", "AbortIncompleteMultipartUpload", "NoncurrentVersionExpiration"}
+UNSUPPORTED = ("Transition", "NoncurrentVersionTransition")
 FILTER_ELEMENTS = ("Prefix", "Tag", "And", "ObjectSizeGreaterThan", "ObjectSizeLessThan")
 AND_ELEMENTS = {"Prefix", "Tag", "ObjectSizeGreaterThan", "ObjectSizeLessThan"}
 
@@ -36,8 +36,8 @@ def malformed(why: str) -> S3Error:
 
 
 def not_implemented(element: str) -> S3Error:
-    return S3Error("NotImplemented", f"pyblob does not implement the lifecycle action {element} "
-                   "(no storage classes, no versioning); only Expiration and AbortIncompleteMultipartUpload.")
+    return S3Error("NotImplemented", f"pyblob does not implement the lifecycle action {element} (there are no storage "
+                   "classes); only Expiration, NoncurrentVersionExpiration and AbortIncompleteMultipartUpload.")
 
 
 def parse_rules(doc: dict[str, Any]) -> list[LifecycleRule]:
@@ -65,8 +65,9 @@ def _rule(raw: Any) -> LifecycleRule:
     rule = LifecycleRule(id=_text(raw.get("ID")), enabled=status == "Enabled")
     _filter(rule, raw)
     _expiration(rule, raw.get("Expiration"))
+    _noncurrent(rule, raw.get("NoncurrentVersionExpiration"))
     _abort(rule, raw.get("AbortIncompleteMultipartUpload"))
-    if rule.expires_at(0.0) is None and rule.abort_upload_days is None:
+    if not rule.has_action():
         raise S3Error("InvalidRequest", "At least one action needs to be specified in a rule")
     return rule
 
@@ -125,14 +126,26 @@ def _expiration(rule: LifecycleRule, raw: Any) -> None:
         return
     if not isinstance(raw, dict) or set(raw) - {"Days", "Date", "ExpiredObjectDeleteMarker"}:
         raise malformed("Expiration holds Days, Date or ExpiredObjectDeleteMarker")
-    if _text(raw.get("ExpiredObjectDeleteMarker")).lower() == "true":
-        raise not_implemented("ExpiredObjectDeleteMarker")
+    marker = _text(raw.get("ExpiredObjectDeleteMarker")).strip().lower()
+    if marker not in ("", "true", "false"):
+        raise malformed("ExpiredObjectDeleteMarker is true or false")
+    rule.expired_object_delete_marker = marker == "true"
     if "Days" in raw and "Date" in raw:
         raise malformed("Expiration holds Days or Date, not both")
     if "Days" in raw:
         rule.expiration_days = _int(raw["Days"], "Days")
     elif "Date" in raw:
         rule.expiration_date = parse_date(_text(raw["Date"]))
+
+
+def _noncurrent(rule: LifecycleRule, raw: Any) -> None:
+    if raw is None:
+        return
+    if not isinstance(raw, dict) or "NoncurrentDays" not in raw or set(raw) - {"NoncurrentDays", "NewerNoncurrentVersions"}:
+        raise malformed("NoncurrentVersionExpiration holds NoncurrentDays and optionally NewerNoncurrentVersions")
+    rule.noncurrent_days = _int(raw["NoncurrentDays"], "NoncurrentDays")
+    if "NewerNoncurrentVersions" in raw:
+        rule.newer_noncurrent = _int(raw["NewerNoncurrentVersions"], "NewerNoncurrentVersions")
 
 
 def parse_date(text: str) -> float:
@@ -169,6 +182,12 @@ def _rule_xml(rule: LifecycleRule) -> dict[str, Any]:
         out["Expiration"] = {"Days": str(rule.expiration_days)}
     elif rule.expiration_date is not None:
         out["Expiration"] = {"Date": format_date(rule.expiration_date)}
+    elif rule.expired_object_delete_marker:
+        out["Expiration"] = {"ExpiredObjectDeleteMarker": "true"}
+    if rule.noncurrent_days is not None:
+        out["NoncurrentVersionExpiration"] = {"NoncurrentDays": str(rule.noncurrent_days)}
+        if rule.newer_noncurrent is not None:
+            out["NoncurrentVersionExpiration"]["NewerNoncurrentVersions"] = str(rule.newer_noncurrent)
     if rule.abort_upload_days is not None:
         out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": str(rule.abort_upload_days)}
     return out

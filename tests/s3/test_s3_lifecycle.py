@@ -25,6 +25,9 @@ def test_configuration_round_trip_and_delete(s3: BaseClient, bucket: str) -> Non
          "Status": "Disabled", "Expiration": {"Date": dt.datetime(2030, 1, 1, tzinfo=dt.UTC)}},
         {"ID": "uploads", "Filter": {"Prefix": ""}, "Status": "Enabled",
          "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
+        {"ID": "versions", "Filter": {"Prefix": "v/"}, "Status": "Enabled",
+         "Expiration": {"ExpiredObjectDeleteMarker": True},
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 30, "NewerNoncurrentVersions": 3}},
     ]
     s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
     got = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
@@ -66,11 +69,16 @@ def _rule(**extra: object) -> dict[str, object]:
         ([{"ID": "r", "Filter": {"Prefix": "a"}, "Prefix": "a", "Status": "Enabled", "Expiration": {"Days": 1}}],
          (400, "MalformedXML")),
         ([_rule(Transitions=[{"Days": 30, "StorageClass": "GLACIER"}])], (501, "NotImplemented")),
-        ([_rule(NoncurrentVersionExpiration={"NoncurrentDays": 1})], (501, "NotImplemented")),
-        ([_rule(Expiration={"ExpiredObjectDeleteMarker": True})], (501, "NotImplemented")),
+        ([_rule(NoncurrentVersionTransitions=[{"NoncurrentDays": 30, "StorageClass": "GLACIER"}])], (501, "NotImplemented")),
+        ([_rule(NoncurrentVersionExpiration={"NoncurrentDays": 0})], (400, "InvalidArgument")),
+        ([_rule(NoncurrentVersionExpiration={"NoncurrentDays": 1, "NewerNoncurrentVersions": 101})], (400, "InvalidArgument")),
+        ([_rule(Expiration={"Days": 1, "ExpiredObjectDeleteMarker": True})], (400, "InvalidArgument")),
+        ([{"ID": "r", "Filter": {"Tag": {"Key": "a", "Value": "b"}}, "Status": "Enabled",
+           "Expiration": {"ExpiredObjectDeleteMarker": True}}], (400, "InvalidArgument")),
     ],
     ids=["days-0", "date-not-midnight", "duplicate-id", "long-id", "abort-with-tag", "no-action",
-         "filter-and-prefix", "transition", "noncurrent", "delete-marker"],
+         "filter-and-prefix", "transition", "noncurrent-transition", "noncurrent-days-0", "newer-noncurrent-101",
+         "marker-with-days", "marker-with-tag"],
 )
 def test_invalid_configurations_answer_as_aws(s3_http: BaseClient, http_bucket: str, rules: list[dict[str, object]],
                                               expected: tuple[int, str]) -> None:
@@ -130,3 +138,34 @@ def test_expiry_and_stale_uploads_end_to_end(http_endpoint: Endpoint, s3_http: B
     assert s3_http.list_multipart_uploads(Bucket=http_bucket).get("Uploads", []) == []
     usage_after = http_endpoint.usage(ADMIN.user)
     assert (usage_before[0] - usage_after[0], usage_before[1] - usage_after[1]) == (3000 + 300_000, 2)
+
+
+def test_versioned_expiry_end_to_end(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str) -> None:
+    """In a versioned bucket: Expiration adds a delete marker, NoncurrentVersionExpiration removes old
+    versions (keeping the newest NewerNoncurrentVersions), ExpiredObjectDeleteMarker removes markers
+    left with no version below them; usage follows."""
+    s3_http.put_bucket_versioning(Bucket=http_bucket, VersioningConfiguration={"Status": "Enabled"})
+    rules = [
+        {"ID": "docs", "Filter": {"Prefix": "doc"}, "Status": "Enabled",
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 1, "NewerNoncurrentVersions": 1}},
+        {"ID": "others", "Filter": {"Prefix": "gone"}, "Status": "Enabled", "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
+        {"ID": "markers", "Filter": {"Prefix": ""}, "Status": "Enabled", "Expiration": {"ExpiredObjectDeleteMarker": True}},
+        {"ID": "tmp", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 1}},
+    ]
+    s3_http.put_bucket_lifecycle_configuration(Bucket=http_bucket, LifecycleConfiguration={"Rules": rules})
+    for body in (b"1" * 100, b"2" * 200, b"3" * 300):
+        s3_http.put_object(Bucket=http_bucket, Key="doc", Body=body)
+    s3_http.put_object(Bucket=http_bucket, Key="gone", Body=b"g" * 50)
+    s3_http.delete_object(Bucket=http_bucket, Key="gone")
+    s3_http.put_object(Bucket=http_bucket, Key="tmp/t", Body=b"t" * 10)
+    before = http_endpoint.usage(ADMIN.user)
+
+    report = gc_in_the_future(http_endpoint, TWO_DAYS)
+    assert (report["noncurrent versions expired"], report["delete markers expired"]) == ("2", "1")
+    assert report["objects expired"] == "1"
+    listed = s3_http.list_object_versions(Bucket=http_bucket)
+    versions = [(v["Key"], v["Size"], v["IsLatest"]) for v in listed.get("Versions", [])]
+    assert versions == [("doc", 300, True), ("doc", 200, False), ("tmp/t", 10, False)]
+    assert [(m["Key"], m["IsLatest"]) for m in listed.get("DeleteMarkers", [])] == [("tmp/t", True)]
+    after = http_endpoint.usage(ADMIN.user)
+    assert (before[0] - after[0], before[1] - after[1]) == (100 + 50, 2)

@@ -54,6 +54,10 @@ def test_legacy_prefix_and_empty_filter() -> None:
         ("<Status>Enabled</Status><Filter/>", "InvalidRequest"),
         ("<Status>Enabled</Status><Filter/><Transition><Days>1</Days><StorageClass>GLACIER</StorageClass></Transition>",
          "NotImplemented"),
+        ("<Status>Enabled</Status><Filter/><NoncurrentVersionExpiration><NewerNoncurrentVersions>2"
+         "</NewerNoncurrentVersions></NoncurrentVersionExpiration>", "MalformedXML"),
+        ("<Status>Enabled</Status><Filter/><Expiration><ExpiredObjectDeleteMarker>yes</ExpiredObjectDeleteMarker>"
+         "</Expiration>", "MalformedXML"),
     ],
 )
 def test_refusals(rule: str, code: str) -> None:
