@@ -67,7 +67,8 @@ class LinksApi:
         expires_in = optional_number(body, "expires_in")
         check_expires_in(expires_in)
         max_downloads = optional_int(body, "max_downloads")
-        link = await run_in_threadpool(store.links.create, user, bucket, key, expires_in, max_downloads)
+        version_id = optional_str(body, "version_id")
+        link = await run_in_threadpool(store.links.create, user, bucket, key, expires_in, max_downloads, version_id)
         return JSONResponse(self.link_json(link), status_code=201)
 
     async def list_links(self, request: Request, store: Store, user: str) -> Response:
@@ -100,6 +101,7 @@ class LinksApi:
             "bytes_served": link.bytes_served,
             "last_download": link.last_download,
             "revoked": link.revoked,
+            "version_id": link.version_id,
         }
 
 
@@ -164,6 +166,13 @@ def required_str(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value or not is_utf8(value):
         raise ApiError(400, f"{name} must be a non-empty string")
+    return value
+
+
+def optional_str(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and (not isinstance(value, str) or not is_utf8(value)):
+        raise ApiError(400, f"{name} must be a string or null")
     return value
 
 

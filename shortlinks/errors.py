@@ -12,6 +12,7 @@ from objstore.errors import StoreError
 STATUS = {
     "NoSuchLink": 404,
     "NoSuchKey": 404,
+    "NoSuchVersion": 404,
     "NoSuchBucket": 404,
     "LinkExpired": 410,
     "InvalidArgument": 400,
@@ -31,6 +32,7 @@ STATUS = {
 DETAIL = {
     "NoSuchLink": "link not found",
     "NoSuchKey": "object not found",
+    "NoSuchVersion": "no such version of the object",
     "NoSuchBucket": "bucket not found",
     "LinkExpired": "link expired",
     "NoSuchUpload": "upload not found",

@@ -95,3 +95,24 @@ def test_unrepresentable_expiry_is_400_and_the_listings_stay_up(site: Site) -> N
     assert upload.status_code == 400, upload.text
     assert httpx.get(f"{site.url}/api/links", headers=site.auth("alice")).status_code == 200
     assert httpx.get(f"{site.url}/list", headers=site.auth("alice")).status_code == 200
+
+
+def test_links_follow_the_current_version_or_keep_the_one_they_name(site: Site) -> None:
+    """In a versioned bucket a plain link serves whatever is current (404 under a delete marker);
+    a link made with `version_id` serves that version until it is removed."""
+    site.s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    first = site.s3.put_object(Bucket=BUCKET, Key="v.txt", Body=b"first")["VersionId"]
+    following = site.create_link("v.txt").json()
+    pinned = site.create_link("v.txt", version_id=first).json()
+    assert pinned["version_id"] == first and following["version_id"] is None
+    site.s3.put_object(Bucket=BUCKET, Key="v.txt", Body=b"second")
+    assert httpx.get(following["url"]).content == b"second"
+    assert httpx.get(pinned["url"]).content == b"first"
+    site.s3.delete_object(Bucket=BUCKET, Key="v.txt")  # a delete marker
+    assert httpx.get(following["url"]).status_code == 404
+    assert httpx.get(pinned["url"]).content == b"first"
+    site.s3.delete_object(Bucket=BUCKET, Key="v.txt", VersionId=first)
+    assert httpx.get(pinned["url"]).status_code == 404
+    assert site.create_link("v.txt", version_id=first).status_code == 404
+    assert site.create_link("v.txt", version_id="not-a-version").status_code == 400
+    assert site.create_link("v.txt", version_id=7).status_code == 400
