@@ -173,3 +173,32 @@ def test_sweep_lock_admits_one_holder(store: Store) -> None:
     with sweep_lock(store.root) as again:
         seen.append(again)
     assert seen == [True, False, True]
+
+
+def test_noncurrent_versions_expire_from_when_they_became_noncurrent(store: Store, bucket: str, clock: Clock) -> None:
+    """NoncurrentDays counts from the moment a newer version replaced it (rounded up to midnight),
+    not from its creation; NewerNoncurrentVersions keeps the newest ones whatever their age."""
+    store.set_bucket_versioning(bucket, "Enabled")
+    store.set_bucket_lifecycle(bucket, [LifecycleRule(noncurrent_days=2, newer_noncurrent=1)])
+    store.put_object(bucket, "k", b"v1")
+    clock.advance(10 * DAY)
+    store.put_object(bucket, "k", b"v2")  # v1 noncurrent from now
+    store.put_object(bucket, "k", b"v3")  # v2 noncurrent from now, and the newest noncurrent one
+    assert apply_lifecycle(store, next_midnight(clock() + DAY)).noncurrent_versions_expired == 0
+    report = apply_lifecycle(store, next_midnight(clock() + 2 * DAY))
+    assert report.noncurrent_versions_expired == 1
+    assert [v.size for v in store.list_object_versions(bucket).versions] == [2, 2]
+    assert store.accounts.get_user("alice").usage_bytes == 4
+
+
+def test_expiry_in_a_versioned_bucket_adds_a_marker_and_markers_alone_expire(store: Store, bucket: str, clock: Clock) -> None:
+    store.set_bucket_versioning(bucket, "Enabled")
+    store.set_bucket_lifecycle(bucket, [LifecycleRule(id="x", expiration_days=1), LifecycleRule(id="m", expired_object_delete_marker=True)])
+    store.put_object(bucket, "k", b"data")
+    report = apply_lifecycle(store, next_midnight(clock() + DAY))
+    assert (report.objects_expired, report.delete_markers_expired) == (1, 0)  # the version below keeps the marker
+    assert [v.delete_marker for v in store.list_object_versions(bucket).versions] == [True, False]
+    version = store.list_object_versions(bucket).versions[1]
+    store.delete_object(bucket, "k", version.version_id)
+    assert apply_lifecycle(store, next_midnight(clock() + DAY)).delete_markers_expired == 1
+    assert store.list_object_versions(bucket).versions == []

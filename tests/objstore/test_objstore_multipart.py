@@ -287,3 +287,95 @@ def test_complete_refuses_an_object_over_a_limit_lowered_meanwhile(store: Store)
     assert tmp_entries(store) == []
     assert chunk_files(store) == before  # the re-cut boundary chunks were not left behind
     assert fsck(store).ok
+
+
+def test_a_completed_upload_answers_a_retried_complete_with_the_same_part_list(store: Store, bucket: str) -> None:
+    upload_id, parts = multipart_put(store, bucket, "k", DATA[:300_000], 200_000)
+    record = complete(store, upload_id, parts)
+    wanted = [(p.number, f'"{p.etag}"') for p in parts]
+    again = store.multipart.completed(upload_id, bucket, "k", wanted)
+    assert (again.etag, again.version_id, again.checksums) == (record.etag, record.version_id, record.checksums)
+    with pytest.raises(NoSuchUpload):
+        store.multipart.completed(upload_id, bucket, "k", wanted[:1])  # another part list
+    with pytest.raises(NoSuchUpload):
+        store.multipart.completed(upload_id, bucket, "other-key", wanted)
+    with pytest.raises(NoSuchUpload):
+        complete(store, upload_id, parts)  # the upload itself is gone
+
+
+def test_completion_records_are_forgotten_after_a_day_and_bounded(store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    from objstore import multipart
+
+    done = []
+    for n in range(3):
+        upload_id, parts = multipart_put(store, bucket, f"k{n}", DATA[:1000], 1000)
+        complete(store, upload_id, parts)
+        done.append((upload_id, f"k{n}", [(p.number, p.etag) for p in parts]))
+        clock.advance(1)
+    assert store.multipart.prune_completed(clock()) == 0
+    monkeypatch.setattr(multipart, "COMPLETED_MAX", 2)
+    assert store.multipart.prune_completed(clock()) == 1  # the oldest goes past the bound
+    with pytest.raises(NoSuchUpload):
+        store.multipart.completed(done[0][0], bucket, done[0][1], done[0][2])
+    clock.advance(multipart.COMPLETED_KEEP + 1)
+    assert collect_garbage(store).completed_uploads_forgotten == 2
+
+
+def test_parts_of_a_completed_object_can_be_read_one_by_one(store: Store, bucket: str) -> None:
+    upload_id, parts = multipart_put(store, bucket, "k", DATA[:700_000], 300_000)
+    record = complete(store, upload_id, parts)
+    assert record.parts_count == 3
+    layout = [(p.number, p.offset, p.size) for p in store.object_parts(record, 0, 10)]
+    assert layout == [(1, 0, 300_000), (2, 300_000, 300_000), (3, 600_000, 100_000)]
+    second = store.object_part(record, 2)
+    assert b"".join(store.read_object(record, second.offset, second.offset + second.size)) == DATA[300_000:600_000]
+    assert [p.number for p in store.object_parts(record, 1, 1)] == [2]
+    from objstore.errors import InvalidPartNumber
+
+    with pytest.raises(InvalidPartNumber):
+        store.object_part(record, 4)
+    single = store.put_object(bucket, "single", b"abc")
+    assert (store.object_part(single, 1).size, store.object_part(single, 1).offset) == (3, 0)
+    with pytest.raises(InvalidPartNumber):
+        store.object_part(single, 2)
+    store.delete_object(bucket, "k")  # the layout goes with the content
+    with store.db.read() as r:
+        assert r.count("manifest_parts") == 0
+
+
+def test_complete_checks_what_the_request_asserts(store: Store, bucket: str) -> None:
+    from objstore.completion import CompletionChecks
+    from objstore.errors import BadDigest, InvalidRequest
+
+    upload = store.multipart.create_upload(bucket, "k", checksum_algorithm="CRC32", checksum_type="FULL_OBJECT")
+    parts = []
+    for number, piece in ((1, DATA[:100_000]), (2, DATA[100_000:150_000])):
+        with store.multipart.open_part_writer(upload.upload_id, number, ["CRC32"]) as w:
+            w.write(piece)
+            parts.append(w.commit())
+    wanted = [(p.number, p.etag) for p in parts]
+
+    def attempt(**checks: object) -> None:
+        store.multipart.complete_upload(upload.upload_id, wanted, MIN, CompletionChecks(**checks))  # type: ignore[arg-type]
+
+    with pytest.raises(InvalidPart):
+        attempt(part_checksums={1: {"CRC32": "AAAAAA=="}})
+    with pytest.raises(InvalidRequest):
+        attempt(part_checksums={1: {"SHA1": "AAAAAA=="}})
+    with pytest.raises(InvalidRequest):
+        attempt(checksum_type="COMPOSITE")
+    with pytest.raises(InvalidRequest):
+        attempt(object_size=1)
+    with pytest.raises(BadDigest):
+        attempt(object_checksums={"CRC32": "AAAAAA=="})
+    with pytest.raises(InvalidRequest):
+        attempt(object_checksums={"SHA256": "AAAAAA=="})
+    import base64
+    import zlib
+
+    whole = base64.b64encode(zlib.crc32(DATA[:150_000]).to_bytes(4, "big")).decode()
+    record = store.multipart.complete_upload(upload.upload_id, wanted, MIN, CompletionChecks(
+        part_checksums={p.number: dict(p.checksums) for p in parts}, object_checksums={"CRC32": whole},
+        checksum_type="FULL_OBJECT", object_size=150_000,
+    ))
+    assert record.checksums == {"CRC32": whole}
