@@ -22,7 +22,7 @@ from shortlinks.tus import tus_routes
 from shortlinks.websocket import websocket_routes
 
 from .bootstrap import new_store
-from .ratelimits import RateLimiter, RateLimitMiddleware, RateLimits
+from .ratelimits import RateLimiter, RateLimitMiddleware, RateLimits, setting_name
 from .settings import Settings, load_settings
 from .sweeper import background_jobs
 
@@ -83,6 +83,9 @@ def mount_web_layers(app: FastAPI) -> None:
     """
     settings: Settings = app.state.settings
     config = S3Config(region=settings.region, domain=settings.domain, reserved_buckets=RESERVED_PATHS)
-    s3 = S3App(lambda: app.state.store, config, rate_limit=app.state.rate_limiter.s3_key_wait)
+    s3 = S3App(
+        lambda: app.state.store, config, rate_limit=app.state.rate_limiter.s3_key_wait,
+        rate_limit_name=setting_name("s3", "key"),
+    )
     app.add_route("/", s3.endpoint, methods=S3_METHODS, include_in_schema=False)
     app.add_route("/{path:path}", s3.endpoint, methods=S3_METHODS, include_in_schema=False)

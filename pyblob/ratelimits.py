@@ -36,7 +36,7 @@ from objstore.ratelimit import TokenBuckets
 from s3api.app import error_response, has_body
 from s3api.errors import slow_down
 from shortlinks.errors import render
-from shortlinks.ratelimit import USER_LIMIT, rate_limited
+from shortlinks.ratelimit import USER_LIMIT, USER_LIMIT_NAME, rate_limited
 
 from .settings import Settings
 
@@ -133,6 +133,7 @@ class RateLimitMiddleware:
         surface = surface_of(scope["path"])
         if surface == "rest":
             scope[USER_LIMIT] = self.limiter.rest_user_wait
+            scope[USER_LIMIT_NAME] = setting_name("rest", "user")
         if surface is not None:
             wait = self.limiter.ip_wait(surface, client_address(scope))
             if wait > 0:
@@ -140,12 +141,18 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send)
 
 
+def setting_name(surface: Surface, per: Literal["ip", "user", "key"]) -> str:
+    """The setting of a limit, as the refusals name it: `PYBLOB_RATELIMIT_REST_USER_RATE`."""
+    return f"PYBLOB_RATELIMIT_{surface.upper()}_{per.upper()}_RATE"
+
+
 async def refuse(scope: Scope, receive: Receive, send: Send, surface: Surface, wait: float) -> None:
     """429 (links, rest) or 503 SlowDown (S3); the body of the request is left unread."""
+    name = setting_name(surface, "ip")
     if surface == "s3":
-        response = error_response(Request(scope), slow_down(wait), secrets.token_hex(8).upper())
+        response = error_response(Request(scope), slow_down(wait, name), secrets.token_hex(8).upper())
     else:
-        response = render(rate_limited(wait))
+        response = render(rate_limited(wait, name))
     if scope["type"] == "websocket":
         websocket = WebSocket(scope, receive, send)
         if "websocket.http.response" in scope.get("extensions", {}):

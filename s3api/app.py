@@ -125,14 +125,17 @@ def has_body(request: Request) -> bool:
 
 
 class S3App:
-    """`rate_limit(access_key)`: seconds that key must wait (0: go on), asked once it is authenticated."""
+    """`rate_limit(access_key)`: seconds that key must wait (0: go on), asked once it is authenticated;
+    `rate_limit_name` names the setting behind it in SlowDown's message."""
 
     def __init__(
-        self, get_store: Callable[[], Store], config: S3Config, rate_limit: Callable[[str], float] | None = None
+        self, get_store: Callable[[], Store], config: S3Config, rate_limit: Callable[[str], float] | None = None,
+        rate_limit_name: str = "",
     ):
         self.get_store = get_store
         self.config = config
         self.rate_limit = rate_limit
+        self.rate_limit_name = rate_limit_name
 
     async def endpoint(self, request: Request) -> Response:
         """The Starlette endpoint for every S3 path."""
@@ -195,7 +198,7 @@ class S3App:
     def _check_rate(self, access_key: str) -> None:
         wait = self.rate_limit(access_key) if self.rate_limit is not None and access_key else 0.0
         if wait > 0:
-            raise slow_down(wait)
+            raise slow_down(wait, self.rate_limit_name)
 
     def _error(self, request: Request, error: S3Error, request_id: str) -> Response:
         return error_response(request, error, request_id)

@@ -108,8 +108,9 @@ class S3Error(Exception):
         return {"Error": error}
 
 
-def slow_down(wait: float) -> S3Error:
-    """503 SlowDown, which SDKs retry with backoff, and the whole seconds to wait in Retry-After."""
-    error = S3Error("SlowDown")
+def slow_down(wait: float, limit_name: str = "") -> S3Error:
+    """503 SlowDown, which SDKs retry with backoff, and the whole seconds to wait in Retry-After;
+    `limit_name`: the setting that sets the limit, named in the message for the admin."""
+    error = S3Error("SlowDown", f"Please reduce your request rate (the limit is {limit_name})." if limit_name else None)
     error.headers["retry-after"] = str(retry_after(wait))
     return error

@@ -18,12 +18,15 @@ from objstore.ratelimit import retry_after
 from .errors import ApiError
 
 USER_LIMIT = "pyblob.user_rate_limit"
+USER_LIMIT_NAME = "pyblob.user_rate_limit_name"  # the setting behind it, named in the 429's detail
 UserLimit = Callable[[str], float]
 
 
-def rate_limited(wait: float) -> ApiError:
-    """429 with the whole seconds to wait in `Retry-After`; no cache may keep it."""
-    return ApiError(429, "rate limit exceeded", {"retry-after": str(retry_after(wait)), "cache-control": "no-store"})
+def rate_limited(wait: float, limit_name: str = "") -> ApiError:
+    """429 with the whole seconds to wait in `Retry-After`; no cache may keep it. `limit_name`: the
+    setting that sets the limit, named in the detail for the admin."""
+    detail = f"rate limit exceeded (the limit is {limit_name})" if limit_name else "rate limit exceeded"
+    return ApiError(429, detail, {"retry-after": str(retry_after(wait)), "cache-control": "no-store"})
 
 
 def user_wait(conn: HTTPConnection, user: str) -> float:
@@ -36,4 +39,4 @@ def check_user_rate(conn: HTTPConnection, user: str) -> None:
     """Raise the 429 `ApiError` when `user`'s bucket is empty."""
     wait = user_wait(conn, user)
     if wait > 0:
-        raise rate_limited(wait)
+        raise rate_limited(wait, conn.scope.get(USER_LIMIT_NAME, ""))

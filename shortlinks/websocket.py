@@ -37,7 +37,7 @@ from objstore.records import LinkRecord
 from .api import is_utf8
 from .errors import ApiError, from_store
 from .filetypes import content_type_for
-from .ratelimit import rate_limited, user_wait
+from .ratelimit import USER_LIMIT_NAME, rate_limited, user_wait
 
 AUTH_TIMEOUT = 30.0  # for the token message
 IDLE_TIMEOUT = 300.0  # between messages
@@ -139,7 +139,7 @@ class Session:
             self.file = parse_header(text)
             wait = user_wait(self.websocket, self.user)
             if wait > 0:
-                raise rate_limited(wait)
+                raise rate_limited(wait, self.websocket.scope.get(USER_LIMIT_NAME, ""))
             if self.file.size is not None:
                 await run_in_threadpool(self.open, self.file, self.file.size)
                 if self.file.size == 0:

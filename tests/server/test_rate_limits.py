@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,7 +64,7 @@ def statuses(url: str, n: int, **kwargs: Any) -> list[int]:
 
 def assert_429(response: httpx.Response) -> None:
     assert response.status_code == 429
-    assert response.json() == {"detail": "rate limit exceeded"}
+    assert re.fullmatch(r"rate limit exceeded \(the limit is PYBLOB_RATELIMIT_(LINKS|REST)_(IP|USER)_RATE\)", response.json()["detail"])
     assert int(response.headers["retry-after"]) >= 1
     assert response.headers["cache-control"] == "no-store"
 
@@ -169,7 +170,7 @@ def test_s3_per_address_answers_slowdown_xml(start_server: StartServer) -> None:
     assert refused.status_code == 503
     assert refused.headers["content-type"] == "application/xml"
     assert "<Code>SlowDown</Code>" in refused.text
-    assert "<Message>Please reduce your request rate.</Message>" in refused.text
+    assert "<Message>Please reduce your request rate (the limit is PYBLOB_RATELIMIT_S3_IP_RATE).</Message>" in refused.text
     assert "<Resource>/some-bucket/key</Resource>" in refused.text
     assert int(refused.headers["retry-after"]) >= 1
     assert refused.headers["x-amz-request-id"]
@@ -187,6 +188,7 @@ def test_s3_per_key_slowdown_for_boto3_without_retries(start_server: StartServer
         s3.list_buckets()
     error = caught.value.response
     assert error["Error"]["Code"] == "SlowDown"
+    assert "PYBLOB_RATELIMIT_S3_KEY_RATE" in error["Error"]["Message"]
     assert error["ResponseMetadata"]["HTTPStatusCode"] == 503
     assert int(error["ResponseMetadata"]["HTTPHeaders"]["retry-after"]) >= 1
     s3_client(server, bob).list_buckets()  # another key, another bucket
@@ -302,3 +304,23 @@ def test_the_limit_is_global_across_workers(start_server: StartServer, clients: 
     port = int(server.url.rsplit(":", 1)[1])
     served = [peer_ports(pid, port) for pid in worker_pids(server)]
     assert len([ports for ports in served if ports]) == 2, f"both workers should have served: {served}"
+
+
+def test_s3_keys_are_not_limited_by_default(start_server: StartServer, run_pyblob: RunPyblob) -> None:
+    """More than the old default's burst of 1,000 from one key, at once: none is told to slow down."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    alice = add_user(run_pyblob, "alice")
+    server = start_server()
+    s3 = s3_client(server, alice)
+    s3.create_bucket(Bucket="many")
+
+    def head(_: int) -> int:
+        try:
+            return int(s3.head_bucket(Bucket="many")["ResponseMetadata"]["HTTPStatusCode"])
+        except ClientError as e:
+            return int(e.response["ResponseMetadata"]["HTTPStatusCode"])
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(head, range(1200)))
+    assert answers == [200] * 1200
