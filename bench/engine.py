@@ -1,6 +1,6 @@
-"""Storage engine benchmark: throughput against dd/cat, dedup figures and a chunk-size sweep.
+"""Storage engine benchmark: throughput against dd/cat, dedup figures, versions and a chunk-size sweep.
 
-    python bench/engine.py [--size-mib 1024] [--dir DIR] [--sweep] [--parts N] [--write-runs 3]
+    python bench/engine.py [--size-mib 1024] [--dir DIR] [--sweep] [--parts N] [--write-runs 3] [--versions 50]
 
 Every figure is printed as one line with its target and PASS/MISS. The data dir is a fresh temp dir
 under --dir (keep it on the disk under test, not tmpfs) and is removed at the end. Results and the
@@ -277,6 +277,30 @@ def bench_many_parts(root: Path, count: int) -> None:
     drop_store(store)
 
 
+def bench_versions(root: Path, data: memoryview, count: int) -> None:
+    """`count` versions of one file in a versioned bucket, each the previous one with 4 KiB
+    rewritten in one place: what the versions cost on disk beyond the first."""
+    store = open_store(root, "versions")
+    store.set_bucket_versioning("bkt", "Enabled")
+    current = bytearray(data)
+    put_stream(store, "doc", memoryview(current))
+    first, _ = chunk_files(store)
+    meta_first = meta_bytes(store)
+    for n in range(1, count):
+        at = (n * 7919 * 4096) % (len(current) - 4096)
+        current[at : at + 4096] = random_bytes(f"edit-{n}", 4096)
+        put_stream(store, "doc", memoryview(current))
+    total, files = chunk_files(store)
+    listed = len(store.list_object_versions("bkt").versions)
+    per_version = (total - first) / (count - 1)
+    budget = 2 * store.config.chunk_avg  # an edit rewrites the chunk it falls in, at worst a neighbour too
+    name = f"3e {count} versions of {len(data) // MiB} MiB, 4 KiB edits: MiB/version"
+    verdict(name, per_version / MiB, "MiB", f"<= {budget // MiB}", per_version <= budget)
+    info("3e   disk / one version", f"{total / first:.3f} x (full copies: {count} x); "
+         f"LMDB {(meta_bytes(store) - meta_first) / (count - 1) / KiB:.1f} KiB/version; {files} chunk files, {listed} versions listed")
+    drop_store(store)
+
+
 # 4: chunk-size sweep --------------------------------------------------------------------------
 def sweep_row(root: Path, data: memoryview, avg_kib: int) -> str:
     avg = avg_kib * KiB
@@ -314,6 +338,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="cProfile the first engine write (adds overhead)")
     p.add_argument("--dedup-mib", type=int, default=256, help="file size for parts/insertion (3b-3d)")
     p.add_argument("--copy-mib", type=int, default=64, help="size of each of the 20 copies (3a)")
+    p.add_argument("--version-mib", type=int, default=64, help="size of the versioned file (3e)")
+    p.add_argument("--versions", type=int, default=50, help="versions of it (3e)")
     p.add_argument("--dir", type=Path, default=Path("bench-data"), help="parent of the temp data dir")
     p.add_argument("--parts", type=int, default=0, help="also time an upload of N x 5 MiB parts (3d)")
     p.add_argument("--sweep", action="store_true", help="run the chunk-size sweep (4)")
@@ -328,7 +354,7 @@ def out_of_time(signum: int, frame: object) -> NoReturn:
 
 
 def run(args: argparse.Namespace, root: Path) -> None:
-    size = max(args.size_mib, args.dedup_mib, args.copy_mib, args.sweep_mib if args.sweep else 0) * MiB
+    size = max(args.size_mib, args.dedup_mib, args.copy_mib, args.version_mib, args.sweep_mib if args.sweep else 0) * MiB
     data = random_bytes("pyblob-bench", size)
     if not args.only_sweep:
         src = root / "src"
@@ -342,6 +368,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
         bench_copies(root, data[: args.copy_mib * MiB])
         bench_parts(root, data[: args.dedup_mib * MiB])
         bench_insert(root, data[: args.dedup_mib * MiB])
+        bench_versions(root, data[: args.version_mib * MiB], args.versions)
         if args.parts:
             bench_many_parts(root, args.parts)
     if args.sweep or args.only_sweep:
