@@ -36,7 +36,11 @@ TABLES = (
     "resumables",  # owner + NUL + upload id -> ResumableRecord (tus uploads, see resumable.py)
 )
 
-SCHEMA_VERSION = 1
+# 2: object versions (`versions` table, version fields of objects), completed uploads, part layouts.
+# Rows of 1 read as they are (new fields have defaults, new tables start empty), so opening a data
+# dir of 1 only records 2; a pyblob that knows only 1 then refuses the data dir instead of
+# misreading versions it does not know about.
+SCHEMA_VERSION = 2
 
 
 class Txn:
@@ -169,10 +173,10 @@ class Database(LazyEnvironment):
     def _check_schema(self) -> None:
         with self.write() as w:
             found = w.get("meta", b"schema")
-            if found is None:
-                w.put("meta", b"schema", str(SCHEMA_VERSION).encode())
-            elif int(found) > SCHEMA_VERSION:
+            if found is not None and int(found) > SCHEMA_VERSION:
                 raise RuntimeError(f"data dir has schema {int(found)}, this pyblob knows {SCHEMA_VERSION}")
+            if found is None or int(found) < SCHEMA_VERSION:
+                w.put("meta", b"schema", str(SCHEMA_VERSION).encode())
 
     def next_id(self, w: Txn, counter: str) -> int:
         return next_id(w, counter)

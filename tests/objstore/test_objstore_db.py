@@ -73,6 +73,17 @@ def test_newer_schema_is_refused(tmp_path: Path, db: Database) -> None:
         _ = again.env
 
 
+def test_an_older_schema_is_brought_up_to_date(tmp_path: Path, db: Database) -> None:
+    """A data dir of schema 1 (before versions) opens as it is and is recorded as the current schema."""
+    with db.write() as w:
+        w.put("meta", b"schema", b"1")
+    db.close()
+    again = Database(tmp_path / "meta", map_size=1 << 26, durable=False)
+    with again.read() as r:
+        assert r.get("meta", b"schema") == str(SCHEMA_VERSION).encode()
+    again.close()
+
+
 def test_copy_to_is_a_readable_environment(tmp_path: Path, db: Database) -> None:
     with db.write() as w:
         w.put("objects", b"k", b"v")

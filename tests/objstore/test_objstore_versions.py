@@ -291,3 +291,26 @@ def apply(store: Store, model: Model, op: str, key: str, n: int) -> None:
             version_id = stack[n % len(stack)][0]
             assert store.delete_object("bkt", key, version_id).changed
             model.remove(key, version_id)
+
+
+def test_rows_written_before_versions_existed_are_the_null_version(store: Store, bucket: str) -> None:
+    """An object row of the previous format (no version fields) reads as the null version, and
+    becomes a noncurrent version like any other when versioning is enabled."""
+    import json
+
+    from objstore import keys
+
+    store.put_object(bucket, "old", b"from an earlier release")
+    record = store.get_bucket(bucket)
+    with store.db.write() as w:
+        lkey = keys.encode(record.id, b"old")
+        row = json.loads(w.get("objects", lkey))
+        for name in ("version_id", "seq", "delete_marker", "noncurrent_since"):
+            del row[name]
+        w.put("objects", lkey, json.dumps(row).encode())
+    assert store.head_object(bucket, "old").version_id == NULL
+    store.set_bucket_versioning(bucket, "Enabled")
+    new = store.put_object(bucket, "old", b"new")
+    assert versions_of(store, bucket) == [("old", new.version_id, False, True), ("old", NULL, False, False)]
+    assert b"".join(store.read_object(store.head_object(bucket, "old", NULL))) == b"from an earlier release"
+    assert fsck(store).ok
