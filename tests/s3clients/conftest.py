@@ -35,7 +35,7 @@ from s3_server import (
     start_endpoint,
     unique_bucket_name,
 )
-from s3clients_helpers import AwsCli, Rclone, S3cmd
+from s3clients_helpers import AwsCli, AwsCliV2, Rclone, S3cmd
 
 MOTO_START_TIMEOUT = 30.0
 
@@ -146,6 +146,12 @@ def bucket_name() -> str:
 @pytest.fixture
 def aws(pyblob: Endpoint, home: Path) -> AwsCli:
     return AwsCli(pyblob.url, ADMIN, home)
+
+
+@pytest.fixture
+def aws2(pyblob: Endpoint, home: Path) -> AwsCliV2:
+    """aws-cli v2 (Debian's `awscli`), where `aws` is v1 from pip."""
+    return AwsCliV2(pyblob.url, ADMIN, home)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The real S3 command-line clients (aws-cli v1, rclone, s3cmd), run against a running server.
+"""The real S3 command-line clients (aws-cli v1 and v2, rclone, s3cmd), run against a running server.
 
 Each client runs as a subprocess with a scrubbed environment: no AWS_*, RCLONE_* or proxy variable of
 the machine (this one sets AWS_CA_BUNDLE globally; rclone refuses to start with it
@@ -40,6 +40,22 @@ def aws_executable() -> str:
     return str(path)
 
 
+# Debian's `awscli` package (2.x on bookworm) installs here; the venv's bin, which may come first on
+# PATH, holds v1 under the same name, so v2 is never looked up on PATH.
+AWS_V2_PATH = Path("/usr/bin/aws")
+
+
+def aws_v2_executable() -> str:
+    """aws-cli v2 from Debian: scripts/test installs the `awscli` package when it runs as root."""
+    if not AWS_V2_PATH.exists():
+        pytest.fail(
+            f"aws-cli v2 is not installed at {AWS_V2_PATH}: run scripts/test as root (it apt-get installs "
+            "the Debian package `awscli`), or `apt-get install --no-install-recommends awscli`",
+            pytrace=False,
+        )
+    return str(AWS_V2_PATH)
+
+
 def debian_tool(name: str) -> str:
     """rclone or s3cmd from Debian: scripts/test installs them when it runs as root."""
     path = shutil.which(name)
@@ -78,15 +94,19 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, check: bool) -> subproc
 
 # the clients ------------------------------------------------------------------------------------
 class AwsCli:
-    """`aws --endpoint-url URL ...` with the credentials in the environment and empty config files."""
+    """aws-cli v1 (pip, in the venv): `aws --endpoint-url URL ...` with the credentials in the
+    environment and empty config files."""
+
+    major = 1
+    config = ""
 
     def __init__(self, url: str, creds: Creds, home: Path, ca_bundle: Path | None = None):
-        self.argv = [aws_executable(), "--endpoint-url", url]
+        self.argv = [self.executable(), "--endpoint-url", url]
         if ca_bundle is not None:
             self.argv += ["--ca-bundle", str(ca_bundle)]
         self.home = home
         config, credentials = home / "aws-config", home / "aws-credentials"
-        config.write_text("")
+        config.write_text(self.config)
         credentials.write_text("")
         self.env = client_env(
             home,
@@ -101,8 +121,32 @@ class AwsCli:
             },
         )
 
+    @staticmethod
+    def executable() -> str:
+        return aws_executable()
+
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run([*self.argv, *args], self.env, self.home, check)
+
+    def version(self) -> str:
+        """`aws --version`, e.g. `aws-cli/1.36.0 Python/3.12.3 ...`; fails unless it is this major version."""
+        proc = run([self.argv[0], "--version"], self.env, self.home, check=True)
+        # v1 printed its version on stderr before 1.17; every version since prints it on stdout.
+        version = (proc.stdout or proc.stderr).strip()
+        assert version.startswith(f"aws-cli/{self.major}."), f"{self.argv[0]} is not aws-cli v{self.major}: {version}"
+        return version
+
+
+class AwsCliV2(AwsCli):
+    """aws-cli v2 from Debian, configured like v1; its pager is off (v2 pipes output to `less`) and
+    its addressing style is path, written down rather than left to the endpoint rules."""
+
+    major = 2
+    config = "[default]\ncli_pager =\ns3 =\n    addressing_style = path\n"
+
+    @staticmethod
+    def executable() -> str:
+        return aws_v2_executable()
 
 
 class Rclone:
