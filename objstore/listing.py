@@ -162,14 +162,27 @@ def list_versions_page(
 
 
 def _versions_of(r: Txn, bucket_id: int, raw_key: bytes, latest: bytes, after_version: str) -> Iterator[ObjectRecord]:
-    """The key's latest version then its older ones; after `after_version` when given."""
-    found = [ObjectRecord.decode(latest)]
-    skipping = bool(after_version)
-    for version in (*found, *versions.noncurrent(r, bucket_id, raw_key)):
-        if skipping:
-            skipping = version.version_id != after_version
-            continue
-        yield version
+    """The key's latest version then its older ones (newest first: falling `seq`); with
+    `after_version`, only those older than it.
+
+    A version id carries its `seq`, so the listing resumes in place even when that version was
+    deleted since the last page (emptying a bucket page by page does just that). "null" carries
+    none: its row's `seq` places it while it exists.
+    """
+    current = ObjectRecord.decode(latest)
+    if not after_version:
+        yield current
+        yield from versions.noncurrent(r, bucket_id, raw_key)
+        return
+    bound = versions.seq_of(after_version)
+    if bound is None:  # "null": placed by its row, while it exists
+        null = versions.find(r, bucket_id, raw_key, versions.NULL)
+        if null is None:
+            return
+        bound = null.seq
+    if current.seq < bound:
+        yield current
+    yield from versions.noncurrent(r, bucket_id, raw_key, below_seq=bound)
 
 
 def _add(page: VersionPage, max_keys: int, item: ObjectRecord | str) -> bool:

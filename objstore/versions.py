@@ -87,11 +87,13 @@ def current(r: Txn, bucket_id: int, raw_key: bytes) -> ObjectRecord | None:
     return ObjectRecord.decode(raw) if raw is not None else None
 
 
-def noncurrent(r: Txn, bucket_id: int, raw_key: bytes) -> Iterator[ObjectRecord]:
-    """The key's older versions, newest first (a key's rows are read one at a time)."""
+def noncurrent(r: Txn, bucket_id: int, raw_key: bytes, below_seq: int | None = None) -> Iterator[ObjectRecord]:
+    """The key's older versions, newest first, read one at a time; with `below_seq`, only those
+    written before that sequence (one seek, however many newer versions there are)."""
     prefix = versions_prefix(bucket_id, raw_key)
     cursor = r.cursor("versions")
-    if not cursor.set_range(prefix):
+    start = prefix if below_seq is None else prefix + (_TOP - max(0, below_seq - 1)).to_bytes(8, "big")
+    if below_seq == 0 or not cursor.set_range(start):
         return
     while bytes(cursor.key()).startswith(prefix):
         yield ObjectRecord.decode(cursor.value())
