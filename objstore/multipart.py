@@ -23,7 +23,7 @@ from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrd
 from .hashing import composite_checksum, full_object_checksum
 from .completion import CompletionChecks, default_checksum_type
 from .limits import MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE, check_object_size, check_quota
-from .records import CompletedUploadRecord, ObjectRecord, PartRecord, UploadRecord
+from .records import BucketRecord, CompletedUploadRecord, ObjectRecord, PartRecord, UploadRecord
 from .rechunk import Joiner, Part
 from .writer import ChunkSink, Content, ContentWriter
 
@@ -145,18 +145,20 @@ class Multipart:
                 record = self._commit(w, sink, upload, chosen, joined, object_checksums)
                 self._drop(w, upload, list(current.values()))
                 record = self.store.replace_object(w, bucket, upload.key.encode(), record)
-                self._remember(w, upload, wanted, record)
+                self._remember(w, upload, bucket.id, wanted, record)
         finally:
             sink.close()
         return record
 
     def completed(self, upload_id: str, bucket: str, key: str, wanted: list[tuple[int, str]]) -> CompletedUploadRecord:
-        """The answer of an upload completed recently with the same part list (a retried Complete);
-        NoSuchUpload otherwise, as for any unknown upload."""
+        """The answer of an upload completed recently into this bucket and key with the same part
+        list (a retried Complete); NoSuchUpload otherwise, as for any unknown upload."""
         with self.store.db.read() as r:
             raw = r.get("completed", upload_id.encode())
+            current = r.get("buckets", bucket.encode())
         done = CompletedUploadRecord.decode(raw) if raw is not None else None
-        if done is None or (done.bucket, done.key) != (bucket, key) or done.parts_digest != parts_digest(wanted):
+        same_bucket = done is not None and current is not None and BucketRecord.decode(current).id == done.bucket_id
+        if done is None or not same_bucket or done.key != key or done.parts_digest != parts_digest(wanted):
             raise NoSuchUpload(upload_id)
         return done
 
@@ -165,9 +167,9 @@ class Multipart:
         with self.store.db.write() as w:
             return _prune(w, now, limit)
 
-    def _remember(self, w: "Txn", upload: UploadRecord, wanted: list[tuple[int, str]], record: ObjectRecord) -> None:
+    def _remember(self, w: "Txn", upload: UploadRecord, bucket_id: int, wanted: list[tuple[int, str]], record: ObjectRecord) -> None:
         done = CompletedUploadRecord(
-            upload.upload_id, upload.bucket, upload.bucket_id, upload.key, parts_digest(wanted), record.etag,
+            upload.upload_id, upload.bucket, bucket_id, upload.key, parts_digest(wanted), record.etag,
             record.version_id, record.created, record.checksums, record.checksum_type,
         )
         w.put("completed", upload.upload_id.encode(), done.encode())

@@ -2,8 +2,10 @@
 
 https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObjectAttributes.html. The attributes asked
 for in `x-amz-object-attributes` are answered in AWS's order. `ObjectParts` is for objects uploaded
-in parts; as at AWS, the parts themselves are listed only when the object has an additional checksum
-(their per-part values are what SDKs verify), paged by `x-amz-max-parts` / `x-amz-part-number-marker`.
+in parts; as at AWS, the parts themselves are listed only when the object has a COMPOSITE additional
+checksum (the per-part values are what verifies it; a FULL_OBJECT checksum needs none), paged by
+`x-amz-max-parts` / `x-amz-part-number-marker`. A COMPOSITE checksum is given without the `-N`
+part count that HeadObject appends: the count is in `PartsCount`.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ async def handle_get_object_attributes(ctx: S3Context) -> Response:
     if "ETag" in wanted:
         body["ETag"] = record.etag
     if "Checksum" in wanted and record.checksums:
-        body["Checksum"] = {**{f"Checksum{alg}": v for alg, v in record.checksums.items()}, "ChecksumType": record.checksum_type}
+        values = {f"Checksum{alg}": v.split("-")[0] for alg, v in record.checksums.items()}
+        body["Checksum"] = {**values, "ChecksumType": record.checksum_type}
     if "ObjectParts" in wanted and record.parts_count:
         body["ObjectParts"] = await _object_parts(ctx, record)
     if "StorageClass" in wanted:
@@ -65,10 +68,11 @@ async def handle_get_object_attributes(ctx: S3Context) -> Response:
 async def _object_parts(ctx: S3Context, record: ObjectRecord) -> dict[str, Any]:
     marker = _number(ctx, "x-amz-part-number-marker", 0, MAX_PART_NUMBER)
     max_parts = _number(ctx, "x-amz-max-parts", MAX_PARTS, MAX_PARTS)
-    listed = bool(record.checksums)
+    listed = bool(record.checksums) and record.checksum_type == "COMPOSITE"
     parts = await ctx.run(ctx.store.object_parts, record, marker, max_parts + 1) if listed else []
     page, truncated = parts[:max_parts], len(parts) > max_parts
-    body: dict[str, Any] = {"TotalPartsCount": str(record.parts_count), "PartNumberMarker": str(marker)}
+    # `TotalPartsCount` in the SDKs is `PartsCount` on the wire (the API reference and the service model).
+    body: dict[str, Any] = {"PartsCount": str(record.parts_count), "PartNumberMarker": str(marker)}
     if page:
         body["NextPartNumberMarker"] = str(page[-1].number)
     body.update({"MaxParts": str(max_parts), "IsTruncated": str(truncated).lower()})
