@@ -6,6 +6,7 @@ from starlette.responses import Response, StreamingResponse
 
 from objstore import BucketRecord, ObjectRecord
 from objstore.limits import MAX_PART_NUMBER
+from objstore.manifests import PartInfo
 
 from ..context import S3Context, version_headers
 from ..errors import S3Error
@@ -67,11 +68,14 @@ async def _serve(ctx: S3Context, with_body: bool) -> Response:
     early = _conditional(ctx, record)
     if early is not None:
         return early
-    rng = await _part_range(ctx, record, number) if number is not None else parse_range(ctx.headers.get("range"), record.size)
+    part = await ctx.run(ctx.store.object_part, record, number) if number is not None else None
+    rng = _part_range(record, part) if part is not None else parse_range(ctx.headers.get("range"), record.size)
     start, end = rng or (0, record.size)
     headers = _headers(ctx, bucket, record, rng is not None)
-    if number is None:
+    if part is None:
         headers.pop("x-amz-mp-parts-count", None)  # S3 tells the part count only to part requests
+    elif rng is not None:
+        headers.update(_part_checksums(ctx, record, part))
     headers["content-length"] = str(end - start)
     status = 200
     if rng is not None:
@@ -83,7 +87,17 @@ async def _serve(ctx: S3Context, with_body: bool) -> Response:
     return StreamingResponse(body, status_code=status, headers=headers)
 
 
-async def _part_range(ctx: S3Context, record: ObjectRecord, number: int) -> tuple[int, int] | None:
-    """The bytes of part `number` (None: the whole of an object not uploaded in parts)."""
-    part = await ctx.run(ctx.store.object_part, record, number)
+def _part_range(record: ObjectRecord, part: PartInfo) -> tuple[int, int] | None:
+    """The bytes of a part (None: the whole of an object not uploaded in parts)."""
     return (part.offset, part.offset + part.size) if record.parts_count else None
+
+
+def _part_checksums(ctx: S3Context, record: ObjectRecord, part: PartInfo) -> dict[str, str]:
+    """With `x-amz-checksum-mode: ENABLED`, a part's own checksum where it verifies what is sent: the
+    parts of a COMPOSITE object, or the only part of one (a FULL_OBJECT one has none per part)."""
+    if ctx.headers.get("x-amz-checksum-mode", "").upper() != "ENABLED":
+        return {}
+    if record.checksum_type != "COMPOSITE" and record.parts_count != 1:
+        return {}
+    found = {f"x-amz-checksum-{alg.lower()}": part.checksums[alg] for alg in record.checksums if alg in part.checksums}
+    return {**found, "x-amz-checksum-type": record.checksum_type} if found else {}

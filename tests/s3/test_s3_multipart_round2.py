@@ -169,6 +169,20 @@ def test_get_and_head_by_part_number(s3_http: BaseClient, http_bucket: str, two_
     assert (plain["ContentLength"], "PartsCount" in plain, "ContentRange" in plain) == (total, False, False)
 
 
+def test_a_part_read_with_checksum_mode_gets_the_part_s_checksum(s3_http: BaseClient, http_bucket: str) -> None:
+    """boto3 verifies what it reads against the checksum it is sent: for a part of a COMPOSITE
+    object that is the part's own checksum; a whole read gets the object's (with its "-N")."""
+    parts = [data(PART, 3), TAIL]
+    upload_id, listed = upload(s3_http, http_bucket, "mpc", parts, "SHA256")
+    complete(s3_http, http_bucket, "mpc", upload_id, listed)
+    for number, body in enumerate(parts, start=1):
+        got = s3_http.get_object(Bucket=http_bucket, Key="mpc", PartNumber=number, ChecksumMode="ENABLED")
+        assert got["ChecksumSHA256"] == sha256(body)
+        assert got["Body"].read() == body  # botocore checked it against that checksum too
+    whole = s3_http.head_object(Bucket=http_bucket, Key="mpc", ChecksumMode="ENABLED")
+    assert whole["ChecksumSHA256"].endswith("-2")
+
+
 def test_a_part_number_past_the_last_is_416(s3_http: BaseClient, http_bucket: str, two_part_object: list[bytes]) -> None:
     assert refused(s3_http.get_object, Bucket=http_bucket, Key="mp", PartNumber=3)[:2] == (416, "InvalidPartNumber")
     assert refused(s3_http.head_object, Bucket=http_bucket, Key="mp", PartNumber=3)[0] == 416
