@@ -331,7 +331,7 @@ def test_max_object_size_holds_across_parts(http_endpoint: Endpoint) -> None:
         dave.upload_part(Bucket=name, Key="k", UploadId=upload_id, PartNumber=1, Body=data(64 * 1024 + 1, 11))
     assert failure(e) == (400, "EntityTooLarge")
     assert "per-object limit of dave" in e.value.response["Error"]["Message"]
-    parts = upload_parts(dave, name, "k", upload_id, [data(40_000, 12)])
+    upload_parts(dave, name, "k", upload_id, [data(40_000, 12)])
     with pytest.raises(ClientError) as e:
         dave.upload_part(Bucket=name, Key="k", UploadId=upload_id, PartNumber=2, Body=data(40_000, 13))
     assert failure(e) == (400, "EntityTooLarge")
