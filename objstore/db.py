@@ -23,6 +23,7 @@ TABLES = (
     "buckets",  # bucket name -> BucketRecord
     "objects",  # bucket id + encoded object key -> ObjectRecord: the latest version (see versions.py)
     "versions",  # bucket id + key hash + inverted sequence -> ObjectRecord: noncurrent versions
+    "null_versions",  # bucket id + key hash -> sequence of the key's noncurrent "null" version
     "manifests",  # manifest id -> ManifestHead (reference count, size, inline data)
     "mpages",  # manifest id + start offset -> packed chunk entries
     "chunks",  # BLAKE3 digest -> ChunkRow (reference count, zero-since time)

@@ -167,7 +167,7 @@ def _versions_of(r: Txn, bucket_id: int, raw_key: bytes, latest: bytes, after_ve
 
     A version id carries its `seq`, so the listing resumes in place even when that version was
     deleted since the last page (emptying a bucket page by page does just that). "null" carries
-    none: its row's `seq` places it while it exists.
+    none: its row's `seq` places it while it exists; once it is gone the key is listed whole again.
     """
     current = ObjectRecord.decode(latest)
     if not after_version:
@@ -175,11 +175,9 @@ def _versions_of(r: Txn, bucket_id: int, raw_key: bytes, latest: bytes, after_ve
         yield from versions.noncurrent(r, bucket_id, raw_key)
         return
     bound = versions.seq_of(after_version)
-    if bound is None:  # "null": placed by its row, while it exists
-        null = versions.find(r, bucket_id, raw_key, versions.NULL)
-        if null is None:
-            return
-        bound = null.seq
+    if bound is None:  # "null" is placed by its row; if that is gone since, list the key again
+        null = versions.find(r, bucket_id, raw_key, versions.NULL)  # (repeating is safe, skipping is not)
+        bound = null.seq if null is not None else current.seq + 1
     if current.seq < bound:
         yield current
     yield from versions.noncurrent(r, bucket_id, raw_key, below_seq=bound)

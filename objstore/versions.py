@@ -7,8 +7,10 @@ together, newest first, whatever the key's length. Whenever a key has versions, 
 in `objects` (a delete or a lifecycle expiry of the current version promotes the next one).
 
 `seq` is a counter bumped by every write, so it orders versions by when they were made; a version
-id other than "null" is 16 hex digits of it and 16 random ones, so a lookup by id is one `get`. Rows
-written before versioning existed have seq 0 and version "null", which is what S3 calls them.
+id other than "null" is 16 hex digits of it and 16 random ones, so a lookup by id is one `get`. A key
+has at most one "null" version; when it is noncurrent, `null_versions` (bucket id + key hash -> its
+seq) finds it with one `get` too, so no request scans a key's versions. Rows written before
+versioning existed have seq 0 and version "null", which is what S3 calls them.
 
 Which versions a write keeps follows S3 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Versioning.html):
 - never versioned: the new version replaces the current one; both are "null";
@@ -108,7 +110,7 @@ def find(r: Txn, bucket_id: int, raw_key: bytes, version_id: str) -> ObjectRecor
         return latest
     seq = seq_of(version_id)
     if seq is None:
-        return next((v for v in noncurrent(r, bucket_id, raw_key) if v.version_id == NULL), None)
+        return _noncurrent_null(r, bucket_id, raw_key)
     raw = r.get("versions", version_key(bucket_id, raw_key, seq))
     found = ObjectRecord.decode(raw) if raw is not None else None
     return found if found is not None and found.version_id == version_id else None
@@ -150,7 +152,36 @@ def replaced_by_write(r: Txn, bucket: BucketRecord, raw_key: bytes) -> list[Obje
         return [latest] if latest is not None else []
     if latest is not None and latest.version_id == NULL:
         return [latest]
-    return [v for v in noncurrent(r, bucket.id, raw_key) if v.version_id == NULL][:1]
+    null = _noncurrent_null(r, bucket.id, raw_key)
+    return [null] if null is not None else []
+
+
+def noncurrent_rank(r: Txn, bucket_id: int, raw_key: bytes, version: ObjectRecord, most: int) -> int:
+    """How many noncurrent versions of the key are newer than `version` (counting up to `most`)."""
+    rank = 0
+    for newer in noncurrent(r, bucket_id, raw_key):
+        if newer.seq <= version.seq or rank >= most:
+            break
+        rank += 1
+    return rank
+
+
+def bucket_noncurrent(r: Txn, bucket_id: int, after: bytes, limit: int) -> list[tuple[bytes, ObjectRecord]]:
+    """Up to `limit` noncurrent versions of the bucket with their row keys, after row key `after`
+    (b"" from the start), in table order: by key hash, each key's newest first. `same_key` tells
+    whether two row keys belong to one key."""
+    prefix = keys.bucket_prefix(bucket_id)
+    cursor = r.cursor("versions")
+    found: list[tuple[bytes, ObjectRecord]] = []
+    positioned = cursor.set_range(max(prefix, after + b"\x00" if after else prefix))
+    while positioned and bytes(cursor.key()).startswith(prefix) and len(found) < limit:
+        found.append((bytes(cursor.key()), ObjectRecord.decode(cursor.value())))
+        positioned = cursor.next()
+    return found
+
+
+def same_key(row_key: bytes, other: bytes) -> bool:
+    return row_key[:-8] == other[:-8]
 
 
 # writing ------------------------------------------------------------------------------------------
@@ -166,12 +197,12 @@ def put_latest(w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord) 
     removed = replaced_by_write(w, bucket, raw_key)
     gone = {v.seq for v in removed}
     latest = current(w, bucket.id, raw_key)
-    if latest is not None and latest.seq not in gone:
-        latest.noncurrent_since = new.created
-        w.put("versions", version_key(bucket.id, raw_key, latest.seq), latest.encode())
     for old in removed:
         if latest is None or old.seq != latest.seq:
-            w.delete("versions", version_key(bucket.id, raw_key, old.seq))
+            _delete_noncurrent(w, bucket.id, raw_key, old)
+    if latest is not None and latest.seq not in gone:
+        latest.noncurrent_since = new.created
+        _put_noncurrent(w, bucket.id, raw_key, latest)
     w.put("objects", keys.encode(bucket.id, raw_key), new.encode())
     return removed
 
@@ -185,7 +216,7 @@ def remove(w: Txn, bucket_id: int, raw_key: bytes, version_id: str) -> ObjectRec
     if latest is not None and latest.seq == found.seq and latest.version_id == found.version_id:
         _promote_next(w, bucket_id, raw_key)
     else:
-        w.delete("versions", version_key(bucket_id, raw_key, found.seq))
+        _delete_noncurrent(w, bucket_id, raw_key, found)
     return found
 
 
@@ -193,7 +224,7 @@ def remove_all(w: Txn, bucket_id: int, raw_key: bytes) -> list[ObjectRecord]:
     """Every version of the key, removed for good (a key owned by a short link)."""
     found = all_versions(w, bucket_id, raw_key)
     for version in found[1:]:
-        w.delete("versions", version_key(bucket_id, raw_key, version.seq))
+        _delete_noncurrent(w, bucket_id, raw_key, version)
     if found:
         w.delete("objects", keys.encode(bucket_id, raw_key))
     return found
@@ -206,7 +237,7 @@ def _promote_next(w: Txn, bucket_id: int, raw_key: bytes) -> None:
     if following is None:
         w.delete("objects", lkey)
         return
-    w.delete("versions", version_key(bucket_id, raw_key, following.seq))
+    _delete_noncurrent(w, bucket_id, raw_key, following)
     following.noncurrent_since = None
     w.put("objects", lkey, following.encode())
 
@@ -217,7 +248,29 @@ def rewrite(w: Txn, bucket_id: int, raw_key: bytes, record: ObjectRecord) -> Non
     if latest is not None and (latest.seq, latest.version_id) == (record.seq, record.version_id):
         w.put("objects", keys.encode(bucket_id, raw_key), record.encode())
     else:
-        w.put("versions", version_key(bucket_id, raw_key, record.seq), record.encode())
+        _put_noncurrent(w, bucket_id, raw_key, record)
+
+
+def _put_noncurrent(w: Txn, bucket_id: int, raw_key: bytes, record: ObjectRecord) -> None:
+    """Every row written to `versions` goes through here and `_delete_noncurrent` (the null index)."""
+    w.put("versions", version_key(bucket_id, raw_key, record.seq), record.encode())
+    if record.version_id == NULL:
+        w.put("null_versions", versions_prefix(bucket_id, raw_key), record.seq.to_bytes(8, "big"))
+
+
+def _delete_noncurrent(w: Txn, bucket_id: int, raw_key: bytes, record: ObjectRecord) -> None:
+    w.delete("versions", version_key(bucket_id, raw_key, record.seq))
+    if record.version_id == NULL:
+        w.delete("null_versions", versions_prefix(bucket_id, raw_key))
+
+
+def _noncurrent_null(r: Txn, bucket_id: int, raw_key: bytes) -> ObjectRecord | None:
+    """The key's noncurrent "null" version, found through `null_versions`."""
+    seq = r.get("null_versions", versions_prefix(bucket_id, raw_key))
+    if seq is None:
+        return None
+    raw = r.get("versions", version_key(bucket_id, raw_key, int.from_bytes(seq, "big")))
+    return ObjectRecord.decode(raw) if raw is not None else None
 
 
 def delete_marker(raw_key: bytes, owner: str, now: float) -> ObjectRecord:

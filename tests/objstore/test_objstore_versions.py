@@ -314,3 +314,46 @@ def test_rows_written_before_versions_existed_are_the_null_version(store: Store,
     assert versions_of(store, bucket) == [("old", new.version_id, False, True), ("old", NULL, False, False)]
     assert b"".join(store.read_object(store.head_object(bucket, "old", NULL))) == b"from an earlier release"
     assert fsck(store).ok
+
+
+def test_emptying_a_bucket_page_by_page_leaves_nothing(store: Store, bucket: str) -> None:
+    """List a page, delete what it lists, go on from its markers: every version is met even when the
+    marker version (a "null" one included) was deleted meanwhile, and the bucket can then go."""
+    store.set_bucket_versioning(bucket, "Enabled")
+    for n in range(3):
+        store.put_object(bucket, "k", bytes([n]))
+    store.set_bucket_versioning(bucket, "Suspended")
+    store.put_object(bucket, "k", b"null")
+    store.put_object(bucket, "z", b"z")
+    key_marker = version_marker = ""
+    for _ in range(20):
+        page = store.list_object_versions(bucket, key_marker=key_marker, version_marker=version_marker, max_keys=1)
+        for version in page.versions:
+            store.delete_object(bucket, version.key, version.version_id)
+        if not page.truncated:
+            break
+        key_marker, version_marker = page.next_key or "", page.next_version or ""
+    leftover = store.list_object_versions(bucket).versions
+    assert leftover == []
+    store.delete_bucket(bucket)
+
+
+def test_the_noncurrent_null_version_is_found_without_a_scan(store: Store, bucket: str) -> None:
+    """Its index row follows it: made when a null version becomes noncurrent, gone when it is removed
+    or becomes current again."""
+    store.put_object(bucket, "k", b"null")
+    store.set_bucket_versioning(bucket, "Enabled")
+    v1 = store.put_object(bucket, "k", b"v1")
+    with store.db.read() as r:
+        assert r.count("null_versions") == 1
+    assert b"".join(store.read_object(store.head_object(bucket, "k", NULL))) == b"null"
+    store.delete_object(bucket, "k", v1.version_id)  # the null version is current again
+    with store.db.read() as r:
+        assert r.count("null_versions") == 0
+    store.put_object(bucket, "k", b"v2")
+    store.set_bucket_versioning(bucket, "Suspended")
+    store.put_object(bucket, "k", b"new null")  # replaces the noncurrent null version
+    with store.db.read() as r:
+        assert r.count("null_versions") == 0
+    assert [v.version_id == NULL for v in store.list_object_versions(bucket).versions] == [True, False]
+    assert fsck(store).ok
