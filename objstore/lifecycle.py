@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import keys, listing, versions
+from . import listing, versions
 from .errors import InvalidArgument, NoSuchBucket, NoSuchUpload, StoreError
 from .records import BucketRecord, ObjectRecord, UploadRecord
 
@@ -91,6 +91,14 @@ class LifecycleRule:
     def is_expired(self, obj: ObjectRecord, now: float) -> bool:
         at = self.expires_at(obj.created)
         return self.enabled and not obj.delete_marker and at is not None and at <= now and self.matches(obj)
+
+    def removes_lone_marker(self, marker: ObjectRecord, now: float) -> bool:
+        """Whether this rule removes a delete marker that has no older version left: one of
+        ExpiredObjectDeleteMarker's, or of an Expiration the marker is old enough for (AWS does both)."""
+        if not self.enabled or not self.matches(marker):
+            return False
+        at = self.expires_at(marker.created)
+        return self.expired_object_delete_marker or (at is not None and at <= now)
 
     def noncurrent_expired(self, obj: ObjectRecord, rank: int, now: float) -> bool:
         """Whether a noncurrent version, `rank` newer noncurrent ones above it, has expired."""
@@ -202,8 +210,8 @@ def apply_lifecycle(store: "Store", now: float, stop: Stop | None = None) -> Lif
                     _expire(store, bucket, rule, now, report, stop)
             if any(r.noncurrent_days is not None for r in rules):
                 _expire_noncurrent(store, bucket, rules, now, report, stop)
-            if any(r.expired_object_delete_marker for r in rules):
-                _expire_markers(store, bucket, rules, report, stop)
+            if bucket.versioning and any(r.expired_object_delete_marker or r.expires_at(0.0) is not None for r in rules):
+                _expire_markers(store, bucket, rules, now, report, stop)
             _abort(store, uploads.get(bucket.name, []), rules, now, report)
         except (StoreError, ArithmeticError, ValueError) as e:
             # One bucket's bad rules (or a row written by older code) must not stop the others.
@@ -245,11 +253,17 @@ def _same_and_expired(cur: ObjectRecord, seen: ObjectRecord, rule: LifecycleRule
 def _expire_noncurrent(
     store: "Store", bucket: BucketRecord, rules: list[LifecycleRule], now: float, report: LifecycleReport, stop: Stop
 ) -> None:
-    """Remove noncurrent versions that a NoncurrentVersionExpiration rule has expired."""
+    """Remove noncurrent versions that a NoncurrentVersionExpiration rule has expired.
+
+    The scan only proposes: each removal checks again inside its transaction that the version is
+    still noncurrent, still the row the scan saw, and still expired at its rank then (a user may
+    have restored it, or removed newer versions, since the scan).
+    """
+    most = max(r.newer_noncurrent or 0 for r in rules)
     for batch in _noncurrent_batches(store, bucket):
         for obj, rank in batch:
             if any(rule.noncurrent_expired(obj, rank, now) for rule in rules):
-                if _remove_version(store, bucket, obj):
+                if _remove_version(store, bucket, obj, rules, now, most):
                     report.noncurrent_versions_expired += 1
         if stop():
             return
@@ -258,54 +272,52 @@ def _expire_noncurrent(
 def _noncurrent_batches(store: "Store", bucket: BucketRecord) -> Iterator[list[tuple[ObjectRecord, int]]]:
     """The bucket's noncurrent versions with their rank among their key's (0 = the newest), BATCH
     rows per short read transaction, in the `versions` table's order (by key hash, newest first)."""
-    prefix = keys.bucket_prefix(bucket.id)
-    after, group, rank = prefix, b"", 0
+    after, rank = b"", 0
     while True:
-        batch: list[tuple[ObjectRecord, int]] = []
         with store.db.read() as r:
-            cursor = r.cursor("versions")
-            positioned = cursor.set_range(after)
-            while positioned and bytes(cursor.key()).startswith(prefix) and len(batch) < BATCH:
-                key = bytes(cursor.key())
-                rank = rank + 1 if key[:-8] == group else 0
-                group = key[:-8]
-                batch.append((ObjectRecord.decode(cursor.value()), rank))
-                after = key + b"\x00"
-                positioned = cursor.next()
+            rows = versions.bucket_noncurrent(r, bucket.id, after, BATCH)
+        batch: list[tuple[ObjectRecord, int]] = []
+        for row_key, obj in rows:
+            rank = rank + 1 if after and versions.same_key(row_key, after) else 0
+            batch.append((obj, rank))
+            after = row_key
         if batch:
             yield batch
         if len(batch) < BATCH:
             return
 
 
-def _remove_version(store: "Store", bucket: BucketRecord, obj: ObjectRecord) -> bool:
+def _remove_version(
+    store: "Store", bucket: BucketRecord, seen: ObjectRecord, rules: list[LifecycleRule], now: float, most: int
+) -> bool:
+    def still_expired(version: ObjectRecord, rank: int) -> bool:
+        same = (version.seq, version.noncurrent_since) == (seen.seq, seen.noncurrent_since)
+        return same and any(rule.noncurrent_expired(version, rank, now) for rule in rules)
+
     try:
-        return store.delete_object(bucket.name, obj.key, version_id=obj.version_id).changed
+        return store.expire_noncurrent(bucket.name, seen.key, seen.version_id, still_expired, most)
     except NoSuchBucket:
         return False
 
 
-def _expire_markers(store: "Store", bucket: BucketRecord, rules: list[LifecycleRule], report: LifecycleReport, stop: Stop) -> None:
-    """Remove delete markers that are the only version of their key left (ExpiredObjectDeleteMarker)."""
-    wanted = [r for r in rules if r.expired_object_delete_marker]
+def _expire_markers(
+    store: "Store", bucket: BucketRecord, rules: list[LifecycleRule], now: float, report: LifecycleReport, stop: Stop
+) -> None:
+    """Remove delete markers left with no version below them: ExpiredObjectDeleteMarker, and, as at
+    AWS, an Expiration by Days or Date of the marker's age."""
     for batch in _batches(store, bucket, b"", markers=True):
         for marker in batch:
-            if any(r.matches(marker) for r in wanted) and _lone_marker_removed(store, bucket, marker):
+            if any(rule.removes_lone_marker(marker, now) for rule in rules) and _lone_marker_removed(store, bucket, marker):
                 report.delete_markers_expired += 1
         if stop():
             return
 
 
 def _lone_marker_removed(store: "Store", bucket: BucketRecord, marker: ObjectRecord) -> bool:
-    raw_key = marker.key.encode()
-    with store.db.write() as w:
-        try:
-            latest = versions.current(w, store._bucket(w, bucket.name).id, raw_key)
-        except NoSuchBucket:
-            return False
-        if latest is None or latest.version_id != marker.version_id or next(versions.noncurrent(w, bucket.id, raw_key), None):
-            return False
-        return store.delete_in(w, bucket.name, marker.key, marker.version_id).changed
+    try:
+        return store.remove_lone_marker(bucket.name, marker.key, marker.version_id)
+    except NoSuchBucket:
+        return False
 
 
 def _batches(store: "Store", bucket: BucketRecord, prefix: bytes, markers: bool = False) -> Iterator[list[ObjectRecord]]:

@@ -275,6 +275,39 @@ class Store:
         self._account(w, record.owner, None, versions.put_latest(w, record, raw_key, marker))
         return Deletion(marker.version_id, True, True)
 
+    def expire_noncurrent(
+        self, bucket: str, key: str, version_id: str, still: Callable[[ObjectRecord, int], bool], most: int
+    ) -> bool:
+        """Remove a noncurrent version for good if `still(version, rank)` holds inside the transaction
+        (rank: how many noncurrent versions are newer, counted up to `most`); False if it is gone,
+        current again, or no longer wanted (lifecycle, see `lifecycle.py`)."""
+        raw_key = keys.validate_key(key)
+        with self.db.write() as w:
+            record = self._bucket(w, bucket)
+            found = versions.find(w, record.id, raw_key, version_id)
+            latest = versions.current(w, record.id, raw_key)
+            if found is None or latest is None or latest.seq == found.seq:
+                return False
+            if not still(found, versions.noncurrent_rank(w, record.id, raw_key, found, most)):
+                return False
+            self._account(w, record.owner, None, [found])
+            versions.remove(w, record.id, raw_key, version_id)
+            return True
+
+    def remove_lone_marker(self, bucket: str, key: str, version_id: str) -> bool:
+        """Remove the key's delete marker `version_id` if it is still the latest version and the
+        only one left (lifecycle's expired delete markers)."""
+        raw_key = keys.validate_key(key)
+        with self.db.write() as w:
+            record = self._bucket(w, bucket)
+            latest = versions.current(w, record.id, raw_key)
+            if latest is None or not latest.delete_marker or latest.version_id != version_id:
+                return False
+            if next(versions.noncurrent(w, record.id, raw_key), None) is not None:
+                return False
+            versions.remove(w, record.id, raw_key, version_id)
+            return True
+
     def purge_key_in(self, w: Txn, bucket: str, key: str) -> bool:
         """Remove every version and delete marker of bucket/key for good; True if there were any."""
         record = self._bucket(w, bucket)

@@ -6,7 +6,7 @@ import calendar
 import threading
 
 import pytest
-from objstore_helpers import Clock, rand
+from objstore_helpers import Clock, rand, read
 
 from objstore import Store
 from objstore.errors import InvalidArgument, NoSuchKey, NoSuchUpload
@@ -202,3 +202,59 @@ def test_expiry_in_a_versioned_bucket_adds_a_marker_and_markers_alone_expire(sto
     store.delete_object(bucket, "k", version.version_id)
     assert apply_lifecycle(store, next_midnight(clock() + DAY)).delete_markers_expired == 1
     assert store.list_object_versions(bucket).versions == []
+
+
+def racing_sweep(monkeypatch: pytest.MonkeyPatch, meanwhile: object) -> None:
+    """Make the noncurrent sweep's scan run `meanwhile()` (a user's request) before it acts."""
+    from objstore import lifecycle
+
+    real = lifecycle._noncurrent_batches
+
+    def scanned_then_raced(store: Store, bucket: object) -> object:
+        for batch in real(store, bucket):  # type: ignore[arg-type]
+            meanwhile()  # type: ignore[operator]
+            yield batch
+
+    monkeypatch.setattr(lifecycle, "_noncurrent_batches", scanned_then_raced)
+
+
+def test_a_version_restored_while_the_sweep_runs_is_kept(store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scan saw the version noncurrent; the user undeleted it before the sweep acted: it stays."""
+    store.set_bucket_versioning(bucket, "Enabled")
+    store.set_bucket_lifecycle(bucket, [LifecycleRule(noncurrent_days=30)])
+    store.put_object(bucket, "report.pdf", b"precious")
+    marker = store.delete_object(bucket, "report.pdf")
+    clock.advance(31 * DAY)
+    racing_sweep(monkeypatch, lambda: store.delete_object(bucket, "report.pdf", marker.version_id))
+    assert apply_lifecycle(store, clock()).noncurrent_versions_expired == 0
+    assert read(store, bucket, "report.pdf") == b"precious"
+
+
+def test_newer_noncurrent_versions_are_counted_again_when_the_sweep_acts(
+    store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep one noncurrent version: the scan ranks v1 second and would remove it, but the user removed
+    v2 meanwhile, so v1 is now the newest noncurrent version and is kept."""
+    store.set_bucket_versioning(bucket, "Enabled")
+    store.set_bucket_lifecycle(bucket, [LifecycleRule(noncurrent_days=1, newer_noncurrent=1)])
+    store.put_object(bucket, "k", b"v1")
+    v2 = store.put_object(bucket, "k", b"v2")
+    store.put_object(bucket, "k", b"v3")
+    clock.advance(10 * DAY)
+    racing_sweep(monkeypatch, lambda: store.delete_object(bucket, "k", v2.version_id))
+    assert apply_lifecycle(store, clock()).noncurrent_versions_expired == 0
+    assert [v.size for v in store.list_object_versions(bucket).versions] == [2, 2]
+
+
+def test_expiration_days_also_removes_lone_delete_markers(store: Store, bucket: str, clock: Clock) -> None:
+    """As AWS: with Days set, a delete marker left with no version below it goes when old enough."""
+    store.set_bucket_versioning(bucket, "Enabled")
+    store.set_bucket_lifecycle(bucket, [LifecycleRule(expiration_days=1, noncurrent_days=1)])
+    store.put_object(bucket, "k", b"data")
+    store.delete_object(bucket, "k")
+    young = apply_lifecycle(store, clock())
+    assert (young.noncurrent_versions_expired, young.delete_markers_expired) == (0, 0)
+    later = apply_lifecycle(store, next_midnight(clock() + 2 * DAY))
+    assert (later.noncurrent_versions_expired, later.delete_markers_expired) == (1, 1)
+    assert store.list_object_versions(bucket).versions == []
+    store.delete_bucket(bucket)
