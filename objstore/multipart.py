@@ -57,7 +57,10 @@ class Multipart:
         keys.validate_key(key)
         with self.store.db.write() as w:  # one transaction: the bucket cannot go (or change hands) between
             record = self.store._bucket(w, bucket)
-            upload = UploadRecord(secrets.token_hex(16), bucket, key, record.owner, self.store.clock(), bucket_id=record.id, **attrs)  # type: ignore[arg-type]
+            upload = UploadRecord(
+                secrets.token_hex(16), bucket, key, record.owner, self.store.clock(), bucket_id=record.id, parts_bytes=0,
+                **attrs,  # type: ignore[arg-type]
+            )
             w.put("uploads", upload.upload_id.encode(), upload.encode())
         return upload
 
@@ -84,9 +87,7 @@ class Multipart:
             raise InvalidArgument(f"part number must be 1-{MAX_PART_NUMBER}")
         with self.store.db.read() as r:
             upload = _upload(r, upload_id)
-            parts = _parts(r, upload_id)
-        replaced = sum(p.size for p in parts if p.number == number)
-        others = sum(p.size for p in parts if p.number != number)
+            replaced, others = _room_taken(r, upload, number)
         limits, reservation = self.store.reservations.room(
             upload.owner, replaced, size_hint, already=others, ceiling=MAX_PART_SIZE, what="a part"
         )
@@ -256,7 +257,6 @@ class PartWriter:
         content = self.finish()
         try:
             with self.store.db.read() as r:  # refuse before publishing what could not be kept
-                _upload(r, self.upload.upload_id)
                 self._check_room(r, content.size)
             self.content.publish()
             with self.store.db.write() as w:
@@ -268,23 +268,27 @@ class PartWriter:
             self.content.close()
         return part
 
-    def _check_room(self, r: "Txn", size: int) -> PartRecord | None:
-        """The part this one replaces; EntityTooLarge / QuotaExceeded if the upload cannot hold it."""
-        parts = _parts(r, self.upload.upload_id)
-        old = next((p for p in parts if p.number == self.number), None)
-        user = self.store.accounts.user_in(r, self.upload.owner)
-        check_object_size(user, sum(p.size for p in parts if p.number != self.number) + size)
-        check_quota(user, size - (old.size if old else 0))
-        return old
+    def _check_room(self, r: "Txn", size: int) -> tuple[UploadRecord, PartRecord | None, int]:
+        """(the upload, the part this one replaces, the other parts' bytes); EntityTooLarge /
+        QuotaExceeded if the upload cannot hold a part of `size` bytes."""
+        upload = _upload(r, self.upload.upload_id)
+        raw = r.get("parts", part_key(upload.upload_id, self.number))
+        old = PartRecord.decode(raw) if raw is not None else None
+        replaced, others = _room_taken(r, upload, self.number)
+        user = self.store.accounts.user_in(r, upload.owner)
+        check_object_size(user, others + size)
+        check_quota(user, size - replaced)
+        return upload, old, others
 
     def _replace(self, w: "Txn", part: PartRecord) -> None:
-        key = part_key(self.upload.upload_id, self.number)
-        old = self._check_room(w, part.size)
+        upload, old, others = self._check_room(w, part.size)
         delta = part.size - (old.size if old else 0)
         if old is not None:
             manifests.drop_ref(w, bytes.fromhex(old.manifest), self.store.clock())
-        w.put("parts", key, part.encode())
-        self.store.accounts.charge(w, self.upload.owner, delta, 0)
+        w.put("parts", part_key(upload.upload_id, self.number), part.encode())
+        upload.parts_bytes = others + part.size
+        w.put("uploads", upload.upload_id.encode(), upload.encode())
+        self.store.accounts.charge(w, upload.owner, delta, 0)
 
     def close(self) -> None:
         self.content.close()
@@ -327,6 +331,15 @@ def _prune(w: "Txn", now: float, limit: int | None) -> int:
         w.delete("completed_order", key)
         w.delete("completed", key[8:])
     return len(doomed)
+
+
+def _room_taken(r: "Txn", upload: UploadRecord, number: int) -> tuple[int, int]:
+    """(bytes of part `number`, bytes of the other parts): two gets, not a scan of the parts (an
+    upload may have 10,000); uploads from before `parts_bytes` was kept are summed once."""
+    raw = r.get("parts", part_key(upload.upload_id, number))
+    replaced = PartRecord.decode(raw).size if raw is not None else 0
+    total = upload.parts_bytes if upload.parts_bytes is not None else sum(p.size for p in _parts(r, upload.upload_id))
+    return replaced, total - replaced
 
 
 def _upload(r: "Txn", upload_id: str) -> UploadRecord:

@@ -121,6 +121,7 @@ class UploadRecord(Record):
     checksum_type: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     bucket_id: int = 0  # the bucket's id when the upload began: a recreated bucket is another one
+    parts_bytes: int | None = None  # bytes of the parts stored so far (None: an upload from before it was kept)
 
 
 @dataclass

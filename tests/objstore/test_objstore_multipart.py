@@ -379,3 +379,25 @@ def test_complete_checks_what_the_request_asserts(store: Store, bucket: str) -> 
         checksum_type="FULL_OBJECT", object_size=150_000,
     ))
     assert record.checksums == {"CRC32": whole}
+
+
+def test_the_upload_keeps_a_running_total_of_its_parts(store: Store) -> None:
+    """UploadPart checks the object limit against the other parts' total without reading every part
+    (uploads have up to 10,000); an upload from before the total was kept is summed once."""
+    store.accounts.create_user("carol", max_object_size=500_000)
+    store.create_bucket("carol", "limited")
+    upload = store.multipart.create_upload("limited", "k")
+    upload_part(store, upload.upload_id, 1, DATA[:200_000])
+    upload_part(store, upload.upload_id, 2, DATA[:200_000])
+    upload_part(store, upload.upload_id, 1, DATA[:100_000])  # replaced: 300,000 in all now
+    assert store.multipart.get_upload(upload.upload_id).parts_bytes == 300_000
+    with pytest.raises(EntityTooLarge):
+        store.multipart.open_part_writer(upload.upload_id, 3, (), 200_001)
+    with store.db.write() as w:  # as an upload made by the previous release left it
+        legacy = store.multipart.get_upload(upload.upload_id)
+        legacy.parts_bytes = None
+        w.put("uploads", legacy.upload_id.encode(), legacy.encode())
+    with pytest.raises(EntityTooLarge):
+        store.multipart.open_part_writer(upload.upload_id, 3, (), 200_001)
+    upload_part(store, upload.upload_id, 3, DATA[:200_000])
+    assert store.multipart.get_upload(upload.upload_id).parts_bytes == 500_000
