@@ -32,8 +32,7 @@ class CompletionChecks:
         self._check_type(upload)
         size = sum(p.size for p in parts)
         if self.object_size is not None and self.object_size != size:
-            raise InvalidRequest(f"The provided 'x-amz-mp-object-size' header value {self.object_size} "
-                                 f"does not match what was computed: {size}")
+            raise InvalidRequest(f"The object size given, {self.object_size}, does not match the parts' total: {size}")
         for part in parts:
             self._check_part(upload, part)
         for algorithm, value in self.object_checksums.items():

@@ -97,11 +97,12 @@ NAMED_BY = {
 }
 
 
-def from_store_error(e: StoreError) -> S3Error:
+def from_store_error(e: StoreError, method: str = "GET") -> S3Error:
+    """The S3 error of an engine error, for a request of `method`."""
     if isinstance(e, NoSuchVersion):
         return S3Error("NoSuchVersion", Key=e.key, VersionId=e.version_id)
     if isinstance(e, VersionIsDeleteMarker):
-        error = S3Error("MethodNotAllowed", str(e), Method="GET", ResourceType="DeleteMarker")
+        error = S3Error("MethodNotAllowed", str(e), Method=method, ResourceType="DeleteMarker")
         error.headers.update(delete_marker_headers(e.version_id, e.last_modified))
         return error
     if e.code in NAMED_BY:
@@ -145,7 +146,7 @@ class S3App:
         except S3Error as e:
             response = self._error(request, e, request_id)
         except StoreError as e:
-            response = self._error(request, from_store_error(e), request_id)
+            response = self._error(request, from_store_error(e, request.method), request_id)
         except Exception:
             log.exception("internal error on %s %s", request.method, request.url.path)
             response = self._error(request, S3Error("InternalError", "We encountered an internal error. Please try again."), request_id)

@@ -71,10 +71,11 @@ async def _serve(ctx: S3Context, with_body: bool) -> Response:
     part = await ctx.run(ctx.store.object_part, record, number) if number is not None else None
     rng = _part_range(record, part) if part is not None else parse_range(ctx.headers.get("range"), record.size)
     start, end = rng or (0, record.size)
-    headers = _headers(ctx, bucket, record, rng is not None)
+    whole = rng is None or (part is not None and not record.parts_count)  # part 1 of a single PUT is all of it
+    headers = _headers(ctx, bucket, record, not whole)
     if part is None:
         headers.pop("x-amz-mp-parts-count", None)  # S3 tells the part count only to part requests
-    elif rng is not None:
+    elif record.parts_count:
         headers.update(_part_checksums(ctx, record, part))
     headers["content-length"] = str(end - start)
     status = 200
@@ -88,8 +89,9 @@ async def _serve(ctx: S3Context, with_body: bool) -> Response:
 
 
 def _part_range(record: ObjectRecord, part: PartInfo) -> tuple[int, int] | None:
-    """The bytes of a part (None: the whole of an object not uploaded in parts)."""
-    return (part.offset, part.offset + part.size) if record.parts_count else None
+    """The bytes of a part, as a range: part 1 of an object not uploaded in parts is a range over
+    all of it, as at AWS (206 with Content-Range); an empty object has no range to give."""
+    return (part.offset, part.offset + part.size) if part.size else None
 
 
 def _part_checksums(ctx: S3Context, record: ObjectRecord, part: PartInfo) -> dict[str, str]:

@@ -26,7 +26,7 @@ from objstore.store import ObjectWriter
 from .. import checksums, policy, sigv4
 from ..auth import Identity
 from ..body import BATCH
-from ..context import S3Context
+from ..context import S3Context, version_headers
 from ..errors import S3Error
 from ..formdata import Event, FormParser, PartData, PartEnd, PartStart, boundary_of
 from ..http import quoted, request_attributes
@@ -67,7 +67,9 @@ async def handle_post_object(ctx: S3Context) -> Response:
         doc = await authorize(ctx, form.fields, key)
         reject_unsupported(form.fields)
         record = await store_file(ctx, events, form, key, doc)
-    return success_response(ctx, form.fields, key, record.etag)
+    response = success_response(ctx, form.fields, key, record.etag)
+    response.headers.update(version_headers(await ctx.owned_bucket(), record))
+    return response
 
 
 async def body_events(request: Request, parser: FormParser) -> Events:

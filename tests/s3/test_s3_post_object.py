@@ -244,3 +244,16 @@ def test_a_field_no_header_can_carry_is_refused(s3_http: BaseClient, http_bucket
     r = post(url, form, b"x")
     assert r.status_code == 400 and error_of(r)[:2] == (400, "InvalidArgument"), r.text
     assert missing(s3_http, http_bucket, "odd.txt")
+
+
+def test_a_form_upload_to_a_versioned_bucket_is_a_new_version(s3_http: BaseClient, http_bucket: str) -> None:
+    s3_http.put_bucket_versioning(Bucket=http_bucket, VersioningConfiguration={"Status": "Enabled"})
+    ids = []
+    for body in (b"first", b"second"):
+        url, form = presigned(s3_http, http_bucket, "v.txt")
+        r = post(url, form, body)
+        assert r.status_code == 204, r.text
+        ids.append(r.headers["x-amz-version-id"])
+    listed = s3_http.list_object_versions(Bucket=http_bucket)["Versions"]
+    assert [v["VersionId"] for v in listed] == ids[::-1]
+    assert s3_http.get_object(Bucket=http_bucket, Key="v.txt", VersionId=ids[0])["Body"].read() == b"first"

@@ -200,6 +200,10 @@ def test_a_version_that_is_a_marker_answers_405(s3_http: BaseClient, versioned: 
         headers = headers_of(e)
         assert (headers["x-amz-delete-marker"], headers["x-amz-version-id"]) == ("true", marker)
         assert "last-modified" in headers
+    with pytest.raises(ClientError) as e:
+        s3_http.put_object_tagging(Bucket=versioned, Key="k", VersionId=marker, Tagging={"TagSet": []})
+    assert failure(e) == (405, "MethodNotAllowed")
+    assert e.value.response["Error"]["Method"] == "PUT"  # the request's method, as AWS names it
 
 
 def test_deleting_a_version_by_id_removes_it_for_good(http_endpoint: Endpoint, s3_http: BaseClient, versioned: str) -> None:
