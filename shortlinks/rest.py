@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from objstore import ObjectRecord, Store
 from objstore.errors import QuotaExceeded
-from objstore.limits import check_upload_size, upload_limit
+from objstore.limits import check_upload_size, over_quota, upload_limit
 from objstore.links import LinkPage, is_spent
 from objstore.linksweep import delete_links
 from objstore.records import LinkRecord, UserRecord
@@ -227,4 +227,4 @@ def refuse_early(user: UserRecord, length: int | None, overhead: int, upload_max
         check_upload_size(user, length - overhead, upload_max)
     if user.quota and length - overhead > user.quota - user.usage_bytes:
         left = max(0, user.quota - user.usage_bytes)
-        raise QuotaExceeded(f"the file does not fit in your quota ({left} bytes left)")
+        raise QuotaExceeded(over_quota(user, length - overhead, left))

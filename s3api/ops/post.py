@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from objstore.limits import human
 from objstore.records import ObjectRecord
 from objstore.store import ObjectWriter
 
@@ -166,7 +167,8 @@ async def stream_file(ctx: S3Context, events: Events, writer: ObjectWriter, doc:
         size += len(event.data)
         policy.check_length(doc, size, final=False)
         if size > ctx.config.max_single_put:
-            raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size of one upload.")
+            raise S3Error("EntityTooLarge", f"Your proposed upload exceeds the maximum of {human(ctx.config.max_single_put)} "
+                          "for one upload.")
         batch += event.data
         if len(batch) >= BATCH:
             await ctx.run(writer.write, bytes(batch))
