@@ -65,6 +65,9 @@ class LifecycleRule:
     noncurrent_days: int | None = None
     newer_noncurrent: int | None = None  # noncurrent versions kept whatever their age
     expired_object_delete_marker: bool = False
+    # How the filter was written, so it is given back the same way ("" = the Filter form that fits;
+    # "prefix-element" = the legacy top-level Prefix; "empty", "prefix", "tag", "and", "size").
+    filter_form: str = ""
 
     def has_action(self) -> bool:
         return (
@@ -118,18 +121,19 @@ def next_midnight(t: float) -> float:
     return math.ceil(t / DAY) * DAY
 
 
-def validate(rules: list[LifecycleRule]) -> None:
-    """The engine's own checks, whatever layer built the rules (InvalidArgument)."""
+def validate(rules: list[LifecycleRule], require_action: bool = True) -> None:
+    """The engine's own checks, whatever layer built the rules (InvalidArgument). Without
+    `require_action`, a rule may have none of the engine's actions (its layer checks others)."""
     if not 1 <= len(rules) <= MAX_RULES:
         raise InvalidArgument(f"a lifecycle configuration has 1 to {MAX_RULES} rules")
     ids = [r.id for r in rules if r.id]
     if len(ids) != len(set(ids)):
         raise InvalidArgument("Rule ID must be unique. Found same ID for more than one rule")
     for rule in rules:
-        _validate_rule(rule)
+        _validate_rule(rule, require_action)
 
 
-def _validate_rule(rule: LifecycleRule) -> None:
+def _validate_rule(rule: LifecycleRule, require_action: bool = True) -> None:
     if len(rule.id) > MAX_ID_LENGTH:
         raise InvalidArgument(f"ID length should not exceed allowed limit of {MAX_ID_LENGTH}")
     for days in (rule.expiration_days, rule.abort_upload_days, rule.noncurrent_days):
@@ -147,7 +151,7 @@ def _validate_rule(rule: LifecycleRule) -> None:
     if rule.abort_upload_days is not None and (rule.tags or sized):
         raise InvalidArgument("AbortIncompleteMultipartUpload cannot be specified with Tags or object size filters")
     _validate_versioned(rule)
-    if not rule.has_action():
+    if require_action and not rule.has_action():
         raise InvalidArgument("At least one action needs to be specified in a rule")
 
 

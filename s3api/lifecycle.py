@@ -7,8 +7,11 @@ Errors as AWS answers them: a document the schema would refuse (unknown or repea
 Filter and Prefix together, a bad Status, a non-integer) is `MalformedXML`; a well-formed but invalid
 value (Days ≤ 0, a Date not at midnight, duplicate IDs) is `InvalidArgument` from the engine's checks;
 a rule without an action is `InvalidRequest`. Actions that need storage classes — Transition,
-NoncurrentVersionTransition — answer `NotImplemented` naming the element: accepting them would
-promise something pyblob never does.
+NoncurrentVersionTransition — are checked as AWS checks them (a Date at midnight, Days not negative,
+30 days at least for the infrequent-access classes, a known storage class), and then the whole
+configuration answers `NotImplemented` naming the element: accepting them would promise something
+pyblob never does. Rules are given back in the form they were written: the legacy top-level
+`Prefix`, or a `Filter` holding a `Prefix`, a `Tag`, an `And`, a size, or nothing.
 """
 
 from __future__ import annotations
@@ -18,15 +21,20 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from objstore.lifecycle import LifecycleRule
+from objstore.lifecycle import LifecycleRule, validate
 
 from . import tagging
 from .errors import S3Error
 
 FORCE_LIST = ("Rule", "Tag", "Transition", "NoncurrentVersionTransition")
-RULE_ELEMENTS = {"ID", "Filter", "Prefix", "Status", "Expiration", "AbortIncompleteMultipartUpload", "NoncurrentVersionExpiration"}
-UNSUPPORTED = ("Transition", "NoncurrentVersionTransition")
+RULE_ELEMENTS = {
+    "ID", "Filter", "Prefix", "Status", "Expiration", "AbortIncompleteMultipartUpload", "NoncurrentVersionExpiration",
+    "Transition", "NoncurrentVersionTransition",
+}
+STORAGE_CLASSES = {"GLACIER", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "DEEP_ARCHIVE", "GLACIER_IR"}
+INFREQUENT = {"STANDARD_IA", "ONEZONE_IA"}  # AWS: not before 30 days
 FILTER_ELEMENTS = ("Prefix", "Tag", "And", "ObjectSizeGreaterThan", "ObjectSizeLessThan")
+FORMS = {"Prefix": "prefix", "Tag": "tag", "And": "and", "ObjectSizeGreaterThan": "size", "ObjectSizeLessThan": "size"}
 AND_ELEMENTS = {"Prefix", "Tag", "ObjectSizeGreaterThan", "ObjectSizeLessThan"}
 
 
@@ -41,21 +49,26 @@ def not_implemented(element: str) -> S3Error:
 
 
 def parse_rules(doc: dict[str, Any]) -> list[LifecycleRule]:
-    """Rules from a parsed LifecycleConfiguration (parsed with FORCE_LIST)."""
+    """Rules from a parsed LifecycleConfiguration (parsed with FORCE_LIST); NotImplemented, once the
+    whole configuration is checked, if a rule transitions objects to another storage class."""
     raw_rules = doc.get("Rule") or []
     if not raw_rules:
         raise malformed("a LifecycleConfiguration needs at least one Rule")
     if set(doc) - {"Rule"}:
         raise malformed(f"unexpected element {sorted(set(doc) - {'Rule'})[0]}")
-    return [_rule(raw) for raw in raw_rules]
+    parsed = [_rule(raw) for raw in raw_rules]
+    rules = [rule for rule, _ in parsed]
+    transitions = [name for _, names in parsed for name in names]
+    if transitions:
+        validate(rules, require_action=False)  # the engine's own checks first, as AWS checks everything
+        raise not_implemented(transitions[0])
+    return rules
 
 
-def _rule(raw: Any) -> LifecycleRule:
+def _rule(raw: Any) -> tuple[LifecycleRule, list[str]]:
+    """A rule, and the transition elements it has (checked, but not something pyblob does)."""
     if not isinstance(raw, dict):
         raise malformed("Rule must have elements")
-    for name in UNSUPPORTED:
-        if name in raw:
-            raise not_implemented(name)
     unknown = set(raw) - RULE_ELEMENTS
     if unknown:
         raise malformed(f"unexpected element {sorted(unknown)[0]} in Rule")
@@ -67,9 +80,41 @@ def _rule(raw: Any) -> LifecycleRule:
     _expiration(rule, raw.get("Expiration"))
     _noncurrent(rule, raw.get("NoncurrentVersionExpiration"))
     _abort(rule, raw.get("AbortIncompleteMultipartUpload"))
-    if not rule.has_action():
+    transitions = _transitions(raw)
+    if not rule.has_action() and not transitions:
         raise S3Error("InvalidRequest", "At least one action needs to be specified in a rule")
-    return rule
+    return rule, transitions
+
+
+def _transitions(raw: dict[str, Any]) -> list[str]:
+    """Check Transition and NoncurrentVersionTransition elements as AWS does; their names."""
+    found = []
+    for name, days_name in (("Transition", "Days"), ("NoncurrentVersionTransition", "NoncurrentDays")):
+        for item in raw.get(name) or []:
+            _transition(item, name, days_name)
+            found.append(name)
+    return found
+
+
+def _transition(item: Any, name: str, days_name: str) -> None:
+    allowed = {days_name, "StorageClass", "Date" if name == "Transition" else "NewerNoncurrentVersions"}
+    if not isinstance(item, dict) or set(item) - allowed or "StorageClass" not in item:
+        raise malformed(f"{name} holds {days_name} or Date, and StorageClass")
+    if (days_name in item) == ("Date" in item):
+        raise malformed(f"{name} holds {days_name} or Date, one of them")
+    storage_class = _text(item["StorageClass"])
+    if storage_class not in STORAGE_CLASSES:
+        raise malformed(f"{storage_class!r} is not a storage class")
+    if "Date" in item:
+        if parse_date(_text(item["Date"])) % 86400:
+            raise S3Error("InvalidArgument", "'Date' must be at midnight GMT")
+        return
+    days = _int(item[days_name], days_name)
+    if days < 0:
+        raise S3Error("InvalidArgument", f"'{days_name}' in {name} action must be nonnegative")
+    if storage_class in INFREQUENT and days < 30:
+        raise S3Error("InvalidArgument", f"'{days_name}' in {name} action must be greater than or equal to 30 "
+                      f"for storageClass '{storage_class}'")
 
 
 def _text(value: Any) -> str:
@@ -93,6 +138,7 @@ def _filter(rule: LifecycleRule, raw: dict[str, Any]) -> None:
         raise malformed("a Rule has either Filter or Prefix")
     if "Prefix" in raw:
         rule.prefix = _text(raw["Prefix"])
+        rule.filter_form = "prefix-element"
         return
     body = raw["Filter"] or {}
     if not isinstance(body, dict):
@@ -100,6 +146,7 @@ def _filter(rule: LifecycleRule, raw: dict[str, Any]) -> None:
     present = [k for k in body if k in FILTER_ELEMENTS]
     if len(present) != len(body) or len(present) > 1 or len(body.get("Tag") or []) > 1:
         raise malformed("a Filter holds one of Prefix, Tag, And, ObjectSizeGreaterThan, ObjectSizeLessThan")
+    rule.filter_form = FORMS.get(present[0], "") if present else "empty"
     if "And" in body:
         body = body["And"] or {}
         if not isinstance(body, dict) or set(body) - AND_ELEMENTS or len(body) < 2 and not body.get("Tag"):
@@ -168,7 +215,8 @@ def _abort(rule: LifecycleRule, raw: Any) -> None:
 
 
 def rules_xml(rules: list[LifecycleRule]) -> dict[str, Any]:
-    """The body of GetBucketLifecycleConfiguration's LifecycleConfiguration (always the Filter form)."""
+    """The body of GetBucketLifecycleConfiguration's LifecycleConfiguration, each rule's filter in
+    the form it was written."""
     return {"Rule": [_rule_xml(r) for r in rules]}
 
 
@@ -176,7 +224,10 @@ def _rule_xml(rule: LifecycleRule) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if rule.id:
         out["ID"] = rule.id
-    out["Filter"] = _filter_xml(rule)
+    if rule.filter_form == "prefix-element":
+        out["Prefix"] = rule.prefix
+    else:
+        out["Filter"] = _filter_xml(rule)
     out["Status"] = "Enabled" if rule.enabled else "Disabled"
     if rule.expiration_days is not None:
         out["Expiration"] = {"Days": str(rule.expiration_days)}
@@ -204,8 +255,12 @@ def _filter_xml(rule: LifecycleRule) -> dict[str, Any]:
     if rule.size_less_than is not None:
         criteria["ObjectSizeLessThan"] = str(rule.size_less_than)
     conditions = len(criteria) - ("Tag" in criteria) + len(rule.tags)
-    if conditions > 1:
+    if conditions > 1 or rule.filter_form == "and":
         return {"And": criteria}
+    if rule.filter_form == "empty":
+        return {}
+    if rule.filter_form == "tag" and rule.tags:
+        return {"Tag": criteria["Tag"][0]}
     return criteria or {"Prefix": ""}
 
 

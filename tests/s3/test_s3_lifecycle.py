@@ -38,11 +38,44 @@ def test_configuration_round_trip_and_delete(s3: BaseClient, bucket: str) -> Non
     assert failure(e) == (404, "NoSuchLifecycleConfiguration")
 
 
-def test_legacy_prefix_rule_is_accepted(s3_http: BaseClient, http_bucket: str) -> None:
+def test_legacy_prefix_rule_is_accepted_and_given_back_as_written(s3_http: BaseClient, http_bucket: str) -> None:
     rule = {"ID": "old", "Prefix": "a/", "Status": "Enabled", "Expiration": {"Days": 1}}
     s3_http.put_bucket_lifecycle(Bucket=http_bucket, LifecycleConfiguration={"Rules": [rule]})
     got = s3_http.get_bucket_lifecycle_configuration(Bucket=http_bucket)["Rules"]
-    assert got == [{"ID": "old", "Filter": {"Prefix": "a/"}, "Status": "Enabled", "Expiration": {"Days": 1}}]
+    assert got == [rule]
+
+
+def test_each_filter_form_is_given_back_as_written(s3_http: BaseClient, http_bucket: str) -> None:
+    """Clients compare what they set with what they read (Terraform plans, for one)."""
+    rules = [
+        {"ID": "empty", "Filter": {}, "Status": "Enabled", "Expiration": {"Days": 1}},
+        {"ID": "prefix", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 2}},
+        {"ID": "tag", "Filter": {"Tag": {"Key": "t", "Value": "v"}}, "Status": "Enabled", "Expiration": {"Days": 3}},
+        {"ID": "and", "Filter": {"And": {"Prefix": "p/", "Tags": [{"Key": "a", "Value": "1"}]}}, "Status": "Enabled",
+         "Expiration": {"Days": 4}},
+        {"ID": "size", "Filter": {"ObjectSizeGreaterThan": 100}, "Status": "Enabled", "Expiration": {"Days": 5}},
+    ]
+    s3_http.put_bucket_lifecycle_configuration(Bucket=http_bucket, LifecycleConfiguration={"Rules": rules})
+    assert s3_http.get_bucket_lifecycle_configuration(Bucket=http_bucket)["Rules"] == rules
+
+
+@pytest.mark.parametrize(
+    "transition, expected",
+    [
+        ({"Date": dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC), "StorageClass": "GLACIER"}, (400, "InvalidArgument")),
+        ({"Days": 10, "StorageClass": "STANDARD_IA"}, (400, "InvalidArgument")),
+        ({"Days": 30, "StorageClass": "NOT_A_CLASS"}, (400, "MalformedXML")),
+        ({"Days": 30, "StorageClass": "GLACIER"}, (501, "NotImplemented")),
+    ],
+    ids=["date-not-midnight", "ia-before-30-days", "unknown-class", "valid"],
+)
+def test_transitions_are_checked_as_aws_then_refused(
+    s3_http: BaseClient, http_bucket: str, transition: dict[str, object], expected: tuple[int, str]
+) -> None:
+    rule = {"ID": "t", "Filter": {"Prefix": ""}, "Status": "Enabled", "Transitions": [transition]}
+    with pytest.raises(ClientError) as e:
+        s3_http.put_bucket_lifecycle_configuration(Bucket=http_bucket, LifecycleConfiguration={"Rules": [rule]})
+    assert failure(e) == expected
 
 
 def test_no_configuration_is_404(s3_http: BaseClient, http_bucket: str) -> None:

@@ -32,14 +32,21 @@ def test_get_body_is_exact() -> None:
 
 
 def test_parse_round_trips_the_golden_document() -> None:
-    assert parse_rules(parse(GOLDEN.encode(), "LifecycleConfiguration", FORCE_LIST)) == RULES
+    parsed = parse_rules(parse(GOLDEN.encode(), "LifecycleConfiguration", FORCE_LIST))
+    assert [r.filter_form for r in parsed] == ["prefix", "and", "prefix"]
+    assert render("LifecycleConfiguration", rules_xml(parsed)).decode() == GOLDEN
 
 
 def test_legacy_prefix_and_empty_filter() -> None:
     doc = ("<LifecycleConfiguration><Rule><Prefix>a/</Prefix><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>"
            "<Rule><Filter/><Status>Enabled</Status><Expiration><Date>2030-01-01</Date></Expiration></Rule></LifecycleConfiguration>")
     got = parse_rules(parse(doc.encode(), "LifecycleConfiguration", FORCE_LIST))
-    assert got == [LifecycleRule(prefix="a/", expiration_days=1), LifecycleRule(expiration_date=1893456000.0)]
+    assert got == [
+        LifecycleRule(prefix="a/", expiration_days=1, filter_form="prefix-element"),
+        LifecycleRule(expiration_date=1893456000.0, filter_form="empty"),
+    ]
+    back = render("LifecycleConfiguration", rules_xml(got)).decode()
+    assert "<Rule><Prefix>a/</Prefix><Status>" in back and "<Rule><Filter></Filter><Status>" in back
 
 
 @pytest.mark.parametrize(
