@@ -7,6 +7,7 @@ import re
 from starlette.responses import Response
 
 from objstore import versions
+from objstore.errors import BucketAlreadyOwnedByYou
 
 from ..context import S3Context, owner_xml, xml_response
 from ..errors import S3Error
@@ -16,6 +17,7 @@ from ..xml import parse
 MAX_CREATE_BODY = 64 * 1024
 _IP_LIKE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_REGION = re.compile(r"^(EU|[a-z]{2}(-[a-z]+)+-[0-9]{1,2})$")  # AWS's names (and the legacy "EU")
 
 
 def validate_bucket_name(name: str, reserved: frozenset[str]) -> None:
@@ -43,16 +45,31 @@ async def handle_list_buckets(ctx: S3Context) -> Response:
 
 
 async def handle_create_bucket(ctx: S3Context) -> Response:
-    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html"""
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
+
+    The bucket's region is its LocationConstraint (any well-formed region name: one server stands
+    for whichever region clients name), else the server's. Creating again a bucket you own answers
+    200 when it is in us-east-1, as AWS still does there, and BucketAlreadyOwnedByYou elsewhere.
+    """
     validate_bucket_name(ctx.bucket, ctx.config.reserved_buckets)
-    raw = await ctx.payload().read_all(MAX_CREATE_BODY)
-    if raw.strip():
-        conf = parse(raw, "CreateBucketConfiguration")
-        location = conf.get("LocationConstraint") or ""
-        if location not in ("", ctx.config.region):
-            raise S3Error("InvalidLocationConstraint", f"The specified location-constraint is not valid; this server's region is {ctx.config.region}.")
-    await ctx.run(ctx.store.create_bucket, ctx.user, ctx.bucket, ctx.config.region)
+    region = await _location_constraint(ctx) or ctx.config.region
+    try:
+        await ctx.run(ctx.store.create_bucket, ctx.user, ctx.bucket, region)
+    except BucketAlreadyOwnedByYou:
+        if (await ctx.owned_bucket()).region != "us-east-1":
+            raise
     return Response(status_code=200, headers={"location": f"/{ctx.bucket}"})
+
+
+async def _location_constraint(ctx: S3Context) -> str:
+    raw = await ctx.payload().read_all(MAX_CREATE_BODY)
+    if not raw.strip():
+        return ""
+    location = parse(raw, "CreateBucketConfiguration").get("LocationConstraint") or ""
+    if not isinstance(location, str) or (location and not _REGION.match(location)):
+        raise S3Error("InvalidLocationConstraint", "The specified location-constraint is not valid",
+                      LocationConstraint=str(location))
+    return location
 
 
 async def handle_delete_bucket(ctx: S3Context) -> Response:

@@ -75,12 +75,16 @@ def test_names_of_pyblobs_own_routes_are_reserved(s3_http: BaseClient, name: str
 
 
 def test_create_existing_bucket(endpoint: Endpoint, checksum_calculation: str) -> None:
+    """Your own bucket again: 200 in us-east-1 (AWS's legacy answer there), 409 elsewhere; another
+    user's: BucketAlreadyExists."""
     admin = endpoint.client(checksums=checksum_calculation)
     bob = endpoint.client(endpoint.users["bob"], checksum_calculation)
-    name = unique_bucket_name()
+    name, elsewhere = unique_bucket_name(), unique_bucket_name()
     admin.create_bucket(Bucket=name)
+    assert admin.create_bucket(Bucket=name)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    admin.create_bucket(Bucket=elsewhere, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     with pytest.raises(ClientError) as e:
-        admin.create_bucket(Bucket=name)
+        admin.create_bucket(Bucket=elsewhere, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     assert failure(e) == (409, "BucketAlreadyOwnedByYou")
     with pytest.raises(ClientError) as e:
         bob.create_bucket(Bucket=name)
@@ -93,13 +97,22 @@ def test_location_constraint_naming_the_servers_region_is_accepted(s3: BaseClien
     s3.head_bucket(Bucket=name)
 
 
-def test_location_constraint_naming_another_region_is_refused(s3: BaseClient) -> None:
+def test_location_constraint_naming_another_region_is_the_bucket_s(s3: BaseClient) -> None:
+    name = unique_bucket_name()
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] == "eu-west-1"
+    assert s3.head_bucket(Bucket=name)["ResponseMetadata"]["HTTPHeaders"]["x-amz-bucket-region"] == "eu-west-1"
+    listed = [b for b in s3.list_buckets()["Buckets"] if b["Name"] == name]
+    assert listed[0]["BucketRegion"] == "eu-west-1"
+
+
+def test_a_malformed_location_constraint_is_refused(s3_http: BaseClient) -> None:
     name = unique_bucket_name()
     with pytest.raises(ClientError) as e:
-        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        s3_http.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "not a region"})  # type: ignore[typeddict-item]
     assert failure(e) == (400, "InvalidLocationConstraint")
     with pytest.raises(ClientError):
-        s3.head_bucket(Bucket=name)
+        s3_http.head_bucket(Bucket=name)
 
 
 def test_malformed_create_bucket_body_is_refused(http_endpoint: Endpoint) -> None:
