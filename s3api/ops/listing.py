@@ -10,7 +10,7 @@ from urllib.parse import quote
 from starlette.responses import Response
 
 from objstore import ObjectRecord
-from objstore.listing import Page
+from objstore.listing import Page, VersionPage
 
 from ..context import S3Context, owner_xml, xml_response
 from ..errors import S3Error
@@ -41,7 +41,10 @@ def _encoder(ctx: S3Context) -> Any:
 
 
 async def _page(ctx: S3Context, prefix: str, delimiter: str, after: str, max_keys: int, inclusive: bool = False) -> Page:
+    """A page of keys; `max-keys=0` asks for none, and AWS answers that page as complete."""
     await ctx.owned_bucket()
+    if max_keys == 0:
+        return Page()
     return await ctx.run(ctx.store.list_objects, ctx.bucket, prefix, delimiter, after, max_keys, inclusive)
 
 
@@ -138,7 +141,9 @@ async def handle_list_object_versions(ctx: S3Context) -> Response:
     if version_marker:
         ctx.version_id("version-id-marker")
     await ctx.owned_bucket()
-    page = await ctx.run(ctx.store.list_object_versions, ctx.bucket, prefix, delimiter, key_marker, version_marker, max_keys)
+    page = VersionPage()
+    if max_keys:
+        page = await ctx.run(ctx.store.list_object_versions, ctx.bucket, prefix, delimiter, key_marker, version_marker, max_keys)
     body: dict[str, Any] = {"Name": ctx.bucket, "Prefix": enc(prefix), "KeyMarker": enc(key_marker), "VersionIdMarker": version_marker, "MaxKeys": str(max_keys)}
     _optional(body, Delimiter=enc(delimiter) if delimiter else None)
     body["IsTruncated"] = str(page.truncated).lower()

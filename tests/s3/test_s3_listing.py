@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from s3_server import failure
+from s3_server import Endpoint, failure
+from s3_signing import error_of, send
 
 KEYS = ["a", "b/1", "b/2", "b/3/x", "c d", "é"]
 
@@ -114,3 +115,32 @@ def test_bad_continuation_token(s3: BaseClient, filled: str) -> None:
     with pytest.raises(ClientError) as e:
         s3.list_objects_v2(Bucket=filled, ContinuationToken="not a token")
     assert failure(e) == (400, "InvalidArgument")
+
+
+def test_max_keys_zero_is_an_empty_complete_page(s3_http: BaseClient, http_bucket: str) -> None:
+    """As AWS: nothing listed, not truncated, the other fields kept (v1, v2 and versions)."""
+    for key in ("a", "b"):
+        s3_http.put_object(Bucket=http_bucket, Key=key, Body=b"x")
+    v2 = s3_http.list_objects_v2(Bucket=http_bucket, MaxKeys=0, Prefix="a")
+    assert (v2["KeyCount"], v2["IsTruncated"], v2["MaxKeys"], v2["Prefix"], "Contents" in v2) == (0, False, 0, "a", False)
+    v1 = s3_http.list_objects(Bucket=http_bucket, MaxKeys=0, Marker="a")
+    assert (v1["IsTruncated"], v1["Marker"], "Contents" in v1) == (False, "a", False)
+    versions = s3_http.list_object_versions(Bucket=http_bucket, MaxKeys=0)
+    assert (versions["IsTruncated"], "Versions" in versions) == (False, False)
+
+
+def test_an_empty_continuation_token_is_invalid(http_endpoint: Endpoint, http_bucket: str) -> None:
+    response = send(http_endpoint, "GET", f"/{http_bucket}", query="list-type=2&continuation-token=")
+    assert (response.status_code, error_of(response)["Code"]) == (400, "InvalidArgument")
+
+
+def test_v1_url_encoding_covers_prefix_marker_delimiter_and_next_marker(http_endpoint: Endpoint, http_bucket: str) -> None:
+    s3 = http_endpoint.client()
+    for key in ("a b/1", "a b/2", "a b+c"):
+        s3.put_object(Bucket=http_bucket, Key=key, Body=b"x")
+    query = "encoding-type=url&prefix=a%20b&marker=a%20b%2B&delimiter=%2F&max-keys=1"
+    response = send(http_endpoint, "GET", f"/{http_bucket}", query=query)
+    body = response.text
+    assert "<Prefix>a%20b</Prefix>" in body and "<Marker>a%20b%2B</Marker>" in body
+    assert "<Delimiter>/</Delimiter>" in body or "<Delimiter>%2F</Delimiter>" in body
+    assert "<NextMarker>a%20b%2Bc</NextMarker>" in body and "<Key>a%20b%2Bc</Key>" in body
