@@ -128,10 +128,9 @@ def request_attributes(headers: Mapping[str, str]) -> tuple[str, dict[str, str],
     """Content type, standard headers and user metadata to store from a PUT's headers."""
     content_type = headers.get("content-type") or "binary/octet-stream"
     standard = {h: headers[h] for h in STANDARD_HEADERS if h in headers}
-    encoding = [e.strip() for e in standard.get("content-encoding", "").split(",") if e.strip()]
-    encoding = [e for e in encoding if e != "aws-chunked"]
+    encoding = stored_encoding(standard.get("content-encoding", ""))
     if encoding:
-        standard["content-encoding"] = ",".join(encoding)
+        standard["content-encoding"] = encoding
     else:
         standard.pop("content-encoding", None)
     meta = {k[len("x-amz-meta-"):]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
@@ -140,6 +139,16 @@ def request_attributes(headers: Mapping[str, str]) -> tuple[str, dict[str, str],
     for value in [content_type, *standard.values(), *meta.keys(), *meta.values()]:
         check_header_value(value)
     return content_type, standard, meta
+
+
+def stored_encoding(value: str) -> str:
+    """Content-Encoding as stored: as sent, without `aws-chunked` (the transfer's, not the object's):
+    `aws-chunked, gzip` is `gzip`, `deflate, gzip` stays as it is."""
+    codings = [c for c in value.split(",") if c.strip()]
+    kept = [c for c in codings if c.strip().lower() != "aws-chunked"]
+    if len(kept) == len(codings):
+        return value.strip()
+    return ", ".join(c.strip() for c in kept)
 
 
 def check_header_value(value: str) -> None:
