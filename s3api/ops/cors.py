@@ -43,9 +43,10 @@ def _requested_headers(ctx: S3Context) -> list[str]:
 async def handle_preflight(ctx: S3Context) -> Response:
     """OPTIONS: allowed only by a matching rule of the bucket; no credentials are involved."""
     origin, method = ctx.headers.get("origin"), ctx.headers.get("access-control-request-method")
-    if not origin or not method:
-        raise S3Error("AccessDenied", "Insufficient information. Origin request header needed." if not origin
-                      else "Invalid Access-Control-Request-Method header.")
+    if not origin:
+        raise S3Error("BadRequest", "Insufficient information. Origin request header needed.")
+    if not method:
+        raise S3Error("AccessDenied", "Invalid Access-Control-Request-Method header.")
     try:
         record = await ctx.run(ctx.store.get_bucket, ctx.bucket)
     except NoSuchBucket:

@@ -99,3 +99,10 @@ def test_no_cors_headers_for_an_origin_no_rule_allows(http_endpoint: Endpoint, s
     url = s3_http.generate_presigned_url("get_object", Params={"Bucket": cors_bucket, "Key": "public-ish"})
     r = httpx.get(url, headers={"Origin": "https://evil.example"})
     assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+
+
+def test_a_preflight_without_origin_is_a_bad_request(http_endpoint: Endpoint, cors_bucket: str) -> None:
+    with http_endpoint.http() as client:
+        r = client.options(f"{http_endpoint.url}/{cors_bucket}/k", headers={"Access-Control-Request-Method": "PUT"})
+    assert r.status_code == 400
+    assert "Insufficient information. Origin request header needed." in r.text
