@@ -1,9 +1,11 @@
 """POST policy documents for browser-based uploads, as pure functions (no request, no I/O).
 
-Spec: https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolicy.html. A policy
-is base64 JSON with an `expiration` and `conditions`; the form's `x-amz-signature` is the SigV4 HMAC
-of the base64 text itself. Every form field must be named by a condition, and every condition must
-hold. Field names compare case-insensitively (forms are keyed by lower-case names here).
+Spec: https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-HTTPPOSTConstructPolicy.html (SigV4) and
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/HTTPPOSTForms.html (SigV2). A policy is base64
+JSON with an `expiration` and `conditions`; the form signs the base64 text itself, with SigV4's
+`x-amz-signature` (here) or SigV2's `signature` (`sigv2.post_policy_signature`). Every form field
+must be named by a condition, and every condition must hold; the same rules for both. Field names
+compare case-insensitively (forms are keyed by lower-case names here).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,10 +22,16 @@ from typing import Any
 from . import sigv4
 from .errors import S3Error
 
-# Fields no condition has to name: the signature, the file and the policy itself, and x-ignore-*.
+# Fields no condition has to name: the signature, the file and the policy itself, and x-ignore-*;
+# SigV2 forms also the access key, which SigV4 forms name in x-amz-credential, a covered field.
+# x-amz-checksum-* too: AWS takes one no condition names (ceph's s3-tests,
+# test_post_object_upload_checksum), and it can only make the upload fail (BadDigest).
 EXEMPT = frozenset({"x-amz-signature", "file", "policy"})
-EXEMPT_PREFIX = "x-ignore-"
+EXEMPT_V2 = frozenset({"awsaccesskeyid", "signature", "file", "policy"})
+EXEMPT_PREFIXES = ("x-ignore-", "x-amz-checksum-")
 OPERATORS = ("eq", "starts-with")
+# ISO 8601 in UTC, as both specs write it ("2007-12-01T12:00:00.000Z") and SDKs send it.
+_EXPIRATION = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 
 
 @dataclass(frozen=True)
@@ -81,13 +90,13 @@ def parse(policy_b64: str) -> Policy:
 def parse_expiration(value: Any) -> float:
     if not isinstance(value, str):
         raise invalid("Policy missing expiration.")
+    if not _EXPIRATION.match(value):
+        raise invalid(f"Invalid 'expiration' value: '{value}'")
     try:
-        when = datetime.fromisoformat(value)
-    except ValueError as e:
+        when = datetime.fromisoformat(value[:19]).replace(tzinfo=UTC)
+    except ValueError as e:  # well formed, but no such date (a 13th month)
         raise invalid(f"Invalid 'expiration' value: '{value}'") from e
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
+    return when.timestamp() + float("0" + value[19:-1])
 
 
 def parse_condition(entry: Any) -> list[Condition]:
@@ -122,11 +131,12 @@ def length_condition(low: Any, high: Any) -> Condition:
     return Condition("content-length-range", low=bounds[0], high=bounds[1])
 
 
-def check(policy: Policy, fields: Mapping[str, str], bucket: str, now: float) -> None:
+def check(policy: Policy, fields: Mapping[str, str], bucket: str, now: float, exempt: frozenset[str] = EXEMPT) -> None:
     """AccessDenied unless the policy is current, every condition holds and covers every field.
 
-    `fields` maps lower-case form field names to values, `key` after ${filename} substitution;
-    conditions on `bucket` are about the bucket the request names.
+    `fields` maps lower-case form field names to values, after ${filename} substitution;
+    conditions on `bucket` are about the bucket the request names. `exempt`: the fields of the
+    form's signature scheme that need no condition (EXEMPT for SigV4, EXEMPT_V2 for SigV2).
     """
     if now >= policy.expiration:
         raise denied("Policy expired.")
@@ -135,13 +145,9 @@ def check(policy: Policy, fields: Mapping[str, str], bucket: str, now: float) ->
         if condition.op != "content-length-range" and not holds(condition, values):
             raise denied(f"Policy Condition failed: {condition.describe()}")
     named = {c.field for c in policy.conditions}
-    extra = [name for name in fields if name not in named and not exempt(name)]
+    extra = [name for name in fields if name not in named and name not in exempt and not name.startswith(EXEMPT_PREFIXES)]
     if extra:
         raise denied(f"Extra input fields: {', '.join(extra)}")
-
-
-def exempt(name: str) -> bool:
-    return name in EXEMPT or name.startswith(EXEMPT_PREFIX)
 
 
 def holds(condition: Condition, fields: Mapping[str, str]) -> bool:

@@ -1,7 +1,8 @@
 """AWS Signature Version 2 (HMAC-SHA1), as pure functions.
 
-Still produced by boto3's `generate_presigned_url` and `aws s3 presign` when an endpoint URL is
-set, and by older s3cmd setups. Spec: https://docs.aws.amazon.com/AmazonS3/latest/userguide/RESTAuthentication.html
+Still produced by boto3's `generate_presigned_url` and `generate_presigned_post` and `aws s3 presign`
+when an endpoint URL is set, and by older s3cmd setups.
+Spec: https://docs.aws.amazon.com/AmazonS3/latest/userguide/RESTAuthentication.html
 """
 
 from __future__ import annotations
@@ -46,3 +47,12 @@ def string_to_sign(method: str, headers: Mapping[str, str], date: str, resource:
 def sign(secret: str, text: str) -> str:
     mac = hmac.new(secret.encode(), text.encode("utf-8"), hashlib.sha1).digest()
     return base64.b64encode(mac).decode()
+
+
+def post_policy_signature(secret: str, policy_b64: str) -> str:
+    """The `signature` field of a SigV2 POST form: base64 HMAC-SHA1 of the base64 policy text.
+
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/HTTPPOSTForms.html ("Constructing a
+    Signature"); boto3's `generate_presigned_post` signs so on its default settings.
+    """
+    return sign(secret, policy_b64)
