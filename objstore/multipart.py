@@ -18,7 +18,8 @@ import secrets
 import struct
 from typing import TYPE_CHECKING, Iterable
 
-from . import keys, manifests
+from . import keys, manifests, versions
+from .conditions import ALWAYS, Precondition
 from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload
 from .hashing import composite_checksum, full_object_checksum
 from .completion import CompletionChecks, default_checksum_type
@@ -117,9 +118,14 @@ class Multipart:
 
     def complete_upload(
         self, upload_id: str, wanted: list[tuple[int, str]], min_part_size: int = MIN_PART_SIZE,
-        checks: CompletionChecks | None = None,
+        checks: CompletionChecks | None = None, condition: Precondition = ALWAYS,
     ) -> ObjectRecord:
-        """CompleteMultipartUpload: validate the part list (and `checks`) as S3 does, then join the parts."""
+        """CompleteMultipartUpload: validate the part list (and `checks`) as S3 does, then join the parts.
+
+        `condition` (If-None-Match / If-Match) is asked of the key as it is when the object is made
+        visible, in that transaction; it is asked once before the join too, so a Complete bound to
+        fail re-cuts nothing. When it fails the upload stays, as S3 keeps it, to be completed later.
+        """
         upload = self.get_upload(upload_id)
         chosen = self._validate(upload_id, wanted)
         size = sum(p.size for p in chosen)
@@ -131,6 +137,10 @@ class Multipart:
                 raise EntityTooSmall(f"part {part.number} is {part.size} bytes; all but the last need {min_part_size}")
         object_checksums = object_checksums_of(upload, chosen)
         (checks or CompletionChecks()).verify(upload, chosen, object_checksums)
+        if condition != ALWAYS:
+            with self.store.db.read() as r:
+                bucket_id = self.store._bucket(r, upload.bucket).id
+                condition.check(upload.key, versions.current(r, bucket_id, upload.key.encode()))
         sink = ChunkSink(self.store)
         try:
             joined = self._join(sink, chosen)
@@ -145,7 +155,7 @@ class Multipart:
                     raise NoSuchUpload(f"{upload_id}: its bucket was deleted")
                 record = self._commit(w, sink, upload, chosen, joined, object_checksums)
                 self._drop(w, upload, list(current.values()))
-                record = self.store.replace_object(w, bucket, upload.key.encode(), record)
+                record = self.store.replace_object(w, bucket, upload.key.encode(), record, condition)
                 self._remember(w, upload, bucket.id, wanted, record)
         finally:
             sink.close()

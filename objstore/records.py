@@ -79,6 +79,7 @@ class BucketRecord(Record):
     cors: list[dict[str, Any]] | None = None  # CORS rules as the S3 layer parsed them
     lifecycle: list[dict[str, Any]] | None = None  # lifecycle rules, as `lifecycle.to_rows` writes them
     versioning: str = ""  # "" (never enabled), "Enabled" or "Suspended" (see versions.py)
+    tags: dict[str, str] = field(default_factory=dict)  # S3 bucket tags ({}: none, GetBucketTagging's NoSuchTagSet)
 
 
 @dataclass

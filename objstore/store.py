@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Iterator
 from . import keys, lifecycle, limits, listing, manifests, versions
 from .accounts import Accounts
 from .blobs import BlobDir
+from .conditions import ALWAYS, Precondition
 from .config import StoreConfig
 from .db import Database, Txn
 from .errors import (
@@ -24,7 +25,6 @@ from .errors import (
     InvalidRequest,
     NoSuchBucket,
     NoSuchKey,
-    PreconditionFailed,
     VersionIsDeleteMarker,
 )
 from .lifecycle import LifecycleRule
@@ -112,6 +112,14 @@ class Store:
         with self.db.write() as w:
             record = self._bucket(w, name)
             record.lifecycle = lifecycle.to_rows(rules) if rules is not None else None
+            w.put("buckets", name.encode(), record.encode())
+        return record
+
+    def set_bucket_tags(self, name: str, tags: dict[str, str]) -> BucketRecord:
+        """Replace a bucket's tags (PutBucketTagging; {} removes them); the S3 layer checks S3's limits."""
+        with self.db.write() as w:
+            record = self._bucket(w, name)
+            record.tags = dict(tags)
             w.put("buckets", name.encode(), record.encode())
         return record
 
@@ -243,29 +251,35 @@ class Store:
         return obj
 
     def delete_object(
-        self, bucket: str, key: str, version_id: str | None = None, only_if: Callable[[ObjectRecord], bool] | None = None
+        self, bucket: str, key: str, version_id: str | None = None, only_if: Callable[[ObjectRecord], bool] | None = None,
+        condition: Precondition = ALWAYS,
     ) -> Deletion:
         """DeleteObject: a delete marker (versioned buckets) or the object removed (never versioned
-        ones); with `version_id`, that version removed for good. Idempotent, as S3's.
+        ones); with `version_id`, that version removed for good. Idempotent, as S3's, unless a
+        `condition` (If-Match) asks for a current object: then NoSuchKey or PreconditionFailed.
 
         `only_if` decides on the current version inside the transaction (lifecycle expiry acts only
         on the version it judged expired); when it says no, nothing changes.
         """
         with self.db.write() as w:
-            return self.delete_in(w, bucket, key, version_id, only_if)
+            return self.delete_in(w, bucket, key, version_id, only_if, condition)
 
     def delete_in(
-        self, w: Txn, bucket: str, key: str, version_id: str | None = None, only_if: Callable[[ObjectRecord], bool] | None = None
+        self, w: Txn, bucket: str, key: str, version_id: str | None = None, only_if: Callable[[ObjectRecord], bool] | None = None,
+        condition: Precondition = ALWAYS,
     ) -> Deletion:
         """`delete_object` inside the caller's write transaction."""
         raw_key = keys.validate_key(key)
         versions.check_version_id(version_id)
         record = self._bucket(w, bucket)
+        if version_id is not None and condition != ALWAYS:
+            raise InvalidRequest("A conditional delete applies to the current version; it cannot name a version.")
         if version_id is not None:
             gone = versions.remove(w, record.id, raw_key, version_id)
             self._account(w, record.owner, None, [gone] if gone is not None else [])
             return Deletion(version_id, gone is not None and gone.delete_marker, gone is not None)
         latest = versions.current(w, record.id, raw_key)
+        condition.check(key, latest)
         if only_if is not None and (latest is None or latest.delete_marker or not only_if(latest)):
             return Deletion(None, False, False)
         if not record.versioning:
@@ -324,11 +338,13 @@ class Store:
         replace: dict[str, Any] | None = None,
         check: Callable[[ObjectRecord], None] | None = None,
         src_version: str | None = None,
+        condition: Precondition = ALWAYS,
     ) -> tuple[ObjectRecord, ObjectRecord]:
         """A new version of dst sharing the source's manifest (no byte is copied); (new, source).
 
         `replace` gives new attributes (content_type, headers, meta, tags) instead of the source's;
-        `check` may raise on the source record (copy-source conditions) inside the transaction.
+        `check` may raise on the source record (copy-source conditions) and `condition` is asked of
+        the destination, both inside the transaction.
         """
         raw_src, raw_dst = keys.validate_key(src_key), keys.validate_key(dst_key)
         versions.check_version_id(src_version)
@@ -342,7 +358,7 @@ class Store:
             dst_rec = self._bucket(w, dst_bucket)
             new = dataclasses.replace(source, key=dst_key, owner=dst_rec.owner, created=self.clock(), **(replace or {}))
             manifests.add_ref(w, bytes.fromhex(source.manifest))
-            new = self.replace_object(w, dst_rec, raw_dst, new)
+            new = self.replace_object(w, dst_rec, raw_dst, new, condition)
         return new, source
 
     def list_objects(
@@ -364,19 +380,18 @@ class Store:
             return listing.list_versions_page(r, record.id, prefix, delimiter, key_marker, version_marker, max_keys)
 
     def check_replace(
-        self, r: Txn, bucket: BucketRecord, raw_key: bytes, size: int, if_none_match: bool = False, credit: int = 0
+        self, r: Txn, bucket: BucketRecord, raw_key: bytes, size: int, condition: Precondition = ALWAYS, credit: int = 0
     ) -> list[ObjectRecord]:
         """Whether bucket/key may get a new version of `size` bytes; returns the versions it removes.
 
         Runs inside the commit's write transaction, and before publishing chunks in a read one, so a
-        write that is bound to fail leaves no files behind. `credit`: see `open_writer`.
+        write that is bound to fail leaves no files behind. `condition`: asked of the key's current
+        version (see conditions.py); `credit`: see `open_writer`.
         """
         fresh = self._bucket(r, bucket.name)
         if fresh.id != bucket.id:
             raise NoSuchBucket(bucket.name)
-        latest = versions.current(r, bucket.id, raw_key)
-        if if_none_match and latest is not None and not latest.delete_marker:
-            raise PreconditionFailed(f"{raw_key.decode()} exists")
+        condition.check(raw_key.decode(), versions.current(r, bucket.id, raw_key))
         removed = versions.replaced_by_write(r, fresh, raw_key)
         user = self.accounts.user_in(r, bucket.owner)
         limits.check_object_size(user, size)
@@ -385,11 +400,11 @@ class Store:
         return removed
 
     def replace_object(
-        self, w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord, if_none_match: bool = False, credit: int = 0
+        self, w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord, condition: Precondition = ALWAYS, credit: int = 0
     ) -> ObjectRecord:
-        """Make `new` the latest version of bucket/key inside `w`, with its usage, quota and the
-        references of the versions it removes; returns it with its version id."""
-        self.check_replace(w, bucket, raw_key, new.size, if_none_match, credit)
+        """Make `new` the latest version of bucket/key inside `w`, if `condition` holds, with its usage,
+        quota and the references of the versions it removes; returns it with its version id."""
+        self.check_replace(w, bucket, raw_key, new.size, condition, credit)
         fresh = self._bucket(w, bucket.name)
         new = versions.stamp(w, fresh, new)
         self._account(w, fresh.owner, new, versions.put_latest(w, fresh, raw_key, new))
@@ -452,13 +467,18 @@ class ObjectWriter:
         checksum_type: str = "FULL_OBJECT",
         tags: dict[str, str] | None = None,
         also: Callable[[Txn, ObjectRecord], None] | None = None,
+        if_match: str | None = None,
     ) -> ObjectRecord:
-        """Make the object visible; `also` adds rows of the caller's in the same transaction."""
+        """Make the object visible; `also` adds rows of the caller's in the same transaction.
+
+        `if_none_match` / `if_match`: only if the key has no object / its object has this ETag
+        (see conditions.py), judged again inside the transaction that makes the object visible."""
         content = self.finish()
         store = self.store
+        condition = Precondition(if_none_match, if_match)
         try:
             with store.db.read() as r:
-                store.check_replace(r, self.bucket, self.raw_key, content.size, if_none_match, self.credit)
+                store.check_replace(r, self.bucket, self.raw_key, content.size, condition, self.credit)
             self.content.publish()
             with store.db.write() as w:
                 bucket = store._bucket(w, self.bucket.name)
@@ -478,7 +498,7 @@ class ObjectWriter:
                     blake3=content.blake3,
                     tags=dict(tags or {}),
                 )
-                record = store.replace_object(w, bucket, self.raw_key, record, if_none_match, self.credit)
+                record = store.replace_object(w, bucket, self.raw_key, record, condition, self.credit)
                 if also is not None:
                     also(w, record)
         finally:

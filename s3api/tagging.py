@@ -1,50 +1,87 @@
-"""Object tags: the `x-amz-tagging` header form, the Tagging XML form, and S3's limits.
+"""Tags of objects and buckets: the `x-amz-tagging` header form, the Tagging XML form, and S3's limits.
 
-https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-tagging.html: at most 10 tags, keys of
-1-128 and values of 0-256 Unicode characters, keys unique.
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-tagging.html (at most 10 per object),
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/CostAllocTagging.html (at most 50 per bucket):
+keys of 1-128 and values of 0-256 Unicode characters, keys unique, made of letters, digits, spaces
+and `+ - = . _ : / @`; the `aws:` prefix is AWS's own. The error messages and elements are the ones
+AWS was measured answering (InvalidTag with TagKey / TagValue; InvalidArgument for the header form).
 """
 
 from __future__ import annotations
 
+import unicodedata
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from .errors import S3Error
 
-MAX_TAGS = 10
+MAX_KEY, MAX_VALUE = 128, 256
+PUNCTUATION = frozenset("+-=._:/@ ")
+HEADER_FORM = ("The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters "
+               "without tag name duplicates.")
 
 
-def validate(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    if len(pairs) > MAX_TAGS:
-        raise S3Error("InvalidTag", f"Object tags cannot be greater than {MAX_TAGS}")
+@dataclass(frozen=True)
+class TagRules:
+    most: int
+    too_many: str  # the message past `most`
+    reserved: str  # the message for a key with the aws: prefix
+
+
+OBJECT = TagRules(10, "Object tags cannot be greater than 10", "Your TagKey cannot be prefixed with aws:")
+BUCKET = TagRules(50, "Bucket tag count cannot be greater than 50", "System tags cannot be added/updated by requester")
+MAX_TAGS = OBJECT.most
+
+
+def allowed(text: str) -> bool:
+    """Letters, digits and spaces of any script, and S3's few punctuation marks."""
+    return all(ch in PUNCTUATION or unicodedata.category(ch)[0] in "LNZ" for ch in text)
+
+
+def validate(pairs: list[tuple[str, str]], rules: TagRules = OBJECT) -> dict[str, str]:
+    if len(pairs) > rules.most:
+        raise S3Error("InvalidTag", rules.too_many)
     tags: dict[str, str] = {}
     for key, value in pairs:
-        if not 1 <= len(key) <= 128:
-            raise S3Error("InvalidTag", "The TagKey you have provided is invalid")
-        if len(value) > 256:
-            raise S3Error("InvalidTag", "The TagValue you have provided is invalid")
+        if not 1 <= len(key) <= MAX_KEY or not allowed(key):
+            raise S3Error("InvalidTag", "The TagKey you have provided is invalid", TagKey=key)
+        if len(value) > MAX_VALUE or not allowed(value):
+            raise S3Error("InvalidTag", "The TagValue you have provided is invalid", TagKey=key, TagValue=value)
+        if key.lower().startswith("aws:"):
+            raise S3Error("InvalidTag", rules.reserved, TagKey=key)
         if key in tags:
-            raise S3Error("InvalidTag", "Cannot provide multiple Tags with the same key")
+            raise S3Error("InvalidTag", "Cannot provide multiple Tags with the same key", TagKey=key)
         tags[key] = value
     return tags
 
 
 def from_header(value: str | None) -> dict[str, str]:
-    """Tags of `x-amz-tagging: k1=v1&k2=v2` (URL-encoded)."""
+    """Tags of `x-amz-tagging: k1=v1&k2=v2` (URL-encoded), every pair as sent: `k` alone is `k=`."""
     if not value:
         return {}
-    return validate(parse_qsl(value, keep_blank_values=True))
-
-
-def from_xml(doc: dict[str, Any]) -> dict[str, str]:
-    tag_set = doc.get("TagSet") or {}
-    items = tag_set.get("Tag") or [] if isinstance(tag_set, dict) else []
-    pairs = []
-    for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("Key"), str):
-            raise S3Error("MalformedXML", "Each Tag needs a Key and a Value.")
-        pairs.append((item["Key"], item.get("Value") or ""))
+    pairs = parse_qsl(value, keep_blank_values=True)
+    names = [k for k, _ in pairs]
+    if len(set(names)) != len(names) or not all(allowed(k) and allowed(v) for k, v in pairs):
+        raise S3Error("InvalidArgument", HEADER_FORM, ArgumentName="x-amz-tagging", ArgumentValue=value)
     return validate(pairs)
+
+
+def from_xml(doc: dict[str, Any], rules: TagRules = OBJECT) -> dict[str, str]:
+    """Tags of a Tagging document; a Tag needs both a Key and a Value element (Value may be empty)."""
+    tag_set = doc.get("TagSet") or {}
+    items = (tag_set.get("Tag") or []) if isinstance(tag_set, dict) else []
+    return validate([_pair(item) for item in items], rules)
+
+
+def _pair(item: Any) -> tuple[str, str]:
+    """(Key, Value) of a Tag element: both must be there; an empty <Value></Value> parses as None."""
+    if not isinstance(item, dict) or not isinstance(item.get("Key"), str) or "Value" not in item:
+        raise S3Error("MalformedXML", "Each Tag needs a Key and a Value.")
+    value = item["Value"]
+    if not (value is None or isinstance(value, str)):
+        raise S3Error("MalformedXML", "A Tag has one Value, of text.")
+    return item["Key"], value or ""
 
 
 def to_xml(tags: dict[str, str]) -> dict[str, Any]:

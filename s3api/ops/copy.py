@@ -1,6 +1,7 @@
 """CopyObject: a new object sharing the source's chunks (no data is copied).
 
-https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html
+https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html. The `x-amz-copy-source-if-*`
+headers are asked of the source; `If-None-Match` / `If-Match` of the destination, as for PutObject.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .. import tagging
 from ..context import S3Context, version_headers, xml_response
 from ..errors import S3Error
 from ..http import check_conditions, iso8601, quoted, request_attributes
-from .put import reject_unsupported
+from .put import condition_errors, reject_unsupported, write_condition
 
 COPY_CONDITIONS = {
     "x-amz-copy-source-if-match": "if-match",
@@ -106,12 +107,14 @@ async def handle_copy_object(ctx: S3Context) -> Response:
     """Copying an older version onto its own key is how a version is restored: allowed as at AWS."""
     bucket = await ctx.owned_bucket()
     reject_unsupported(ctx)
+    condition = write_condition(ctx)
     source = await owned_source(ctx)
     replace = _replacement(ctx, (source.bucket, source.key, source.version_id) == (ctx.bucket, ctx.key, None))
-    record, copied = await ctx.run(
-        ctx.store.copy_object, source.bucket, source.key, ctx.bucket, ctx.key, replace,
-        check_source(source_conditions(ctx)), source.version_id,
-    )
+    with condition_errors(condition):
+        record, copied = await ctx.run(
+            ctx.store.copy_object, source.bucket, source.key, ctx.bucket, ctx.key, replace,
+            check_source(source_conditions(ctx)), source.version_id, condition,
+        )
     body: dict[str, Any] = {"ETag": quoted(record.etag), "LastModified": iso8601(record.created)}
     body.update({f"Checksum{alg}": v for alg, v in record.checksums.items()})
     headers = {**source_version_headers(source, copied), **version_headers(bucket, record)}

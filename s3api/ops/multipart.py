@@ -23,7 +23,7 @@ from ..http import iso8601, parse_range, quoted, request_attributes
 from ..xml import MAX_XML_BODY, parse
 from .copy import check_source, owned_source, source_conditions, source_version_headers
 from .listing import _encoder, _max_keys
-from .put import reject_unsupported, stream_into
+from .put import condition_errors, reject_unsupported, stream_into, write_condition
 
 CHECKSUM_TYPES = ("COMPOSITE", "FULL_OBJECT")
 
@@ -155,17 +155,27 @@ def _completion_checks(ctx: S3Context, part_sums: dict[int, dict[str, str]]) -> 
 
 async def handle_complete_multipart_upload(ctx: S3Context) -> Response:
     """Safe to retry: a Complete of an upload completed moments ago, with the same part list, gets
-    the same answer (clients retry it after a timeout or a dropped connection)."""
+    the same answer (clients retry it after a timeout or a dropped connection).
+
+    If-None-Match / If-Match are judged when the object is made visible, atomically. A retry of a
+    Complete that succeeded is answered from memory without judging them again: its own first
+    attempt is what made the key exist (or changed its ETag). One that failed left the upload in
+    place, so its retry is judged afresh. AWS also answers 409 ConditionalRequestConflict when the
+    key was written after the upload began even though the condition holds now; pyblob judges only
+    the key as it is at completion, so it never answers 409.
+    """
     bucket = await ctx.owned_bucket()
+    condition = write_condition(ctx)
     doc = parse(await ctx.payload().read_all(MAX_XML_BODY), "CompleteMultipartUpload", force_list=("Part",))
     wanted, part_sums = _wanted_parts(doc)
     checks = _completion_checks(ctx, part_sums)
     upload_id = ctx.query.get("uploadId", "")
     try:
         upload = await _upload(ctx)
-        done: ObjectRecord | CompletedUploadRecord = await ctx.run(
-            ctx.store.multipart.complete_upload, upload.upload_id, wanted, MIN_PART_SIZE, checks
-        )
+        with condition_errors(condition):
+            done: ObjectRecord | CompletedUploadRecord = await ctx.run(
+                ctx.store.multipart.complete_upload, upload.upload_id, wanted, MIN_PART_SIZE, checks, condition
+            )
     except NoSuchUpload:
         done = await ctx.run(ctx.store.multipart.completed, upload_id, ctx.bucket, ctx.key, wanted)
     body: dict[str, Any] = {"Location": f"/{ctx.bucket}/{ctx.key}", "Bucket": ctx.bucket, "Key": ctx.key, "ETag": quoted(done.etag)}

@@ -1,9 +1,20 @@
-"""PutObject: stream the body into the engine, verify every digest the client gave, then commit."""
+"""PutObject: stream the body into the engine, verify every digest the client gave, then commit.
+
+Also the conditional-write headers of every write (PutObject, CopyObject, CompleteMultipartUpload),
+taken as AWS takes them (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html):
+`If-None-Match` only as `*`, `If-Match` only as an ETag, never both; other values answer NotImplemented,
+as AWS was measured answering them. The engine judges them atomically (objstore/conditions.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from starlette.responses import Response
 
+from objstore.conditions import ALWAYS, ANY, Precondition
+from objstore.errors import PreconditionFailed
 from objstore.limits import human
 from objstore.store import ObjectWriter
 
@@ -22,6 +33,42 @@ def reject_unsupported(ctx: S3Context) -> None:
             raise S3Error("NotImplemented", f"pyblob does not support {name}.")
 
 
+def not_implemented(header: str, why: str) -> S3Error:
+    """AWS's answer to a conditional header it does not take (measured: 501 with the header named)."""
+    return S3Error("NotImplemented", Header=header, additionalMessage=why)
+
+
+def etag_value(header: str) -> str:
+    """An ETag as a condition gives it, quoted or not."""
+    return header.strip().strip('"')
+
+
+def write_condition(ctx: S3Context) -> Precondition:
+    """The If-None-Match / If-Match of a write; NotImplemented for what AWS refuses."""
+    none_match, match = ctx.headers.get("if-none-match"), ctx.headers.get("if-match")
+    if none_match is not None and match is not None:
+        raise not_implemented("If-Match,If-None-Match", "Multiple conditional request headers present in the request")
+    if none_match is not None:
+        if none_match.strip() != ANY:
+            raise not_implemented("If-None-Match", "We don't accept the provided value of If-None-Match header for this API")
+        return Precondition(if_none_match=True)
+    if match is not None:
+        if match.strip() == ANY:
+            raise not_implemented("If-Match", "We don't accept the provided value of If-Match header for this API")
+        return Precondition(if_match=etag_value(match))
+    return ALWAYS
+
+
+@contextmanager
+def condition_errors(condition: Precondition) -> Iterator[None]:
+    """PreconditionFailed as AWS words it, naming the header that failed (<Condition>)."""
+    try:
+        yield
+    except PreconditionFailed as e:
+        named = "If-Match" if condition.if_match is not None else "If-None-Match"
+        raise S3Error("PreconditionFailed", Condition=named) from e
+
+
 async def stream_into(ctx: S3Context, writer: ObjectWriter, payload: Payload) -> dict[str, str]:
     """Feed the body to `writer` and verify it; returns the checksums to store. Caller closes `writer`."""
     async for piece in payload.pieces():
@@ -35,9 +82,7 @@ async def handle_put_object(ctx: S3Context) -> Response:
     """https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html"""
     bucket = await ctx.owned_bucket()
     reject_unsupported(ctx)
-    if_none_match = ctx.headers.get("if-none-match")
-    if if_none_match is not None and if_none_match.strip() != "*":
-        raise S3Error("NotImplemented", "If-None-Match on PutObject supports only '*'.")
+    condition = write_condition(ctx)
     content_type, standard, meta = request_attributes(ctx.headers)
     tags = tagging.from_header(ctx.headers.get("x-amz-tagging"))
     payload = ctx.payload()
@@ -49,7 +94,9 @@ async def handle_put_object(ctx: S3Context) -> Response:
     writer = await ctx.run(ctx.store.open_writer, ctx.bucket, ctx.key, algorithms, payload.declared, 0, ceiling)
     try:
         kept = await stream_into(ctx, writer, payload)
-        record = await ctx.run(writer.commit, content_type, standard, meta, if_none_match is not None, "FULL_OBJECT", tags)
+        with condition_errors(condition):
+            record = await ctx.run(writer.commit, content_type, standard, meta, condition.if_none_match, "FULL_OBJECT",
+                                   tags, if_match=condition.if_match)
     finally:
         await ctx.run(writer.close)
     headers = {"etag": quoted(record.etag), **version_headers(bucket, record)}

@@ -36,7 +36,7 @@ def error_bucket(http_endpoint: Endpoint) -> str:
         ("POST", "/{b}/k", "", {}, True, 405, "MethodNotAllowed"),
         ("PUT", "/", "", {}, True, 405, "MethodNotAllowed"),
         ("PUT", "/{b}", "policy", {}, True, 501, "NotImplemented"),
-        ("GET", "/{b}", "tagging", {}, True, 501, "NotImplemented"),
+        ("GET", "/{b}", "tagging", {}, True, 404, "NoSuchTagSet"),
         ("GET", "/{b}/k", "attributes", {}, True, 400, "InvalidArgument"),  # without x-amz-object-attributes
         ("POST", "/{b}/k", "restore", {}, True, 501, "NotImplemented"),
         ("PUT", "/Bad_Name", "", {}, True, 400, "InvalidBucketName"),
@@ -79,7 +79,6 @@ def test_not_implemented_operations_through_boto3(s3_http: BaseClient, http_buck
     attempts = [
         lambda: s3_http.put_bucket_policy(Bucket=http_bucket, Policy="{}"),
         lambda: s3_http.get_bucket_policy(Bucket=http_bucket),
-        lambda: s3_http.get_bucket_tagging(Bucket=http_bucket),
         lambda: s3_http.get_bucket_encryption(Bucket=http_bucket),
         lambda: s3_http.get_object_lock_configuration(Bucket=http_bucket),
         lambda: s3_http.put_bucket_versioning(
