@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from objstore.ratelimit import TokenBuckets
 from s3api.app import S3App
+from s3api.auth import PresignLimit
 from s3api.context import S3Config
 from shortlinks.api import api_routes
 from shortlinks.rest import rest_router
@@ -22,6 +23,7 @@ from shortlinks.tus import tus_routes
 from shortlinks.websocket import websocket_routes
 
 from .bootstrap import new_store
+from .edge import EdgeGuard
 from .ratelimits import RateLimiter, RateLimitMiddleware, RateLimits, setting_name
 from .settings import Settings, load_settings
 from .sweeper import background_jobs
@@ -50,14 +52,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="pyblob", lifespan=lifespan, docs_url="/docs", redoc_url="/redoc", openapi_url="/openapi.json")
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(RateLimits.from_settings(settings), lambda: app.state.rate_buckets)
-    app.add_middleware(RateLimitMiddleware, limiter=app.state.rate_limiter)
+    app.add_middleware(EdgeGuard, links_url=settings.links_url, public_url=settings.public_url)
+    app.add_middleware(RateLimitMiddleware, limiter=app.state.rate_limiter)  # the outer one: limits hold for all
     app.add_api_route("/health", health, methods=["GET", "HEAD"], include_in_schema=False)
-    links = link_routes(lambda: app.state.store, settings.public_url, settings.link_cache_max_age)
+    links_url = settings.links_url or settings.public_url  # what the links handed out start with
+    links = link_routes(lambda: app.state.store, links_url, settings.link_cache_max_age)
     app.router.routes.extend(links)  # before the S3 catch-all
-    app.router.routes.extend(api_routes(lambda: app.state.store, settings.public_url))
-    app.include_router(rest_router(lambda: app.state.store, settings.public_url))
+    app.router.routes.extend(api_routes(lambda: app.state.store, links_url))
+    app.include_router(rest_router(lambda: app.state.store, links_url))
     app.router.routes.extend(tus_routes(lambda: app.state.store, settings.public_url))
-    app.router.routes.extend(websocket_routes(lambda: app.state.store, settings.public_url))
+    app.router.routes.extend(websocket_routes(lambda: app.state.store, links_url))
     mount_web_layers(app)
     return app
 
@@ -86,6 +90,7 @@ def mount_web_layers(app: FastAPI) -> None:
     s3 = S3App(
         lambda: app.state.store, config, rate_limit=app.state.rate_limiter.s3_key_wait,
         rate_limit_name=setting_name("s3", "key"),
+        presign_v2=PresignLimit(settings.presign_v2_max_seconds, "PYBLOB_PRESIGN_V2_MAX_SECONDS"),
     )
     app.add_route("/", s3.endpoint, methods=S3_METHODS, include_in_schema=False)
     app.add_route("/{path:path}", s3.endpoint, methods=S3_METHODS, include_in_schema=False)

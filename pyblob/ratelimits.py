@@ -34,8 +34,8 @@ from starlette.websockets import WebSocket, WebSocketClose
 
 from objstore.ratelimit import TokenBuckets
 from s3api.app import error_response, has_body
-from s3api.errors import slow_down
-from shortlinks.errors import render
+from s3api.errors import S3Error, slow_down
+from shortlinks.errors import ApiError, render
 from shortlinks.ratelimit import USER_LIMIT, USER_LIMIT_NAME, rate_limited
 
 from .settings import Settings
@@ -149,15 +149,23 @@ def setting_name(surface: Surface, per: Literal["ip", "user", "key"]) -> str:
 async def refuse(scope: Scope, receive: Receive, send: Send, surface: Surface, wait: float) -> None:
     """429 (links, rest) or 503 SlowDown (S3); the body of the request is left unread."""
     name = setting_name(surface, "ip")
+    await send_refusal(scope, receive, send, surface, slow_down(wait, name), rate_limited(wait, name))
+
+
+async def send_refusal(
+    scope: Scope, receive: Receive, send: Send, surface: Surface | None, s3_error: S3Error, api_error: ApiError
+) -> None:
+    """Refuse a request before any route runs, in its surface's format: `s3_error` as S3's XML, else
+    `api_error` as JSON; a WebSocket handshake gets it as its denial response where the server can send one."""
     if surface == "s3":
-        response = error_response(Request(scope), slow_down(wait, name), secrets.token_hex(8).upper())
+        response = error_response(Request(scope), s3_error, secrets.token_hex(8).upper())
     else:
-        response = render(rate_limited(wait, name))
+        response = render(api_error)
     if scope["type"] == "websocket":
         websocket = WebSocket(scope, receive, send)
         if "websocket.http.response" in scope.get("extensions", {}):
             return await websocket.send_denial_response(response)
-        return await WebSocketClose(1008, "rate limit exceeded")(scope, receive, send)
+        return await WebSocketClose(1008, api_error.detail[:120])(scope, receive, send)
     if has_body(Request(scope)):
         response.headers["connection"] = "close"  # leftover body bytes must not read as a request
     await response(scope, receive, send)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,7 @@ from objstore.sizes import format_size, parse_size
 __all__ = [
     "Settings",
     "Size",
+    "links_host",
     "load_settings",
     "parse_size",
     "proxy_networks",
@@ -60,11 +62,24 @@ class Settings(BaseSettings):
         description="Base URL clients reach the server at, for the links the server hands out. "
         "Empty: `http://<host>:<port>` (`https` with a TLS certificate; `localhost` for a wildcard host).",
     )
+    links_url: str = Field(
+        default="",
+        description="Base URL of short links on a hostname of their own (`https://dl.example.com`), so no user "
+        "content served by S3 shares an origin with them. Set: the links handed out use it, `/s/` is served "
+        "only on its host (elsewhere it redirects there), and that host serves nothing else but `/health`. "
+        "Empty: links use `PYBLOB_PUBLIC_URL`'s host, with S3.",
+    )
     link_cache_max_age: int = Field(
         default=300,
         ge=0,
         description="Seconds shared caches may keep what a short link serves (`Cache-Control: max-age`); "
         "never past the link's expiry, and links with a download limit are never cached.",
+    )
+    presign_v2_max_seconds: int = Field(
+        default=7 * 86400,
+        ge=0,
+        description="Longest a SigV2 presigned URL may stay valid, from now to its `Expires` (0 = no limit, as AWS); "
+        "SigV4 URLs have S3's own limit of 7 days.",
     )
     region: str = Field(
         default="us-east-1",
@@ -213,7 +228,18 @@ class Settings(BaseSettings):
             scheme = "https" if self.tls_certfile else "http"
             self.public_url = f"{scheme}://{host}:{self.port}"
         self.public_url = self.public_url.rstrip("/")
+        self.links_url = self.links_url.rstrip("/")
+        if self.links_url and links_host(self.links_url) in ("", links_host(self.public_url)):
+            raise ValueError("PYBLOB_LINKS_URL must be an http(s) URL on a host other than PYBLOB_PUBLIC_URL's")
         return self
+
+
+def links_host(url: str) -> str:
+    """The lower-case hostname of an http(s) URL without a path; "" for anything else."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or parts.path not in ("", "/") or parts.query:
+        return ""
+    return (parts.hostname or "").lower()
 
 
 def load_settings(**overrides: Any) -> Settings:

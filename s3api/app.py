@@ -19,7 +19,7 @@ from starlette.responses import Response
 from objstore import Store
 from objstore.errors import DeleteMarkerIsCurrent, NoSuchVersion, StoreError, VersionIsDeleteMarker
 
-from .auth import RequestView, authenticate, parse_query
+from .auth import PresignLimit, RequestView, authenticate, is_anonymous, parse_query
 from .context import S3Config, S3Context
 from .errors import S3Error, slow_down
 from .http import http_date
@@ -128,18 +128,37 @@ def has_body(request: Request) -> bool:
     return "transfer-encoding" in request.headers or request.headers.get("content-length", "0") not in ("", "0")
 
 
+def header_text(raw: bytes) -> str:
+    """A header value as text: UTF-8, as SDKs send non-ASCII text (boto3 signs those bytes, and S3
+    verifies them), else ISO-8859-1 (HTTP's historical charset)."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def request_headers(request: Request) -> dict[str, str]:
+    """Lower-case names to values; a repeated header is one comma-separated value, without spaces, as
+    SigV4 and SigV2 sign it."""
+    found: dict[str, list[str]] = {}
+    for name, value in request.scope["headers"]:
+        found.setdefault(name.decode("latin-1").lower(), []).append(header_text(value))
+    return {name: ",".join(values) for name, values in found.items()}
+
+
 class S3App:
     """`rate_limit(access_key)`: seconds that key must wait (0: go on), asked once it is authenticated;
     `rate_limit_name` names the setting behind it in SlowDown's message."""
 
     def __init__(
         self, get_store: Callable[[], Store], config: S3Config, rate_limit: Callable[[str], float] | None = None,
-        rate_limit_name: str = "",
+        rate_limit_name: str = "", presign_v2: PresignLimit = PresignLimit(),
     ):
         self.get_store = get_store
         self.config = config
         self.rate_limit = rate_limit
         self.rate_limit_name = rate_limit_name
+        self.presign_v2 = presign_v2
 
     async def endpoint(self, request: Request) -> Response:
         """The Starlette endpoint for every S3 path."""
@@ -167,9 +186,10 @@ class S3App:
     async def _handle(self, request: Request, request_id: str) -> Response:
         raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
         query = parse_query(request.scope.get("query_string", b"").decode("latin-1"))
-        # A repeated header is one comma-separated value, without spaces: as SigV4 and SigV2 sign it.
-        headers = {k: ",".join(request.headers.getlist(k)) for k in request.headers.keys()}
+        headers = request_headers(request)
         bucket_name, key, virtual = split_path(unquote(raw_path), headers.get("host", ""), self.config.domain)
+        if not bucket_name and (key or virtual):  # `//key`: an empty name would reach the engine
+            raise S3Error("InvalidBucketName", "The specified bucket is not valid.", BucketName="")
         route = classify(request.method, bucket_name, key, dict(query), headers)
         if route.op is None:
             raise S3Error("MethodNotAllowed", resource=request.url.path, Method=request.method, ResourceType="OBJECT" if key else "BUCKET")
@@ -178,7 +198,9 @@ class S3App:
             return await cors_ops.handle_preflight(ctx)  # before authentication, as S3 answers it
         view = RequestView(request.method, raw_path, query, headers, bucket_name if virtual else "")
         if route.op is not Op.PostObject:  # POST Object is signed in its form (ops/post.py)
-            ctx.identity = await ctx.run(authenticate, view, ctx.store.accounts, time.time())
+            if bucket_name and is_anonymous(view):  # bucket names are global: AWS says 404 to anyone
+                await ctx.run(ctx.store.get_bucket, bucket_name)
+            ctx.identity = await ctx.run(authenticate, view, ctx.store.accounts, time.time(), self.presign_v2)
             self._check_rate(ctx.identity.access_key)
         handler = HANDLERS.get(route.op)
         if handler is None:

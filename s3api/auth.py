@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 from . import sigv2, sigv4
 from .errors import S3Error
+from .http import MAX_DIGITS, parse_count
 
 MAX_SKEW_SECONDS = 15 * 60
 MAX_PRESIGN_SECONDS = 7 * 86400
@@ -31,6 +32,16 @@ _V4_HEADER = re.compile(
     r"\s*SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*Signature=(?P<sig>[0-9a-fA-F]{64})\s*$"
 )
 _V4_CREDENTIAL = re.compile(r"^(?P<key>.+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request$")
+_INTEGER = re.compile(r"^-?[0-9]+$")
+
+
+@dataclass(frozen=True)
+class PresignLimit:
+    """How far ahead a SigV2 presigned URL may expire (0: no limit; SigV4 has its own week), and the
+    setting behind it, for the refusal's message. AWS itself does not bound SigV2's `Expires`."""
+
+    seconds: int = MAX_PRESIGN_SECONDS
+    setting: str = ""
 
 
 class KeyLookup(Protocol):
@@ -80,20 +91,38 @@ def parse_query(raw_query: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def authenticate(req: RequestView, keys: KeyLookup, now: float | None = None) -> Identity:
+def scheme(req: RequestView) -> str | None:
+    """How the request is signed: "v4-header", "v4-query", "v2-header", "v2-query"; None if it is not."""
+    auth, q = req.headers.get("authorization", ""), req.query_map
+    if auth.startswith("AWS4-HMAC-SHA256"):
+        return "v4-header"
+    if q.get("X-Amz-Algorithm") == "AWS4-HMAC-SHA256" or "X-Amz-Signature" in q:
+        return "v4-query"
+    if auth.startswith("AWS "):
+        return "v2-header"
+    if "AWSAccessKeyId" in q and "Signature" in q:
+        return "v2-query"
+    return None
+
+
+def is_anonymous(req: RequestView) -> bool:
+    """No credentials at all (an unknown Authorization scheme is not anonymous: it is refused as such)."""
+    return scheme(req) is None and not req.headers.get("authorization")
+
+
+def authenticate(req: RequestView, keys: KeyLookup, now: float | None = None, v2_limit: PresignLimit = PresignLimit()) -> Identity:
     """The sender's identity, or S3Error (AccessDenied, SignatureDoesNotMatch, ...)."""
     now = time.time() if now is None else now
-    auth = req.headers.get("authorization", "")
-    q = req.query_map
-    if auth.startswith("AWS4-HMAC-SHA256"):
-        return _v4_header(req, keys, auth, now)
-    if q.get("X-Amz-Algorithm") == "AWS4-HMAC-SHA256" or "X-Amz-Signature" in q:
+    kind = scheme(req)
+    if kind == "v4-header":
+        return _v4_header(req, keys, req.headers["authorization"], now)
+    if kind == "v4-query":
         return _v4_query(req, keys, now)
-    if auth.startswith("AWS "):
-        return _v2_header(req, keys, auth, now)
-    if "AWSAccessKeyId" in q and "Signature" in q:
-        return _v2_query(req, keys, now)
-    if auth:
+    if kind == "v2-header":
+        return _v2_header(req, keys, req.headers["authorization"], now)
+    if kind == "v2-query":
+        return _v2_query(req, keys, now, v2_limit)
+    if req.headers.get("authorization"):
         raise S3Error("InvalidArgument", "Unsupported Authorization Type")
     raise S3Error("AccessDenied", "Access Denied")
 
@@ -185,17 +214,23 @@ def _v4_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Iden
 
 
 def _v4_query(req: RequestView, keys: KeyLookup, now: float) -> Identity:
+    """https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html"""
     q = req.query_map
     try:
-        credential, amz_date, expires = q["X-Amz-Credential"], q["X-Amz-Date"], int(q["X-Amz-Expires"])
+        credential, amz_date, raw_expires = q["X-Amz-Credential"], q["X-Amz-Date"], q["X-Amz-Expires"]
         signed, given = q["X-Amz-SignedHeaders"].lower().split(";"), q["X-Amz-Signature"]
-    except (KeyError, ValueError) as e:
-        raise S3Error("AuthorizationQueryParametersError", "Query-string authentication requires X-Amz-Algorithm, "
-                      "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders and X-Amz-Expires.") from e
+    except KeyError as e:
+        raise _query_error("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
+                           "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.") from e
     m = _V4_CREDENTIAL.match(credential)
-    if m is None or not (0 < expires <= MAX_PRESIGN_SECONDS):
-        raise S3Error("AuthorizationQueryParametersError", "X-Amz-Credential or X-Amz-Expires is malformed "
-                      f"(expiry must be 1 to {MAX_PRESIGN_SECONDS} seconds).")
+    if m is None:
+        raise _query_error("Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; "
+                           'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".')
+    expires = _presign_expiry(raw_expires)
+    if amz_date[:8] != m["date"]:
+        raise _query_error("Invalid credential date. Date is not the same as X-Amz-Date.")
+    if "host" not in signed:  # unsigned, the same URL would serve any bucket under virtual-hosted addressing
+        raise _query_error("Query-string authentication requires the Host header to be signed (X-Amz-SignedHeaders).")
     signed_at = _parse_amz_date(amz_date)
     if now > signed_at + expires:
         raise S3Error("AccessDenied", "Request has expired", **{"X-Amz-Expires": str(expires)})
@@ -207,6 +242,22 @@ def _v4_query(req: RequestView, keys: KeyLookup, now: float) -> Identity:
     query = [(k, v) for k, v in req.query if k != "X-Amz-Signature"]
     _verify_v4(req, secret, m["date"], m["region"], m["service"], amz_date, signed, payload, query, given)
     return Identity(user, m["key"], payload)
+
+
+def _query_error(message: str) -> S3Error:
+    return S3Error("AuthorizationQueryParametersError", message)
+
+
+def _presign_expiry(raw: str) -> int:
+    """X-Amz-Expires: 0 to 604800 seconds, with AWS's messages for the rest."""
+    if not _INTEGER.match(raw):
+        raise _query_error("X-Amz-Expires should be a number")
+    if raw.startswith("-"):
+        raise _query_error("X-Amz-Expires must be non-negative")
+    if len(raw) > MAX_DIGITS or int(raw) > MAX_PRESIGN_SECONDS:
+        raise _query_error(f"X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires "
+                           f"must be less than {MAX_PRESIGN_SECONDS} seconds")
+    return int(raw)
 
 
 def _http_date(value: str) -> float:
@@ -230,28 +281,33 @@ def _v2_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Iden
     access_key, sep, given = auth[4:].rpartition(":")
     if not sep or not access_key:
         raise S3Error("InvalidArgument", "AWS authorization header is invalid. Expected AwsAccessKeyId:signature")
-    amz_date = req.headers.get("x-amz-date", "")
-    _check_skew(_http_date(amz_date or req.headers.get("date", "")), now, amz_date or req.headers.get("date", ""))
+    amz_date, date = req.headers.get("x-amz-date", ""), req.headers.get("date", "")
+    _check_skew(_http_date(amz_date or date), now, amz_date or date)
     secret, user = _secret_for(keys, access_key)
-    # With x-amz-date the Date line is empty for some signers and repeats the date for others.
+    # With x-amz-date the Date line is empty for some signers and repeats the date for others; without
+    # it the Date line is what dates the request (an empty one would make a signature valid forever).
+    date_lines = ["", date] if amz_date else [date]
     for resource in _v2_resources(req):
-        for date in {"", req.headers.get("date", "")}:
-            if sigv4.signatures_match(sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, date, resource)), given):
+        for line in date_lines:
+            if sigv4.signatures_match(sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, line, resource)), given):
                 return Identity(user, access_key, _payload_mode(req, "UNSIGNED-PAYLOAD"))
     raise S3Error("SignatureDoesNotMatch")
 
 
-def _v2_query(req: RequestView, keys: KeyLookup, now: float) -> Identity:
+def _v2_query(req: RequestView, keys: KeyLookup, now: float, limit: PresignLimit) -> Identity:
     q = req.query_map
-    try:
-        expires = int(q["Expires"])
-    except (KeyError, ValueError) as e:
-        raise S3Error("AccessDenied", "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters") from e
-    if now > expires:
+    expires = parse_count(q.get("Expires", ""))
+    if expires is None:
+        raise S3Error("AccessDenied", "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters")
+    if now >= expires:  # `Expires` is the first second the URL no longer works
         raise S3Error("AccessDenied", "Request has expired")
+    if limit.seconds and expires - now > limit.seconds + MAX_SKEW_SECONDS:
+        setting = f" ({limit.setting})" if limit.setting else ""
+        raise S3Error("AccessDenied", f"Request expires too far ahead: presigned SigV2 URLs may be valid for "
+                      f"{limit.seconds} seconds at most{setting}", Expires=str(expires))
     secret, user = _secret_for(keys, q["AWSAccessKeyId"])
     for resource in _v2_resources(req):
-        expected = sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, str(expires), resource))
+        expected = sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, q["Expires"], resource))
         if sigv4.signatures_match(expected, q["Signature"]):
             return Identity(user, q["AWSAccessKeyId"], "UNSIGNED-PAYLOAD")
     raise S3Error("SignatureDoesNotMatch")

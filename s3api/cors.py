@@ -18,9 +18,13 @@ Rule = dict[str, Any]
 
 
 def _as_list(value: Any) -> list[str]:
+    """The text of an element, or of each of its repeats; MalformedXML where one holds elements."""
     if value is None:
         return []
-    return [str(v).strip() for v in (value if isinstance(value, list) else [value])]
+    values = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, str) for v in values):  # never str() a parsed subtree: it may be deep
+        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema.")
+    return [v.strip() for v in values]
 
 
 def parse_rules(doc: dict[str, Any]) -> list[Rule]:
@@ -53,7 +57,7 @@ def _rule(raw: dict[str, Any]) -> Rule:
         "expose": _as_list(raw.get("ExposeHeader")),
     }
     if raw.get("ID"):
-        rule["id"] = str(raw["ID"])
+        rule["id"] = _as_list(raw["ID"])[0]
     if raw.get("MaxAgeSeconds") is not None:
         try:
             rule["max_age"] = int(raw["MaxAgeSeconds"])

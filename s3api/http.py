@@ -21,7 +21,10 @@ OVERRIDES = {
     "response-content-encoding": "content-encoding",
 }
 MAX_USER_METADATA = 2048  # bytes of x-amz-meta-* names and values, as S3 limits them
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")  # ASCII digits only: \d matches every script's
+# Digits of the longest number S3 takes (a 64-bit size or count). Python's int() refuses strings of
+# over 4,300 digits with ValueError: every number from a request is bounded before it is converted.
+MAX_DIGITS = 19
 
 
 _HEADER_SAFE = re.compile(r"[\t\x20-\x7e\xa0-\xff]*")
@@ -45,16 +48,26 @@ def quoted(etag: str) -> str:
     return f'"{etag}"'
 
 
+def parse_count(raw: str) -> int | None:
+    """A non-negative decimal integer of at most MAX_DIGITS ASCII digits; None for anything else."""
+    if not (0 < len(raw) <= MAX_DIGITS and raw.isascii() and raw.isdigit()):
+        return None
+    return int(raw)
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(start, end exclusive) of a single byte range; None to send everything; 416 if unsatisfiable.
 
-    Syntactically invalid or multi-range headers are ignored, as S3 does.
+    Syntactically invalid or multi-range headers are ignored, as S3 does; a number past any 64-bit
+    size is unsatisfiable, as nginx answers it.
     """
     if not header:
         return None
     m = _RANGE.match(header.strip())
     if m is None or (m[1] == "" and m[2] == ""):
         return None
+    if len(m[1]) > MAX_DIGITS or len(m[2]) > MAX_DIGITS:
+        raise _unsatisfiable(size)
     if m[1] == "":
         suffix = int(m[2])
         if suffix == 0 or size == 0:

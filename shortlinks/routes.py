@@ -20,6 +20,7 @@ from starlette.routing import Route
 from objstore import ObjectRecord, Store
 from objstore.errors import StoreError
 from objstore.records import LinkRecord
+from s3api.activecontent import SANDBOX_CSP
 from s3api.errors import S3Error
 from s3api.http import check_conditions, http_date, iso8601, parse_range, quoted
 
@@ -27,7 +28,7 @@ from .disposition import content_disposition, filename_of, is_inline_safe, serve
 from .errors import ApiError, from_store, render
 from .preview import PAGE_CSP, TEXT_PREVIEW_BYTES, Preview, preview_kind, render_page
 
-DEFAULT_CSP = "sandbox"
+DEFAULT_CSP = SANDBOX_CSP  # what S3 GET sends on script-capable types (s3api/activecontent.py)
 OUTPUTS = ("file", "download", "json", "html")
 # Files up to this size are read in the same worker-thread call as the lookup and answered in one
 # piece: a StreamingResponse costs a thread hop per piece, which dominated small-file requests

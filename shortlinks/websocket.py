@@ -2,7 +2,9 @@
 
 1. The client authenticates with `Authorization: Bearer <token>` on the handshake, or else sends the
    token as its first text message. A bad token gets `{"error": ..., "status_code": 401}` and the
-   socket is closed with 1008 (policy violation). A good one gets the text `user is: <name>`.
+   socket is closed with 1008 (policy violation). A good one gets the text `user is: <name>`. The
+   token is checked again before each file becomes a link: once it is rotated or revoked, the file
+   gets the same 401 and the socket is closed with 1008.
 2. Then, for each file, a text message and the data:
    - pyBlobServer's form: the file name, then the whole file as one binary message;
    - the form that declares the size: `{"name": ..., "size": <bytes>, "type": <content type>}`, then
@@ -65,11 +67,12 @@ class SocketUploads:
         store = self.get_store()
         session: Session | None = None
         try:
-            user = await self.authenticate(websocket, store)
-            if user is None:
+            signed_in = await self.authenticate(websocket, store)
+            if signed_in is None:
                 return
+            user, token = signed_in
             await websocket.send_text(f"user is: {user}")
-            session = Session(store, user, websocket, self.public_url)
+            session = Session(store, user, token, websocket, self.public_url)
             await session.run()
         except (SocketClosed, WebSocketDisconnect):  # the latter when a send finds the client gone
             pass
@@ -77,8 +80,8 @@ class SocketUploads:
             if session is not None:
                 await run_in_threadpool(session.drop)
 
-    async def authenticate(self, websocket: WebSocket, store: Store) -> str | None:
-        """The user of the handshake's bearer token or of the first text message; None after closing."""
+    async def authenticate(self, websocket: WebSocket, store: Store) -> tuple[str, str] | None:
+        """(user, token) of the handshake's bearer token or of the first text message; None after closing."""
         scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             message = await receive(websocket, AUTH_TIMEOUT)
@@ -89,7 +92,8 @@ class SocketUploads:
         if user is None:
             await websocket.send_json({"error": "missing or invalid token", "status_code": 401})
             await websocket.close(1008, "invalid token")
-        return user
+            return None
+        return user, token.strip()
 
 
 async def receive(websocket: WebSocket, timeout: float) -> MutableMapping[str, Any]:
@@ -117,9 +121,10 @@ class Incoming:
 class Session:
     """One authenticated socket: files one after the other."""
 
-    def __init__(self, store: Store, user: str, websocket: WebSocket, public_url: str):
+    def __init__(self, store: Store, user: str, token: str, websocket: WebSocket, public_url: str):
         self.store = store
         self.user = user
+        self.token = token
         self.websocket = websocket
         self.public_url = public_url
         self.file: Incoming | None = None  # None also while dropping a refused file's data
@@ -166,6 +171,10 @@ class Session:
 
     async def commit(self, file: Incoming) -> None:
         assert file.upload is not None
+        if await run_in_threadpool(self.store.accounts.user_for_token, self.token) != self.user:
+            await self.fail(file.name, ApiError(401, "the token was rotated or revoked", {"www-authenticate": "Bearer"}))
+            await self.websocket.close(1008, "token rotated or revoked")
+            raise SocketClosed()
         link = await run_in_threadpool(file.upload.commit)
         size = file.upload.size
         self.file = None

@@ -8,9 +8,12 @@ from objstore import BucketRecord, ObjectRecord
 from objstore.limits import MAX_PART_NUMBER
 from objstore.manifests import PartInfo
 
+from ..activecontent import SANDBOX_HEADERS, needs_sandbox
 from ..context import S3Context, version_headers
 from ..errors import S3Error
-from ..http import OVERRIDES, check_conditions, http_date, object_headers, parse_range, quoted
+from ..http import (
+    OVERRIDES, check_conditions, check_header_value, http_date, object_headers, parse_count, parse_range, quoted,
+)
 
 
 async def load_object(ctx: S3Context) -> tuple[BucketRecord, ObjectRecord]:
@@ -25,12 +28,13 @@ def part_number(ctx: S3Context) -> int | None:
     raw = ctx.query.get("partNumber")
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PART_NUMBER:
+    number = parse_count(raw)
+    if number is None or not 1 <= number <= MAX_PART_NUMBER:
         raise S3Error("InvalidArgument", f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
                       ArgumentName="partNumber", ArgumentValue=raw)
     if "range" in ctx.headers:
         raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
-    return int(raw)
+    return number
 
 
 def _conditional(ctx: S3Context, record: ObjectRecord) -> Response | None:
@@ -42,14 +46,30 @@ def _conditional(ctx: S3Context, record: ObjectRecord) -> Response | None:
     return None
 
 
-def _headers(ctx: S3Context, bucket: BucketRecord, record: ObjectRecord, ranged: bool) -> dict[str, str]:
+def _headers(ctx: S3Context, bucket: BucketRecord, record: ObjectRecord, ranged: bool, extra: dict[str, str]) -> dict[str, str]:
     checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and not ranged
     headers = object_headers(record, checksum_mode)
     headers.update(version_headers(bucket, record))
+    headers.update(extra)
+    if needs_sandbox(headers.get("content-type", "")):
+        headers.update(SANDBOX_HEADERS)  # see activecontent.py: no user script on our origin
+    return headers
+
+
+def overrides(ctx: S3Context) -> dict[str, str]:
+    """The response-* parameters, as headers; each must be one (a CR/LF would split the response)."""
+    found: dict[str, str] = {}
     for param, header in OVERRIDES.items():
         if param in ctx.query:
-            headers[header] = ctx.query[param]
-    return headers
+            value = ctx.query[param]
+            try:
+                check_header_value(value)
+            except S3Error:
+                shown = {"ArgumentValue": value} if value.isprintable() else {}  # XML cannot carry control characters
+                raise S3Error("InvalidArgument", "Header value cannot be represented using ISO-8859-1.",
+                              ArgumentName=param, **shown) from None
+            found[header] = value
+    return found
 
 
 async def handle_get_object(ctx: S3Context) -> Response:
@@ -63,7 +83,7 @@ async def handle_head_object(ctx: S3Context) -> Response:
 
 
 async def _serve(ctx: S3Context, with_body: bool) -> Response:
-    number = part_number(ctx)
+    number, extra = part_number(ctx), overrides(ctx)
     bucket, record = await load_object(ctx)
     early = _conditional(ctx, record)
     if early is not None:
@@ -72,7 +92,7 @@ async def _serve(ctx: S3Context, with_body: bool) -> Response:
     rng = _part_range(record, part) if part is not None else parse_range(ctx.headers.get("range"), record.size)
     start, end = rng or (0, record.size)
     whole = rng is None or (part is not None and not record.parts_count)  # part 1 of a single PUT is all of it
-    headers = _headers(ctx, bucket, record, not whole)
+    headers = _headers(ctx, bucket, record, not whole, extra)
     if part is None:
         headers.pop("x-amz-mp-parts-count", None)  # S3 tells the part count only to part requests
     elif record.parts_count:

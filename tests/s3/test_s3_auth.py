@@ -69,12 +69,18 @@ def test_unknown_access_key(endpoint: Endpoint) -> None:
     assert failure(e) == (403, "InvalidAccessKeyId")
 
 
-@pytest.mark.parametrize("method, path", [("GET", "/"), ("GET", "/some-bucket"), ("GET", "/some-bucket/k"),
-                                          ("PUT", "/some-bucket/k"), ("DELETE", "/some-bucket")])
+@pytest.mark.parametrize("method, path", [("GET", "/"), ("GET", "/{b}"), ("GET", "/{b}/k"), ("PUT", "/{b}/k"), ("DELETE", "/{b}")])
 def test_anonymous_requests_are_denied(endpoint: Endpoint, method: str, path: str) -> None:
+    """An existing bucket (or the service) is 403 to anonymous requests; a missing one is 404, as AWS
+    answers (bucket names are global: existence is no secret there either)."""
+    existing = unique_bucket_name()
+    endpoint.client().create_bucket(Bucket=existing)
     with endpoint.http() as client:
-        response = client.request(method, endpoint.url + path, content=b"x" if method == "PUT" else None)
+        response = client.request(method, endpoint.url + path.format(b=existing), content=b"x" if method == "PUT" else None)
+        missing = client.request(method, endpoint.url + path.format(b=unique_bucket_name()), content=b"x" if method == "PUT" else None)
     assert (response.status_code, error_of(response)["Code"]) == (403, "AccessDenied")
+    if path != "/":
+        assert (missing.status_code, error_of(missing)["Code"]) == (404, "NoSuchBucket")
 
 
 @pytest.mark.parametrize(
