@@ -7,27 +7,20 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from s3api.activecontent import can_run_script, media_type
+
+__all__ = ["can_run_script", "content_disposition", "filename_of", "is_inline_safe", "media_type", "served_type"]
+
 # Types a browser displays without running anything of the sender's; everything else (HTML, SVG,
 # XML, JavaScript, unknown types) is an attachment so it never renders on our origin.
 INLINE_PREFIXES = ("image/", "video/", "audio/")
 INLINE_TYPES = frozenset({"text/plain", "application/pdf"})
-NEVER_INLINE = frozenset({"image/svg+xml"})
 
 
 def served_type(content_type: str) -> str:
     """The stored type when a header can carry it, else application/octet-stream: a type stored from
     a form field (S3 POST Object) may hold control characters, which the server refuses to send."""
     return content_type if content_type.isascii() and content_type.isprintable() else "application/octet-stream"
-
-
-def media_type(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
-
-
-def can_run_script(content_type: str) -> bool:
-    """HTML, SVG, XML (XHTML, XSLT) and JavaScript: what a browser may execute if it renders the bytes."""
-    kind = media_type(content_type)
-    return kind in NEVER_INLINE or "xml" in kind or "script" in kind or "html" in kind
 
 
 def is_inline_safe(content_type: str) -> bool:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -21,6 +19,7 @@ import httpx
 import pytest
 from botocore.client import BaseClient
 from botocore.config import Config
+from browsers import WAIT_SECONDS, Origin, chromium, origin
 from processes import RunPyblob, Server, StartServer, isolate_from_aws
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -216,8 +215,6 @@ def test_a_links_url_on_the_public_host_is_refused(run_pyblob: RunPyblob) -> Non
 
 
 # the probe's chain in a real browser -------------------------------------------------------------
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-WAIT_SECONDS = 10
 ATTACK = """<!doctype html><html><head><title>page</title></head><body><script>
 document.title = "ran";
 navigator.serviceWorker.register("%s", {scope: "/s/"})
@@ -229,64 +226,16 @@ navigator.serviceWorker.register(arguments[0], {scope: arguments[1]})
 WORKER = b"self.addEventListener('fetch', e => e.respondWith(new Response('served by the worker')));"
 
 
-class Origin:
-    """Another local origin, for the controls: serves any path as `pages[path]`, HTML unless it ends in .js."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, bytes] = {}
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                body = outer.pages.get(self.path, b"")
-                self.send_response(200 if body else 404)
-                self.send_header("Content-Type", "text/javascript" if self.path.endswith(".js") else "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(WAIT_SECONDS)
-
-
 @pytest.fixture
 def other_origin() -> Iterator[Origin]:
-    origin = Origin()
-    yield origin
-    origin.close()
+    with origin() as served:
+        yield served
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    """Headless Chromium (Debian's `chromium` and `chromium-driver`, as scripts/test installs them)."""
-    for tool, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        if not tool.exists():
-            pytest.fail(f"{tool} is missing: install the Debian package {package} (scripts/test does, as root)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-proxy-server", f"--user-data-dir={tmp_path / 'profile'}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(WAIT_SECONDS)
-    driver.set_script_timeout(WAIT_SECONDS)
-    try:
+    with chromium(tmp_path / "profile") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def settled_title(browser: Any) -> str:
