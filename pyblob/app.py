@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.extend(links)  # before the S3 catch-all
     app.router.routes.extend(api_routes(lambda: app.state.store, links_url))
     app.include_router(rest_router(lambda: app.state.store, links_url))
-    app.router.routes.extend(tus_routes(lambda: app.state.store, settings.public_url))
+    app.router.routes.extend(tus_routes(lambda: app.state.store, settings.public_url, links_url))
     app.router.routes.extend(websocket_routes(lambda: app.state.store, links_url))
     mount_web_layers(app)
     return app

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import sigv4
+from .http import parse_count
 from .errors import S3Error
 
 # Fields no condition has to name: the signature, the file and the policy itself, and x-ignore-*;
@@ -121,8 +122,8 @@ def exact_value(value: Any) -> str:
 def length_condition(low: Any, high: Any) -> Condition:
     bounds = []
     for bound in (low, high):
-        if isinstance(bound, str) and bound.isascii() and bound.isdigit():
-            bound = int(bound)
+        if isinstance(bound, str):
+            bound = parse_count(bound)
         if not isinstance(bound, int) or isinstance(bound, bool) or bound < 0:
             raise invalid("Invalid content-length-range: bounds must be non-negative integers.")
         bounds.append(bound)

@@ -68,16 +68,21 @@ def from_header(value: str | None) -> dict[str, str]:
 
 
 def from_xml(doc: dict[str, Any], rules: TagRules = OBJECT) -> dict[str, str]:
-    """Tags of a Tagging document; a Tag needs both a Key and a Value element (Value may be empty)."""
+    """Tags of a Tagging document; a Tag needs both a Key and a Value element (Value may be empty).
+    Anything else in the document is MalformedXML, as AWS's schema has nothing else."""
+    if set(doc) - {"TagSet"}:
+        raise S3Error("MalformedXML", f"Tagging holds a TagSet only, not {sorted(set(doc) - {'TagSet'})[0]}.")
     tag_set = doc.get("TagSet") or {}
-    items = (tag_set.get("Tag") or []) if isinstance(tag_set, dict) else []
+    if not isinstance(tag_set, dict) or set(tag_set) - {"Tag"}:
+        raise S3Error("MalformedXML", "A TagSet holds Tag elements only.")
+    items = tag_set.get("Tag") or []
     return validate([_pair(item) for item in items], rules)
 
 
 def _pair(item: Any) -> tuple[str, str]:
     """(Key, Value) of a Tag element: both must be there; an empty <Value></Value> parses as None."""
-    if not isinstance(item, dict) or not isinstance(item.get("Key"), str) or "Value" not in item:
-        raise S3Error("MalformedXML", "Each Tag needs a Key and a Value.")
+    if not isinstance(item, dict) or not isinstance(item.get("Key"), str) or "Value" not in item or set(item) - {"Key", "Value"}:
+        raise S3Error("MalformedXML", "Each Tag needs a Key and a Value, and nothing else.")
     value = item["Value"]
     if not (value is None or isinstance(value, str)):
         raise S3Error("MalformedXML", "A Tag has one Value, of text.")

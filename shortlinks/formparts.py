@@ -18,6 +18,8 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from s3api.http import parse_count
+
 from .errors import ApiError
 
 if TYPE_CHECKING:
@@ -58,9 +60,10 @@ def content_length(request: Request) -> int | None:
     raw = request.headers.get("content-length")
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()):
+    length = parse_count(raw)
+    if length is None:
         raise ApiError(400, "invalid Content-Length")
-    return int(raw)
+    return length
 
 
 class FormStream:

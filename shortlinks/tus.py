@@ -30,6 +30,7 @@ from objstore.errors import StoreError
 from objstore.limits import upload_limit
 from objstore.records import ResumableRecord
 from objstore.resumable import DONE, Appender, Resumables
+from s3api.http import parse_count
 
 from .api import authenticate
 from .errors import ApiError, from_store, render
@@ -58,9 +59,10 @@ GetStore = Callable[[], Store]
 Handler = Callable[[Request, Resumables, str], Awaitable[Response]]
 
 
-def tus_routes(get_store: GetStore, public_url: str) -> list[Route]:
-    """The /upload_tus routes; register them before the S3 catch-all."""
-    tus = TusUploads(get_store, public_url.rstrip("/"))
+def tus_routes(get_store: GetStore, public_url: str, links_url: str = "") -> list[Route]:
+    """The /upload_tus routes; register them before the S3 catch-all. Uploads are at `public_url`,
+    the links they end in at `links_url` (the same unless short links have a host of their own)."""
+    tus = TusUploads(get_store, public_url.rstrip("/"), (links_url or public_url).rstrip("/"))
     on_collection = tus.endpoint({"POST": tus.create_upload})
     on_upload = tus.endpoint({"HEAD": tus.head_upload, "PATCH": tus.patch_upload, "DELETE": tus.terminate_upload})
     return [
@@ -77,9 +79,10 @@ def effective_method(request: Request) -> str:
 
 
 class TusUploads:
-    def __init__(self, get_store: GetStore, public_url: str):
+    def __init__(self, get_store: GetStore, public_url: str, links_url: str = ""):
         self.get_store = get_store
         self.public_url = public_url
+        self.links_url = links_url or public_url
 
     def endpoint(self, handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
         """Dispatch on the method; check the protocol version and the token; render every error."""
@@ -201,7 +204,7 @@ class TusUploads:
     def upload_headers(self, row: ResumableRecord) -> dict[str, str]:
         headers = {"upload-offset": str(row.offset)}
         if row.state == DONE:
-            headers["upload-link"] = f"{self.public_url}/s/{row.link}"
+            headers["upload-link"] = f"{self.links_url}/s/{row.link}"
         else:
             headers["upload-expires"] = formatdate(row.expires, usegmt=True)
         return headers
@@ -224,8 +227,7 @@ async def stream_body(request: Request, appender: Appender) -> None:
 
 def content_length(request: Request) -> int:
     """The declared body size; 0 when not given (a chunked body is checked as it streams)."""
-    declared = request.headers.get("content-length", "")
-    return int(declared) if declared.isascii() and declared.isdigit() else 0
+    return parse_count(request.headers.get("content-length", "")) or 0
 
 
 def media_type(request: Request) -> str:

@@ -19,7 +19,7 @@ from objstore.limits import MAX_PART_NUMBER
 
 from ..context import S3Context, version_headers, xml_response
 from ..errors import S3Error
-from ..http import http_date
+from ..http import http_date, parse_count
 from .get import load_object
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
@@ -41,13 +41,16 @@ def requested_attributes(ctx: S3Context) -> set[str]:
 
 def _number(ctx: S3Context, header: str, default: int, most: int) -> int:
     raw = ctx.headers.get(header, str(default))
-    if not (raw.isascii() and raw.isdigit()):
-        raise S3Error("InvalidArgument", f"{header} must be a non-negative integer", ArgumentName=header, ArgumentValue=raw)
-    return min(int(raw), most)
+    value = parse_count(raw)
+    if value is None:
+        raise S3Error("InvalidArgument", f"{header} must be a non-negative integer", ArgumentName=header, ArgumentValue=raw[:64])
+    return min(value, most)
 
 
 async def handle_get_object_attributes(ctx: S3Context) -> Response:
     wanted = requested_attributes(ctx)
+    marker = _number(ctx, "x-amz-part-number-marker", 0, MAX_PART_NUMBER)
+    max_parts = _number(ctx, "x-amz-max-parts", MAX_PARTS, MAX_PARTS)
     bucket, record = await load_object(ctx)
     body: dict[str, Any] = {}
     if "ETag" in wanted:
@@ -56,7 +59,7 @@ async def handle_get_object_attributes(ctx: S3Context) -> Response:
         values = {f"Checksum{alg}": v.split("-")[0] for alg, v in record.checksums.items()}
         body["Checksum"] = {**values, "ChecksumType": record.checksum_type}
     if "ObjectParts" in wanted and record.parts_count:
-        body["ObjectParts"] = await _object_parts(ctx, record)
+        body["ObjectParts"] = await _object_parts(ctx, record, marker, max_parts)
     if "StorageClass" in wanted:
         body["StorageClass"] = "STANDARD"
     if "ObjectSize" in wanted:
@@ -65,9 +68,7 @@ async def handle_get_object_attributes(ctx: S3Context) -> Response:
     return xml_response("GetObjectAttributesResponse", body, headers=headers)
 
 
-async def _object_parts(ctx: S3Context, record: ObjectRecord) -> dict[str, Any]:
-    marker = _number(ctx, "x-amz-part-number-marker", 0, MAX_PART_NUMBER)
-    max_parts = _number(ctx, "x-amz-max-parts", MAX_PARTS, MAX_PARTS)
+async def _object_parts(ctx: S3Context, record: ObjectRecord, marker: int, max_parts: int) -> dict[str, Any]:
     listed = bool(record.checksums) and record.checksum_type == "COMPOSITE"
     parts = await ctx.run(ctx.store.object_parts, record, marker, max_parts + 1) if listed else []
     page, truncated = parts[:max_parts], len(parts) > max_parts

@@ -19,7 +19,7 @@ from objstore.versions import NULL
 from .. import checksums, tagging
 from ..context import S3Context, owner_xml, xml_response
 from ..errors import S3Error
-from ..http import iso8601, parse_range, quoted, request_attributes
+from ..http import iso8601, parse_count, parse_range, quoted, request_attributes
 from ..xml import MAX_XML_BODY, parse
 from .copy import check_source, owned_source, source_conditions, source_version_headers
 from .listing import _encoder, _max_keys
@@ -40,10 +40,11 @@ async def _upload(ctx: S3Context) -> UploadRecord:
 
 def _part_number(ctx: S3Context) -> int:
     raw = ctx.query.get("partNumber", "")
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PART_NUMBER:
+    number = parse_count(raw)
+    if number is None or not 1 <= number <= MAX_PART_NUMBER:
         raise S3Error("InvalidArgument", f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
-                      ArgumentName="partNumber", ArgumentValue=raw)
-    return int(raw)
+                      ArgumentName="partNumber", ArgumentValue=raw[:64])
+    return number
 
 
 async def handle_create_multipart_upload(ctx: S3Context) -> Response:
@@ -147,10 +148,11 @@ def _completion_checks(ctx: S3Context, part_sums: dict[int, dict[str, str]]) -> 
     kind = ctx.headers.get("x-amz-checksum-type", "").upper() or None
     if kind is not None and kind not in CHECKSUM_TYPES:
         raise S3Error("InvalidRequest", f"x-amz-checksum-type must be one of {CHECKSUM_TYPES}")
-    size = ctx.headers.get("x-amz-mp-object-size")
-    if size is not None and not (size.isascii() and size.isdigit()):
+    raw_size = ctx.headers.get("x-amz-mp-object-size")
+    size = parse_count(raw_size) if raw_size is not None else None
+    if raw_size is not None and size is None:
         raise S3Error("InvalidArgument", "x-amz-mp-object-size must be a number of bytes", ArgumentName="x-amz-mp-object-size")
-    return CompletionChecks(part_sums, whole, kind, int(size) if size is not None else None)
+    return CompletionChecks(part_sums, whole, kind, size)
 
 
 async def handle_complete_multipart_upload(ctx: S3Context) -> Response:
@@ -194,10 +196,10 @@ async def handle_abort_multipart_upload(ctx: S3Context) -> Response:
 
 async def handle_list_parts(ctx: S3Context) -> Response:
     upload = await _upload(ctx)
-    marker_raw = ctx.query.get("part-number-marker", "0") or "0"
-    if not (marker_raw.isascii() and marker_raw.isdigit()):
+    marker = parse_count(ctx.query.get("part-number-marker", "0") or "0")
+    if marker is None:
         raise S3Error("InvalidArgument", "part-number-marker must be an integer", ArgumentName="part-number-marker")
-    marker, max_parts = int(marker_raw), _max_keys(ctx, "max-parts")
+    max_parts = _max_keys(ctx, "max-parts")
     parts = [p for p in await ctx.run(ctx.store.multipart.list_parts, upload.upload_id) if p.number > marker]
     page, truncated = parts[:max_parts], len(parts) > max_parts
     body: dict[str, Any] = {

@@ -277,6 +277,24 @@ def test_part_number_with_thousands_of_digits(http_endpoint: Endpoint, stored: t
         assert error_of(response)["Code"] == "InvalidArgument"
 
 
+def test_multipart_numbers_with_thousands_of_digits(http_endpoint: Endpoint, stored: tuple[str, str]) -> None:
+    """UploadPart's partNumber, ListParts' part-number-marker, GetObjectAttributes' x-amz-max-parts and
+    Complete's x-amz-mp-object-size: 400, never the 500 of a number Python will not parse."""
+    bucket, key = stored
+    s3 = http_endpoint.client()
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    part = send(http_endpoint, "PUT", f"/{bucket}/mp", query=f"partNumber={HUGE}&uploadId={upload_id}", body=b"x")
+    listed = send(http_endpoint, "GET", f"/{bucket}/mp", query=f"part-number-marker={HUGE}&uploadId={upload_id}")
+    attributes = send(http_endpoint, "GET", f"/{bucket}/{key}", query="attributes=",
+                      headers=[("x-amz-object-attributes", "ObjectParts"), ("x-amz-max-parts", HUGE)])
+    body = b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>x</ETag></Part></CompleteMultipartUpload>"
+    completed = send(http_endpoint, "POST", f"/{bucket}/mp", query=f"uploadId={upload_id}", body=body,
+                     headers=[("x-amz-mp-object-size", HUGE)])
+    for response in (part, listed, attributes, completed):
+        assert s3_error(response) == (400, "InvalidArgument")
+    s3.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id)
+
+
 @pytest.mark.parametrize("header", ["bytes=0-" + "9" * 4301, "bytes=" + "9" * 4301 + "-", "bytes=-" + "9" * 4301])
 def test_range_with_thousands_of_digits(http_endpoint: Endpoint, stored: tuple[str, str], header: str) -> None:
     """Past any 64-bit size: 416, as nginx answers a range it cannot represent."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from s3_server import failure
+from s3_server import Endpoint, failure
+from s3_signing import error_of, send
 
 
 def _tags(s3: BaseClient, bucket: str, key: str) -> dict[str, str]:
@@ -70,3 +74,19 @@ def test_multipart_upload_carries_its_tags(s3: BaseClient, bucket: str) -> None:
         Bucket=bucket, Key="m", UploadId=up["UploadId"], MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
     )
     assert _tags(s3, bucket, "m") == {"mp": "yes"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<Tagging><a>b</a></Tagging>",
+        b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value><Extra/></Tag></TagSet></Tagging>",
+        b"<Tagging><TagSet><Other/></TagSet></Tagging>",
+    ],
+    ids=["unknown-element", "extra-in-tag", "extra-in-tagset"],
+)
+def test_a_tagging_document_with_unknown_elements_is_malformed(http_endpoint: Endpoint, http_bucket: str, body: bytes) -> None:
+    http_endpoint.client().put_object(Bucket=http_bucket, Key="k", Body=b"x")
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    response = send(http_endpoint, "PUT", f"/{http_bucket}/k", query="tagging=", body=body, headers=[("Content-MD5", md5)])
+    assert (response.status_code, error_of(response)["Code"]) == (400, "MalformedXML")

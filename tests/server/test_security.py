@@ -190,6 +190,18 @@ def test_links_url_moves_short_links_to_their_host(split: Running) -> None:
     assert moved.headers["location"] == f"http://{LINKS_HOST}{path}?output=json"
 
 
+def test_a_tus_upload_names_its_link_on_the_links_host(split: Running) -> None:
+    """The upload itself stays on the public host; the link it ends in is on the links host."""
+    headers = {**split.auth(), "tus-resumable": "1.0.0"}
+    created = httpx.post(f"{split.url}/upload_tus/", headers={**headers, "upload-length": "5"})
+    assert created.status_code == 201, created.text
+    assert not created.headers["location"].startswith(f"http://{LINKS_HOST}")
+    patch = {**headers, "upload-offset": "0", "content-type": "application/offset+octet-stream"}
+    done = httpx.patch(split.url + urlsplit(created.headers["location"]).path, headers=patch, content=b"hello")
+    assert done.status_code == 204, done.text
+    assert done.headers["upload-link"].startswith(f"http://{LINKS_HOST}/s/")
+
+
 def test_the_links_host_serves_nothing_else(split: Running) -> None:
     split.s3.put_object(Bucket=BUCKET, Key="page.html", Body=b"<script></script>", ContentType="text/html")
     presigned = split.s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "page.html"})
