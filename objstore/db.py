@@ -42,6 +42,7 @@ TABLES = (
 # dir of 1 only records 2; a pyblob that knows only 1 then refuses the data dir instead of
 # misreading versions it does not know about.
 SCHEMA_VERSION = 2
+MAX_KEY_BYTES = 511  # LMDB's key size limit (liblmdb's default MDB_MAXKEYSIZE)
 
 
 class Txn:
@@ -53,12 +54,18 @@ class Txn:
         self._after: list[Callable[[], None]] = []
 
     def get(self, table: str, key: bytes) -> bytes | None:
+        """The row under `key`, or None; a key longer than LMDB can store names no row (and a client
+        may send one: an access key id, a bucket name, an upload id of any length)."""
+        if not key or len(key) > MAX_KEY_BYTES:
+            return None
         return self.txn.get(key, db=self.dbs[table])
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
         self.txn.put(key, value, db=self.dbs[table])
 
     def delete(self, table: str, key: bytes) -> bool:
+        if not key or len(key) > MAX_KEY_BYTES:
+            return False
         return bool(self.txn.delete(key, db=self.dbs[table]))
 
     def cursor(self, table: str) -> lmdb.Cursor:

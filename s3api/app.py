@@ -77,6 +77,15 @@ HANDLERS: dict[Op, Handler] = {
 }
 
 
+def decoded_path(raw_path: str) -> str:
+    """The request path, percent-decoded as UTF-8; 400 InvalidURI when it is not UTF-8, as AWS answers
+    (decoding with replacement would look up another key, one with U+FFFD in it)."""
+    try:
+        return unquote(raw_path, errors="strict")
+    except UnicodeDecodeError as e:
+        raise S3Error("InvalidURI", "Couldn't parse the specified URI.") from e
+
+
 def split_path(path: str, host: str, domain: str) -> tuple[str, str, bool]:
     """(bucket, key, virtual-hosted?) from a decoded path and the Host header.
 
@@ -187,7 +196,7 @@ class S3App:
         raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
         query = parse_query(request.scope.get("query_string", b"").decode("latin-1"))
         headers = request_headers(request)
-        bucket_name, key, virtual = split_path(unquote(raw_path), headers.get("host", ""), self.config.domain)
+        bucket_name, key, virtual = split_path(decoded_path(raw_path), headers.get("host", ""), self.config.domain)
         if not bucket_name and (key or virtual):  # `//key`: an empty name would reach the engine
             raise S3Error("InvalidBucketName", "The specified bucket is not valid.", BucketName="")
         route = classify(request.method, bucket_name, key, dict(query), headers)

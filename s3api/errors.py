@@ -36,6 +36,7 @@ STATUS = {
     "InvalidRange": 416,
     "InvalidRequest": 400,
     "InvalidTag": 400,
+    "InvalidURI": 400,
     "KeyTooLongError": 400,
     "MalformedPOSTRequest": 400,
     "MalformedXML": 400,

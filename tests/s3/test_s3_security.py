@@ -370,3 +370,18 @@ def test_boto3_sees_the_refusals_as_client_errors(s3_http: BaseClient, stored: t
     with pytest.raises(ClientError) as e:
         s3_http.get_object(Bucket=bucket, Key=key, ResponseContentDisposition="a\r\nb")
     assert failure(e) == (400, "InvalidArgument")
+
+
+def test_names_no_row_could_have_are_answered_not_crashed_on(http_endpoint: Endpoint, http_bucket: str) -> None:
+    """A path that is not UTF-8 (400 InvalidURI, not a lookup of another key), a bucket name or an
+    upload id longer than the metadata store can hold, an empty SigV2 access key: 4xx each."""
+    bad_utf8 = send(http_endpoint, "PUT", f"/{http_bucket}/%ff%fe", body=b"x")
+    assert s3_error(bad_utf8) == (400, "InvalidURI")
+    long_bucket = send(http_endpoint, "GET", "/" + "b" * 600 + "/k")
+    assert s3_error(long_bucket)[0] in (400, 404)
+    long_upload = send(http_endpoint, "GET", f"/{http_bucket}/k", query="uploadId=" + "u" * 600)
+    assert s3_error(long_upload) == (404, "NoSuchUpload")
+    expires = int(time.time()) + 100
+    with http_endpoint.http() as client:
+        empty_key = client.get(f"{http_endpoint.url}/{http_bucket}/k?AWSAccessKeyId=&Signature=x&Expires={expires}")
+    assert s3_error(empty_key) == (403, "InvalidAccessKeyId")
