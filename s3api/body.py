@@ -41,6 +41,13 @@ class Payload:
             self._decoder = ChunkedDecoder(None, "x-amz-trailer" in headers)
         self.declared = self._declared_size(headers)
 
+    def require_length(self) -> None:
+        """An object's body says how long it is (Content-Length, or x-amz-decoded-content-length for
+        aws-chunked) or comes chunked; 411 MissingContentLength otherwise, as AWS answers."""
+        chunked = "chunked" in self.request.headers.get("transfer-encoding", "").lower()
+        if self.declared is None and not chunked:
+            raise S3Error("MissingContentLength", "You must provide the Content-Length HTTP header.")
+
     def _declared_size(self, headers: dict[str, str]) -> int | None:
         name = "x-amz-decoded-content-length" if self._decoder else "content-length"
         value = headers.get(name)

@@ -75,6 +75,7 @@ async def handle_upload_part(ctx: S3Context) -> Response:
     if upload.checksum_algorithm and upload.checksum_algorithm not in algorithms:
         algorithms.append(upload.checksum_algorithm)
     payload = ctx.payload()
+    payload.require_length()
     writer = await ctx.run(ctx.store.multipart.open_part_writer, upload.upload_id, number, algorithms, payload.declared)
     try:
         kept = await stream_into(ctx, writer, payload)  # type: ignore[arg-type]

@@ -86,6 +86,7 @@ async def handle_put_object(ctx: S3Context) -> Response:
     content_type, standard, meta = request_attributes(ctx.headers)
     tags = tagging.from_header(ctx.headers.get("x-amz-tagging"))
     payload = ctx.payload()
+    payload.require_length()
     ceiling = ctx.config.max_single_put
     if payload.declared is not None and payload.declared > ceiling:
         raise S3Error("EntityTooLarge", f"Your proposed upload of {payload.declared} bytes exceeds the maximum of "

@@ -251,3 +251,32 @@ def test_client_keeps_working_after_early_errors(endpoint: Endpoint, checksum_ca
             s3.put_object(Bucket=missing, Key="k", Body=DATA)
         assert failure(e) == (404, "NoSuchBucket")
         assert "Buckets" in s3.list_buckets()
+
+
+def test_a_body_without_length_nor_chunked_encoding_is_411(http_endpoint: Endpoint, http_bucket: str) -> None:
+    """As AWS: a PUT of an object says its body's length (or sends it chunked); one that says neither
+    (its body would be whatever comes until the connection closes) is refused, nothing kept."""
+    host, port = http_endpoint.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(send_raw_put(http_endpoint, f"/{http_bucket}/nolength"))
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 411"), answer[:200]
+    assert b"<Code>MissingContentLength</Code>" in answer
+    with pytest.raises(ClientError):
+        http_endpoint.client().head_object(Bucket=http_bucket, Key="nolength")
+
+
+def send_raw_put(endpoint: Endpoint, path: str) -> bytes:
+    """A signed PUT request head with no Content-Length and no Transfer-Encoding."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from s3_server import ADMIN
+
+    signed = AWSRequest(method="PUT", url=endpoint.url + path, headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+    S3SigV4Auth(Credentials(ADMIN.access_key, ADMIN.secret_key), "s3", "us-east-1").add_auth(signed)
+    host = endpoint.url.split("://", 1)[1]
+    lines = [f"PUT {path} HTTP/1.1", f"Host: {host}", *(f"{k}: {v}" for k, v in signed.headers.items()), "Connection: close", "", ""]
+    return "\r\n".join(lines).encode()
