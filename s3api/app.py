@@ -203,6 +203,7 @@ class S3App:
         if route.op is None:
             raise S3Error("MethodNotAllowed", resource=request.url.path, Method=request.method, ResourceType="OBJECT" if key else "BUCKET")
         ctx = S3Context(request, self.get_store(), self.config, request_id, route, dict(query), headers)
+        ctx.check_rate = self._check_rate
         if route.op is Op.Preflight:
             return await cors_ops.handle_preflight(ctx)  # before authentication, as S3 answers it
         view = RequestView(request.method, raw_path, query, headers, bucket_name if virtual else "")
@@ -210,7 +211,7 @@ class S3App:
             if bucket_name and is_anonymous(view):  # bucket names are global: AWS says 404 to anyone
                 await ctx.run(ctx.store.get_bucket, bucket_name)
             ctx.identity = await ctx.run(authenticate, view, ctx.store.accounts, time.time(), self.presign_v2)
-            self._check_rate(ctx.identity.access_key)
+            ctx.check_rate(ctx.identity.access_key)
         handler = HANDLERS.get(route.op)
         if handler is None:
             raise S3Error("NotImplemented", f"{route.op.value} is not implemented by pyblob.")

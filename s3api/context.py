@@ -42,6 +42,9 @@ class S3Context:
     query: dict[str, str]
     headers: dict[str, str]
     identity: Identity = field(default_factory=lambda: Identity("", ""))
+    # Takes the per-access-key rate limit's token (SlowDown when none is left); a handler that
+    # learns the signer itself (POST Object, signed in its form) calls it then.
+    check_rate: Callable[[str], None] = field(default=lambda access_key: None)
 
     @property
     def bucket(self) -> str:

@@ -324,3 +324,15 @@ def test_s3_keys_are_not_limited_by_default(start_server: StartServer, run_pyblo
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(head, range(1200)))
     assert answers == [200] * 1200
+
+
+def test_form_uploads_spend_their_signer_s_tokens(start_server: StartServer, run_pyblob: RunPyblob) -> None:
+    """POST Object is signed in its form, not its headers: its signer is known only once the form is
+    read, and is limited from then on like any other request of that key."""
+    alice = add_user(run_pyblob, "alice")
+    server = start_server(env=limits(s3_key_rate=SLOW, s3_key_burst="2"))
+    s3 = s3_client(server, alice)
+    s3.create_bucket(Bucket="forms")  # one token
+    form = s3.generate_presigned_post("forms", "up.txt", ExpiresIn=300)
+    statuses = [httpx.post(form["url"], data=form["fields"], files={"file": ("up.txt", b"x")}).status_code for _ in range(2)]
+    assert statuses == [204, 503]
