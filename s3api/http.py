@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import email.header
 import re
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
@@ -126,7 +128,7 @@ def object_headers(record: ObjectRecord, checksum_mode: bool = False) -> dict[st
         "accept-ranges": "bytes",
     }
     h.update(record.headers)
-    h.update({f"x-amz-meta-{k}": v for k, v in record.meta.items()})
+    h.update({f"x-amz-meta-{k}": mail_safe(v) for k, v in record.meta.items()})
     if record.parts_count:
         h["x-amz-mp-parts-count"] = str(record.parts_count)
     if record.tags:
@@ -146,12 +148,36 @@ def request_attributes(headers: Mapping[str, str]) -> tuple[str, dict[str, str],
         standard["content-encoding"] = encoding
     else:
         standard.pop("content-encoding", None)
-    meta = {k[len("x-amz-meta-"):]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
-    if sum(len(k) + len(v) for k, v in meta.items()) > MAX_USER_METADATA:
+    meta = {k[len("x-amz-meta-"):]: unmail(v) for k, v in headers.items() if k.startswith("x-amz-meta-")}
+    if sum(len(k) + len(v.encode()) for k, v in meta.items()) > MAX_USER_METADATA:
         raise S3Error("MetadataTooLarge", f"Your metadata headers exceed the maximum allowed metadata size of {MAX_USER_METADATA} bytes.")
-    for value in [content_type, *standard.values(), *meta.keys(), *meta.values()]:
+    for value in [content_type, *standard.values(), *meta.keys()]:
         check_header_value(value)
+    for value in meta.values():
+        if not value.isprintable() and not _HEADER_SAFE.fullmatch(value):
+            raise S3Error("InvalidArgument", "Metadata values must be printable text.")
     return content_type, standard, meta
+
+
+def unmail(value: str) -> str:
+    """A metadata value as stored: RFC 2047 encoded-words (`=?UTF-8?B?...?=`) decoded, as S3 does
+    before storing, so a value sent either way is the same text."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except (ValueError, LookupError, UnicodeDecodeError):
+        return value  # not encoded-words after all: kept as sent
+
+
+def mail_safe(value: str) -> str:
+    """A metadata value as a header: as stored when ISO-8859-1 can carry it, else RFC 2047-encoded
+    UTF-8, as S3 returns non-ASCII metadata it could not send as is."""
+    try:
+        value.encode("latin-1")
+        return value
+    except UnicodeEncodeError:
+        return f"=?UTF-8?B?{base64.b64encode(value.encode()).decode()}?="
 
 
 def stored_encoding(value: str) -> str:

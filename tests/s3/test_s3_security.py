@@ -27,7 +27,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from processes import StartServer
 from s3_server import ADMIN, DOMAIN, REGION, Endpoint, failure, server_env, unique_bucket_name
-from s3_signing import error_of, send, signing_key
+from s3_signing import error_of, send, sign, signing_key
 
 SEVEN_DAYS = 7 * 86400
 
@@ -262,6 +262,20 @@ def test_non_ascii_metadata_round_trips(http_endpoint: Endpoint, http_bucket: st
     head = s3.head_object(Bucket=http_bucket, Key="meta")
     assert head["Metadata"] == {"note": value}
     assert head["ContentDisposition"] == 'attachment; filename="résumé.txt"'
+
+
+def test_metadata_outside_latin1_round_trips_as_rfc_2047(http_endpoint: Endpoint, http_bucket: str) -> None:
+    """As AWS documents: non-ASCII metadata is decoded from RFC 2047 (or taken as UTF-8) before it is
+    stored, and returned RFC 2047-encoded when a header cannot carry it; either way in, same text out."""
+    value = "☕ coffee, 日本"
+    encoded = "=?UTF-8?B?" + base64.b64encode(value.encode()).decode() + "?="
+    for key, sent in (("raw", value), ("mailed", encoded)):
+        signed = sign(http_endpoint, "PUT", f"/{http_bucket}/{key}", headers=[("x-amz-meta-note", sent)], body=b"x")
+        with http_endpoint.http() as client:  # header values as UTF-8 bytes, as SDKs other than boto3 send them
+            answer = client.put(signed.url, headers=[(k, v.encode()) for k, v in signed.headers], content=b"x")
+        assert answer.status_code == 200, answer.text
+        head = http_endpoint.client().head_object(Bucket=http_bucket, Key=key)
+        assert head["ResponseMetadata"]["HTTPHeaders"]["x-amz-meta-note"] == encoded
 
 
 # numbers Python cannot parse ------------------------------------------------------------------
