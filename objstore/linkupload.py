@@ -20,7 +20,8 @@ from .links import check_limits
 from .records import BucketRecord, LinkRecord, ObjectRecord
 
 if TYPE_CHECKING:
-    from .store import ObjectWriter, Store
+    from .objectwriter import ObjectWriter
+    from .store import Store
 
 MAX_NAME_BYTES = 255
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")

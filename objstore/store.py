@@ -29,7 +29,8 @@ from .errors import (
 )
 from .lifecycle import LifecycleRule
 from .records import BucketRecord, ObjectRecord
-from .writer import Content, ContentWriter
+from .objectwriter import ObjectWriter
+from .writer import ContentWriter
 from .multipart import Multipart
 from .links import Links
 from .linkstats import DownloadStats
@@ -153,7 +154,7 @@ class Store:
     def open_writer(
         self, bucket: str, key: str, checksums: Iterable[str] = (), size_hint: int | None = None, credit: int = 0,
         ceiling: int | None = None, ceiling_name: str = limits.S3_CEILING,
-    ) -> "ObjectWriter":
+    ) -> ObjectWriter:
         """A writer for a new version of bucket/key; nothing is visible until `commit`.
 
         `credit`: bytes already charged to the owner for this very content (a finished resumable
@@ -437,79 +438,3 @@ def _bytes(records: Iterable[ObjectRecord]) -> int:
 
 def _count(records: Iterable[ObjectRecord]) -> int:
     return sum(1 for r in records if not r.delete_marker)
-
-
-class ObjectWriter:
-    """Streams one object's content; `commit` makes it visible atomically, `close` drops it."""
-
-    def __init__(
-        self, store: Store, bucket: BucketRecord, raw_key: bytes, checksums: Iterable[str], content: ContentWriter, credit: int = 0
-    ):
-        self.store = store
-        self.bucket = bucket
-        self.raw_key = raw_key
-        self.content = content
-        self.credit = credit
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.content.write(data)
-
-    def finish(self) -> Content:
-        """Digests of the whole stream, to verify client checksums before committing."""
-        return self.content.finish()
-
-    def commit(
-        self,
-        content_type: str = "binary/octet-stream",
-        headers: dict[str, str] | None = None,
-        meta: dict[str, str] | None = None,
-        if_none_match: bool = False,
-        checksum_type: str = "FULL_OBJECT",
-        tags: dict[str, str] | None = None,
-        also: Callable[[Txn, ObjectRecord], None] | None = None,
-        if_match: str | None = None,
-    ) -> ObjectRecord:
-        """Make the object visible; `also` adds rows of the caller's in the same transaction.
-
-        `if_none_match` / `if_match`: only if the key has no object / its object has this ETag
-        (see conditions.py), judged again inside the transaction that makes the object visible."""
-        content = self.finish()
-        store = self.store
-        condition = Precondition(if_none_match, if_match)
-        try:
-            with store.db.read() as r:
-                store.check_replace(r, self.bucket, self.raw_key, content.size, condition, self.credit)
-            self.content.publish()
-            with store.db.write() as w:
-                bucket = store._bucket(w, self.bucket.name)
-                mid = self.content.install(w)
-                record = ObjectRecord(
-                    key=self.raw_key.decode(),
-                    size=content.size,
-                    etag=content.md5,
-                    manifest=mid.hex(),
-                    owner=bucket.owner,
-                    created=store.clock(),
-                    content_type=content_type,
-                    headers=dict(headers or {}),
-                    meta=dict(meta or {}),
-                    checksums=content.checksums,
-                    checksum_type=checksum_type,
-                    blake3=content.blake3,
-                    tags=dict(tags or {}),
-                )
-                record = store.replace_object(w, bucket, self.raw_key, record, condition, self.credit)
-                if also is not None:
-                    also(w, record)
-        finally:
-            self.close()
-        return record
-
-    def close(self) -> None:
-        self.content.close()
-
-    def __enter__(self) -> "ObjectWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -24,7 +24,7 @@ from starlette.responses import Response
 
 from objstore.limits import human
 from objstore.records import ObjectRecord
-from objstore.store import ObjectWriter
+from objstore.objectwriter import ObjectWriter
 
 from .. import checksums, policy, sigv2, sigv4, tagging
 from ..auth import Identity

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from objstore.conditions import ALWAYS, ANY, Precondition
 from objstore.errors import PreconditionFailed
 from objstore.limits import human
-from objstore.store import ObjectWriter
+from objstore.objectwriter import ObjectWriter
 
 from .. import checksums, tagging
 from ..body import Payload
