@@ -112,3 +112,27 @@ def test_presigned_url_from_aws_s3_presign(aws: AwsCli, s3: BaseClient, bucket_n
     with pytest.raises(urllib.error.HTTPError) as denied:
         opener.open(tampered, timeout=30)
     assert denied.value.code == 403
+
+
+def test_lifecycle_rules_come_back_as_aws_cli_wrote_them(aws: AwsCli, aws2: AwsCli, s3: BaseClient, bucket_name: str,
+                                                         tmp_path: Path) -> None:
+    """What `aws s3api put-bucket-lifecycle-configuration` set is what `get-...` reads, form included:
+    tools that diff the two (plans, drift checks) see no change."""
+    s3.create_bucket(Bucket=bucket_name)
+    rules = {"Rules": [
+        {"ID": "empty", "Filter": {}, "Status": "Enabled", "Expiration": {"Days": 7}},
+        {"ID": "tag", "Filter": {"Tag": {"Key": "tmp", "Value": "yes"}}, "Status": "Enabled", "Expiration": {"Days": 1}},
+        {"ID": "versions", "Filter": {"Prefix": "docs/"}, "Status": "Enabled",
+         "NoncurrentVersionExpiration": {"NoncurrentDays": 30, "NewerNoncurrentVersions": 2}},
+    ]}
+    config = tmp_path / "lifecycle.json"
+    config.write_text(json.dumps(rules))
+    aws("s3api", "put-bucket-lifecycle-configuration", "--bucket", bucket_name, "--lifecycle-configuration", f"file://{config}")
+    for client in (aws, aws2):
+        got = json.loads(client("s3api", "get-bucket-lifecycle-configuration", "--bucket", bucket_name).stdout)
+        assert got["Rules"] == rules["Rules"]
+    legacy = {"Rules": [{"ID": "old", "Prefix": "logs/", "Status": "Enabled", "Expiration": {"Days": 3}}]}
+    config.write_text(json.dumps(legacy))
+    aws2("s3api", "put-bucket-lifecycle-configuration", "--bucket", bucket_name, "--lifecycle-configuration", f"file://{config}")
+    got = json.loads(aws2("s3api", "get-bucket-lifecycle-configuration", "--bucket", bucket_name).stdout)
+    assert got["Rules"] == legacy["Rules"]
