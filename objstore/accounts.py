@@ -1,7 +1,11 @@
 """Users, S3 access keys, REST API tokens and per-user limits.
 
-Nothing here is cached: every lookup reads LMDB, so a key added by the admin CLI while the server
-runs authenticates on the very next request, and a revoked one stops at once.
+The one owner of the `users`, `keys` and `tokens` tables: other parts call the functions below
+inside their own transaction (`require_user`, `charge`, `count_downloads`, ...). `Accounts` is the
+admin's and the web layers' view (create, list, revoke), each call one transaction.
+
+Nothing here is cached: every lookup reads the metadata store, so a key added by the admin CLI while
+the server runs authenticates on the very next request, and a revoked one stops at once.
 """
 
 from __future__ import annotations
@@ -10,12 +14,11 @@ import hashlib
 import re
 import secrets
 import string
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
 
-from .db import Database, Txn
+from .config import StoreConfig
 from .errors import (
     AccessKeyAlreadyExists,
-    BucketNotEmpty,
     InvalidAccessKey,
     InvalidArgument,
     InvalidToken,
@@ -23,10 +26,11 @@ from .errors import (
     NoSuchUser,
     UserAlreadyExists,
 )
-from .records import AccessKeyRecord, BucketRecord, LinkRecord, TokenRecord, UserRecord
+from .meta import MetadataStore, ReadTxn, WriteTxn
+from .records import AccessKeyRecord, TokenRecord, UserRecord
 
-if TYPE_CHECKING:
-    from .config import StoreConfig
+USERS, KEYS, TOKENS = "users", "keys", "tokens"
+TABLES = (USERS, KEYS, TOKENS)
 
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
@@ -59,16 +63,85 @@ def validate_key_pair(access_key: str, secret_key: str) -> None:
         raise InvalidAccessKey("secret key must be 8-128 printable ASCII characters, no spaces")
 
 
+# Inside the caller's transaction ---------------------------------------------------------------
+def find_user(r: ReadTxn, name: str) -> UserRecord | None:
+    raw = r.get(USERS, name.encode())
+    return UserRecord.decode(raw) if raw is not None else None
+
+
+def require_user(r: ReadTxn, name: str) -> UserRecord:
+    """The user, or NoSuchUser."""
+    user = find_user(r, name)
+    if user is None:
+        raise NoSuchUser(f"no user {name!r}")
+    return user
+
+
+def put_user(w: WriteTxn, user: UserRecord) -> None:
+    w.put(USERS, user.name.encode(), user.encode())
+
+
+def all_users(r: ReadTxn) -> list[UserRecord]:
+    return [UserRecord.decode(raw) for _, raw in r.range(USERS)]
+
+
+def charge(w: WriteTxn, name: str, delta_bytes: int, delta_objects: int) -> UserRecord:
+    """Change a user's logical usage (bytes stored, objects kept)."""
+    user = require_user(w, name)
+    user.usage_bytes += delta_bytes
+    user.object_count += delta_objects
+    put_user(w, user)
+    return user
+
+
+def count_downloads(w: WriteTxn, name: str, downloads: int, nbytes: int, last: float) -> None:
+    """Add short-link downloads to a user's statistics (gone users are skipped)."""
+    user = find_user(w, name)
+    if user is None:
+        return
+    user.downloads += downloads
+    user.bytes_served += nbytes
+    user.last_download = max(user.last_download or 0.0, last)
+    put_user(w, user)
+
+
+def count_upload(w: WriteTxn, name: str, nbytes: int, when: float) -> None:
+    """Add a file uploaded for a short link to a user's statistics."""
+    user = require_user(w, name)
+    user.uploads += 1
+    user.bytes_uploaded += nbytes
+    user.last_upload = when
+    put_user(w, user)
+
+
+def set_default_bucket(w: WriteTxn, name: str, bucket: str) -> None:
+    """Remember the bucket the user's short-link uploads go to."""
+    user = require_user(w, name)
+    user.default_bucket = bucket
+    put_user(w, user)
+
+
+def remove_user(w: WriteTxn, name: str) -> None:
+    """Delete the user with their access keys and tokens (the caller checks what else they own)."""
+    require_user(w, name)
+    for table, decode in ((KEYS, AccessKeyRecord.decode), (TOKENS, TokenRecord.decode)):
+        doomed = [k for k, v in w.range(table) if decode(v).user == name]
+        for k in doomed:
+            w.delete(table, k)
+    w.delete(USERS, name.encode())
+
+
 class Accounts:
-    def __init__(self, db: Database, config: "StoreConfig", clock: Callable[[], float]):
-        self.db = db
+    """Users, access keys and tokens as the admin CLI and the web layers see them; one transaction a call."""
+
+    def __init__(self, meta: MetadataStore, config: StoreConfig, clock: Callable[[], float]):
+        self.meta = meta
         self.config = config
         self.clock = clock
 
     # users -----------------------------------------------------------------------------------
     def create_user(self, name: str, quota: int | None = None, max_object_size: int | None = None) -> UserRecord:
-        with self.db.write() as w:
-            return self._put_user(w, name, quota, max_object_size)
+        return self.meta.transact(lambda w: self._add_user(w, name, quota, max_object_size))
 
     def create_user_with_credentials(
         self,
@@ -86,15 +159,18 @@ class Accounts:
         """
         key = self._new_key(name, access_key, secret_key)
         token = new_token()
-        with self.db.write() as w:
-            if only_if_no_users and w.cursor("users").first():
-                return None
-            user = self._put_user(w, name, quota, max_object_size)
-            self._put_key(w, key)
-            self._put_token(w, name, token)
-        return user, key, token
 
-    def _put_user(self, w: Txn, name: str, quota: int | None, max_object_size: int | None) -> UserRecord:
+        def create(w: WriteTxn) -> tuple[UserRecord, AccessKeyRecord, str] | None:
+            if only_if_no_users and _any_user(w):
+                return None
+            user = self._add_user(w, name, quota, max_object_size)
+            _put_key(w, key)
+            self._put_token(w, name, token)
+            return user, key, token
+
+        return self.meta.transact(create)
+
+    def _add_user(self, w: WriteTxn, name: str, quota: int | None, max_object_size: int | None) -> UserRecord:
         if not USER_NAME.match(name):
             raise InvalidArgument(f"invalid user name {name!r}: 1-64 of letters, digits, '.', '_', '-'")
         user = UserRecord(
@@ -103,100 +179,46 @@ class Accounts:
             quota=self.config.default_quota if quota is None else quota,
             max_object_size=self.config.default_max_object_size if max_object_size is None else max_object_size,
         )
-        if w.get("users", name.encode()) is not None:
+        if find_user(w, name) is not None:
             raise UserAlreadyExists(f"user {name!r} already exists")
-        w.put("users", name.encode(), user.encode())
+        put_user(w, user)
         return user
 
     def get_user(self, name: str) -> UserRecord:
-        with self.db.read() as r:
-            return self.user_in(r, name)
-
-    def user_in(self, r: Txn, name: str) -> UserRecord:
-        raw = r.get("users", name.encode())
-        if raw is None:
-            raise NoSuchUser(f"no user {name!r}")
-        return UserRecord.decode(raw)
+        return self.meta.read(lambda r: require_user(r, name))
 
     def list_users(self) -> list[UserRecord]:
-        with self.db.read() as r:
-            return [UserRecord.decode(v) for _, v in r.cursor("users")]
+        return self.meta.read(all_users)
 
     def has_users(self) -> bool:
-        with self.db.read() as r:
-            return r.cursor("users").first()
-
-    def remove_user(self, name: str) -> None:
-        """Remove a user with their keys, tokens, links and unfinished resumable uploads (whose files
-        GC removes as orphans); their buckets must be deleted first."""
-        with self.db.write() as w:
-            self.user_in(w, name)
-            if any(BucketRecord.decode(v).owner == name for _, v in w.cursor("buckets")):
-                raise BucketNotEmpty(f"user {name!r} still owns buckets; delete them first")
-            for table, decode in (("keys", AccessKeyRecord.decode), ("tokens", TokenRecord.decode)):
-                doomed = [bytes(k) for k, v in w.cursor(table) if decode(v).user == name]
-                for k in doomed:
-                    w.delete(table, k)
-            self._drop_prefixed(w, "resumables", name.encode() + b"\0")  # charged to this user only
-            # Their links: the buckets are gone, so every one of them is dead; a later user of the
-            # same name must not inherit them.
-            doomed = [bytes(k) for k, v in w.cursor("links") if LinkRecord.decode(v).owner == name]
-            for k in doomed:
-                w.delete("links", k)
-            self._drop_prefixed(w, "link_owners", name.encode() + b"\0")
-            w.delete("users", name.encode())
-
-    def _drop_prefixed(self, w: Txn, table: str, prefix: bytes) -> None:
-        cursor = w.cursor(table)
-        doomed: list[bytes] = []
-        if cursor.set_range(prefix):
-            for key, _ in cursor:
-                if not bytes(key).startswith(prefix):
-                    break
-                doomed.append(bytes(key))
-        for key in doomed:
-            w.delete(table, key)
+        return self.meta.read(_any_user)
 
     def set_limits(
         self, name: str, quota: int | None = None, max_object_size: int | None = None, max_objects: int | None = None
     ) -> UserRecord:
-        with self.db.write() as w:
-            user = self.user_in(w, name)
+        def update(w: WriteTxn) -> UserRecord:
+            user = require_user(w, name)
             if max_objects is not None:
                 user.max_objects = max_objects
             if quota is not None:
                 user.quota = quota
             if max_object_size is not None:
                 user.max_object_size = max_object_size
-            w.put("users", name.encode(), user.encode())
-        return user
+            put_user(w, user)
+            return user
 
-    def charge(self, w: Txn, name: str, delta_bytes: int, delta_objects: int) -> UserRecord:
-        """Change a user's logical usage inside the caller's write transaction."""
-        user = self.user_in(w, name)
-        user.usage_bytes += delta_bytes
-        user.object_count += delta_objects
-        w.put("users", name.encode(), user.encode())
-        return user
-
-    def count_downloads(self, w: Txn, name: str, downloads: int, nbytes: int, last: float) -> None:
-        """Add short-link downloads to a user's statistics inside `w` (gone users are skipped)."""
-        raw = w.get("users", name.encode())
-        if raw is None:
-            return
-        user = UserRecord.decode(raw)
-        user.downloads += downloads
-        user.bytes_served += nbytes
-        user.last_download = max(user.last_download or 0.0, last)
-        w.put("users", name.encode(), user.encode())
+        return self.meta.transact(update)
 
     # access keys -----------------------------------------------------------------------------
     def add_key(self, user: str, access_key: str | None = None, secret_key: str | None = None) -> AccessKeyRecord:
         record = self._new_key(user, access_key, secret_key)
-        with self.db.write() as w:
-            self.user_in(w, user)
-            self._put_key(w, record)
-        return record
+
+        def add(w: WriteTxn) -> AccessKeyRecord:
+            require_user(w, user)
+            _put_key(w, record)
+            return record
+
+        return self.meta.transact(add)
 
     def _new_key(self, user: str, access_key: str | None, secret_key: str | None) -> AccessKeyRecord:
         """A generated key pair, or the imported one after validation."""
@@ -207,25 +229,20 @@ class Accounts:
         validate_key_pair(access_key, secret_key)
         return AccessKeyRecord(access_key, secret_key, user, self.clock())
 
-    def _put_key(self, w: Txn, record: AccessKeyRecord) -> None:
-        if w.get("keys", record.access_key.encode()) is not None:
-            raise AccessKeyAlreadyExists(f"access key {record.access_key!r} already exists")
-        w.put("keys", record.access_key.encode(), record.encode())
-
     def list_keys(self, user: str | None = None) -> list[AccessKeyRecord]:
-        with self.db.read() as r:
-            keys = [AccessKeyRecord.decode(v) for _, v in r.cursor("keys")]
+        keys = self.meta.read(lambda r: [AccessKeyRecord.decode(v) for _, v in r.range(KEYS)])
         return [k for k in keys if user is None or k.user == user]
 
     def revoke_key(self, access_key: str) -> None:
-        with self.db.write() as w:
-            if not w.delete("keys", access_key.encode()):
+        def revoke(w: WriteTxn) -> None:
+            if not w.delete(KEYS, access_key.encode()):
                 raise NoSuchAccessKey(f"no access key {access_key!r}")
 
+        self.meta.transact(revoke)
+
     def lookup_key(self, access_key: str) -> AccessKeyRecord | None:
-        """The active key with this id, read fresh from LMDB (the caller compares secrets)."""
-        with self.db.read() as r:
-            raw = r.get("keys", access_key.encode())
+        """The active key with this id, read fresh (the caller compares secrets)."""
+        raw = self.meta.read(lambda r: r.get(KEYS, access_key.encode()))
         record = AccessKeyRecord.decode(raw) if raw is not None else None
         return record if record is not None and record.active else None
 
@@ -233,38 +250,45 @@ class Accounts:
     def create_token(self, user: str) -> str:
         """A new bearer token; only its SHA-256 is stored, so this is the one time it is seen."""
         token = new_token()
-        with self.db.write() as w:
-            self.user_in(w, user)
-            self._put_token(w, user, token)
-        return token
 
-    def _put_token(self, w: Txn, user: str, token: str) -> None:
-        w.put("tokens", token_hash(token), TokenRecord(user, self.clock(), token[:TOKEN_SHOWN]).encode())
+        def create(w: WriteTxn) -> str:
+            require_user(w, user)
+            self._put_token(w, user, token)
+            return token
+
+        return self.meta.transact(create)
+
+    def _put_token(self, w: WriteTxn, user: str, token: str) -> None:
+        w.put(TOKENS, token_hash(token), TokenRecord(user, self.clock(), token[:TOKEN_SHOWN]).encode())
 
     def list_tokens(self, user: str) -> list[TokenRecord]:
         """`user`'s tokens as stored: creation time and the first characters, never the token."""
-        with self.db.read() as r:
-            self.user_in(r, user)
-            found = [TokenRecord.decode(v) for _, v in r.cursor("tokens")]
-        return sorted((t for t in found if t.user == user), key=lambda t: t.created)
+
+        def tokens(r: ReadTxn) -> list[TokenRecord]:
+            require_user(r, user)
+            return [TokenRecord.decode(v) for _, v in r.range(TOKENS)]
+
+        return sorted((t for t in self.meta.read(tokens) if t.user == user), key=lambda t: t.created)
 
     def revoke_tokens(self, user: str, prefix: str = "") -> int:
         """Revoke `user`'s tokens whose stored first characters start with `prefix` (all for ""), or
         exactly the token given whole; how many went."""
-        with self.db.write() as w:
-            self.user_in(w, user)
-            whole = w.get("tokens", token_hash(prefix)) if len(prefix) > TOKEN_SHOWN else None
+
+        def revoke(w: WriteTxn) -> int:
+            require_user(w, user)
+            whole = w.get(TOKENS, token_hash(prefix)) if len(prefix) > TOKEN_SHOWN else None
             if whole is not None and TokenRecord.decode(whole).user == user:
-                w.delete("tokens", token_hash(prefix))
+                w.delete(TOKENS, token_hash(prefix))
                 return 1
-            doomed = [bytes(k) for k, v in w.cursor("tokens") if _token_matches(TokenRecord.decode(v), user, prefix)]
+            doomed = [k for k, v in w.range(TOKENS) if _token_matches(TokenRecord.decode(v), user, prefix)]
             for key in doomed:
-                w.delete("tokens", key)
-        return len(doomed)
+                w.delete(TOKENS, key)
+            return len(doomed)
+
+        return self.meta.transact(revoke)
 
     def user_for_token(self, token: str) -> str | None:
-        with self.db.read() as r:
-            raw = r.get("tokens", token_hash(token))
+        raw = self.meta.read(lambda r: r.get(TOKENS, token_hash(token)))
         return TokenRecord.decode(raw).user if raw is not None else None
 
     def rotate_token(self, token: str) -> str:
@@ -273,17 +297,29 @@ class Accounts:
         Only a holder of the current token can rotate it (pyBlobServer let anyone reset anyone's).
         """
         fresh = new_token()
-        with self.db.write() as w:
-            raw = w.get("tokens", token_hash(token))
+
+        def rotate(w: WriteTxn) -> str:
+            raw = w.get(TOKENS, token_hash(token))
             if raw is None:
                 raise InvalidToken("the token is not valid")
-            w.delete("tokens", token_hash(token))
+            w.delete(TOKENS, token_hash(token))
             self._put_token(w, TokenRecord.decode(raw).user, fresh)
-        return fresh
+            return fresh
+
+        return self.meta.transact(rotate)
 
     def revoke_token(self, token: str) -> bool:
-        with self.db.write() as w:
-            return w.delete("tokens", token_hash(token))
+        return self.meta.transact(lambda w: w.delete(TOKENS, token_hash(token)))
+
+
+def _any_user(r: ReadTxn) -> bool:
+    return next(r.range(USERS, limit=1), None) is not None
+
+
+def _put_key(w: WriteTxn, record: AccessKeyRecord) -> None:
+    if w.get(KEYS, record.access_key.encode()) is not None:
+        raise AccessKeyAlreadyExists(f"access key {record.access_key!r} already exists")
+    w.put(KEYS, record.access_key.encode(), record.encode())
 
 
 def _token_matches(record: TokenRecord, user: str, prefix: str) -> bool:

@@ -1,4 +1,4 @@
-"""Bucket lifecycle rules and the sweep that enforces them: expiring objects and versions, aborting uploads.
+"""Bucket lifecycle rules: what expires objects and versions and aborts uploads, and when.
 
 The model follows S3's LifecycleConfiguration
 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lifecycle-mgmt.html) for the actions a
@@ -15,38 +15,23 @@ with Days=3 → expires 01-19 00:00). Uploads are aborted by the same arithmetic
 and noncurrent versions from the time they became noncurrent. A Date rule expires every matching
 object from that midnight on.
 
-The sweep is bounded: keys are read `BATCH` at a time in short read transactions, and each deletion
-is one `Store.delete_object` (usage, counts and references change with the row), conditional on the
-row still being the one judged expired. Two sweeps running at once (two workers, or `pyblob gc`
-beside the server) only repeat work: deletes and aborts of what is already gone are no-ops. The
-server still takes `sweep_lock` so that, normally, one process sweeps.
+The sweep that enforces them is `lifecycle_sweep.py`.
 """
 
 from __future__ import annotations
 
-import fcntl
-import logging
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import listing, versions
-from .errors import InvalidArgument, NoSuchBucket, NoSuchUpload, StoreError
+from .errors import InvalidArgument
 from .records import BucketRecord, ObjectRecord, UploadRecord
 
-if TYPE_CHECKING:
-    from .store import Store
-
 DAY = 86400.0
-log = logging.getLogger("pyblob.lifecycle")
 MAX_RULES = 1000
 MAX_ID_LENGTH = 255
 MAX_DAYS = 2**31 - 1  # S3's integer range; keeps day arithmetic finite
 MAX_NEWER_NONCURRENT = 100  # S3's bound on NewerNoncurrentVersions
-BATCH = 1000  # object rows read per read transaction
 
 
 @dataclass
@@ -179,194 +164,4 @@ def from_rows(rows: list[dict[str, Any]] | None) -> list[LifecycleRule]:
     known = set(LifecycleRule.__dataclass_fields__)
     return [LifecycleRule(**{k: v for k, v in row.items() if k in known}) for row in rows or []]
 
-
-@dataclass
-class LifecycleReport:
-    buckets_checked: int = 0
-    objects_expired: int = 0
-    bytes_expired: int = 0
-    noncurrent_versions_expired: int = 0
-    delete_markers_expired: int = 0
-    lifecycle_uploads_aborted: int = 0
-    buckets_failed: int = 0
-
-
-Stop = Callable[[], bool]
-
-
-def apply_lifecycle(store: "Store", now: float, stop: Stop | None = None) -> LifecycleReport:
-    """Expire objects and abort uploads of every bucket's enabled rules, as of `now`.
-
-    `stop` is polled between batches: a server shutting down ends the sweep early, and the next
-    sweep picks up where this one left off (nothing is remembered between sweeps).
-    """
-    stop = stop or (lambda: False)
-    report = LifecycleReport()
-    uploads = _uploads_by_bucket(store)
-    for bucket in store.list_buckets():
-        rules = [r for r in from_rows(bucket.lifecycle) if r.enabled]
-        if not rules or stop():
-            continue
-        report.buckets_checked += 1
-        try:
-            for rule in rules:
-                if rule.expires_at(0.0) is not None:
-                    _expire(store, bucket, rule, now, report, stop)
-            if any(r.noncurrent_days is not None for r in rules):
-                _expire_noncurrent(store, bucket, rules, now, report, stop)
-            if bucket.versioning and any(r.expired_object_delete_marker or r.expires_at(0.0) is not None for r in rules):
-                _expire_markers(store, bucket, rules, now, report, stop)
-            _abort(store, uploads.get(bucket.name, []), rules, now, report)
-        except (StoreError, ArithmeticError, ValueError) as e:
-            # One bucket's bad rules (or a row written by older code) must not stop the others.
-            log.warning("lifecycle of bucket %s failed: %s", bucket.name, e)
-            report.buckets_failed += 1
-    return report
-
-
-def _uploads_by_bucket(store: "Store") -> dict[str, list[UploadRecord]]:
-    found: dict[str, list[UploadRecord]] = {}
-    for upload in store.multipart.list_uploads():
-        found.setdefault(upload.bucket, []).append(upload)
-    return found
-
-
-def _expire(store: "Store", bucket: BucketRecord, rule: LifecycleRule, now: float, report: LifecycleReport, stop: Stop) -> None:
-    for batch in _batches(store, bucket, rule.prefix.encode()):
-        for obj in batch:
-            if rule.is_expired(obj, now) and _delete(store, bucket, obj, rule, now):
-                report.objects_expired += 1
-                report.bytes_expired += obj.size
-        if stop():
-            return
-
-
-def _delete(store: "Store", bucket: BucketRecord, obj: ObjectRecord, rule: LifecycleRule, now: float) -> bool:
-    """Delete obj if the row is still this expired version (not replaced or re-tagged since the scan)."""
-    try:
-        return store.delete_object(bucket.name, obj.key, only_if=lambda cur: _same_and_expired(cur, obj, rule, now)).changed
-    except NoSuchBucket:
-        return False  # the bucket went away during the sweep
-
-
-def _same_and_expired(cur: ObjectRecord, seen: ObjectRecord, rule: LifecycleRule, now: float) -> bool:
-    same = (cur.manifest, cur.created, cur.version_id) == (seen.manifest, seen.created, seen.version_id)
-    return same and rule.is_expired(cur, now)
-
-
-def _expire_noncurrent(
-    store: "Store", bucket: BucketRecord, rules: list[LifecycleRule], now: float, report: LifecycleReport, stop: Stop
-) -> None:
-    """Remove noncurrent versions that a NoncurrentVersionExpiration rule has expired.
-
-    The scan only proposes: each removal checks again inside its transaction that the version is
-    still noncurrent, still the row the scan saw, and still expired at its rank then (a user may
-    have restored it, or removed newer versions, since the scan).
-    """
-    most = max(r.newer_noncurrent or 0 for r in rules)
-    for batch in _noncurrent_batches(store, bucket):
-        for obj, rank in batch:
-            if any(rule.noncurrent_expired(obj, rank, now) for rule in rules):
-                if _remove_version(store, bucket, obj, rules, now, most):
-                    report.noncurrent_versions_expired += 1
-        if stop():
-            return
-
-
-def _noncurrent_batches(store: "Store", bucket: BucketRecord) -> Iterator[list[tuple[ObjectRecord, int]]]:
-    """The bucket's noncurrent versions with their rank among their key's (0 = the newest), BATCH
-    rows per short read transaction, in the `versions` table's order (by key hash, newest first)."""
-    after, rank = b"", 0
-    while True:
-        with store.db.read() as r:
-            rows = versions.bucket_noncurrent(r, bucket.id, after, BATCH)
-        batch: list[tuple[ObjectRecord, int]] = []
-        for row_key, obj in rows:
-            rank = rank + 1 if after and versions.same_key(row_key, after) else 0
-            batch.append((obj, rank))
-            after = row_key
-        if batch:
-            yield batch
-        if len(batch) < BATCH:
-            return
-
-
-def _remove_version(
-    store: "Store", bucket: BucketRecord, seen: ObjectRecord, rules: list[LifecycleRule], now: float, most: int
-) -> bool:
-    def still_expired(version: ObjectRecord, rank: int) -> bool:
-        same = (version.seq, version.noncurrent_since) == (seen.seq, seen.noncurrent_since)
-        return same and any(rule.noncurrent_expired(version, rank, now) for rule in rules)
-
-    try:
-        return store.expire_noncurrent(bucket.name, seen.key, seen.version_id, still_expired, most)
-    except NoSuchBucket:
-        return False
-
-
-def _expire_markers(
-    store: "Store", bucket: BucketRecord, rules: list[LifecycleRule], now: float, report: LifecycleReport, stop: Stop
-) -> None:
-    """Remove delete markers left with no version below them: ExpiredObjectDeleteMarker, and, as at
-    AWS, an Expiration by Days or Date of the marker's age."""
-    for batch in _batches(store, bucket, b"", markers=True):
-        for marker in batch:
-            if any(rule.removes_lone_marker(marker, now) for rule in rules) and _lone_marker_removed(store, bucket, marker):
-                report.delete_markers_expired += 1
-        if stop():
-            return
-
-
-def _lone_marker_removed(store: "Store", bucket: BucketRecord, marker: ObjectRecord) -> bool:
-    try:
-        return store.remove_lone_marker(bucket.name, marker.key, marker.version_id)
-    except NoSuchBucket:
-        return False
-
-
-def _batches(store: "Store", bucket: BucketRecord, prefix: bytes, markers: bool = False) -> Iterator[list[ObjectRecord]]:
-    """The current objects under `prefix` (or with `markers`, the delete markers), BATCH rows read
-    per short read transaction."""
-    start = prefix
-    while True:
-        batch: list[ObjectRecord] = []
-        read = 0
-        with store.db.read() as r:
-            for raw_key, value in listing.iter_from(r, bucket.id, start):
-                if not raw_key.startswith(prefix) or read == BATCH:
-                    break
-                read += 1
-                start = raw_key + b"\x00"  # the next key after the last one read
-                if versions.is_marker_row(value) == markers:
-                    batch.append(ObjectRecord.decode(value))
-        if not read:
-            return
-        yield batch
-        if read < BATCH:
-            return
-
-
-def _abort(store: "Store", uploads: list[UploadRecord], rules: list[LifecycleRule], now: float, report: LifecycleReport) -> None:
-    for upload in uploads:
-        if any(rule.aborts(upload, now) for rule in rules):
-            try:
-                store.multipart.abort_upload(upload.upload_id)
-            except NoSuchUpload:
-                continue  # completed or aborted meanwhile
-            report.lifecycle_uploads_aborted += 1
-
-
-@contextmanager
-def sweep_lock(root: Path) -> Iterator[bool]:
-    """A non-blocking lock on `<data dir>/lifecycle.lock`: True if this process may sweep now."""
-    with open(root / "lifecycle.lock", "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 

@@ -1,8 +1,8 @@
 """Listing objects in S3 order with prefix, delimiter and a resume point; and listing versions.
 
-The cursor walks the `objects` table from the first key that can match, skips each common prefix
-with one seek, and stops after `max_keys` entries: the cost grows with the page, not the bucket.
-Long keys (see `keys.py`) that share their first 490 bytes are read as a group and sorted.
+A page reads the keys' latest versions (`versions.latest_rows`) from the first key that can match,
+skips each common prefix with one seek, and stops after `max_keys` entries: the cost grows with
+the page, not the bucket.
 Delete markers are invisible to ListObjects, so a prefix under which only markers remain is not
 a CommonPrefix; ListObjectVersions shows them, and each key's older versions after its latest.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from . import keys, versions
-from .db import Txn
+from . import versions
+from .meta import ReadTxn
 from .records import ObjectRecord
 
 
@@ -24,43 +24,6 @@ class Page:
     truncated: bool = False
     # The last key or common prefix returned; pass it back as `after` to continue.
     last: str | None = None
-
-
-def iter_from(r: Txn, bucket_id: int, start: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """(key, row) of each object with key >= start, in binary UTF-8 order."""
-    bp = keys.bucket_prefix(bucket_id)
-    cur = r.cursor("objects")
-    if not cur.set_range(keys.seek_position(bucket_id, start)):
-        return
-    while cur.key().startswith(bp):
-        lkey = cur.key()
-        if not keys.is_long_form(lkey):
-            raw_key = keys.short_key(lkey)
-            if raw_key >= start:
-                yield raw_key, cur.value()
-            if not cur.next():
-                return
-            continue
-        group, more = _read_group(cur, keys.group_of(lkey))
-        for raw_key, value in group:
-            if raw_key >= start:
-                yield raw_key, value
-        if not more:
-            return
-
-
-def _read_group(cur: object, group: bytes) -> tuple[list[tuple[bytes, bytes]], bool]:
-    """All long-form rows sharing `group`, sorted by full key; and whether the cursor has more."""
-    members = []
-    more = True
-    while cur.key().startswith(group) and keys.is_long_form(cur.key()):  # type: ignore[attr-defined]
-        value = cur.value()  # type: ignore[attr-defined]
-        members.append((ObjectRecord.decode(value).key.encode(), value))
-        if not cur.next():  # type: ignore[attr-defined]
-            more = False
-            break
-    members.sort()
-    return members, more
 
 
 def prefix_successor(prefix: bytes) -> bytes:
@@ -78,7 +41,7 @@ def _is_common_prefix(key: bytes, prefix: bytes, delimiter: bytes) -> bool:
     )
 
 
-def list_page(r: Txn, bucket_id: int, prefix: str, delimiter: str, after: str, max_keys: int, inclusive: bool = False) -> Page:
+def list_page(r: ReadTxn, bucket_id: int, prefix: str, delimiter: str, after: str, max_keys: int, inclusive: bool = False) -> Page:
     """One page of ListObjects: keys > `after` (>= when `inclusive`) under `prefix`, rolled up at `delimiter`."""
     page = Page()
     bprefix, bdelim, bafter = prefix.encode(), delimiter.encode(), after.encode()
@@ -87,7 +50,7 @@ def list_page(r: Txn, bucket_id: int, prefix: str, delimiter: str, after: str, m
         # `after` is a common prefix returned earlier: resume past every key under it.
         start = max(start, prefix_successor(bafter))
     while True:
-        for raw_key, value in iter_from(r, bucket_id, start):
+        for raw_key, value in versions.latest_rows(r, bucket_id, start):
             if not raw_key.startswith(bprefix):
                 return page
             if versions.is_marker_row(value):
@@ -130,7 +93,7 @@ def _start_after(key_marker: bytes, prefix: bytes, delimiter: bytes) -> bytes:
 
 
 def list_versions_page(
-    r: Txn, bucket_id: int, prefix: str, delimiter: str, key_marker: str, version_marker: str, max_keys: int
+    r: ReadTxn, bucket_id: int, prefix: str, delimiter: str, key_marker: str, version_marker: str, max_keys: int
 ) -> VersionPage:
     """One page of ListObjectVersions: keys in S3 order, each key's versions newest first.
 
@@ -143,7 +106,7 @@ def list_versions_page(
     if key_marker and version_marker:
         start = max(bprefix, bmarker)
     while True:
-        for raw_key, value in iter_from(r, bucket_id, start):
+        for raw_key, value in versions.latest_rows(r, bucket_id, start):
             if not raw_key.startswith(bprefix):
                 return page
             cut = raw_key.find(bdelim, len(bprefix)) if bdelim else -1
@@ -161,7 +124,7 @@ def list_versions_page(
             return page
 
 
-def _versions_of(r: Txn, bucket_id: int, raw_key: bytes, latest: bytes, after_version: str) -> Iterator[ObjectRecord]:
+def _versions_of(r: ReadTxn, bucket_id: int, raw_key: bytes, latest: bytes, after_version: str) -> Iterator[ObjectRecord]:
     """The key's latest version then its older ones (newest first: falling `seq`); with
     `after_version`, only those older than it.
 

@@ -1,27 +1,26 @@
 """Garbage collection, consistency checks and snapshots of a data dir.
 
-GC removes a chunk only under the LMDB write lock and only once it has been unreferenced for the
-grace period; writers install chunks under the same lock, so the two never race (see `writer.py`).
-`fsck` recounts every reference from the rows that hold them and re-hashes every chunk file.
+GC removes a chunk only inside a metadata write transaction and only once it has been unreferenced
+for the grace period; writers install chunks in a write transaction too (see `content.py`), so the
+two never race. `fsck` recounts every reference from the rows that hold them and re-hashes every
+chunk. These jobs span every part, so they take the `Store` and sit above it (it never imports them).
 """
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
 
-from . import manifests, refcount
-from .db import Txn
-from .hashing import chunk_digest
+from . import accounts, manifests, multipart, refcount, versions
 from .errors import NoSuchUpload
-from .records import ObjectRecord, PartRecord, UploadRecord, UserRecord
-from .resumable import Resumables, charged_bytes
-
-if TYPE_CHECKING:
-    from .store import Store
+from .hashing import chunk_digest
+from .links.resumable import charged_bytes
+from .meta import ReadTxn, WriteTxn
+from .records import ObjectRecord
+from .store import Store
 
 Progress = Callable[[str, int, int], None]
 GC_BATCH = 1000
@@ -43,22 +42,20 @@ class GcReport:
     resumable_uploads_expired: int = 0
 
 
-def collect_garbage(store: "Store", progress: Progress | None = None) -> GcReport:
+def collect_garbage(store: Store, progress: Progress | None = None) -> GcReport:
     """Abort abandoned uploads, then remove expired chunks, orphan files and dead staging dirs."""
     progress = progress or _quiet
     report = GcReport()
     report.uploads_aborted = _abort_stale_uploads(store)
     report.completed_uploads_forgotten = store.multipart.prune_completed(store.clock())
-    report.resumable_uploads_expired = Resumables(store).collect_expired()
+    report.resumable_uploads_expired = store.resumables.collect_expired()
     _remove_expired_chunks(store, report, progress)
     _remove_orphans(store, report, progress)
-    for d in store.blobs.iter_stale_staging(STAGING_MIN_AGE):
-        shutil.rmtree(d, ignore_errors=True)
-        report.staging_removed += 1
+    report.staging_removed = store.chunks.cleanup(STAGING_MIN_AGE)
     return report
 
 
-def _abort_stale_uploads(store: "Store") -> int:
+def _abort_stale_uploads(store: Store) -> int:
     cutoff = store.clock() - store.config.upload_max_age_seconds
     stale = [u for u in store.multipart.list_uploads() if u.created < cutoff]
     aborted = 0
@@ -71,23 +68,28 @@ def _abort_stale_uploads(store: "Store") -> int:
     return aborted
 
 
-def _remove_expired_chunks(store: "Store", report: GcReport, progress: Progress) -> None:
+def _remove_expired_chunks(store: Store, report: GcReport, progress: Progress) -> None:
     cutoff = store.clock() - store.config.gc_grace_seconds
-    with store.db.read() as r:
-        candidates = [bytes(k) for k, v in r.cursor("chunks") if _expired(refcount.ChunkRow.decode(v), cutoff)]
+    candidates = store.meta.read(lambda r: [d for d, row in refcount.all_rows(r) if _expired(row, cutoff)])
     for i in range(0, len(candidates), GC_BATCH):
-        with store.db.write() as w:
-            for digest in candidates[i : i + GC_BATCH]:
+        batch = candidates[i : i + GC_BATCH]
+
+        def remove(w: WriteTxn, batch: list[bytes] = batch) -> tuple[int, int]:
+            removed, freed = 0, 0
+            for digest in batch:
                 row = refcount.get(w, digest)
                 if row is None or not _expired(row, cutoff):
                     continue  # referenced again since the scan
-                # Under the write lock no writer commits a reference meanwhile; a writer that has
-                # just renamed the same bytes into place (fresh ctime) keeps its file.
-                if (store.blobs.ctime(digest) or 0.0) <= cutoff:
-                    store.blobs.remove(digest)
-                w.delete("chunks", digest)
-                report.chunks_removed += 1
-                report.bytes_freed += row.size
+                # Inside the write transaction no writer commits a reference meanwhile; a writer that
+                # has just published the same bytes again keeps them (`delete` leaves fresh ones).
+                store.chunks.delete(digest, unless_written_after=cutoff)
+                refcount.remove(w, digest)
+                removed, freed = removed + 1, freed + row.size
+            return removed, freed
+
+        removed, freed = store.meta.transact(remove)
+        report.chunks_removed += removed
+        report.bytes_freed += freed
         progress("expired chunks", min(i + GC_BATCH, len(candidates)), len(candidates))
 
 
@@ -95,37 +97,28 @@ def _expired(row: refcount.ChunkRow, cutoff: float) -> bool:
     return row.count == 0 and row.zero_since <= cutoff
 
 
-def _remove_orphans(store: "Store", report: GcReport, progress: Progress) -> None:
-    """Chunk files with no row, unchanged for the grace period: left by a writer that died
-    between publishing and committing (a live writer commits within moments of its renames)."""
+def _remove_orphans(store: Store, report: GcReport, progress: Progress) -> None:
+    """Stored chunks with no row, unchanged for the grace period: left by a writer that died
+    between publishing and committing (a live writer commits within moments of publishing)."""
     cutoff = store.clock() - store.config.gc_grace_seconds
-    dirs = list(store.blobs.iter_chunk_dirs())
-    for n, leaf in enumerate(dirs, 1):
-        names = [p.name for p in leaf.iterdir() if _older(p, cutoff)]
-        with store.db.read() as r:
-            orphans = [name for name in names if _orphan(r, name)]
+    for found, n, total in store.chunks.iterate():
+        old = [digest for digest, written in found if written <= cutoff]
+        orphans = store.meta.read(partial(_unreferenced, old))
         if orphans:
-            with store.db.write() as w:
-                for name in orphans:
-                    if _orphan(w, name) and _older(leaf / name, cutoff):
-                        (leaf / name).unlink(missing_ok=True)
-                        report.orphans_removed += 1
-        progress("orphan scan", n, len(dirs))
+            report.orphans_removed += store.meta.transact(partial(_remove_unreferenced, store, orphans, cutoff))
+        progress("orphan scan", n, total)
 
 
-def _older(path: Path, cutoff: float) -> bool:
-    try:
-        return path.stat().st_ctime <= cutoff
-    except FileNotFoundError:
-        return False
+def _unreferenced(digests: list[bytes], r: ReadTxn) -> list[bytes]:
+    return [d for d in digests if refcount.get(r, d) is None]
 
 
-def _orphan(r: Txn, name: str) -> bool:
-    try:
-        digest = bytes.fromhex(name)
-    except ValueError:
-        return False  # not ours: leave it alone
-    return len(digest) == 32 and r.get("chunks", digest) is None
+def _remove_unreferenced(store: Store, orphans: list[bytes], cutoff: float, w: WriteTxn) -> int:
+    removed = 0
+    for digest in orphans:
+        if refcount.get(w, digest) is None and store.chunks.delete(digest, unless_written_after=cutoff):
+            removed += 1
+    return removed
 
 
 @dataclass
@@ -151,15 +144,11 @@ class _Expected:
     manifest_users: dict[bytes, list[str]] = field(default_factory=dict)
 
 
-def _expected(r: Txn) -> _Expected:
+def _expected(r: ReadTxn) -> _Expected:
     exp = _Expected()
-    for table in ("objects", "versions"):
-        for _, raw in r.cursor(table):
-            _count_object(exp, ObjectRecord.decode(raw))
-    uploads = {u.upload_id: u for u in (UploadRecord.decode(v) for _, v in r.cursor("uploads"))}
-    for key, raw in r.cursor("parts"):
-        part = PartRecord.decode(raw)
-        upload = uploads.get(bytes(key).split(b"/")[0].decode())
+    for obj in versions.all_rows(r):
+        _count_object(exp, obj)
+    for upload, part in multipart.part_refs(r):
         exp.manifest_refs[bytes.fromhex(part.manifest)] += 1
         if upload is not None:
             exp.usage[upload.owner] += part.size
@@ -183,20 +172,24 @@ def _count_object(exp: _Expected, obj: ObjectRecord) -> None:
     exp.manifest_users.setdefault(mid, []).append(obj.key)
 
 
-def fsck(store: "Store", repair: bool = False, progress: Progress | None = None) -> FsckReport:
+def fsck(store: Store, repair: bool = False, progress: Progress | None = None) -> FsckReport:
     """Check counts, usage and every chunk file; with `repair`, fix counts and quarantine bad chunks."""
     progress = progress or _quiet
     report = FsckReport()
-    with store.db.read() as r:
-        exp = _expected(r)
-        _check_rows(r, exp, report)
+    exp = store.meta.read(lambda r: _checked_rows(r, report))
     bad = _check_files(store, exp, report, progress)
     if repair and (report.problems or bad):
         _repair(store, bad, report)
     return report
 
 
-def _check_rows(r: Txn, exp: _Expected, report: FsckReport) -> None:
+def _checked_rows(r: ReadTxn, report: FsckReport) -> _Expected:
+    exp = _expected(r)
+    _check_rows(r, exp, report)
+    return exp
+
+
+def _check_rows(r: ReadTxn, exp: _Expected, report: FsckReport) -> None:
     heads = dict(manifests.iter_manifests(r))
     for mid, n in exp.manifest_refs.items():
         head = heads.get(mid)
@@ -206,7 +199,7 @@ def _check_rows(r: Txn, exp: _Expected, report: FsckReport) -> None:
             report.problems.append(f"manifest {mid.hex()} counts {head.refs} references, rows hold {n}")
     for mid in heads.keys() - exp.manifest_refs.keys():
         report.problems.append(f"manifest {mid.hex()} is referenced by nothing")
-    rows = {bytes(k): refcount.ChunkRow.decode(v) for k, v in r.cursor("chunks")}
+    rows = dict(refcount.all_rows(r))
     for digest, n in exp.chunk_refs.items():
         row = rows.get(digest)
         if row is None or row.count != n:
@@ -214,8 +207,7 @@ def _check_rows(r: Txn, exp: _Expected, report: FsckReport) -> None:
     for digest in rows.keys() - exp.chunk_refs.keys():
         if rows[digest].count != 0:
             report.problems.append(f"chunk {digest.hex()} counts {rows[digest].count}, manifests hold 0")
-    for _, raw in r.cursor("users"):
-        user = UserRecord.decode(raw)
+    for user in accounts.all_users(r):
         if (user.usage_bytes, user.object_count) != (exp.usage[user.name], exp.objects[user.name]):
             report.problems.append(
                 f"user {user.name} usage {user.usage_bytes} bytes / {user.object_count} objects, "
@@ -223,14 +215,13 @@ def _check_rows(r: Txn, exp: _Expected, report: FsckReport) -> None:
             )
 
 
-def _check_files(store: "Store", exp: _Expected, report: FsckReport, progress: Progress) -> set[bytes]:
+def _check_files(store: Store, exp: _Expected, report: FsckReport, progress: Progress) -> set[bytes]:
     """Re-hash every referenced chunk; returns the digests that are missing or corrupt."""
     bad: set[bytes] = set()
     total = len(exp.chunk_refs)
     for n, digest in enumerate(exp.chunk_refs, 1):
-        path = store.blobs.path(digest)
         try:
-            data = path.read_bytes()
+            data = store.chunks.read_all(digest)
         except FileNotFoundError:
             report.problems.append(f"chunk {digest.hex()} is missing")
             bad.add(digest)
@@ -243,55 +234,53 @@ def _check_files(store: "Store", exp: _Expected, report: FsckReport, progress: P
     return bad
 
 
-def _repair(store: "Store", bad: set[bytes], report: FsckReport) -> None:
-    """Recount from the rows (under the write lock) and move corrupt chunks aside."""
-    quarantine = store.root / "quarantine"
+def _repair(store: Store, bad: set[bytes], report: FsckReport) -> None:
+    """Recount from the rows (in one write transaction) and move corrupt chunks aside."""
     for digest in bad:
-        path = store.blobs.path(digest)
-        if path.exists():
-            quarantine.mkdir(exist_ok=True)
-            shutil.move(str(path), quarantine / digest.hex())
+        if store.chunks.quarantine(digest):
             report.repaired += 1
-    with store.db.write() as w:
+
+    def recount(w: WriteTxn) -> int:
         exp = _expected(w)
-        report.repaired += _recount_manifests(w, exp) + _recount_chunks(w, exp, store.clock()) + _recount_usage(w, exp)
+        return _recount_manifests(w, exp) + _recount_chunks(w, exp, store.clock()) + _recount_usage(w, exp)
+
+    report.repaired += store.meta.transact(recount)
 
 
-def _recount_manifests(w: Txn, exp: _Expected) -> int:
+def _recount_manifests(w: WriteTxn, exp: _Expected) -> int:
     fixed = 0
     for mid, head in list(manifests.iter_manifests(w)):
         if head.refs != exp.manifest_refs.get(mid, 0):
             head.refs = exp.manifest_refs.get(mid, 0)
-            w.put("manifests", mid, head.encode())
+            manifests.put_head(w, mid, head)
             fixed += 1
     return fixed
 
 
-def _recount_chunks(w: Txn, exp: _Expected, now: float) -> int:
+def _recount_chunks(w: WriteTxn, exp: _Expected, now: float) -> int:
     fixed = 0
-    rows = {bytes(k): refcount.ChunkRow.decode(v) for k, v in w.cursor("chunks")}
+    rows = dict(refcount.all_rows(w))
     for digest in rows.keys() | exp.chunk_refs.keys():
         row = rows.get(digest) or refcount.ChunkRow(-1, 0.0, exp.chunk_sizes.get(digest, 0))
         n = exp.chunk_refs.get(digest, 0)
         if row.count != n:
             row.count, row.zero_since = n, (now if n == 0 else 0.0)
-            w.put("chunks", digest, row.encode())
+            refcount.put(w, digest, row)
             fixed += 1
     return fixed
 
 
-def _recount_usage(w: Txn, exp: _Expected) -> int:
+def _recount_usage(w: WriteTxn, exp: _Expected) -> int:
     fixed = 0
-    for key, raw in list(w.cursor("users")):
-        user = UserRecord.decode(raw)
+    for user in accounts.all_users(w):
         want = (exp.usage[user.name], exp.objects[user.name])
         if (user.usage_bytes, user.object_count) != want:
             user.usage_bytes, user.object_count = want
-            w.put("users", bytes(key), user.encode())
+            accounts.put_user(w, user)
             fixed += 1
     return fixed
 
 
-def snapshot(store: "Store", dest: Path) -> None:
-    """A consistent copy of all metadata into `dest` (an LMDB environment: dest/data.mdb)."""
-    store.db.copy_to(Path(dest))
+def snapshot(store: Store, dest: Path) -> None:
+    """A consistent copy of all metadata into `dest` (for LMDB, an environment: dest/data.mdb)."""
+    store.meta.copy_to(Path(dest))

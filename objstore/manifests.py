@@ -20,16 +20,17 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from . import refcount
-from .db import Txn
+from .chunks import Entry
 from .errors import FormatError
+from .meta import ReadTxn, WriteTxn, scan
 
+HEADS, PAGES, PARTS = "manifests", "mpages", "manifest_parts"
+TABLES = (HEADS, PAGES, PARTS)
 PAGE_ENTRIES = 1024
 _HEAD = struct.Struct(">BIQB")
 _ENTRY = struct.Struct(">32sI")
 _VERSION = 1
 KIND_CHUNKS, KIND_INLINE = 0, 1
-
-Entry = tuple[bytes, int]  # (chunk digest, length)
 
 
 @dataclass
@@ -64,75 +65,71 @@ def new_id() -> bytes:
     return secrets.token_bytes(16)
 
 
-def get_head(r: Txn, mid: bytes) -> ManifestHead | None:
-    raw = r.get("manifests", mid)
+def get_head(r: ReadTxn, mid: bytes) -> ManifestHead | None:
+    raw = r.get(HEADS, mid)
     return ManifestHead.decode(raw) if raw is not None else None
 
 
-def create_inline(w: Txn, data: bytes) -> bytes:
+def create_inline(w: WriteTxn, data: bytes) -> bytes:
     mid = new_id()
-    w.put("manifests", mid, ManifestHead(1, len(data), KIND_INLINE, data).encode())
+    w.put(HEADS, mid, ManifestHead(1, len(data), KIND_INLINE, data).encode())
     return mid
 
 
-def create_chunked(w: Txn, entries: list[Entry]) -> bytes:
+def create_chunked(w: WriteTxn, entries: list[Entry]) -> bytes:
     """A new manifest with one reference, counting one reference per entry on each chunk."""
     mid = new_id()
     offset = 0
     for i in range(0, len(entries), PAGE_ENTRIES):
         page = entries[i : i + PAGE_ENTRIES]
-        w.put("mpages", mid + offset.to_bytes(8, "big"), _pack(page))
+        w.put(PAGES, mid + offset.to_bytes(8, "big"), _pack(page))
         offset += sum(length for _, length in page)
-    w.put("manifests", mid, ManifestHead(1, offset, KIND_CHUNKS).encode())
+    w.put(HEADS, mid, ManifestHead(1, offset, KIND_CHUNKS).encode())
     refs, sizes = _counts(entries)
     refcount.add_refs(w, refs, sizes)
     return mid
 
 
-def add_ref(w: Txn, mid: bytes) -> None:
+def add_ref(w: WriteTxn, mid: bytes) -> None:
     head = _require(w, mid)
     head.refs += 1
-    w.put("manifests", mid, head.encode())
+    w.put(HEADS, mid, head.encode())
 
 
-def drop_ref(w: Txn, mid: bytes, now: float) -> None:
+def drop_ref(w: WriteTxn, mid: bytes, now: float) -> None:
     """One reference fewer; at zero the manifest goes and its chunks lose their references."""
     head = _require(w, mid)
     head.refs -= 1
     if head.refs > 0:
-        w.put("manifests", mid, head.encode())
+        w.put(HEADS, mid, head.encode())
         return
-    w.delete("manifests", mid)
+    w.delete(HEADS, mid)
     _delete_parts(w, mid)
     if head.kind == KIND_CHUNKS:
         refs, _ = _counts(_delete_pages(w, mid))
         refcount.drop_refs(w, refs, now)
 
 
-def set_parts(w: Txn, mid: bytes, parts: list[tuple[int, int, dict[str, str]]]) -> None:
+def set_parts(w: WriteTxn, mid: bytes, parts: list[tuple[int, int, dict[str, str]]]) -> None:
     """Record the part layout of a new manifest: (part number, size, checksums) in order."""
     offset = 0
     for number, size, checksums in parts:
-        w.put("manifest_parts", _part_key(mid, number), json.dumps([offset, size, checksums]).encode())
+        w.put(PARTS, _part_key(mid, number), json.dumps([offset, size, checksums]).encode())
         offset += size
 
 
-def part_info(r: Txn, mid: bytes, number: int) -> PartInfo | None:
-    raw = r.get("manifest_parts", _part_key(mid, number))
+def part_info(r: ReadTxn, mid: bytes, number: int) -> PartInfo | None:
+    raw = r.get(PARTS, _part_key(mid, number))
     return _part(number, raw) if raw is not None else None
 
 
-def parts_after(r: Txn, mid: bytes, after: int, limit: int) -> list[PartInfo]:
+def parts_after(r: ReadTxn, mid: bytes, after: int, limit: int) -> list[PartInfo]:
     """Up to `limit` parts with numbers above `after`, in order."""
-    found: list[PartInfo] = []
-    cursor = r.cursor("manifest_parts")
-    if limit <= 0 or not cursor.set_range(_part_key(mid, after + 1)):
-        return found
-    while bytes(cursor.key())[:16] == mid and len(found) < limit:
-        found.append(_part(int.from_bytes(bytes(cursor.key())[16:], "big"), bytes(cursor.value())))
-        if not cursor.next():
-            break
-    return found
+    rows = r.range(PARTS, _part_key(mid, after + 1), _part_key(mid, MAX_PART_KEY), limit=limit)
+    return [_part(int.from_bytes(key[16:], "big"), raw) for key, raw in rows]
+
+
+MAX_PART_KEY = 2**32 - 1
 
 
 def _part_key(mid: bytes, number: int) -> bytes:
@@ -144,29 +141,20 @@ def _part(number: int, raw: bytes) -> PartInfo:
     return PartInfo(number, offset, size, checksums)
 
 
-def _delete_parts(w: Txn, mid: bytes) -> None:
-    cursor = w.cursor("manifest_parts")
-    if not cursor.set_range(mid):
-        return
-    while bytes(cursor.key())[:16] == mid:
-        if not cursor.delete():
-            break
+def _delete_parts(w: WriteTxn, mid: bytes) -> None:
+    for key in [key for key, _ in scan(w, PARTS, mid)]:
+        w.delete(PARTS, key)
 
 
-def page_at(r: Txn, mid: bytes, pos: int) -> tuple[int, list[Entry]] | None:
+def page_at(r: ReadTxn, mid: bytes, pos: int) -> tuple[int, list[Entry]] | None:
     """(start offset, entries) of the page holding byte `pos` of a chunked manifest."""
-    cur = r.cursor("mpages")
     target = mid + pos.to_bytes(8, "big")
-    if not cur.set_range(target) or cur.key() != target:
-        if not (cur.prev() if cur.key() else cur.last()):
-            return None
-    key = cur.key()
-    if key[:16] != mid:
-        return None
-    return int.from_bytes(key[16:], "big"), _unpack(cur.value())
+    for key, raw in r.range(PAGES, mid, target + b"\x00", reverse=True, limit=1):  # the last page starting at or before
+        return int.from_bytes(key[16:], "big"), _unpack(raw)
+    return None
 
 
-def iter_entries(r: Txn, mid: bytes, start: int = 0) -> Iterator[tuple[int, bytes, int]]:
+def iter_entries(r: ReadTxn, mid: bytes, start: int = 0) -> Iterator[tuple[int, bytes, int]]:
     """(offset, digest, length) of each chunk from the one holding byte `start` to the end."""
     pos = start
     while True:
@@ -183,32 +171,32 @@ def iter_entries(r: Txn, mid: bytes, start: int = 0) -> Iterator[tuple[int, byte
         pos = offset
 
 
-def all_entries(r: Txn, mid: bytes) -> list[Entry]:
+def all_entries(r: ReadTxn, mid: bytes) -> list[Entry]:
     return [(d, n) for _, d, n in iter_entries(r, mid)]
 
 
-def iter_manifests(r: Txn) -> Iterator[tuple[bytes, ManifestHead]]:
-    for mid, raw in r.cursor("manifests"):
-        yield bytes(mid), ManifestHead.decode(raw)
+def iter_manifests(r: ReadTxn) -> Iterator[tuple[bytes, ManifestHead]]:
+    for mid, raw in r.range(HEADS):
+        yield mid, ManifestHead.decode(raw)
 
 
-def _require(r: Txn, mid: bytes) -> ManifestHead:
+def put_head(w: WriteTxn, mid: bytes, head: ManifestHead) -> None:
+    """Store a head as it is (fsck's recount)."""
+    w.put(HEADS, mid, head.encode())
+
+
+def _require(r: ReadTxn, mid: bytes) -> ManifestHead:
     head = get_head(r, mid)
     if head is None:
         raise FormatError(f"manifest {mid.hex()} is missing")
     return head
 
 
-def _delete_pages(w: Txn, mid: bytes) -> list[Entry]:
-    cur = w.cursor("mpages")
-    entries: list[Entry] = []
-    if not cur.set_range(mid):
-        return entries
-    while cur.key()[:16] == mid:
-        entries.extend(_unpack(cur.value()))
-        if not cur.delete():
-            break
-    return entries
+def _delete_pages(w: WriteTxn, mid: bytes) -> list[Entry]:
+    rows = list(scan(w, PAGES, mid))
+    for key, _ in rows:
+        w.delete(PAGES, key)
+    return [entry for _, raw in rows for entry in _unpack(raw)]
 
 
 def _counts(entries: Iterable[Entry]) -> tuple[Counter[bytes], dict[bytes, int]]:

@@ -16,24 +16,30 @@ from __future__ import annotations
 import hashlib
 import secrets
 import struct
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Callable, Iterable
 
-from . import keys, manifests, versions
+from . import buckets, keys, manifests, versions
+from .accounts import charge
+from .admission import Admission, admit
+from .chunks import ChunkStore, Entry
+from .chunks.rechunk import Joiner, Part
+from .completion import CompletionChecks, default_checksum_type
 from .conditions import ALWAYS, Precondition
+from .config import StoreConfig
+from .content import ChunkSink, Content, ContentWriter
 from .errors import EntityTooSmall, InvalidArgument, InvalidPart, InvalidPartOrder, NoSuchUpload
 from .hashing import composite_checksum, full_object_checksum
-from .completion import CompletionChecks, default_checksum_type
-from .limits import MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE, check_object_size, check_quota
-from .records import BucketRecord, CompletedUploadRecord, ObjectRecord, PartRecord, UploadRecord
-from .rechunk import Joiner, Part
-from .writer import ChunkSink, Content, ContentWriter
-
-if TYPE_CHECKING:
-    from .db import Txn
-    from .store import Store
+from .limits import MAX_PART_NUMBER, MAX_PART_SIZE, MIN_PART_SIZE
+from .meta import MetadataStore, ReadTxn, WriteTxn, scan
+from .objects import Objects
+from .records import CompletedUploadRecord, ObjectRecord, PartRecord, UploadRecord
 
 __all__ = ["MAX_PART_NUMBER", "MIN_PART_SIZE", "Multipart", "PartWriter", "default_checksum_type"]
 
+UPLOADS, PARTS = "uploads", "parts"  # upload id -> UploadRecord; upload id + "/" + part number -> PartRecord
+COMPLETED = "completed"  # upload id -> CompletedUploadRecord: recently completed uploads (retried Completes)
+COMPLETED_ORDER = "completed_order"  # completion time (big-endian) + upload id -> b"": the oldest go first
+TABLES = (UPLOADS, PARTS, COMPLETED, COMPLETED_ORDER)
 COMPLETED_KEEP = 24 * 3600.0  # a retried Complete within this time gets the first answer again
 COMPLETED_MAX = 100_000  # past this many records the oldest go, however young
 PRUNE_BATCH = 16  # records pruned per completion: enough to keep up, never a long transaction
@@ -50,68 +56,85 @@ def parts_digest(wanted: list[tuple[int, str]]) -> str:
 
 
 class Multipart:
-    def __init__(self, store: "Store"):
-        self.store = store
+    """Multipart uploads: create, stream parts, complete (joining the parts' chunks), abort, list."""
+
+    def __init__(
+        self, meta: MetadataStore, chunks: ChunkStore, config: StoreConfig, clock: Callable[[], float],
+        admission: Admission, objects: Objects,
+    ):
+        self.meta = meta
+        self.chunks = chunks
+        self.config = config
+        self.clock = clock
+        self.admission = admission
+        self.objects = objects
 
     def create_upload(self, bucket: str, key: str, **attrs: object) -> UploadRecord:
         """CreateMultipartUpload: remember where the object goes and its attributes."""
         keys.validate_key(key)
-        with self.store.db.write() as w:  # one transaction: the bucket cannot go (or change hands) between
-            record = self.store._bucket(w, bucket)
+
+        def create(w: WriteTxn) -> UploadRecord:  # one transaction: the bucket cannot go (or change hands) between
+            record = buckets.require(w, bucket)
             upload = UploadRecord(
-                secrets.token_hex(16), bucket, key, record.owner, self.store.clock(), bucket_id=record.id, parts_bytes=0,
+                secrets.token_hex(16), bucket, key, record.owner, self.clock(), bucket_id=record.id, parts_bytes=0,
                 **attrs,  # type: ignore[arg-type]
             )
-            w.put("uploads", upload.upload_id.encode(), upload.encode())
-        return upload
+            _put_upload(w, upload)
+            return upload
+
+        return self.meta.transact(create)
 
     def get_upload(self, upload_id: str) -> UploadRecord:
-        with self.store.db.read() as r:
-            return _upload(r, upload_id)
+        return self.meta.read(lambda r: _upload(r, upload_id))
 
     def list_uploads(self, bucket: str | None = None) -> list[UploadRecord]:
-        with self.store.db.read() as r:
-            found = [UploadRecord.decode(v) for _, v in r.cursor("uploads")]
+        found = self.meta.read(_all_uploads)
         return sorted((u for u in found if bucket is None or u.bucket == bucket), key=lambda u: (u.key, u.created))
 
     def list_parts(self, upload_id: str) -> list[PartRecord]:
-        with self.store.db.read() as r:
+        def parts(r: ReadTxn) -> list[PartRecord]:
             _upload(r, upload_id)
             return _parts(r, upload_id)
 
+        return self.meta.read(parts)
+
     def open_part_writer(
         self, upload_id: str, number: int, checksums: Iterable[str] = (), size_hint: int | None = None
-    ) -> "PartWriter":
+    ) -> PartWriter:
         """A writer for part `number`; refused up front (EntityTooLarge, QuotaExceeded) when a part
         of `size_hint` bytes cannot fit beside the parts already stored, as it is while streaming."""
         if not 1 <= number <= MAX_PART_NUMBER:
             raise InvalidArgument(f"part number must be 1-{MAX_PART_NUMBER}")
-        with self.store.db.read() as r:
+
+        def target(r: ReadTxn) -> tuple[UploadRecord, int, int]:
             upload = _upload(r, upload_id)
-            replaced, others = _room_taken(r, upload, number)
-        limits, reservation = self.store.reservations.room(
+            return (upload, *_room_taken(r, upload, number))
+
+        upload, replaced, others = self.meta.read(target)
+        limits, reservation = self.admission.room(
             upload.owner, replaced, size_hint, already=others, ceiling=MAX_PART_SIZE, what="a part"
         )
+        release = (lambda: self.admission.release(reservation)) if reservation is not None else None
         try:
-            content = ContentWriter(self.store, checksums, limits, reservation)
+            content = ContentWriter(self.meta, self.chunks, self.config, checksums, limits, release)
         except BaseException:
-            if reservation is not None:  # else held until this process exits
-                self.store.reservations.release(reservation)
+            if release is not None:
+                release()
             raise
-        return PartWriter(self.store, upload, number, content)
+        return PartWriter(self, upload, number, content)
 
     def abort_upload(self, upload_id: str) -> None:
         """AbortMultipartUpload: drop the parts and give their bytes back to the quota."""
-        with self.store.db.write() as w:
+
+        def abort(w: WriteTxn) -> None:
             upload = _upload(w, upload_id)
             self._drop(w, upload, _parts(w, upload_id))
 
-    def abort_all_in(self, w: "Txn", bucket: str, bucket_id: int) -> int:
+        self.meta.transact(abort)
+
+    def abort_all_in(self, w: WriteTxn, bucket: str, bucket_id: int) -> int:
         """Abort every upload into `bucket` (this one, not an earlier namesake) inside `w`."""
-        doomed = [
-            u for u in (UploadRecord.decode(v) for _, v in w.cursor("uploads"))
-            if u.bucket == bucket and u.bucket_id in (0, bucket_id)
-        ]
+        doomed = [u for u in _all_uploads(w) if u.bucket == bucket and u.bucket_id in (0, bucket_id)]
         for upload in doomed:
             self._drop(w, upload, _parts(w, upload.upload_id))
         return len(doomed)
@@ -130,61 +153,68 @@ class Multipart:
         chosen = self._validate(upload_id, wanted)
         size = sum(p.size for p in chosen)
         # The owner's size limit before the part sizes: an object past it could never be stored,
-        # and a limit under 5 MiB would otherwise always answer EntityTooSmall.
-        check_object_size(self.store.accounts.get_user(upload.owner), size)
+        # and a limit under 5 MiB would otherwise always answer EntityTooSmall. (The parts' bytes
+        # are charged already: the object takes their place.)
+        self.meta.read(lambda r: admit(r, upload.owner, size, freed_bytes=size))
         for part in chosen[:-1]:
             if part.size < min_part_size:
                 raise EntityTooSmall(f"part {part.number} is {part.size} bytes; all but the last need {min_part_size}")
         object_checksums = object_checksums_of(upload, chosen)
         (checks or CompletionChecks()).verify(upload, chosen, object_checksums)
         if condition != ALWAYS:
-            with self.store.db.read() as r:
-                bucket_id = self.store._bucket(r, upload.bucket).id
-                condition.check(upload.key, versions.current(r, bucket_id, upload.key.encode()))
-        sink = ChunkSink(self.store)
+            self.meta.read(
+                lambda r: condition.check(
+                    upload.key, versions.current(r, buckets.require(r, upload.bucket).id, upload.key.encode())
+                )
+            )
+        sink = ChunkSink(self.meta, self.chunks)
+
+        def make_visible(w: WriteTxn, joined: list[Entry] | bytes) -> ObjectRecord:
+            fresh = _upload(w, upload_id)
+            current = {p.number: p for p in _parts(w, upload_id)}
+            if any(current.get(p.number) != p for p in chosen):
+                raise InvalidPart("a part changed while the upload completed")
+            bucket = buckets.require(w, fresh.bucket)
+            if fresh.bucket_id and bucket.id != fresh.bucket_id:
+                raise NoSuchUpload(f"{upload_id}: its bucket was deleted")
+            record = self._commit(w, sink, fresh, chosen, joined, object_checksums)
+            self._drop(w, fresh, list(current.values()))
+            record = self.objects.replace(w, bucket, fresh.key.encode(), record, condition)
+            self._remember(w, fresh, bucket.id, wanted, record)
+            return record
+
         try:
             joined = self._join(sink, chosen)
             sink.publish()
-            with self.store.db.write() as w:
-                upload = _upload(w, upload_id)
-                current = {p.number: p for p in _parts(w, upload_id)}
-                if any(current.get(p.number) != p for p in chosen):
-                    raise InvalidPart("a part changed while the upload completed")
-                bucket = self.store._bucket(w, upload.bucket)
-                if upload.bucket_id and bucket.id != upload.bucket_id:
-                    raise NoSuchUpload(f"{upload_id}: its bucket was deleted")
-                record = self._commit(w, sink, upload, chosen, joined, object_checksums)
-                self._drop(w, upload, list(current.values()))
-                record = self.store.replace_object(w, bucket, upload.key.encode(), record, condition)
-                self._remember(w, upload, bucket.id, wanted, record)
+            return self.meta.transact(lambda w: make_visible(w, joined))
         finally:
             sink.close()
-        return record
 
     def completed(self, upload_id: str, bucket: str, key: str, wanted: list[tuple[int, str]]) -> CompletedUploadRecord:
         """The answer of an upload completed recently into this bucket and key with the same part
         list (a retried Complete); NoSuchUpload otherwise, as for any unknown upload."""
-        with self.store.db.read() as r:
-            raw = r.get("completed", upload_id.encode())
-            current = r.get("buckets", bucket.encode())
+
+        def lookup(r: ReadTxn) -> tuple[bytes | None, int | None]:
+            current = buckets.get(r, bucket)
+            return r.get(COMPLETED, upload_id.encode()), current.id if current is not None else None
+
+        raw, bucket_id = self.meta.read(lookup)
         done = CompletedUploadRecord.decode(raw) if raw is not None else None
-        same_bucket = done is not None and current is not None and BucketRecord.decode(current).id == done.bucket_id
-        if done is None or not same_bucket or done.key != key or done.parts_digest != parts_digest(wanted):
+        if done is None or bucket_id != done.bucket_id or done.key != key or done.parts_digest != parts_digest(wanted):
             raise NoSuchUpload(upload_id)
         return done
 
     def prune_completed(self, now: float, limit: int | None = None) -> int:
         """Forget completions older than COMPLETED_KEEP (GC runs this without a limit)."""
-        with self.store.db.write() as w:
-            return _prune(w, now, limit)
+        return self.meta.transact(lambda w: _prune(w, now, limit))
 
-    def _remember(self, w: "Txn", upload: UploadRecord, bucket_id: int, wanted: list[tuple[int, str]], record: ObjectRecord) -> None:
+    def _remember(self, w: WriteTxn, upload: UploadRecord, bucket_id: int, wanted: list[tuple[int, str]], record: ObjectRecord) -> None:
         done = CompletedUploadRecord(
             upload.upload_id, upload.bucket, bucket_id, upload.key, parts_digest(wanted), record.etag,
             record.version_id, record.created, record.checksums, record.checksum_type,
         )
-        w.put("completed", upload.upload_id.encode(), done.encode())
-        w.put("completed_order", _order_key(done.completed, upload.upload_id), b"")
+        w.put(COMPLETED, upload.upload_id.encode(), done.encode())
+        w.put(COMPLETED_ORDER, _order_key(done.completed, upload.upload_id), b"")
         _prune(w, record.created, PRUNE_BATCH)
 
     def _validate(self, upload_id: str, wanted: list[tuple[int, str]]) -> list[PartRecord]:
@@ -203,25 +233,29 @@ class Multipart:
             chosen.append(part)
         return chosen
 
-    def _join(self, sink: ChunkSink, parts: list[PartRecord]) -> list[manifests.Entry] | bytes:
-        pieces: list[Part] = []
-        with self.store.db.read() as r:
+    def _join(self, sink: ChunkSink, parts: list[PartRecord]) -> list[Entry] | bytes:
+        def pieces_of(r: ReadTxn) -> list[Part]:
+            pieces: list[Part] = []
             for part in parts:
                 mid = bytes.fromhex(part.manifest)
                 head = manifests.get_head(r, mid)
                 if head is None:
                     raise InvalidPart(f"part {part.number} is gone")
                 pieces.append(head.inline if head.kind == manifests.KIND_INLINE else manifests.all_entries(r, mid))
-        if all(isinstance(p, bytes) for p in pieces) and sum(len(p) for p in pieces) <= self.store.config.inline_max:
-            return b"".join(pieces)  # type: ignore[arg-type]
+            return pieces
+
+        pieces = self.meta.read(pieces_of)
+        inline = [p for p in pieces if isinstance(p, bytes)]
+        if len(inline) == len(pieces) and sum(len(p) for p in inline) <= self.config.inline_max:
+            return b"".join(inline)
         try:
-            return Joiner(self.store.config, self.store.blobs.read_all, sink.add).join(pieces)
+            return Joiner(self.config, self.chunks.read_all, sink.add).join(pieces)
         except (FileNotFoundError, EOFError) as e:  # a part replaced and collected meanwhile
             raise InvalidPart("a part changed while the upload completed") from e
 
     def _commit(
-        self, w: "Txn", sink: ChunkSink, upload: UploadRecord, parts: list[PartRecord],
-        joined: list[manifests.Entry] | bytes, checksums: dict[str, str],
+        self, w: WriteTxn, sink: ChunkSink, upload: UploadRecord, parts: list[PartRecord],
+        joined: list[Entry] | bytes, checksums: dict[str, str],
     ) -> ObjectRecord:
         mid = manifests.create_inline(w, joined) if isinstance(joined, bytes) else sink.install(w, joined)
         manifests.set_parts(w, mid, [(p.number, p.size, p.checksums) for p in parts])
@@ -232,7 +266,7 @@ class Multipart:
             etag=f"{hashlib.md5(md5s).hexdigest()}-{len(parts)}",
             manifest=mid.hex(),
             owner=upload.owner,
-            created=self.store.clock(),
+            created=self.clock(),
             content_type=upload.content_type,
             headers=upload.headers,
             meta=upload.meta,
@@ -242,20 +276,20 @@ class Multipart:
             tags=dict(upload.tags),
         )
 
-    def _drop(self, w: "Txn", upload: UploadRecord, parts: list[PartRecord]) -> None:
-        now = self.store.clock()
+    def _drop(self, w: WriteTxn, upload: UploadRecord, parts: list[PartRecord]) -> None:
+        now = self.clock()
         for part in parts:
             manifests.drop_ref(w, bytes.fromhex(part.manifest), now)
-            w.delete("parts", part_key(upload.upload_id, part.number))
-        self.store.accounts.charge(w, upload.owner, -sum(p.size for p in parts), 0)
-        w.delete("uploads", upload.upload_id.encode())
+            w.delete(PARTS, part_key(upload.upload_id, part.number))
+        charge(w, upload.owner, -sum(p.size for p in parts), 0)
+        w.delete(UPLOADS, upload.upload_id.encode())
 
 
 class PartWriter:
     """UploadPart: streams one part; `commit` replaces any earlier part with the same number."""
 
-    def __init__(self, store: "Store", upload: UploadRecord, number: int, content: ContentWriter):
-        self.store, self.upload, self.number, self.content = store, upload, number, content
+    def __init__(self, multipart: Multipart, upload: UploadRecord, number: int, content: ContentWriter):
+        self.multipart, self.upload, self.number, self.content = multipart, upload, number, content
 
     def write(self, data: bytes | memoryview) -> None:
         self.content.write(data)
@@ -265,45 +299,46 @@ class PartWriter:
 
     def commit(self) -> PartRecord:
         content = self.finish()
+        meta, clock = self.multipart.meta, self.multipart.clock
+
+        def keep(w: WriteTxn) -> PartRecord:
+            _upload(w, self.upload.upload_id)
+            mid = self.content.install(w)
+            part = PartRecord(self.number, content.size, content.md5, mid.hex(), clock(), content.checksums)
+            self._replace(w, part)
+            return part
+
         try:
-            with self.store.db.read() as r:  # refuse before publishing what could not be kept
-                self._check_room(r, content.size)
+            meta.read(lambda r: self._check_room(r, content.size))  # refuse before publishing what could not be kept
             self.content.publish()
-            with self.store.db.write() as w:
-                _upload(w, self.upload.upload_id)
-                mid = self.content.install(w)
-                part = PartRecord(self.number, content.size, content.md5, mid.hex(), self.store.clock(), content.checksums)
-                self._replace(w, part)
+            return meta.transact(keep)
         finally:
             self.content.close()
-        return part
 
-    def _check_room(self, r: "Txn", size: int) -> tuple[UploadRecord, PartRecord | None, int]:
+    def _check_room(self, r: ReadTxn, size: int) -> tuple[UploadRecord, PartRecord | None, int]:
         """(the upload, the part this one replaces, the other parts' bytes); EntityTooLarge /
         QuotaExceeded if the upload cannot hold a part of `size` bytes."""
         upload = _upload(r, self.upload.upload_id)
-        raw = r.get("parts", part_key(upload.upload_id, self.number))
+        raw = r.get(PARTS, part_key(upload.upload_id, self.number))
         old = PartRecord.decode(raw) if raw is not None else None
         replaced, others = _room_taken(r, upload, self.number)
-        user = self.store.accounts.user_in(r, upload.owner)
-        check_object_size(user, others + size)
-        check_quota(user, size - replaced)
+        admit(r, upload.owner, size, already=others, freed_bytes=replaced)
         return upload, old, others
 
-    def _replace(self, w: "Txn", part: PartRecord) -> None:
+    def _replace(self, w: WriteTxn, part: PartRecord) -> None:
         upload, old, others = self._check_room(w, part.size)
         delta = part.size - (old.size if old else 0)
         if old is not None:
-            manifests.drop_ref(w, bytes.fromhex(old.manifest), self.store.clock())
-        w.put("parts", part_key(upload.upload_id, self.number), part.encode())
+            manifests.drop_ref(w, bytes.fromhex(old.manifest), self.multipart.clock())
+        w.put(PARTS, part_key(upload.upload_id, self.number), part.encode())
         upload.parts_bytes = others + part.size
-        w.put("uploads", upload.upload_id.encode(), upload.encode())
-        self.store.accounts.charge(w, upload.owner, delta, 0)
+        _put_upload(w, upload)
+        charge(w, upload.owner, delta, 0)
 
     def close(self) -> None:
         self.content.close()
 
-    def __enter__(self) -> "PartWriter":
+    def __enter__(self) -> PartWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -325,47 +360,52 @@ def _order_key(when: float, upload_id: str) -> bytes:
     return struct.pack(">d", when) + upload_id.encode()
 
 
-def _prune(w: "Txn", now: float, limit: int | None) -> int:
+def _prune(w: WriteTxn, now: float, limit: int | None) -> int:
     """Drop the oldest completion records: those past COMPLETED_KEEP, and any past COMPLETED_MAX."""
-    cursor = w.cursor("completed_order")
-    excess = max(0, w.count("completed") - COMPLETED_MAX)
+    excess = max(0, w.count(COMPLETED) - COMPLETED_MAX)
     doomed: list[bytes] = []
-    for key, _ in cursor:
+    for key, _ in w.range(COMPLETED_ORDER):
         if limit is not None and len(doomed) >= limit:
             break
-        (when,) = struct.unpack(">d", bytes(key)[:8])
+        (when,) = struct.unpack(">d", key[:8])
         if when > now - COMPLETED_KEEP and len(doomed) >= excess:
             break
-        doomed.append(bytes(key))
+        doomed.append(key)
     for key in doomed:
-        w.delete("completed_order", key)
-        w.delete("completed", key[8:])
+        w.delete(COMPLETED_ORDER, key)
+        w.delete(COMPLETED, key[8:])
     return len(doomed)
 
 
-def _room_taken(r: "Txn", upload: UploadRecord, number: int) -> tuple[int, int]:
+def _room_taken(r: ReadTxn, upload: UploadRecord, number: int) -> tuple[int, int]:
     """(bytes of part `number`, bytes of the other parts): two gets, not a scan of the parts (an
     upload may have 10,000); uploads from before `parts_bytes` was kept are summed once."""
-    raw = r.get("parts", part_key(upload.upload_id, number))
+    raw = r.get(PARTS, part_key(upload.upload_id, number))
     replaced = PartRecord.decode(raw).size if raw is not None else 0
     total = upload.parts_bytes if upload.parts_bytes is not None else sum(p.size for p in _parts(r, upload.upload_id))
     return replaced, total - replaced
 
 
-def _upload(r: "Txn", upload_id: str) -> UploadRecord:
-    raw = r.get("uploads", upload_id.encode())
+def _upload(r: ReadTxn, upload_id: str) -> UploadRecord:
+    raw = r.get(UPLOADS, upload_id.encode())
     if raw is None:
         raise NoSuchUpload(upload_id)
     return UploadRecord.decode(raw)
 
 
-def _parts(r: "Txn", upload_id: str) -> list[PartRecord]:
-    prefix = upload_id.encode() + b"/"
-    cur = r.cursor("parts")
-    found = []
-    if cur.set_range(prefix):
-        while cur.key().startswith(prefix):
-            found.append(PartRecord.decode(cur.value()))
-            if not cur.next():
-                break
-    return found
+def _put_upload(w: WriteTxn, upload: UploadRecord) -> None:
+    w.put(UPLOADS, upload.upload_id.encode(), upload.encode())
+
+
+def _all_uploads(r: ReadTxn) -> list[UploadRecord]:
+    return [UploadRecord.decode(v) for _, v in r.range(UPLOADS)]
+
+
+def _parts(r: ReadTxn, upload_id: str) -> list[PartRecord]:
+    return [PartRecord.decode(v) for _, v in scan(r, PARTS, upload_id.encode() + b"/")]
+
+
+def part_refs(r: ReadTxn) -> list[tuple[UploadRecord | None, PartRecord]]:
+    """Every stored part with its upload (None if that is gone): what fsck counts."""
+    uploads = {u.upload_id: u for u in _all_uploads(r)}
+    return [(uploads.get(key.split(b"/")[0].decode()), PartRecord.decode(v)) for key, v in r.range(PARTS)]

@@ -11,9 +11,13 @@ import struct
 from collections import Counter
 from dataclasses import dataclass
 
-from .db import Txn
-from .errors import FormatError
+from collections.abc import Iterator
 
+from .errors import FormatError
+from .meta import ReadTxn, WriteTxn
+
+TABLE = "chunks"  # BLAKE3 digest -> ChunkRow
+TABLES = (TABLE,)
 _ROW = struct.Struct(">BQdI")
 _VERSION = 1
 
@@ -35,21 +39,34 @@ class ChunkRow:
         return cls(count, zero_since, size)
 
 
-def get(w: Txn, digest: bytes) -> ChunkRow | None:
-    raw = w.get("chunks", digest)
+def get(r: ReadTxn, digest: bytes) -> ChunkRow | None:
+    raw = r.get(TABLE, digest)
     return ChunkRow.decode(raw) if raw is not None else None
 
 
-def add_refs(w: Txn, refs: Counter[bytes], sizes: dict[bytes, int]) -> None:
+def put(w: WriteTxn, digest: bytes, row: ChunkRow) -> None:
+    w.put(TABLE, digest, row.encode())
+
+
+def remove(w: WriteTxn, digest: bytes) -> None:
+    w.delete(TABLE, digest)
+
+
+def all_rows(r: ReadTxn) -> Iterator[tuple[bytes, ChunkRow]]:
+    for digest, raw in r.range(TABLE):
+        yield digest, ChunkRow.decode(raw)
+
+
+def add_refs(w: WriteTxn, refs: Counter[bytes], sizes: dict[bytes, int]) -> None:
     """Count `refs[digest]` more references to each chunk; new chunks get a row."""
     for digest, n in refs.items():
         row = get(w, digest) or ChunkRow(0, 0.0, sizes[digest])
         row.count += n
         row.zero_since = 0.0
-        w.put("chunks", digest, row.encode())
+        put(w, digest, row)
 
 
-def drop_refs(w: Txn, refs: Counter[bytes], now: float) -> None:
+def drop_refs(w: WriteTxn, refs: Counter[bytes], now: float) -> None:
     """Count `refs[digest]` fewer references; a chunk that reaches zero starts its grace period."""
     for digest, n in refs.items():
         row = get(w, digest)
@@ -58,4 +75,4 @@ def drop_refs(w: Txn, refs: Counter[bytes], now: float) -> None:
         row.count = max(0, row.count - n)
         if row.count == 0:
             row.zero_since = now
-        w.put("chunks", digest, row.encode())
+        put(w, digest, row)

@@ -1,440 +1,238 @@
-"""The storage engine's facade: buckets and objects over LMDB rows and content-addressed chunks."""
+"""The storage engine's facade: one data dir's accounts, buckets, objects, uploads and links.
+
+`Store` builds the two stores under everything (metadata: `meta/`, chunks: `chunks/`) and the
+parts over them, each given only what it uses; the web layers and the CLI call it and its parts
+(`store.accounts`, `store.multipart`, `store.links`, ...). Bucket operations live here because they
+span parts (deleting a bucket aborts its uploads); so does removing a user.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import re
-from dataclasses import dataclass
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
-from . import keys, lifecycle, limits, listing, manifests, versions
+from . import accounts, admission, buckets, lifecycle, limits, listing, manifests, multipart, refcount, versions
 from .accounts import Accounts
-from .blobs import BlobDir
+from .admission import Admission
+from .chunks.localdir import LocalChunkStore
 from .conditions import ALWAYS, Precondition
 from .config import StoreConfig
-from .db import Database, Txn
-from .errors import (
-    BucketAlreadyExists,
-    BucketAlreadyOwnedByYou,
-    BucketNotEmpty,
-    FormatError,
-    InvalidArgument,
-    InvalidPartNumber,
-    InvalidRequest,
-    NoSuchBucket,
-    NoSuchKey,
-    VersionIsDeleteMarker,
-)
+from .errors import BucketNotEmpty, InvalidArgument
 from .lifecycle import LifecycleRule
-from .records import BucketRecord, ObjectRecord
-from .objectwriter import ObjectWriter
-from .writer import ContentWriter
+from .lifecycle_sweep import LifecycleReport, apply_lifecycle
+from .links import DownloadStats, LinkSweepReport, LinkUploads, Links, Resumables, delete_links, sweep_links
+from .links import links as link_rows
+from .links import resumable
+from .meta import WriteTxn
+from .meta.lmdb import LmdbMetadataStore, LmdbVolatileStore
 from .multipart import Multipart
-from .links import Links
-from .linkstats import DownloadStats
-from .reservations import Reservations
-from .state import VolatileState
+from .objects import Deletion, Objects, ObjectWriter
+from .records import BucketRecord, ObjectRecord
 
-BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-WRITE_BLOCK = 1024 * 1024
+# Every table of the metadata store, each declared by the one module that owns it.
+TABLES = (
+    *accounts.TABLES,
+    *buckets.TABLES,
+    *versions.TABLES,
+    *manifests.TABLES,
+    *refcount.TABLES,
+    *multipart.TABLES,
+    *link_rows.TABLES,
+    *resumable.TABLES,
+)
+# 2: object versions (`versions` table, version fields of objects), completed uploads, part layouts.
+# Rows of 1 read as they are (new fields have defaults, new tables start empty), so opening a data
+# dir of 1 only records 2; a pyblob that knows only 1 then refuses the data dir instead of
+# misreading versions it does not know about.
+SCHEMA_VERSION = 2
+
+__all__ = ["SCHEMA_VERSION", "TABLES", "Deletion", "Store"]
 
 
 class Store:
-    def __init__(self, data_dir: Path | str, config: StoreConfig | None = None, clock: Callable[[], float] = time.time):
+    """One data dir: the metadata and chunk stores, and the parts that keep their rules.
+
+    `volatile_tables` are tables of the caller's in the volatile store (shared by the worker
+    processes, lost on reboot), beside the engine's own quota reservations.
+    """
+
+    def __init__(
+        self, data_dir: Path | str, config: StoreConfig | None = None, clock: Callable[[], float] = time.time,
+        volatile_tables: Iterable[str] = (),
+    ):
         self.root = Path(data_dir)
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o700)
-        self.config = config or StoreConfig()
+        self.config = config = config or StoreConfig()
         self.clock = clock
-        self.db = Database(self.root / "meta", self.config.map_size, self.config.durable)
-        self.blobs = BlobDir(self.root, self.config.durable)
-        self.accounts = Accounts(self.db, self.config, lambda: self.clock())
-        self.multipart = Multipart(self)
-        self.state = VolatileState(self.root / "state")
-        self.reservations = Reservations(self.state, self.accounts)
-        self.links = Links(self, self.config.link_id_length)
-        self.stats = DownloadStats(self)
+        now = self.now
+        self.meta = meta = LmdbMetadataStore(self.root / "meta", TABLES, config.map_size, config.durable, SCHEMA_VERSION)
+        self.volatile = LmdbVolatileStore(self.root / "state", (*admission.TABLES, *volatile_tables))
+        self.chunks = chunks = LocalChunkStore(self.root, config.durable)
+        self.accounts = Accounts(meta, config, now)
+        self.admission = Admission(meta, self.volatile)
+        self.objects = Objects(meta, chunks, config, now, self.admission)
+        self.multipart = Multipart(meta, chunks, config, now, self.admission, self.objects)
+        self.links = Links(meta, config, now, self.objects)
+        self.stats = DownloadStats(meta, now)
+        self.uploads = LinkUploads(meta, config, now, self.objects, self.links)
+        self.resumables = Resumables(meta, config, now, self.root / "resumable", self.admission, self.uploads)
+
+    def now(self) -> float:
+        """The engine's clock (replaceable after construction, as tests of the sweeps do)."""
+        return self.clock()
 
     def close(self) -> None:
         try:
             self.stats.flush()
         finally:
-            self.db.close()
-            self.state.close()
+            self.meta.close()
+            self.volatile.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     # buckets ---------------------------------------------------------------------------------
-    def create_bucket(self, owner: str, name: str, region: str = "us-east-1") -> BucketRecord:
-        with self.db.write() as w:
-            return self.create_bucket_in(w, owner, name, region)
+    def create_bucket(self, owner: str, name: str, region: str = buckets.DEFAULT_REGION) -> BucketRecord:
+        def create(w: WriteTxn) -> BucketRecord:
+            if not buckets.NAME.match(name):
+                raise InvalidArgument(f"invalid bucket name {name!r}")
+            accounts.require_user(w, owner)
+            return buckets.create(w, owner, name, region, self.clock())
 
-    def create_bucket_in(self, w: Txn, owner: str, name: str, region: str = "us-east-1") -> BucketRecord:
-        """`create_bucket` inside the caller's write transaction."""
-        if not BUCKET_NAME.match(name):
-            raise InvalidArgument(f"invalid bucket name {name!r}")
-        self.accounts.user_in(w, owner)
-        raw = w.get("buckets", name.encode())
-        if raw is not None:
-            if BucketRecord.decode(raw).owner == owner:
-                raise BucketAlreadyOwnedByYou(name)
-            raise BucketAlreadyExists(name)
-        record = BucketRecord(name, self.db.next_id(w, "bucket"), owner, self.clock(), region)
-        w.put("buckets", name.encode(), record.encode())
-        return record
+        return self.meta.transact(create)
 
     def get_bucket(self, name: str) -> BucketRecord:
-        with self.db.read() as r:
-            return self._bucket(r, name)
+        return self.meta.read(lambda r: buckets.require(r, name))
 
     def list_buckets(self, owner: str | None = None) -> list[BucketRecord]:
-        with self.db.read() as r:
-            found = [BucketRecord.decode(v) for _, v in r.cursor("buckets")]
+        found = self.meta.read(buckets.all_buckets)
         return [b for b in found if owner is None or b.owner == owner]
 
     def set_bucket_cors(self, name: str, rules: list[dict[str, Any]] | None) -> BucketRecord:
         """Replace (or with None remove) a bucket's CORS rules; the engine stores them as given."""
-        with self.db.write() as w:
-            record = self._bucket(w, name)
-            record.cors = rules
-            w.put("buckets", name.encode(), record.encode())
-        return record
+        return self._update_bucket(name, lambda record: setattr(record, "cors", rules))
 
     def set_bucket_lifecycle(self, name: str, rules: list[LifecycleRule] | None) -> BucketRecord:
         """Replace (or with None remove) a bucket's lifecycle rules, checked by `lifecycle.validate`."""
         if rules is not None:
             lifecycle.validate(rules)
-        with self.db.write() as w:
-            record = self._bucket(w, name)
-            record.lifecycle = lifecycle.to_rows(rules) if rules is not None else None
-            w.put("buckets", name.encode(), record.encode())
-        return record
+        rows = lifecycle.to_rows(rules) if rules is not None else None
+        return self._update_bucket(name, lambda record: setattr(record, "lifecycle", rows))
 
     def set_bucket_tags(self, name: str, tags: dict[str, str]) -> BucketRecord:
         """Replace a bucket's tags (PutBucketTagging; {} removes them); the S3 layer checks S3's limits."""
-        with self.db.write() as w:
-            record = self._bucket(w, name)
-            record.tags = dict(tags)
-            w.put("buckets", name.encode(), record.encode())
-        return record
+        return self._update_bucket(name, lambda record: setattr(record, "tags", dict(tags)))
 
     def set_bucket_versioning(self, name: str, status: str) -> BucketRecord:
         """PutBucketVersioning: Enabled or Suspended (a bucket never goes back to unversioned)."""
         if status not in versions.STATES:
             raise InvalidArgument(f"versioning status must be one of {', '.join(versions.STATES)}")
-        with self.db.write() as w:
-            record = self._bucket(w, name)
-            record.versioning = status
-            w.put("buckets", name.encode(), record.encode())
-        return record
+        return self._update_bucket(name, lambda record: setattr(record, "versioning", status))
+
+    def _update_bucket(self, name: str, change: Callable[[BucketRecord], None]) -> BucketRecord:
+        def update(w: WriteTxn) -> BucketRecord:
+            record = buckets.require(w, name)
+            change(record)
+            buckets.put(w, record)
+            return record
+
+        return self.meta.transact(update)
 
     def delete_bucket(self, name: str) -> None:
         """DeleteBucket: refused while any version or delete marker remains; uploads in progress
         are aborted with it, as S3 does (their parts' chunks are left to GC)."""
-        with self.db.write() as w:
-            bucket = self._bucket(w, name)
+
+        def delete(w: WriteTxn) -> None:
+            bucket = buckets.require(w, name)
             if versions.bucket_has_rows(w, bucket.id):
                 raise BucketNotEmpty(name)
             self.multipart.abort_all_in(w, name, bucket.id)
-            w.delete("buckets", name.encode())
+            buckets.delete(w, name)
 
-    def _bucket(self, r: Txn, name: str) -> BucketRecord:
-        raw = r.get("buckets", name.encode())
-        if raw is None:
-            raise NoSuchBucket(name)
-        return BucketRecord.decode(raw)
+        self.meta.transact(delete)
 
-    # objects ---------------------------------------------------------------------------------
+    # users -----------------------------------------------------------------------------------
+    def remove_user(self, name: str) -> None:
+        """Remove a user with their keys, tokens, links and unfinished resumable uploads (whose files
+        GC removes as orphans); their buckets must be deleted first."""
+
+        def remove(w: WriteTxn) -> None:
+            accounts.require_user(w, name)
+            if buckets.any_owned_by(w, name):
+                raise BucketNotEmpty(f"user {name!r} still owns buckets; delete them first")
+            resumable.drop_owner(w, name)  # charged to this user only
+            # Their links: the buckets are gone, so every one of them is dead; a later user of the
+            # same name must not inherit them.
+            link_rows.drop_owner(w, name)
+            accounts.remove_user(w, name)
+
+        self.meta.transact(remove)
+
+    # objects (see objects.py) ----------------------------------------------------------------
     def open_writer(
         self, bucket: str, key: str, checksums: Iterable[str] = (), size_hint: int | None = None, credit: int = 0,
         ceiling: int | None = None, ceiling_name: str = limits.S3_CEILING,
     ) -> ObjectWriter:
-        """A writer for a new version of bucket/key; nothing is visible until `commit`.
+        return self.objects.open_writer(bucket, key, checksums, size_hint, credit, ceiling, ceiling_name)
 
-        `credit`: bytes already charged to the owner for this very content (a finished resumable
-        upload's), counted as room here and at the commit, whose `also` must uncharge them.
-        `ceiling`: the most one request may carry (S3's 5 GiB for a PUT), checked as bytes arrive.
-        """
-        raw_key = keys.validate_key(key)
-        with self.db.read() as r:
-            record = self._bucket(r, bucket)
-            replacing = _bytes(versions.replaced_by_write(r, record, raw_key))
-        room, reservation = self.reservations.room(
-            record.owner, replacing + credit, size_hint, ceiling=ceiling, ceiling_name=ceiling_name
-        )
-        try:
-            content = ContentWriter(self, checksums, room, reservation)
-        except BaseException:
-            if reservation is not None:  # else held until this process exits
-                self.reservations.release(reservation)
-            raise
-        return ObjectWriter(self, record, raw_key, checksums, content, credit)
-
-    def put_object(self, bucket: str, key: str, data: bytes, **attrs: object) -> ObjectRecord:
-        """Store a whole in-memory object (small objects, tests, the CLI)."""
-        with self.open_writer(bucket, key) as writer:
-            for i in range(0, len(data), WRITE_BLOCK):
-                writer.write(data[i : i + WRITE_BLOCK])
-            return writer.commit(**attrs)  # type: ignore[arg-type]
+    def put_object(self, bucket: str, key: str, data: bytes, **attrs: Any) -> ObjectRecord:
+        return self.objects.put(bucket, key, data, **attrs)
 
     def head_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectRecord:
-        """The current version of bucket/key, or the version `version_id` names (see `versions.resolve`)."""
-        raw_key = keys.validate_key(key)
-        versions.check_version_id(version_id)
-        with self.db.read() as r:
-            record = self._bucket(r, bucket)
-            return versions.resolve(r, record.id, raw_key, version_id)
+        return self.objects.head(bucket, key, version_id)
 
     def read_object(self, record: ObjectRecord, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """The bytes [start, end) of an object, streamed chunk by chunk; short read txns only."""
-        end = record.size if end is None else min(end, record.size)
-        mid = bytes.fromhex(record.manifest)
-        with self.db.read() as r:
-            head = manifests.get_head(r, mid)
-        if head is None:
-            raise NoSuchKey(record.key)
-        if head.kind == manifests.KIND_INLINE:
-            if start < end:
-                yield head.inline[start:end]
-            return
-        pos = start
-        while pos < end:
-            with self.db.read() as r:
-                page = manifests.page_at(r, mid, pos)
-            if page is None:
-                raise NoSuchKey(record.key)
-            page_start = pos
-            offset, entries = page
-            for digest, length in entries:
-                if offset + length > pos:
-                    lo, hi = pos - offset, min(length, end - offset)
-                    yield from self.blobs.read(digest, lo, hi - lo)
-                    pos = offset + hi
-                    if pos >= end:
-                        return
-                offset += length
-            if pos == page_start:  # the last page ended before `end`
-                raise FormatError(f"manifest of {record.key!r} ends before byte {pos}")
+        return self.objects.read(record, start, end)
 
     def object_part(self, record: ObjectRecord, number: int) -> manifests.PartInfo:
-        """Where part `number` of an object lies (GetObject with partNumber); part 1 of an object
-        that was not uploaded in parts is all of it. InvalidPartNumber past the last part."""
-        if not record.parts_count:
-            if number != 1:
-                raise InvalidPartNumber("The requested partnumber is not satisfiable")
-            return manifests.PartInfo(1, 0, record.size, {})
-        with self.db.read() as r:
-            part = manifests.part_info(r, bytes.fromhex(record.manifest), number)
-        if part is None:
-            raise InvalidPartNumber("The requested partnumber is not satisfiable")
-        return part
+        return self.objects.part(record, number)
 
     def object_parts(self, record: ObjectRecord, after: int, limit: int) -> list[manifests.PartInfo]:
-        """Up to `limit` parts of a multipart object after part number `after` (GetObjectAttributes)."""
-        with self.db.read() as r:
-            return manifests.parts_after(r, bytes.fromhex(record.manifest), after, limit)
+        return self.objects.parts(record, after, limit)
 
     def set_object_tags(self, bucket: str, key: str, tags: dict[str, str], version_id: str | None = None) -> ObjectRecord:
-        """Replace the tags of the current version, or of `version_id` (PutObjectTagging / DeleteObjectTagging)."""
-        raw_key = keys.validate_key(key)
-        versions.check_version_id(version_id)
-        with self.db.write() as w:
-            record = self._bucket(w, bucket)
-            obj = versions.resolve(w, record.id, raw_key, version_id)
-            obj.tags = dict(tags)
-            versions.rewrite(w, record.id, raw_key, obj)
-        return obj
+        return self.objects.set_tags(bucket, key, tags, version_id)
 
     def delete_object(
         self, bucket: str, key: str, version_id: str | None = None, only_if: Callable[[ObjectRecord], bool] | None = None,
         condition: Precondition = ALWAYS,
     ) -> Deletion:
-        """DeleteObject: a delete marker (versioned buckets) or the object removed (never versioned
-        ones); with `version_id`, that version removed for good. Idempotent, as S3's, unless a
-        `condition` (If-Match) asks for a current object: then NoSuchKey or PreconditionFailed.
-
-        `only_if` decides on the current version inside the transaction (lifecycle expiry acts only
-        on the version it judged expired); when it says no, nothing changes.
-        """
-        with self.db.write() as w:
-            return self.delete_in(w, bucket, key, version_id, only_if, condition)
-
-    def delete_in(
-        self, w: Txn, bucket: str, key: str, version_id: str | None = None, only_if: Callable[[ObjectRecord], bool] | None = None,
-        condition: Precondition = ALWAYS,
-    ) -> Deletion:
-        """`delete_object` inside the caller's write transaction."""
-        raw_key = keys.validate_key(key)
-        versions.check_version_id(version_id)
-        record = self._bucket(w, bucket)
-        if version_id is not None and condition != ALWAYS:
-            raise InvalidRequest("A conditional delete applies to the current version; it cannot name a version.")
-        if version_id is not None:
-            gone = versions.remove(w, record.id, raw_key, version_id)
-            self._account(w, record.owner, None, [gone] if gone is not None else [])
-            return Deletion(version_id, gone is not None and gone.delete_marker, gone is not None)
-        latest = versions.current(w, record.id, raw_key)
-        condition.check(key, latest)
-        if only_if is not None and (latest is None or latest.delete_marker or not only_if(latest)):
-            return Deletion(None, False, False)
-        if not record.versioning:
-            changed = self.delete_in(w, bucket, key, versions.NULL).changed if latest is not None else False
-            return Deletion(None, False, changed)
-        marker = versions.stamp(w, record, versions.delete_marker(raw_key, record.owner, self.clock()))
-        self._account(w, record.owner, None, versions.put_latest(w, record, raw_key, marker))
-        return Deletion(marker.version_id, True, True)
-
-    def expire_noncurrent(
-        self, bucket: str, key: str, version_id: str, still: Callable[[ObjectRecord, int], bool], most: int
-    ) -> bool:
-        """Remove a noncurrent version for good if `still(version, rank)` holds inside the transaction
-        (rank: how many noncurrent versions are newer, counted up to `most`); False if it is gone,
-        current again, or no longer wanted (lifecycle, see `lifecycle.py`)."""
-        raw_key = keys.validate_key(key)
-        with self.db.write() as w:
-            record = self._bucket(w, bucket)
-            found = versions.find(w, record.id, raw_key, version_id)
-            latest = versions.current(w, record.id, raw_key)
-            if found is None or latest is None or latest.seq == found.seq:
-                return False
-            if not still(found, versions.noncurrent_rank(w, record.id, raw_key, found, most)):
-                return False
-            self._account(w, record.owner, None, [found])
-            versions.remove(w, record.id, raw_key, version_id)
-            return True
-
-    def remove_lone_marker(self, bucket: str, key: str, version_id: str) -> bool:
-        """Remove the key's delete marker `version_id` if it is still the latest version and the
-        only one left (lifecycle's expired delete markers)."""
-        raw_key = keys.validate_key(key)
-        with self.db.write() as w:
-            record = self._bucket(w, bucket)
-            latest = versions.current(w, record.id, raw_key)
-            if latest is None or not latest.delete_marker or latest.version_id != version_id:
-                return False
-            if next(versions.noncurrent(w, record.id, raw_key), None) is not None:
-                return False
-            versions.remove(w, record.id, raw_key, version_id)
-            return True
-
-    def purge_key_in(self, w: Txn, bucket: str, key: str) -> bool:
-        """Remove every version and delete marker of bucket/key for good; True if there were any."""
-        record = self._bucket(w, bucket)
-        removed = versions.remove_all(w, record.id, keys.validate_key(key))
-        self._account(w, record.owner, None, removed)
-        return bool(removed)
+        return self.objects.delete(bucket, key, version_id, only_if, condition)
 
     def copy_object(
-        self,
-        src_bucket: str,
-        src_key: str,
-        dst_bucket: str,
-        dst_key: str,
-        replace: dict[str, Any] | None = None,
-        check: Callable[[ObjectRecord], None] | None = None,
-        src_version: str | None = None,
+        self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, replace: dict[str, Any] | None = None,
+        check: Callable[[ObjectRecord], None] | None = None, src_version: str | None = None,
         condition: Precondition = ALWAYS,
     ) -> tuple[ObjectRecord, ObjectRecord]:
-        """A new version of dst sharing the source's manifest (no byte is copied); (new, source).
-
-        `replace` gives new attributes (content_type, headers, meta, tags) instead of the source's;
-        `check` may raise on the source record (copy-source conditions) and `condition` is asked of
-        the destination, both inside the transaction.
-        """
-        raw_src, raw_dst = keys.validate_key(src_key), keys.validate_key(dst_key)
-        versions.check_version_id(src_version)
-        with self.db.write() as w:
-            try:
-                source = versions.resolve(w, self._bucket(w, src_bucket).id, raw_src, src_version)
-            except VersionIsDeleteMarker as e:
-                raise InvalidRequest("The source of a copy request may not specifically refer to a delete marker by version id.") from e
-            if check is not None:
-                check(source)
-            dst_rec = self._bucket(w, dst_bucket)
-            new = dataclasses.replace(source, key=dst_key, owner=dst_rec.owner, created=self.clock(), **(replace or {}))
-            manifests.add_ref(w, bytes.fromhex(source.manifest))
-            new = self.replace_object(w, dst_rec, raw_dst, new, condition)
-        return new, source
+        return self.objects.copy(src_bucket, src_key, dst_bucket, dst_key, replace, check, src_version, condition)
 
     def list_objects(
         self, bucket: str, prefix: str = "", delimiter: str = "", after: str = "", max_keys: int = 1000, inclusive: bool = False
     ) -> listing.Page:
-        """A page of keys under `prefix` after `after` (or from it, when `inclusive`), in S3 order."""
-        with self.db.read() as r:
-            record = self._bucket(r, bucket)
-            return listing.list_page(r, record.id, prefix, delimiter, after, max_keys, inclusive)
+        return self.objects.list(bucket, prefix, delimiter, after, max_keys, inclusive)
 
     def list_object_versions(
         self, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "", version_marker: str = "", max_keys: int = 1000
     ) -> listing.VersionPage:
-        """A page of ListObjectVersions: every version and delete marker, by key, newest first."""
-        if version_marker and version_marker != versions.NULL:
-            versions.check_version_id(version_marker)
-        with self.db.read() as r:
-            record = self._bucket(r, bucket)
-            return listing.list_versions_page(r, record.id, prefix, delimiter, key_marker, version_marker, max_keys)
+        return self.objects.list_versions(bucket, prefix, delimiter, key_marker, version_marker, max_keys)
 
-    def check_replace(
-        self, r: Txn, bucket: BucketRecord, raw_key: bytes, size: int, condition: Precondition = ALWAYS, credit: int = 0
-    ) -> list[ObjectRecord]:
-        """Whether bucket/key may get a new version of `size` bytes; returns the versions it removes.
+    # sweeps ----------------------------------------------------------------------------------
+    def apply_lifecycle(self, now: float, stop: Callable[[], bool] | None = None) -> LifecycleReport:
+        """Expire objects and abort uploads as every bucket's lifecycle rules say (see lifecycle_sweep.py)."""
+        return apply_lifecycle(self.objects, self.multipart, now, stop)
 
-        Runs inside the commit's write transaction, and before publishing chunks in a read one, so a
-        write that is bound to fail leaves no files behind. `condition`: asked of the key's current
-        version (see conditions.py); `credit`: see `open_writer`.
-        """
-        fresh = self._bucket(r, bucket.name)
-        if fresh.id != bucket.id:
-            raise NoSuchBucket(bucket.name)
-        condition.check(raw_key.decode(), versions.current(r, bucket.id, raw_key))
-        removed = versions.replaced_by_write(r, fresh, raw_key)
-        user = self.accounts.user_in(r, bucket.owner)
-        limits.check_object_size(user, size)
-        limits.check_quota(user, size - _bytes(removed) - credit)
-        limits.check_object_count(user, 1 - _count(removed))
-        return removed
+    def sweep_links(self, now: float, stop: Callable[[], bool] = lambda: False) -> LinkSweepReport:
+        """Tombstone spent links and delete the files uploaded for them (see links/sweep.py)."""
+        return sweep_links(self.links, now, stop)
 
-    def replace_object(
-        self, w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord, condition: Precondition = ALWAYS, credit: int = 0
-    ) -> ObjectRecord:
-        """Make `new` the latest version of bucket/key inside `w`, if `condition` holds, with its usage,
-        quota and the references of the versions it removes; returns it with its version id."""
-        self.check_replace(w, bucket, raw_key, new.size, condition, credit)
-        fresh = self._bucket(w, bucket.name)
-        new = versions.stamp(w, fresh, new)
-        self._account(w, fresh.owner, new, versions.put_latest(w, fresh, raw_key, new))
-        return new
-
-    def _account(self, w: Txn, owner: str, added: ObjectRecord | None, removed: list[ObjectRecord]) -> None:
-        """Usage and manifest references after a write added and removed versions."""
-        now = self.clock()
-        for old in removed:
-            if not old.delete_marker:
-                manifests.drop_ref(w, bytes.fromhex(old.manifest), now)
-        kept = [added] if added is not None and not added.delete_marker else []
-        delta_bytes, delta_count = _bytes(kept) - _bytes(removed), len(kept) - _count(removed)
-        if delta_bytes or delta_count:
-            self.accounts.charge(w, owner, delta_bytes, delta_count)
+    def delete_links(self, owner: str, only_spent: bool) -> int:
+        """Delete `owner`'s links (all, or only the spent ones) and the objects they own."""
+        return delete_links(self.links, owner, only_spent)
 
 
-@dataclass
-class Deletion:
-    """What a DeleteObject did: the version it removed or the delete marker it added."""
-
-    version_id: str | None  # None: an unversioned delete (or nothing to delete)
-    delete_marker: bool  # a marker was added, or the version removed was a marker
-    changed: bool
-
-
-def _bytes(records: Iterable[ObjectRecord]) -> int:
-    return sum(r.size for r in records if not r.delete_marker)
-
-
-def _count(records: Iterable[ObjectRecord]) -> int:
-    return sum(1 for r in records if not r.delete_marker)

@@ -34,10 +34,12 @@ from collections.abc import Iterator
 import blake3
 
 from . import keys
-from .db import Txn, next_id
+from .meta import ReadTxn, WriteTxn, prefix_end, scan
 from .errors import DeleteMarkerIsCurrent, InvalidArgument, NoSuchKey, NoSuchVersion, VersionIsDeleteMarker
 from .records import BucketRecord, ObjectRecord
 
+OBJECTS, VERSIONS, NULLS = "objects", "versions", "null_versions"
+TABLES = (OBJECTS, VERSIONS, NULLS)
 NULL = "null"
 ENABLED, SUSPENDED = "Enabled", "Suspended"
 STATES = (ENABLED, SUSPENDED)
@@ -83,27 +85,24 @@ def is_marker_row(raw: bytes) -> bool:
 
 
 # reading ------------------------------------------------------------------------------------------
-def current(r: Txn, bucket_id: int, raw_key: bytes) -> ObjectRecord | None:
+def current(r: ReadTxn, bucket_id: int, raw_key: bytes) -> ObjectRecord | None:
     """The latest version of the key (maybe a delete marker), or None."""
-    raw = r.get("objects", keys.encode(bucket_id, raw_key))
+    raw = r.get(OBJECTS, keys.encode(bucket_id, raw_key))
     return ObjectRecord.decode(raw) if raw is not None else None
 
 
-def noncurrent(r: Txn, bucket_id: int, raw_key: bytes, below_seq: int | None = None) -> Iterator[ObjectRecord]:
+def noncurrent(r: ReadTxn, bucket_id: int, raw_key: bytes, below_seq: int | None = None) -> Iterator[ObjectRecord]:
     """The key's older versions, newest first, read one at a time; with `below_seq`, only those
     written before that sequence (one seek, however many newer versions there are)."""
     prefix = versions_prefix(bucket_id, raw_key)
-    cursor = r.cursor("versions")
-    start = prefix if below_seq is None else prefix + (_TOP - max(0, below_seq - 1)).to_bytes(8, "big")
-    if below_seq == 0 or not cursor.set_range(start):
+    if below_seq == 0:
         return
-    while bytes(cursor.key()).startswith(prefix):
-        yield ObjectRecord.decode(cursor.value())
-        if not cursor.next():
-            return
+    start = prefix if below_seq is None else prefix + (_TOP - (below_seq - 1)).to_bytes(8, "big")
+    for _, raw in r.range(VERSIONS, start, prefix_end(prefix)):
+        yield ObjectRecord.decode(raw)
 
 
-def find(r: Txn, bucket_id: int, raw_key: bytes, version_id: str) -> ObjectRecord | None:
+def find(r: ReadTxn, bucket_id: int, raw_key: bytes, version_id: str) -> ObjectRecord | None:
     """The version named `version_id` (current or not), or None."""
     latest = current(r, bucket_id, raw_key)
     if latest is not None and latest.version_id == version_id:
@@ -111,12 +110,12 @@ def find(r: Txn, bucket_id: int, raw_key: bytes, version_id: str) -> ObjectRecor
     seq = seq_of(version_id)
     if seq is None:
         return _noncurrent_null(r, bucket_id, raw_key)
-    raw = r.get("versions", version_key(bucket_id, raw_key, seq))
+    raw = r.get(VERSIONS, version_key(bucket_id, raw_key, seq))
     found = ObjectRecord.decode(raw) if raw is not None else None
     return found if found is not None and found.version_id == version_id else None
 
 
-def resolve(r: Txn, bucket_id: int, raw_key: bytes, version_id: str | None = None) -> ObjectRecord:
+def resolve(r: ReadTxn, bucket_id: int, raw_key: bytes, version_id: str | None = None) -> ObjectRecord:
     """The object a read names: the current version, or the one `version_id` names.
 
     NoSuchKey when there is none (DeleteMarkerIsCurrent when the latest version is a marker),
@@ -138,12 +137,12 @@ def resolve(r: Txn, bucket_id: int, raw_key: bytes, version_id: str | None = Non
     return found
 
 
-def all_versions(r: Txn, bucket_id: int, raw_key: bytes) -> list[ObjectRecord]:
+def all_versions(r: ReadTxn, bucket_id: int, raw_key: bytes) -> list[ObjectRecord]:
     latest = current(r, bucket_id, raw_key)
     return [latest, *noncurrent(r, bucket_id, raw_key)] if latest is not None else []
 
 
-def replaced_by_write(r: Txn, bucket: BucketRecord, raw_key: bytes) -> list[ObjectRecord]:
+def replaced_by_write(r: ReadTxn, bucket: BucketRecord, raw_key: bytes) -> list[ObjectRecord]:
     """The versions a new version of the key would remove for good (see the module docstring)."""
     latest = current(r, bucket.id, raw_key)
     if bucket.versioning == ENABLED:
@@ -156,7 +155,7 @@ def replaced_by_write(r: Txn, bucket: BucketRecord, raw_key: bytes) -> list[Obje
     return [null] if null is not None else []
 
 
-def noncurrent_rank(r: Txn, bucket_id: int, raw_key: bytes, version: ObjectRecord, most: int) -> int:
+def noncurrent_rank(r: ReadTxn, bucket_id: int, raw_key: bytes, version: ObjectRecord, most: int) -> int:
     """How many noncurrent versions of the key are newer than `version` (counting up to `most`)."""
     rank = 0
     for newer in noncurrent(r, bucket_id, raw_key):
@@ -166,18 +165,13 @@ def noncurrent_rank(r: Txn, bucket_id: int, raw_key: bytes, version: ObjectRecor
     return rank
 
 
-def bucket_noncurrent(r: Txn, bucket_id: int, after: bytes, limit: int) -> list[tuple[bytes, ObjectRecord]]:
+def bucket_noncurrent(r: ReadTxn, bucket_id: int, after: bytes, limit: int) -> list[tuple[bytes, ObjectRecord]]:
     """Up to `limit` noncurrent versions of the bucket with their row keys, after row key `after`
     (b"" from the start), in table order: by key hash, each key's newest first. `same_key` tells
     whether two row keys belong to one key."""
     prefix = keys.bucket_prefix(bucket_id)
-    cursor = r.cursor("versions")
-    found: list[tuple[bytes, ObjectRecord]] = []
-    positioned = cursor.set_range(max(prefix, after + b"\x00" if after else prefix))
-    while positioned and bytes(cursor.key()).startswith(prefix) and len(found) < limit:
-        found.append((bytes(cursor.key()), ObjectRecord.decode(cursor.value())))
-        positioned = cursor.next()
-    return found
+    start = max(prefix, after + b"\x00" if after else prefix)
+    return [(key, ObjectRecord.decode(raw)) for key, raw in r.range(VERSIONS, start, prefix_end(prefix), limit=limit)]
 
 
 def same_key(row_key: bytes, other: bytes) -> bool:
@@ -185,14 +179,14 @@ def same_key(row_key: bytes, other: bytes) -> bool:
 
 
 # writing ------------------------------------------------------------------------------------------
-def stamp(w: Txn, bucket: BucketRecord, record: ObjectRecord) -> ObjectRecord:
+def stamp(w: WriteTxn, bucket: BucketRecord, record: ObjectRecord) -> ObjectRecord:
     """`record` with the sequence and version id of a new version written to `bucket` now."""
-    seq = next_id(w, "version")
+    seq = w.next_id("version")
     version_id = new_version_id(seq) if bucket.versioning == ENABLED else NULL
     return dataclasses.replace(record, seq=seq, version_id=version_id, noncurrent_since=None)
 
 
-def put_latest(w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord) -> list[ObjectRecord]:
+def put_latest(w: WriteTxn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord) -> list[ObjectRecord]:
     """Make `new` (stamped) the latest version; returns the versions removed for good."""
     removed = replaced_by_write(w, bucket, raw_key)
     gone = {v.seq for v in removed}
@@ -203,11 +197,11 @@ def put_latest(w: Txn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord) 
     if latest is not None and latest.seq not in gone:
         latest.noncurrent_since = new.created
         _put_noncurrent(w, bucket.id, raw_key, latest)
-    w.put("objects", keys.encode(bucket.id, raw_key), new.encode())
+    w.put(OBJECTS, keys.encode(bucket.id, raw_key), new.encode())
     return removed
 
 
-def remove(w: Txn, bucket_id: int, raw_key: bytes, version_id: str) -> ObjectRecord | None:
+def remove(w: WriteTxn, bucket_id: int, raw_key: bytes, version_id: str) -> ObjectRecord | None:
     """Remove one version for good (the next one becomes current if it was); None if unknown."""
     found = find(w, bucket_id, raw_key, version_id)
     if found is None:
@@ -220,56 +214,56 @@ def remove(w: Txn, bucket_id: int, raw_key: bytes, version_id: str) -> ObjectRec
     return found
 
 
-def remove_all(w: Txn, bucket_id: int, raw_key: bytes) -> list[ObjectRecord]:
+def remove_all(w: WriteTxn, bucket_id: int, raw_key: bytes) -> list[ObjectRecord]:
     """Every version of the key, removed for good (a key owned by a short link)."""
     found = all_versions(w, bucket_id, raw_key)
     for version in found[1:]:
         _delete_noncurrent(w, bucket_id, raw_key, version)
     if found:
-        w.delete("objects", keys.encode(bucket_id, raw_key))
+        w.delete(OBJECTS, keys.encode(bucket_id, raw_key))
     return found
 
 
-def _promote_next(w: Txn, bucket_id: int, raw_key: bytes) -> None:
+def _promote_next(w: WriteTxn, bucket_id: int, raw_key: bytes) -> None:
     """The current version is going: the newest noncurrent one (if any) takes its place."""
     following = next(noncurrent(w, bucket_id, raw_key), None)
     lkey = keys.encode(bucket_id, raw_key)
     if following is None:
-        w.delete("objects", lkey)
+        w.delete(OBJECTS, lkey)
         return
     _delete_noncurrent(w, bucket_id, raw_key, following)
     following.noncurrent_since = None
-    w.put("objects", lkey, following.encode())
+    w.put(OBJECTS, lkey, following.encode())
 
 
-def rewrite(w: Txn, bucket_id: int, raw_key: bytes, record: ObjectRecord) -> None:
+def rewrite(w: WriteTxn, bucket_id: int, raw_key: bytes, record: ObjectRecord) -> None:
     """Store a changed row (new tags) of an existing version where it lives."""
     latest = current(w, bucket_id, raw_key)
     if latest is not None and (latest.seq, latest.version_id) == (record.seq, record.version_id):
-        w.put("objects", keys.encode(bucket_id, raw_key), record.encode())
+        w.put(OBJECTS, keys.encode(bucket_id, raw_key), record.encode())
     else:
         _put_noncurrent(w, bucket_id, raw_key, record)
 
 
-def _put_noncurrent(w: Txn, bucket_id: int, raw_key: bytes, record: ObjectRecord) -> None:
+def _put_noncurrent(w: WriteTxn, bucket_id: int, raw_key: bytes, record: ObjectRecord) -> None:
     """Every row written to `versions` goes through here and `_delete_noncurrent` (the null index)."""
-    w.put("versions", version_key(bucket_id, raw_key, record.seq), record.encode())
+    w.put(VERSIONS, version_key(bucket_id, raw_key, record.seq), record.encode())
     if record.version_id == NULL:
-        w.put("null_versions", versions_prefix(bucket_id, raw_key), record.seq.to_bytes(8, "big"))
+        w.put(NULLS, versions_prefix(bucket_id, raw_key), record.seq.to_bytes(8, "big"))
 
 
-def _delete_noncurrent(w: Txn, bucket_id: int, raw_key: bytes, record: ObjectRecord) -> None:
-    w.delete("versions", version_key(bucket_id, raw_key, record.seq))
+def _delete_noncurrent(w: WriteTxn, bucket_id: int, raw_key: bytes, record: ObjectRecord) -> None:
+    w.delete(VERSIONS, version_key(bucket_id, raw_key, record.seq))
     if record.version_id == NULL:
-        w.delete("null_versions", versions_prefix(bucket_id, raw_key))
+        w.delete(NULLS, versions_prefix(bucket_id, raw_key))
 
 
-def _noncurrent_null(r: Txn, bucket_id: int, raw_key: bytes) -> ObjectRecord | None:
+def _noncurrent_null(r: ReadTxn, bucket_id: int, raw_key: bytes) -> ObjectRecord | None:
     """The key's noncurrent "null" version, found through `null_versions`."""
-    seq = r.get("null_versions", versions_prefix(bucket_id, raw_key))
+    seq = r.get(NULLS, versions_prefix(bucket_id, raw_key))
     if seq is None:
         return None
-    raw = r.get("versions", version_key(bucket_id, raw_key, int.from_bytes(seq, "big")))
+    raw = r.get(VERSIONS, version_key(bucket_id, raw_key, int.from_bytes(seq, "big")))
     return ObjectRecord.decode(raw) if raw is not None else None
 
 
@@ -278,8 +272,46 @@ def delete_marker(raw_key: bytes, owner: str, now: float) -> ObjectRecord:
     return ObjectRecord(key=raw_key.decode(), size=0, etag="", manifest="", owner=owner, created=now, delete_marker=True)
 
 
-def bucket_has_rows(r: Txn, bucket_id: int) -> bool:
+def bucket_has_rows(r: ReadTxn, bucket_id: int) -> bool:
     """Whether the bucket holds any version or delete marker (every versioned key has a latest row)."""
-    prefix = keys.bucket_prefix(bucket_id)
-    cursor = r.cursor("objects")
-    return bool(cursor.set_range(prefix) and bytes(cursor.key()).startswith(prefix))
+    return any(True for _ in scan(r, OBJECTS, keys.bucket_prefix(bucket_id), limit=1))
+
+
+def latest_rows(r: ReadTxn, bucket_id: int, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(object key, raw row) of each key's latest version from `start` on, in binary UTF-8 order.
+
+    Rows stay raw (decoding is left to the caller, who may skip them: see `is_marker_row`). Long
+    keys (see `keys.py`) that share their first bytes come as a group, sorted by the full key.
+    """
+    rows = r.range(OBJECTS, keys.seek_position(bucket_id, start), prefix_end(keys.bucket_prefix(bucket_id)))
+    pending: tuple[bytes, bytes] | None = None
+    while True:
+        row = pending or next(rows, None)
+        pending = None
+        if row is None:
+            return
+        lkey, raw = row
+        if not keys.is_long_form(lkey):
+            if keys.short_key(lkey) >= start:
+                yield keys.short_key(lkey), raw
+            continue
+        group, pending = _long_group(rows, lkey, raw)
+        yield from ((k, v) for k, v in group if k >= start)
+
+
+def _long_group(rows: Iterator[tuple[bytes, bytes]], first: bytes, raw: bytes) -> tuple[list[tuple[bytes, bytes]], tuple[bytes, bytes] | None]:
+    """The long-form rows sharing `first`'s group, sorted by full key, and the row after them."""
+    group = keys.group_of(first)
+    members = [(ObjectRecord.decode(raw).key.encode(), raw)]
+    for lkey, value in rows:
+        if not (lkey.startswith(group) and keys.is_long_form(lkey)):
+            return sorted(members), (lkey, value)
+        members.append((ObjectRecord.decode(value).key.encode(), value))
+    return sorted(members), None
+
+
+def all_rows(r: ReadTxn) -> Iterator[ObjectRecord]:
+    """Every version of every key of every bucket, markers included (fsck)."""
+    for table in (OBJECTS, VERSIONS):
+        for _, raw in r.range(table):
+            yield ObjectRecord.decode(raw)

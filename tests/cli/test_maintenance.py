@@ -7,7 +7,7 @@ from pathlib import Path
 
 from processes import RunPyblob
 
-from objstore import Store
+from objstore import Store, accounts
 
 BIG = bytes(range(256)) * 1024  # 256 KiB: stored as chunk files, not inline
 
@@ -29,7 +29,7 @@ def test_gc_reports_what_it_did(run_pyblob: RunPyblob, data_dir: Path) -> None:
 
 def test_fsck_clean_then_missing_chunk_exits_1(run_pyblob: RunPyblob, data_dir: Path) -> None:
     store = fill(data_dir)
-    chunk = next(p for p in store.blobs.chunks.rglob("*") if p.is_file())
+    chunk = next(p for p in store.chunks.chunks.rglob("*") if p.is_file())
     store.close()
     clean = run_pyblob("fsck")
     assert clean.returncode == 0, clean.stdout + clean.stderr
@@ -44,8 +44,7 @@ def test_fsck_clean_then_missing_chunk_exits_1(run_pyblob: RunPyblob, data_dir: 
 
 def test_fsck_repair_fixes_drifted_usage(run_pyblob: RunPyblob, data_dir: Path) -> None:
     store = fill(data_dir)
-    with store.db.write() as w:
-        store.accounts.charge(w, "kim", 999, 0)
+    store.meta.transact(lambda w: accounts.charge(w, "kim", 999, 0))
     store.close()
     assert run_pyblob("fsck").returncode == 1
     repaired = run_pyblob("fsck", "--repair")

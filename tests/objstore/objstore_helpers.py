@@ -8,30 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import random
-import time
 from pathlib import Path
 
+from clocks import Clock
+
 from objstore import ObjectRecord, Store, StoreConfig, manifests, refcount
+from objstore.chunks import Entry
 from objstore.config import KiB
-from objstore.manifests import Entry
+from objstore.links import Resumables
+from objstore.links.resumable import EXPIRES_AFTER, LOCK_WAIT, MAX_PENDING_PER_USER
 
 SMALL = StoreConfig(chunk_min=16 * KiB, chunk_avg=64 * KiB, chunk_max=256 * KiB, durable=False, map_size=1 << 30)
-
-
-class Clock:
-    """An injectable clock: `clock()` reads it, `clock.advance(s)` moves it on.
-
-    It starts at the real time because GC compares it with file ctimes (set by the kernel).
-    """
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def rand(n: int, seed: int = 0) -> bytes:
@@ -47,27 +34,35 @@ def read(store: Store, bucket: str, key: str, start: int = 0, end: int | None = 
 
 
 def entries_of(store: Store, record: ObjectRecord) -> list[Entry]:
-    with store.db.read() as r:
-        return manifests.all_entries(r, bytes.fromhex(record.manifest))
+    return store.meta.read(lambda r: manifests.all_entries(r, bytes.fromhex(record.manifest)))
 
 
 def chunk_row(store: Store, digest: bytes) -> refcount.ChunkRow | None:
-    with store.db.read() as r:
-        return refcount.get(r, digest)
+    return store.meta.read(lambda r: refcount.get(r, digest))
 
 
 def chunk_files(store: Store) -> set[str]:
     """Names (hex digests) of every chunk file under chunks/."""
-    return {p.name for p in store.blobs.chunks.rglob("*") if p.is_file()}
+    return {p.name for p in store.chunks.chunks.rglob("*") if p.is_file()}
 
 
 def staged_files(store: Store) -> set[str]:
     """Names of the chunk files sitting in any staging dir under tmp/ (lock files excluded)."""
-    return {p.name for p in store.blobs.tmp.rglob("*") if p.is_file() and p.name != ".lock"}
+    return {p.name for p in store.chunks.tmp.rglob("*") if p.is_file() and p.name != ".lock"}
 
 
 def tmp_entries(store: Store) -> list[Path]:
-    return list(store.blobs.tmp.iterdir())
+    return list(store.chunks.tmp.iterdir())
+
+
+def resumables_with(
+    store: Store, expires_after: float = EXPIRES_AFTER, max_pending: int = MAX_PENDING_PER_USER, lock_wait: float = LOCK_WAIT
+) -> Resumables:
+    """The store's resumable uploads (same spool dir, same parts) with other options than `store.resumables`."""
+    spool = store.root / "resumable"
+    return Resumables(
+        store.meta, store.config, store.now, spool, store.admission, store.uploads, expires_after, max_pending, lock_wait
+    )
 
 
 def listed_usage(store: Store, bucket: str) -> tuple[int, int]:

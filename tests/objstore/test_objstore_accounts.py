@@ -115,17 +115,17 @@ def test_remove_user_refuses_while_buckets_exist(store: Store) -> None:
     bob_key = store.accounts.add_key("bob")
     token = store.accounts.create_token("alice")
     with pytest.raises(BucketNotEmpty):
-        store.accounts.remove_user("alice")
+        store.remove_user("alice")
     assert store.accounts.lookup_key(key.access_key) is not None
     store.delete_bucket("alices")
-    store.accounts.remove_user("alice")
+    store.remove_user("alice")
     with pytest.raises(NoSuchUser):
         store.accounts.get_user("alice")
     assert store.accounts.lookup_key(key.access_key) is None
     assert store.accounts.user_for_token(token) is None
     assert store.accounts.lookup_key(bob_key.access_key) == bob_key
     with pytest.raises(NoSuchUser):
-        store.accounts.remove_user("alice")
+        store.remove_user("alice")
 
 
 def test_user_with_credentials_in_one_transaction(store: Store) -> None:

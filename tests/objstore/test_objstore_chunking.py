@@ -1,4 +1,4 @@
-"""Content-defined chunking (`objstore.chunking`): stable cuts whatever the pieces, sizes in bounds."""
+"""Content-defined chunking (`objstore.chunks.cdc`): stable cuts whatever the pieces, sizes in bounds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from objstore_helpers import SMALL, rand
 from pyfastcdc import FastCDC
 
-from objstore.chunking import Chunker, cut_all
+from objstore.chunks.cdc import Chunker, cut_all
 
 DATA = rand(3_000_000, seed=1)
 

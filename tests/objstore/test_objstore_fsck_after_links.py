@@ -8,21 +8,20 @@ import subprocess
 import sys
 
 import pytest
-from objstore_helpers import Clock, rand
+from objstore_helpers import Clock, rand, resumables_with
 
 from objstore import Store
 from objstore.errors import LinkExpired, NoSuchKey, NoSuchUpload, QuotaExceeded
-from objstore.linksweep import delete_links, sweep_links
-from objstore.linkupload import LinkUpload
 from objstore.maintenance import collect_garbage, fsck
-from objstore.resumable import DONE, RECEIVING, ResumableRecord, Resumables
+from objstore.links import Resumables
+from objstore.links.resumable import DONE, RECEIVING, charged_bytes
 
 DAY = 86400.0
 PART = 64 * 1024  # min_part_size, scaled down with the test chunk sizes
 
 
 def upload(store: Store, owner: str, name: str, data: bytes, **options: object) -> str:
-    with LinkUpload(store, owner, name, "text/plain", len(data), **options) as up:  # type: ignore[arg-type]
+    with store.uploads.open(owner, name, "text/plain", len(data), **options) as up:  # type: ignore[arg-type]
         up.write(data)
         return up.commit().id
 
@@ -42,9 +41,7 @@ def accounted(store: Store, owner: str) -> tuple[int, int]:
     objects = [o for b in store.list_buckets(owner) for o in store.list_objects(b.name, max_keys=100_000).objects]
     parts = sum(p.size for u in store.multipart.list_uploads() if u.owner == owner
                 for p in store.multipart.list_parts(u.upload_id))
-    with store.db.read() as r:
-        rows = [ResumableRecord.decode(bytes(v)) for _, v in r.cursor("resumables")]
-    pending = sum(row.length for row in rows if row.owner == owner and row.state == RECEIVING)
+    pending = store.meta.read(charged_bytes)[owner]
     return sum(o.size for o in objects) + parts + pending, len(objects)
 
 
@@ -54,14 +51,14 @@ def assert_consistent(store: Store, *owners: str) -> None:
     for owner in owners:
         user = store.accounts.get_user(owner)
         assert (user.usage_bytes, user.object_count) == accounted(store, owner)
-        assert store.reservations.held(owner) == 0
+        assert store.admission.held(owner) == 0
 
 
 def test_fsck_agrees_after_every_link_and_upload_path(store: Store, clock: Clock) -> None:
     store.accounts.create_user("erin", quota=3_000_000, max_object_size=1_000_000)
     store.accounts.create_user("fred", quota=1_000_000)
     store.create_bucket("erin", "erins")
-    resumables = Resumables(store, lock_wait=0)
+    resumables = resumables_with(store, lock_wait=0)
 
     # REST/WebSocket-style uploads: a link and the object it owns, in one commit.
     upload(store, "erin", "timed.txt", rand(50_000, 1), expires_in=3 * DAY)
@@ -75,18 +72,18 @@ def test_fsck_agrees_after_every_link_and_upload_path(store: Store, clock: Clock
     # A link to an S3 object it does not own; a failed link upload leaves nothing.
     store.put_object("erins", "shared", rand(30_000, 4))
     store.links.create("erin", "erins", "shared", expires_in=3 * DAY)
-    with LinkUpload(store, "erin", "dropped.bin", None, 500) as up:
+    with store.uploads.open("erin", "dropped.bin", None, 500) as up:
         up.write(b"d" * 100)  # closed without commit
     assert_consistent(store, "erin")
 
     # Downloads: exact for budgeted links, batched for the rest (a failed flush keeps its counts once).
     store.links.count_download(burn, 3000)
     store.stats.add(plain, 1, 200_000)
-    real_write = store.db.write
-    store.db.write = lambda: (_ for _ in ()).throw(OSError("disk full"))  # type: ignore[method-assign]
+    real_transact = store.meta.transact
+    store.meta.transact = lambda fn: (_ for _ in ()).throw(OSError("disk full"))  # type: ignore[method-assign]
     with pytest.raises(OSError):
         store.stats.flush()
-    store.db.write = real_write  # type: ignore[method-assign]
+    store.meta.transact = real_transact  # type: ignore[method-assign]
     store.stats.flush()
     assert store.links.get(plain).downloads == 1
 
@@ -136,9 +133,9 @@ def test_fsck_agrees_after_every_link_and_upload_path(store: Store, clock: Clock
     # Delete, revoke, sweep, delete_links.
     store.links.delete(doomed, "erin")
     store.links.revoke(revoked, "erin")
-    assert delete_links(store, "erin", only_spent=True) == 1  # burn: out of downloads
+    assert store.delete_links("erin", only_spent=True) == 1  # burn: out of downloads
     clock.advance(DAY)
-    report = sweep_links(store, clock.now)
+    report = store.sweep_links(clock.now)
     assert report.links_expired == 3 and report.objects_deleted == 2  # timed, overwritten; pointer keeps "shared"
     with pytest.raises(LinkExpired):
         store.links.resolve(overwritten, clock.now)
@@ -150,7 +147,7 @@ def test_fsck_agrees_after_every_link_and_upload_path(store: Store, clock: Clock
     # Another user's links, all deleted at once.
     for i in range(5):
         upload(store, "fred", f"f{i}.txt", rand(10_000, 10 + i))
-    assert delete_links(store, "fred", only_spent=False) == 5
+    assert store.delete_links("fred", only_spent=False) == 5
     assert store.accounts.get_user("fred").usage_bytes == 0
 
     # GC after the grace period: the pending tus upload expires (its charge goes back), fsck agrees.
@@ -165,13 +162,13 @@ def test_a_kill_during_a_resumable_finish_keeps_it_charged(store: Store) -> None
     """A process killed while finishing (just before the commit) leaves the upload charged, and its
     room its own: the next finish completes it."""
     store.accounts.create_user("gina", quota=500_000)
-    resumables = Resumables(store, lock_wait=0)
+    resumables = resumables_with(store, lock_wait=0)
     upload_id = tus(resumables, "gina", rand(100_000, 20))
     code = (
-        "import os, sys; from objstore import Store; from objstore.resumable import Resumables; "
+        "import os, sys; from objstore import Store; "
         "s = Store(sys.argv[1], clock=lambda: float(sys.argv[3])); "
         "s.links.add = lambda *a, **k: os._exit(9); "
-        "Resumables(s).finish('gina', sys.argv[2])"
+        "s.resumables.finish('gina', sys.argv[2])"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     killed = subprocess.run([sys.executable, "-c", code, str(store.root), upload_id, str(store.clock())], env=env, check=False)

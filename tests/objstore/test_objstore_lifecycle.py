@@ -10,7 +10,8 @@ from objstore_helpers import Clock, rand, read
 
 from objstore import Store
 from objstore.errors import InvalidArgument, NoSuchKey, NoSuchUpload
-from objstore.lifecycle import DAY, LifecycleRule, apply_lifecycle, from_rows, next_midnight, sweep_lock
+from objstore.lifecycle import DAY, LifecycleRule, from_rows, next_midnight
+from objstore.lifecycle_sweep import sweep_lock
 
 
 def utc(*args: int) -> float:
@@ -61,8 +62,8 @@ def test_expiry_by_days_follows_the_clock(store: Store, bucket: str, clock: Cloc
     store.put_object(bucket, "tmp/a", rand(300_000))
     store.put_object(bucket, "keep/b", b"b")
     before = store.accounts.get_user("alice")
-    assert apply_lifecycle(store, clock()).objects_expired == 0
-    report = apply_lifecycle(store, next_midnight(clock() + DAY))
+    assert store.apply_lifecycle(clock()).objects_expired == 0
+    report = store.apply_lifecycle(next_midnight(clock() + DAY))
     assert (report.objects_expired, report.bytes_expired) == (1, 300_000)
     assert keys_of(store, bucket) == ["keep/b"]
     after = store.accounts.get_user("alice")
@@ -79,8 +80,8 @@ def test_expiry_by_date_tag_and_size_filters(store: Store, bucket: str, clock: C
     store.put_object(bucket, "t2", b"x", tags={"temp": "no"})
     store.put_object(bucket, "v/small", b"x" * 10)
     store.put_object(bucket, "v/large", b"x" * 11)
-    assert apply_lifecycle(store, date - 1).objects_expired == 0
-    assert apply_lifecycle(store, date).objects_expired == 2
+    assert store.apply_lifecycle(date - 1).objects_expired == 0
+    assert store.apply_lifecycle(date).objects_expired == 2
     assert keys_of(store, bucket) == ["t2", "v/small"]
 
 
@@ -88,17 +89,17 @@ def test_disabled_rules_do_nothing(store: Store, bucket: str, clock: Clock) -> N
     store.set_bucket_lifecycle(bucket, [LifecycleRule(enabled=False, expiration_days=1, abort_upload_days=1)])
     store.put_object(bucket, "a", b"a")
     store.multipart.create_upload(bucket, "u")
-    report = apply_lifecycle(store, clock() + 10 * DAY)
+    report = store.apply_lifecycle(clock() + 10 * DAY)
     assert (report.objects_expired, report.lifecycle_uploads_aborted) == (0, 0)
 
 
 def test_many_objects_are_expired_across_batches(store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("objstore.lifecycle.BATCH", 7)
+    monkeypatch.setattr("objstore.lifecycle_sweep.BATCH", 7)
     for i in range(30):
         store.put_object(bucket, f"p/{i:02}", b"x")
     store.put_object(bucket, "q", b"x")
     store.set_bucket_lifecycle(bucket, [LifecycleRule(prefix="p/", expiration_days=1)])
-    assert apply_lifecycle(store, clock() + 2 * DAY).objects_expired == 30
+    assert store.apply_lifecycle(clock() + 2 * DAY).objects_expired == 30
     assert keys_of(store, bucket) == ["q"]
 
 
@@ -124,8 +125,8 @@ def test_stale_uploads_are_aborted_and_their_quota_freed(store: Store, bucket: s
         part.write(rand(200_000))
         part.commit()
     assert store.accounts.get_user("alice").usage_bytes == 200_000
-    assert apply_lifecycle(store, clock() + DAY).lifecycle_uploads_aborted == 0
-    assert apply_lifecycle(store, next_midnight(clock() + 2 * DAY)).lifecycle_uploads_aborted == 1
+    assert store.apply_lifecycle(clock() + DAY).lifecycle_uploads_aborted == 0
+    assert store.apply_lifecycle(next_midnight(clock() + 2 * DAY)).lifecycle_uploads_aborted == 1
     with pytest.raises(NoSuchUpload):
         store.multipart.get_upload(stale.upload_id)
     assert store.multipart.get_upload(other.upload_id).key == "small/file"
@@ -133,21 +134,21 @@ def test_stale_uploads_are_aborted_and_their_quota_freed(store: Store, bucket: s
 
 
 def test_stop_ends_the_sweep_between_batches(store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("objstore.lifecycle.BATCH", 5)
+    monkeypatch.setattr("objstore.lifecycle_sweep.BATCH", 5)
     for i in range(20):
         store.put_object(bucket, f"k{i:02}", b"x")
     store.set_bucket_lifecycle(bucket, [LifecycleRule(expiration_days=1)])
     answers = iter([False] + [True] * 10)  # asked before the bucket, then after each batch
-    assert apply_lifecycle(store, clock() + 2 * DAY, stop=lambda: next(answers)).objects_expired == 5
-    assert apply_lifecycle(store, clock() + 2 * DAY).objects_expired == 15
+    assert store.apply_lifecycle(clock() + 2 * DAY, stop=lambda: next(answers)).objects_expired == 5
+    assert store.apply_lifecycle(clock() + 2 * DAY).objects_expired == 15
 
 
 def test_a_second_sweep_finds_nothing_left(store: Store, bucket: str, clock: Clock) -> None:
     store.set_bucket_lifecycle(bucket, [LifecycleRule(expiration_days=1, abort_upload_days=1)])
     store.put_object(bucket, "a", rand(100_000))
     store.multipart.create_upload(bucket, "u")
-    first = apply_lifecycle(store, clock() + 3 * DAY)
-    second = apply_lifecycle(store, clock() + 3 * DAY)
+    first = store.apply_lifecycle(clock() + 3 * DAY)
+    second = store.apply_lifecycle(clock() + 3 * DAY)
     assert (first.objects_expired, first.lifecycle_uploads_aborted) == (1, 1)
     assert (second.objects_expired, second.lifecycle_uploads_aborted) == (0, 0)
 
@@ -184,8 +185,8 @@ def test_noncurrent_versions_expire_from_when_they_became_noncurrent(store: Stor
     clock.advance(10 * DAY)
     store.put_object(bucket, "k", b"v2")  # v1 noncurrent from now
     store.put_object(bucket, "k", b"v3")  # v2 noncurrent from now, and the newest noncurrent one
-    assert apply_lifecycle(store, next_midnight(clock() + DAY)).noncurrent_versions_expired == 0
-    report = apply_lifecycle(store, next_midnight(clock() + 2 * DAY))
+    assert store.apply_lifecycle(next_midnight(clock() + DAY)).noncurrent_versions_expired == 0
+    report = store.apply_lifecycle(next_midnight(clock() + 2 * DAY))
     assert report.noncurrent_versions_expired == 1
     assert [v.size for v in store.list_object_versions(bucket).versions] == [2, 2]
     assert store.accounts.get_user("alice").usage_bytes == 4
@@ -195,27 +196,27 @@ def test_expiry_in_a_versioned_bucket_adds_a_marker_and_markers_alone_expire(sto
     store.set_bucket_versioning(bucket, "Enabled")
     store.set_bucket_lifecycle(bucket, [LifecycleRule(id="x", expiration_days=1), LifecycleRule(id="m", expired_object_delete_marker=True)])
     store.put_object(bucket, "k", b"data")
-    report = apply_lifecycle(store, next_midnight(clock() + DAY))
+    report = store.apply_lifecycle(next_midnight(clock() + DAY))
     assert (report.objects_expired, report.delete_markers_expired) == (1, 0)  # the version below keeps the marker
     assert [v.delete_marker for v in store.list_object_versions(bucket).versions] == [True, False]
     version = store.list_object_versions(bucket).versions[1]
     store.delete_object(bucket, "k", version.version_id)
-    assert apply_lifecycle(store, next_midnight(clock() + DAY)).delete_markers_expired == 1
+    assert store.apply_lifecycle(next_midnight(clock() + DAY)).delete_markers_expired == 1
     assert store.list_object_versions(bucket).versions == []
 
 
 def racing_sweep(monkeypatch: pytest.MonkeyPatch, meanwhile: object) -> None:
     """Make the noncurrent sweep's scan run `meanwhile()` (a user's request) before it acts."""
-    from objstore import lifecycle
+    from objstore import lifecycle_sweep
 
-    real = lifecycle._noncurrent_batches
+    real = lifecycle_sweep._noncurrent_batches
 
-    def scanned_then_raced(store: Store, bucket: object) -> object:
-        for batch in real(store, bucket):  # type: ignore[arg-type]
+    def scanned_then_raced(objects: object, bucket: object) -> object:
+        for batch in real(objects, bucket):  # type: ignore[arg-type]
             meanwhile()  # type: ignore[operator]
             yield batch
 
-    monkeypatch.setattr(lifecycle, "_noncurrent_batches", scanned_then_raced)
+    monkeypatch.setattr(lifecycle_sweep, "_noncurrent_batches", scanned_then_raced)
 
 
 def test_a_version_restored_while_the_sweep_runs_is_kept(store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,7 +227,7 @@ def test_a_version_restored_while_the_sweep_runs_is_kept(store: Store, bucket: s
     marker = store.delete_object(bucket, "report.pdf")
     clock.advance(31 * DAY)
     racing_sweep(monkeypatch, lambda: store.delete_object(bucket, "report.pdf", marker.version_id))
-    assert apply_lifecycle(store, clock()).noncurrent_versions_expired == 0
+    assert store.apply_lifecycle(clock()).noncurrent_versions_expired == 0
     assert read(store, bucket, "report.pdf") == b"precious"
 
 
@@ -242,7 +243,7 @@ def test_newer_noncurrent_versions_are_counted_again_when_the_sweep_acts(
     store.put_object(bucket, "k", b"v3")
     clock.advance(10 * DAY)
     racing_sweep(monkeypatch, lambda: store.delete_object(bucket, "k", v2.version_id))
-    assert apply_lifecycle(store, clock()).noncurrent_versions_expired == 0
+    assert store.apply_lifecycle(clock()).noncurrent_versions_expired == 0
     assert [v.size for v in store.list_object_versions(bucket).versions] == [2, 2]
 
 
@@ -252,9 +253,9 @@ def test_expiration_days_also_removes_lone_delete_markers(store: Store, bucket: 
     store.set_bucket_lifecycle(bucket, [LifecycleRule(expiration_days=1, noncurrent_days=1)])
     store.put_object(bucket, "k", b"data")
     store.delete_object(bucket, "k")
-    young = apply_lifecycle(store, clock())
+    young = store.apply_lifecycle(clock())
     assert (young.noncurrent_versions_expired, young.delete_markers_expired) == (0, 0)
-    later = apply_lifecycle(store, next_midnight(clock() + 2 * DAY))
+    later = store.apply_lifecycle(next_midnight(clock() + 2 * DAY))
     assert (later.noncurrent_versions_expired, later.delete_markers_expired) == (1, 1)
     assert store.list_object_versions(bucket).versions == []
     store.delete_bucket(bucket)

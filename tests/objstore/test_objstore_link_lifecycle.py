@@ -9,15 +9,13 @@ from objstore_helpers import Clock
 
 from objstore import Store
 from objstore.errors import LinkExpired, NoSuchKey, NoSuchLink
-from objstore.linkstats import DownloadStats
-from objstore.linksweep import delete_links, sweep_links
-from objstore.linkupload import LinkUpload
+from objstore.links import DownloadStats
 
 DAY = 86400.0
 
 
 def upload(store: Store, owner: str, name: str, data: bytes, **options: object) -> str:
-    with LinkUpload(store, owner, name, "text/plain", len(data), **options) as up:  # type: ignore[arg-type]
+    with store.uploads.open(owner, name, "text/plain", len(data), **options) as up:  # type: ignore[arg-type]
         up.write(data)
         return up.commit().id
 
@@ -56,13 +54,13 @@ def test_sweep_deletes_owned_objects_keeps_tombstones_and_frees_quota(store: Sto
     kept = upload(store, alice, "kept.txt", b"y" * 300)
     assert store.accounts.get_user(alice).usage_bytes == 600
     clock.advance(61)
-    report = sweep_links(store, clock.now)
+    report = store.sweep_links(clock.now)
     assert (report.links_expired, report.objects_deleted) == (1, 1)
     assert store.accounts.get_user(alice).usage_bytes == 300
     with pytest.raises(LinkExpired):  # a tombstone: still 410, never 404 or re-issued
         store.links.resolve(gone, clock.now)
     assert [link.id for link in store.links.list(alice).links] == [kept]
-    assert sweep_links(store, clock.now).links_expired == 0
+    assert store.sweep_links(clock.now).links_expired == 0
 
 
 def test_sweep_leaves_objects_that_links_only_point_at(store: Store, alice: str, clock: Clock) -> None:
@@ -70,7 +68,7 @@ def test_sweep_leaves_objects_that_links_only_point_at(store: Store, alice: str,
     store.put_object("mine", "k", b"data")
     store.links.create(alice, "mine", "k", expires_in=1)
     clock.advance(2)
-    assert sweep_links(store, clock.now).links_expired == 1
+    assert store.sweep_links(clock.now).links_expired == 1
     assert store.head_object("mine", "k").size == 4
 
 
@@ -92,16 +90,16 @@ def test_delete_links_all_or_only_spent(store: Store, alice: str, clock: Clock) 
     spent = upload(store, alice, "s.txt", b"1", max_downloads=1)
     live = upload(store, alice, "l.txt", b"2")
     store.links.count_download(spent)
-    assert delete_links(store, alice, only_spent=True) == 1
+    assert store.delete_links(alice, only_spent=True) == 1
     assert [link.id for link in store.links.list(alice).links] == [live]
-    assert delete_links(store, alice, only_spent=False) == 1
+    assert store.delete_links(alice, only_spent=False) == 1
     assert store.links.list(alice).links == []
     assert store.accounts.get_user(alice).usage_bytes == 0
 
 
 def test_batched_stats_are_exact_across_threads_and_stores(store: Store, alice: str) -> None:
     link_id = upload(store, alice, "hot.txt", b"z" * 10)
-    other = DownloadStats(store)  # another worker's tally
+    other = DownloadStats(store.meta, store.now)  # another worker's tally
 
     def serve(stats: DownloadStats) -> None:
         for _ in range(250):
@@ -155,13 +153,13 @@ def test_a_removed_user_takes_their_links(store: Store, alice: str) -> None:
     store.delete_object("extra", "k")
     store.delete_bucket("extra")
     store.delete_bucket(bucket)
-    store.accounts.remove_user(alice)
+    store.remove_user(alice)
     store.accounts.create_user(alice)
     assert store.links.list(alice).links == []
 
 
 def test_a_failing_flush_keeps_the_counts_and_does_not_raise(store: Store, alice: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from objstore import linkstats
+    from objstore.links import stats as linkstats
 
     link_id = upload(store, alice, "f.txt", b"f")
     monkeypatch.setattr(linkstats, "FLUSH_AT", 1)

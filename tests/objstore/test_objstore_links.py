@@ -7,7 +7,8 @@ import threading
 import pytest
 from objstore_helpers import Clock
 
-from objstore import Store, links
+from objstore import Store
+from objstore.links import links
 from objstore.errors import InvalidArgument, LinkExpired, NoSuchBucket, NoSuchKey, NoSuchLink
 from objstore.records import LinkRecord
 

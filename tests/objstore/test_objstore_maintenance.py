@@ -19,9 +19,8 @@ from objstore_helpers import (
     tmp_entries,
 )
 
-from objstore import Store, manifests, refcount
+from objstore import Store, accounts, manifests, refcount
 from objstore.maintenance import STAGING_MIN_AGE, collect_garbage, fsck, snapshot
-from objstore.records import UserRecord
 
 
 @pytest.fixture
@@ -52,8 +51,7 @@ def test_fsck_of_a_healthy_store(store: Store, filled: dict[str, bytes]) -> None
 
 def test_wrong_chunk_count_is_found_and_repaired(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
     digest, size = entries_of(store, store.head_object(bucket, "c"))[0]
-    with store.db.write() as w:
-        w.put("chunks", digest, refcount.ChunkRow(99, 0, size).encode())
+    store.meta.transact(lambda w: refcount.put(w, digest, refcount.ChunkRow(99, 0, size)))
     report = fsck(store)
     assert not report.ok
     assert any(digest.hex() in p and "99" in p for p in report.problems)
@@ -64,8 +62,8 @@ def test_wrong_chunk_count_is_found_and_repaired(store: Store, bucket: str, fill
 
 def test_count_too_low_is_repaired_so_gc_keeps_the_chunk(store: Store, bucket: str, clock: Clock, filled: dict[str, bytes]) -> None:
     digest, size = entries_of(store, store.head_object(bucket, "c"))[0]
-    with store.db.write() as w:
-        w.put("chunks", digest, refcount.ChunkRow(0, clock() - 10 * store.config.gc_grace_seconds, size).encode())
+    row = refcount.ChunkRow(0, clock() - 10 * store.config.gc_grace_seconds, size)
+    store.meta.transact(lambda w: refcount.put(w, digest, row))
     assert not fsck(store).ok
     fsck(store, repair=True)
     assert collect_garbage(store).chunks_removed == 0
@@ -75,8 +73,7 @@ def test_count_too_low_is_repaired_so_gc_keeps_the_chunk(store: Store, bucket: s
 
 def test_missing_chunk_row_is_recreated(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
     digest, size = entries_of(store, store.head_object(bucket, "c"))[0]
-    with store.db.write() as w:
-        w.delete("chunks", digest)
+    store.meta.transact(lambda w: refcount.remove(w, digest))
     assert any("no row" in p for p in fsck(store).problems)
     fsck(store, repair=True)
     assert chunk_row(store, digest) == refcount.ChunkRow(1, 0.0, size)
@@ -85,8 +82,7 @@ def test_missing_chunk_row_is_recreated(store: Store, bucket: str, filled: dict[
 
 def test_counted_chunk_nobody_references_is_released(store: Store, clock: Clock, filled: dict[str, bytes]) -> None:
     stray = b"\x07" * 32
-    with store.db.write() as w:
-        w.put("chunks", stray, refcount.ChunkRow(3, 0.0, 10).encode())
+    store.meta.transact(lambda w: refcount.put(w, stray, refcount.ChunkRow(3, 0.0, 10)))
     assert any(stray.hex() in p for p in fsck(store).problems)
     fsck(store, repair=True)
     assert chunk_row(store, stray) == refcount.ChunkRow(0, clock(), 10)
@@ -98,27 +94,25 @@ def test_counted_chunk_nobody_references_is_released(store: Store, clock: Clock,
 
 def test_wrong_manifest_refcount_is_found_and_repaired(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
     mid = bytes.fromhex(store.head_object(bucket, "a").manifest)
-    with store.db.write() as w:
-        head = manifests.get_head(w, mid)
-        head.refs = 5  # type: ignore[union-attr]
-        w.put("manifests", mid, head.encode())  # type: ignore[union-attr]
+    head = store.meta.read(lambda r: manifests.get_head(r, mid))
+    assert head is not None
+    head.refs = 5
+    store.meta.transact(lambda w: manifests.put_head(w, mid, head))
     report = fsck(store)
     assert any(mid.hex() in p and "5" in p for p in report.problems)
     fsck(store, repair=True)
-    with store.db.read() as r:
-        assert manifests.get_head(r, mid).refs == 1  # type: ignore[union-attr]
+    repaired = store.meta.read(lambda r: manifests.get_head(r, mid))
+    assert repaired is not None and repaired.refs == 1
     assert_fsck_clean(store)
     store.delete_object(bucket, "a")  # the repaired count lets the manifest go
-    with store.db.read() as r:
-        assert manifests.get_head(r, mid) is None
+    assert store.meta.read(lambda r: manifests.get_head(r, mid)) is None
 
 
 def test_wrong_user_usage_is_found_and_repaired(store: Store, filled: dict[str, bytes]) -> None:
-    with store.db.write() as w:
-        user = UserRecord.decode(w.get("users", b"alice"))  # type: ignore[arg-type]
-        right = (user.usage_bytes, user.object_count)
-        user.usage_bytes, user.object_count = 1, 42
-        w.put("users", b"alice", user.encode())
+    user = store.meta.read(lambda r: accounts.require_user(r, "alice"))
+    right = (user.usage_bytes, user.object_count)
+    user.usage_bytes, user.object_count = 1, 42
+    store.meta.transact(lambda w: accounts.put_user(w, user))
     assert any("alice" in p for p in fsck(store).problems)
     assert right == (sum(map(len, filled.values())) + 200_000, len(filled))  # parts count as usage
     fsck(store, repair=True)
@@ -129,7 +123,7 @@ def test_wrong_user_usage_is_found_and_repaired(store: Store, filled: dict[str, 
 
 def test_corrupt_chunk_is_found_and_quarantined(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
     digest, _ = entries_of(store, store.head_object(bucket, "c"))[1]
-    path = store.blobs.path(digest)
+    path = store.chunks.path(digest)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
@@ -146,14 +140,14 @@ def test_corrupt_chunk_is_found_and_quarantined(store: Store, bucket: str, fille
 
 def test_truncated_chunk_is_corrupt(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
     digest, n = entries_of(store, store.head_object(bucket, "a"))[0]
-    path = store.blobs.path(digest)
+    path = store.chunks.path(digest)
     path.write_bytes(path.read_bytes()[: n - 1])
     assert any("corrupt" in p and digest.hex() in p for p in fsck(store).problems)
 
 
 def test_missing_chunk_is_found(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
     digest, _ = entries_of(store, store.head_object(bucket, "c"))[0]
-    store.blobs.path(digest).unlink()
+    store.chunks.path(digest).unlink()
     report = fsck(store)
     assert report.problems == [f"chunk {digest.hex()} is missing"]
     fsck(store, repair=True)  # nothing to quarantine, counts are right
@@ -182,7 +176,7 @@ def test_gc_removes_orphan_files_after_the_grace_period(store: Store, bucket: st
     one's: GC tells them apart by age."""
     store.put_object(bucket, "k", rand(100_000))
     kept = chunk_files(store)
-    orphan = store.blobs.path(b"\x05" * 32)
+    orphan = store.chunks.path(b"\x05" * 32)
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"left by a writer that died after rename")
     foreign = orphan.parent / "README"
@@ -198,13 +192,13 @@ def test_gc_removes_orphan_files_after_the_grace_period(store: Store, bucket: st
 
 
 def test_gc_staging_dirs(store: Store) -> None:
-    live = store.blobs.open_staging()
-    dead = store.blobs.tmp / "dead"
+    live = store.chunks.batch()
+    dead = store.chunks.tmp / "dead"
     dead.mkdir()
     (dead / ".lock").touch()  # its writer took the lock and died
-    young = store.blobs.tmp / "young"
+    young = store.chunks.tmp / "young"
     young.mkdir()  # its writer has not taken the lock yet
-    old = store.blobs.tmp / "old"
+    old = store.chunks.tmp / "old"
     old.mkdir()
     past = time.time() - STAGING_MIN_AGE - 5
     os.utime(old, (past, past))
@@ -227,7 +221,7 @@ def test_snapshot_restores_into_a_new_data_dir(store: Store, bucket: str, tmp_pa
     restored = tmp_path / "restored"
     restored.mkdir()
     shutil.copytree(snap, restored / "meta")
-    shutil.copytree(store.blobs.chunks, restored / "chunks")
+    shutil.copytree(store.chunks.chunks, restored / "chunks")
     copy = Store(restored, SMALL)
     for key, data in filled.items():
         assert read(copy, bucket, key) == data

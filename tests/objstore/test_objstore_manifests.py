@@ -7,6 +7,7 @@ import pytest
 from objstore import Store, manifests, refcount
 from objstore.errors import FormatError
 from objstore.hashing import chunk_digest
+from objstore.meta import ReadTxn, WriteTxn, scan
 
 
 def entries(n: int, size: int = 100) -> list[manifests.Entry]:
@@ -23,9 +24,9 @@ def test_head_round_trip_and_version_check() -> None:
 def test_create_chunked_counts_one_reference_per_entry(store: Store) -> None:
     ents = entries(3)
     ents.append(ents[0])  # the same chunk twice in one manifest counts twice
-    with store.db.write() as w:
-        mid = manifests.create_chunked(w, ents)
-    with store.db.read() as r:
+    mid = store.meta.transact(lambda w: manifests.create_chunked(w, ents))
+
+    def check(r: ReadTxn) -> None:
         head = manifests.get_head(r, mid)
         assert head is not None and (head.refs, head.kind) == (1, manifests.KIND_CHUNKS)
         assert head.size == sum(n for _, n in ents)
@@ -33,17 +34,19 @@ def test_create_chunked_counts_one_reference_per_entry(store: Store) -> None:
         assert refcount.get(r, ents[0][0]).count == 2  # type: ignore[union-attr]
         assert refcount.get(r, ents[1][0]).count == 1  # type: ignore[union-attr]
 
+    store.meta.read(check)
+
 
 def test_pages_split_large_lists_and_seek_by_offset(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(manifests, "PAGE_ENTRIES", 4)
     ents = entries(10)
-    with store.db.write() as w:
-        mid = manifests.create_chunked(w, ents)
+    mid = store.meta.transact(lambda w: manifests.create_chunked(w, ents))
     offsets = [0]
     for _, n in ents:
         offsets.append(offsets[-1] + n)
-    with store.db.read() as r:
-        assert len([k for k, _ in r.cursor("mpages") if bytes(k)[:16] == mid]) == 3
+
+    def check(r: ReadTxn) -> None:
+        assert len(list(scan(r, manifests.PAGES, mid))) == 3
         assert manifests.all_entries(r, mid) == ents
         # The page holding byte p starts at the offset of entry 0, 4 or 8.
         for p in (0, offsets[3], offsets[4], offsets[4] + 1, offsets[9], offsets[10] - 1):
@@ -56,50 +59,48 @@ def test_pages_split_large_lists_and_seek_by_offset(store: Store, monkeypatch: p
         assert [o for o, _, _ in from_mid] == offsets[6:10]
         assert manifests.page_at(r, manifests.new_id(), 0) is None
 
+    store.meta.read(check)
+
 
 def test_page_lookup_never_crosses_into_another_manifest(store: Store) -> None:
-    with store.db.write() as w:
-        a = manifests.create_chunked(w, entries(2))
-        b = manifests.create_chunked(w, entries(3))
-    with store.db.read() as r:
-        assert manifests.all_entries(r, a) == entries(2)
-        assert manifests.all_entries(r, b) == entries(3)
+    a, b = store.meta.transact(lambda w: (manifests.create_chunked(w, entries(2)), manifests.create_chunked(w, entries(3))))
+    assert store.meta.read(lambda r: manifests.all_entries(r, a)) == entries(2)
+    assert store.meta.read(lambda r: manifests.all_entries(r, b)) == entries(3)
 
 
 def test_drop_ref_to_zero_removes_pages_and_drops_chunk_counts(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(manifests, "PAGE_ENTRIES", 2)
     ents = entries(5)
-    with store.db.write() as w:
+
+    def create(w: WriteTxn) -> bytes:
         mid = manifests.create_chunked(w, ents)
         manifests.add_ref(w, mid)
-    with store.db.write() as w:
-        manifests.drop_ref(w, mid, now=50.0)
-    with store.db.read() as r:
-        assert manifests.get_head(r, mid).refs == 1  # type: ignore[union-attr]
-        assert refcount.get(r, ents[0][0]).count == 1  # type: ignore[union-attr]
-    with store.db.write() as w:
-        manifests.drop_ref(w, mid, now=60.0)
-    with store.db.read() as r:
+        return mid
+
+    mid = store.meta.transact(create)
+    store.meta.transact(lambda w: manifests.drop_ref(w, mid, now=50.0))
+    assert store.meta.read(lambda r: manifests.get_head(r, mid).refs) == 1  # type: ignore[union-attr]
+    assert store.meta.read(lambda r: refcount.get(r, ents[0][0]).count) == 1  # type: ignore[union-attr]
+    store.meta.transact(lambda w: manifests.drop_ref(w, mid, now=60.0))
+
+    def check(r: ReadTxn) -> None:
         assert manifests.get_head(r, mid) is None
-        assert list(r.cursor("mpages")) == []
+        assert list(r.range(manifests.PAGES)) == []
         for d, n in ents:
             assert refcount.get(r, d) == refcount.ChunkRow(0, 60.0, n)
 
+    store.meta.read(check)
+
 
 def test_inline_manifest_holds_bytes_and_no_chunk_refs(store: Store) -> None:
-    with store.db.write() as w:
-        mid = manifests.create_inline(w, b"hello")
-    with store.db.read() as r:
-        head = manifests.get_head(r, mid)
-        assert head == manifests.ManifestHead(1, 5, manifests.KIND_INLINE, b"hello")
-        assert list(r.cursor("chunks")) == []
-    with store.db.write() as w:
-        manifests.drop_ref(w, mid, 1.0)
-    with store.db.read() as r:
-        assert manifests.get_head(r, mid) is None
+    mid = store.meta.transact(lambda w: manifests.create_inline(w, b"hello"))
+    head = store.meta.read(lambda r: manifests.get_head(r, mid))
+    assert head == manifests.ManifestHead(1, 5, manifests.KIND_INLINE, b"hello")
+    assert store.meta.read(lambda r: list(refcount.all_rows(r))) == []
+    store.meta.transact(lambda w: manifests.drop_ref(w, mid, 1.0))
+    assert store.meta.read(lambda r: manifests.get_head(r, mid)) is None
 
 
 def test_missing_manifest_is_a_format_error(store: Store) -> None:
     with pytest.raises(FormatError):
-        with store.db.write() as w:
-            manifests.drop_ref(w, manifests.new_id(), 1.0)
+        store.meta.transact(lambda w: manifests.drop_ref(w, manifests.new_id(), 1.0))

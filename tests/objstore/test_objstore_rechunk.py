@@ -1,4 +1,4 @@
-"""Joining independently chunked parts (`objstore.rechunk.Joiner`) as if they were one stream."""
+"""Joining independently chunked parts (`objstore.chunks.rechunk.Joiner`) as if they were one stream."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from objstore_helpers import SMALL, rand
 
-from objstore.chunking import cut_all
+from objstore.chunks import Entry
+from objstore.chunks.cdc import cut_all
 from objstore.hashing import chunk_digest
-from objstore.manifests import Entry
-from objstore.rechunk import Joiner, Part
+from objstore.chunks.rechunk import Joiner, Part
 
 DATA = rand(2_000_000, seed=3)
 

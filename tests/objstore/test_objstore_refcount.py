@@ -10,6 +10,7 @@ from objstore_helpers import Clock, chunk_files, chunk_row, entries_of, rand, re
 from objstore import Store, refcount
 from objstore.errors import FormatError
 from objstore.maintenance import collect_garbage, fsck
+from objstore.meta import ReadTxn, WriteTxn
 
 D1, D2 = b"\x01" * 32, b"\x02" * 32
 
@@ -22,26 +23,27 @@ def test_row_round_trip_and_version() -> None:
 
 
 def test_add_then_drop_records_when_a_count_reaches_zero(store: Store) -> None:
-    with store.db.write() as w:
-        refcount.add_refs(w, Counter({D1: 2, D2: 1}), {D1: 10, D2: 20})
-    with store.db.write() as w:
-        refcount.drop_refs(w, Counter({D1: 1, D2: 1}), now=100.0)
-    with store.db.read() as r:
-        assert refcount.get(r, D1) == refcount.ChunkRow(1, 0.0, 10)
-        assert refcount.get(r, D2) == refcount.ChunkRow(0, 100.0, 20)
-    with store.db.write() as w:
-        refcount.add_refs(w, Counter({D2: 1}), {D2: 20})
-    with store.db.read() as r:
-        assert refcount.get(r, D2) == refcount.ChunkRow(1, 0.0, 20)  # referenced again: grace cleared
+    store.meta.transact(lambda w: refcount.add_refs(w, Counter({D1: 2, D2: 1}), {D1: 10, D2: 20}))
+    store.meta.transact(lambda w: refcount.drop_refs(w, Counter({D1: 1, D2: 1}), now=100.0))
+    assert store.meta.read(lambda r: refcount.get(r, D1)) == refcount.ChunkRow(1, 0.0, 10)
+    assert store.meta.read(lambda r: refcount.get(r, D2)) == refcount.ChunkRow(0, 100.0, 20)
+    store.meta.transact(lambda w: refcount.add_refs(w, Counter({D2: 1}), {D2: 20}))
+    assert store.meta.read(lambda r: refcount.get(r, D2)) == refcount.ChunkRow(1, 0.0, 20)  # referenced again: grace cleared
 
 
 def test_drop_never_goes_negative_and_ignores_unknown_chunks(store: Store) -> None:
-    with store.db.write() as w:
+
+    def add_and_drop(w: WriteTxn) -> None:
         refcount.add_refs(w, Counter({D1: 1}), {D1: 10})
         refcount.drop_refs(w, Counter({D1: 5, D2: 1}), now=7.0)
-    with store.db.read() as r:
+
+    store.meta.transact(add_and_drop)
+
+    def check(r: ReadTxn) -> None:
         assert refcount.get(r, D1) == refcount.ChunkRow(0, 7.0, 10)
         assert refcount.get(r, D2) is None
+
+    store.meta.read(check)
 
 
 def test_same_content_under_two_keys_is_stored_once(store: Store, bucket: str, clock: Clock) -> None:

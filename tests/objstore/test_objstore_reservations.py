@@ -11,7 +11,7 @@ import pytest
 
 from objstore import Store
 from objstore.errors import EntityTooLarge, QuotaExceeded
-from objstore.linkupload import LinkUpload, default_bucket, safe_name
+from objstore.links.uploads import safe_name
 
 
 @pytest.fixture
@@ -25,15 +25,15 @@ def test_declared_sizes_are_held_until_the_writer_closes(store: Store, carol: st
     first = store.open_writer("carols", "a", size_hint=600)
     with pytest.raises(QuotaExceeded):
         store.open_writer("carols", "b", size_hint=500)  # 600 held + 500 > 1000: refused up front
-    assert store.reservations.held(carol) == 600
+    assert store.admission.held(carol) == 600
     first.write(b"x" * 600)
     first.commit()
-    assert store.reservations.held(carol) == 0
+    assert store.admission.held(carol) == 0
     assert store.accounts.get_user(carol).usage_bytes == 600
     with pytest.raises(QuotaExceeded):
         store.open_writer("carols", "b", size_hint=500)
     store.open_writer("carols", "b", size_hint=400).close()
-    assert store.reservations.held(carol) == 0
+    assert store.admission.held(carol) == 0
 
 
 def test_overwrite_counts_the_bytes_it_frees(store: Store, carol: str) -> None:
@@ -47,7 +47,7 @@ def test_overwrite_counts_the_bytes_it_frees(store: Store, carol: str) -> None:
 def test_size_limit_refuses_before_any_byte(store: Store, carol: str) -> None:
     with pytest.raises(EntityTooLarge):
         store.open_writer("carols", "big", size_hint=601)
-    assert store.reservations.held(carol) == 0
+    assert store.admission.held(carol) == 0
 
 
 def test_parts_reserve_too(store: Store, carol: str) -> None:
@@ -56,7 +56,7 @@ def test_parts_reserve_too(store: Store, carol: str) -> None:
     with pytest.raises(QuotaExceeded):
         store.multipart.open_part_writer(upload.upload_id, 2, (), 501)
     part.close()
-    assert store.reservations.held(carol) == 0
+    assert store.admission.held(carol) == 0
 
 
 def test_reservations_of_dead_processes_are_dropped(store: Store, carol: str) -> None:
@@ -66,16 +66,16 @@ def test_reservations_of_dead_processes_are_dropped(store: Store, carol: str) ->
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run([sys.executable, "-c", code, str(store.root)], check=True, env=env)
-    assert store.reservations.held(carol) == 0  # the process that held 550 bytes is gone
+    assert store.admission.held(carol) == 0  # the process that held 550 bytes is gone
     store.open_writer("carols", "b", size_hint=550).close()
 
 
 def test_link_upload_lands_in_the_default_bucket_with_its_link(store: Store, carol: str) -> None:
-    with LinkUpload(store, carol, "../../etc/pass\x00wd", "text/plain", 5) as up:
+    with store.uploads.open(carol, "../../etc/pass\x00wd", "text/plain", 5) as up:
         up.write(b"hello")
         link = up.commit()
     assert link.name == "passwd" and link.owns_object
-    assert link.bucket == default_bucket(store, carol) == "carol-files"
+    assert link.bucket == store.uploads.default_bucket(carol) == "carol-files"
     assert link.key == f"{link.id}/passwd"
     assert b"".join(store.read_object(store.head_object(link.bucket, link.key))) == b"hello"
     user = store.accounts.get_user(carol)
@@ -83,12 +83,12 @@ def test_link_upload_lands_in_the_default_bucket_with_its_link(store: Store, car
 
 
 def test_failed_link_upload_leaves_no_link_and_no_reservation(store: Store, carol: str) -> None:
-    with LinkUpload(store, carol, "a.bin", None, 10) as up:
+    with store.uploads.open(carol, "a.bin", None, 10) as up:
         up.write(b"x" * 10)
     assert store.links.list(carol).links == []
-    assert store.reservations.held(carol) == 0
+    assert store.admission.held(carol) == 0
     with pytest.raises(EntityTooLarge):
-        LinkUpload(store, carol, "b.bin", None, 601)
+        store.uploads.open(carol, "b.bin", None, 601)
 
 
 @pytest.mark.parametrize(
@@ -116,13 +116,13 @@ def test_a_writer_that_fails_to_open_releases_its_reservation(
     def no_space() -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store.blobs, "open_staging", no_space)
+    monkeypatch.setattr(store.chunks, "batch", no_space)
     upload = store.multipart.create_upload("carols", "mp")
     for opening in (lambda: store.open_writer("carols", "a", size_hint=500),
                     lambda: store.multipart.open_part_writer(upload.upload_id, 1, (), 500)):
         with pytest.raises(OSError):
             opening()
-        assert store.reservations.held(carol) == 0  # not held until the process exits
+        assert store.admission.held(carol) == 0  # not held until the process exits
 
 
 def test_concurrent_first_uploads_share_one_default_bucket(store: Store, carol: str) -> None:
@@ -132,7 +132,7 @@ def test_concurrent_first_uploads_share_one_default_bucket(store: Store, carol: 
 
     def first_upload() -> None:
         start.wait()
-        found.append(default_bucket(store, carol))
+        found.append(store.uploads.default_bucket(carol))
 
     threads = [threading.Thread(target=first_upload) for _ in range(8)]
     for t in threads:

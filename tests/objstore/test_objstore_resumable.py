@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from objstore_helpers import Clock, rand
+from objstore_helpers import Clock, rand, resumables_with
 
-from objstore import Store, linkupload
+from objstore import Store
 from objstore.errors import EntityTooLarge, NoSuchUpload, QuotaExceeded
+from objstore.links import Resumables
+from objstore.links.resumable import DONE, OffsetMismatch, TooManyUploads, UploadBusy
 from objstore.maintenance import collect_garbage, fsck
-from objstore.resumable import DONE, OffsetMismatch, Resumables, TooManyUploads, UploadBusy
 
 DATA = rand(300_000)
 
@@ -16,7 +17,7 @@ DATA = rand(300_000)
 @pytest.fixture
 def resumables(store: Store) -> Resumables:
     store.accounts.create_user("carol", quota=1_000_000, max_object_size=500_000)
-    return Resumables(store, lock_wait=0)
+    return resumables_with(store, lock_wait=0)
 
 
 def usage(store: Store) -> int:
@@ -87,7 +88,7 @@ def test_limits_are_checked_at_creation(store: Store, resumables: Resumables) ->
     resumables.create("carol", 400_000)
     with pytest.raises(QuotaExceeded):
         resumables.create("carol", 200_000)
-    small = Resumables(store, max_pending=2)
+    small = resumables_with(store, max_pending=2)
     with pytest.raises(TooManyUploads):
         small.create("carol", 1)
 
@@ -156,14 +157,14 @@ def test_finish_keeps_its_room_from_a_concurrent_upload(
     store.create_bucket("carol", "carols")
     row = resumables.create("carol", 400_000)
     append(resumables, row.id, 0, rand(400_000, seed=1))
-    real = linkupload.default_bucket
+    real = store.uploads.default_bucket
 
-    def other_upload_first(s: Store, owner: str) -> str:  # runs while the finish is under way
+    def other_upload_first(owner: str) -> str:  # runs while the finish is under way
         with pytest.raises(QuotaExceeded):
-            s.put_object("carols", "other", b"y" * 500_000)  # 400k charged + 500k > 800k
-        return real(s, owner)
+            store.put_object("carols", "other", b"y" * 500_000)  # 400k charged + 500k > 800k
+        return real(owner)
 
-    monkeypatch.setattr(linkupload, "default_bucket", other_upload_first)
+    monkeypatch.setattr(store.uploads, "default_bucket", other_upload_first)
     assert resumables.finish("carol", row.id).state == DONE
     assert usage(store) == 400_000 and fsck(store).ok
 
@@ -182,7 +183,7 @@ def test_a_removed_user_takes_their_uploads(store: Store, resumables: Resumables
     append_as = resumables.open_append("dave", row.id, 0)
     append_as.write(b"x" * 5)
     append_as.close()
-    store.accounts.remove_user("dave")
+    store.remove_user("dave")
     store.accounts.create_user("dave")  # the same name again: a new user owing nothing
     assert fsck(store).ok
     with pytest.raises(NoSuchUpload):

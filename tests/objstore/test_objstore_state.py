@@ -1,4 +1,4 @@
-"""The volatile state environment: nothing in it must survive a crash, so it never stops a start."""
+"""The volatile store (`LmdbVolatileStore`): nothing in it must survive a crash, so it never stops a start."""
 
 from __future__ import annotations
 
@@ -6,22 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from objstore import state
-from objstore.state import VolatileState
+from objstore.meta.lmdb import LmdbVolatileStore
+from objstore.reservations import TABLE
 
 
 def put_row(path: Path) -> None:
-    s = VolatileState(path)
-    with s.write() as w:
-        w.put("buckets", b"k", b"v")
+    s = LmdbVolatileStore(path, (TABLE,))
+    s.transact(lambda w: w.put(TABLE, b"k", b"v"))
     s.close()
 
 
 def has_row(path: Path) -> bool:
-    s = VolatileState(path)
+    s = LmdbVolatileStore(path, (TABLE,))
     try:
-        with s.read() as r:
-            return r.get("buckets", b"k") is not None
+        return s.read(lambda r: r.get(TABLE, b"k")) is not None
     finally:
         s.close()
 
@@ -33,9 +31,9 @@ def test_rows_stay_within_one_boot(tmp_path: Path) -> None:
 
 def test_a_new_boot_starts_afresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """After a power loss an unsynced environment may be torn: it is recreated, never read."""
-    monkeypatch.setattr(state, "boot_id", lambda: "first")
+    monkeypatch.setattr("objstore.meta.lmdb.boot_id", lambda: "first")
     put_row(tmp_path / "state")
-    monkeypatch.setattr(state, "boot_id", lambda: "second")
+    monkeypatch.setattr("objstore.meta.lmdb.boot_id", lambda: "second")
     assert not has_row(tmp_path / "state")
 
 

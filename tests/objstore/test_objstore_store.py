@@ -362,8 +362,7 @@ def test_usage_under_concurrent_processes(tmp_path: Path) -> None:
 
 # copies ----------------------------------------------------------------------------------------
 def manifest_refs(store: Store, manifest_hex: str) -> int | None:
-    with store.db.read() as r:
-        head = manifests.get_head(r, bytes.fromhex(manifest_hex))
+    head = store.meta.read(lambda r: manifests.get_head(r, bytes.fromhex(manifest_hex)))
     return head.refs if head is not None else None
 
 

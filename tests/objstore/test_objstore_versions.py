@@ -21,7 +21,7 @@ from objstore.errors import (
     VersionIsDeleteMarker,
 )
 from objstore.maintenance import fsck
-from objstore.versions import NULL
+from objstore.versions import NULL, NULLS
 
 
 def versions_of(store: Store, bucket: str, key: str | None = None) -> list[tuple[str, str, bool, bool]]:
@@ -201,12 +201,10 @@ def test_a_bucket_with_versions_or_markers_is_not_empty(store: Store, bucket: st
 
 
 def test_a_link_owned_key_is_purged_of_every_version(store: Store) -> None:
-    from objstore.linkupload import LinkUpload, default_bucket
-
     store.accounts.create_user("lou")
-    files = default_bucket(store, "lou")
+    files = store.uploads.default_bucket("lou")
     store.set_bucket_versioning(files, "Enabled")
-    with LinkUpload(store, "lou", "a.txt") as upload:
+    with store.uploads.open("lou", "a.txt") as upload:
         upload.write(b"first")
         link = upload.commit()
     store.put_object(files, link.key, b"overwritten by S3")
@@ -298,16 +296,20 @@ def test_rows_written_before_versions_existed_are_the_null_version(store: Store,
     becomes a noncurrent version like any other when versioning is enabled."""
     import json
 
-    from objstore import keys
+    from objstore import keys, versions
+    from objstore.meta import WriteTxn
 
     store.put_object(bucket, "old", b"from an earlier release")
     record = store.get_bucket(bucket)
-    with store.db.write() as w:
+
+    def downgrade(w: WriteTxn) -> None:
         lkey = keys.encode(record.id, b"old")
-        row = json.loads(w.get("objects", lkey))
+        row = json.loads(w.get(versions.OBJECTS, lkey))  # type: ignore[arg-type]
         for name in ("version_id", "seq", "delete_marker", "noncurrent_since"):
             del row[name]
-        w.put("objects", lkey, json.dumps(row).encode())
+        w.put(versions.OBJECTS, lkey, json.dumps(row).encode())
+
+    store.meta.transact(downgrade)
     assert store.head_object(bucket, "old").version_id == NULL
     store.set_bucket_versioning(bucket, "Enabled")
     new = store.put_object(bucket, "old", b"new")
@@ -344,16 +346,13 @@ def test_the_noncurrent_null_version_is_found_without_a_scan(store: Store, bucke
     store.put_object(bucket, "k", b"null")
     store.set_bucket_versioning(bucket, "Enabled")
     v1 = store.put_object(bucket, "k", b"v1")
-    with store.db.read() as r:
-        assert r.count("null_versions") == 1
+    assert store.meta.read(lambda r: r.count(NULLS)) == 1
     assert b"".join(store.read_object(store.head_object(bucket, "k", NULL))) == b"null"
     store.delete_object(bucket, "k", v1.version_id)  # the null version is current again
-    with store.db.read() as r:
-        assert r.count("null_versions") == 0
+    assert store.meta.read(lambda r: r.count(NULLS)) == 0
     store.put_object(bucket, "k", b"v2")
     store.set_bucket_versioning(bucket, "Suspended")
     store.put_object(bucket, "k", b"new null")  # replaces the noncurrent null version
-    with store.db.read() as r:
-        assert r.count("null_versions") == 0
+    assert store.meta.read(lambda r: r.count(NULLS)) == 0
     assert [v.version_id == NULL for v in store.list_object_versions(bucket).versions] == [True, False]
     assert fsck(store).ok

@@ -1,4 +1,4 @@
-"""Streaming content in (`objstore.writer`): digests, inline vs chunks, staging, and crash safety."""
+"""Streaming content in (`objstore.content`): digests, inline vs chunks, staging, and crash safety."""
 
 from __future__ import annotations
 
@@ -33,16 +33,21 @@ from objstore_helpers import (
 from objstore import Store
 from objstore.errors import ChunkMissing, EntityTooLarge, NoSuchKey, QuotaExceeded
 from objstore.maintenance import collect_garbage, fsck
-from objstore.writer import ContentWriter, SizeLimits
+from objstore.content import ContentWriter
+from objstore.limits import SizeLimits
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 
 
 # ContentWriter ---------------------------------------------------------------------------------
+def content_writer(store: Store, checksums: list[str] | None = None) -> ContentWriter:
+    return ContentWriter(store.meta, store.chunks, store.config, checksums or ())
+
+
 def test_digests_of_the_whole_stream(store: Store) -> None:
     data = rand(600_000, seed=1)
-    with ContentWriter(store, ["CRC32C", "sha256"]) as w:
+    with content_writer(store, ["CRC32C", "sha256"]) as w:
         for i in range(0, len(data), 10_000):
             w.write(memoryview(data)[i : i + 10_000])
         content = w.finish()
@@ -55,7 +60,7 @@ def test_digests_of_the_whole_stream(store: Store) -> None:
 
 def test_inline_threshold(store: Store) -> None:
     for size, inline in ((0, True), (store.config.inline_max, True), (store.config.inline_max + 1, False)):
-        with ContentWriter(store) as w:
+        with content_writer(store) as w:
             w.write(rand(size))
             content = w.finish()
         assert (content.inline is not None) == inline, size
@@ -63,7 +68,7 @@ def test_inline_threshold(store: Store) -> None:
 
 
 def test_new_chunks_are_staged_and_closing_drops_them(store: Store) -> None:
-    w = ContentWriter(store)
+    w = content_writer(store)
     w.write(rand(500_000, seed=2))
     content = w.finish()
     assert staged_files(store) == {d.hex() for d, _ in content.entries}

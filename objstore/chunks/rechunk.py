@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from .chunking import Chunker
-from .config import StoreConfig
-from .manifests import Entry
+from .cdc import Chunker
+from ..config import StoreConfig
+from .interface import Entry
 
 # A part is either a chunk list or, for inline parts, its bytes.
 Part = list[Entry] | bytes

@@ -1,25 +1,23 @@
 """Streaming content into the store: cut, hash, stage and fsync chunks, then install in one transaction.
 
 `ContentWriter` turns a byte stream into a manifest. It knows nothing of objects or parts: callers
-(`store.ObjectWriter`, `multipart.PartWriter`) wrap it and add their own rows in the same transaction.
+(`objects.ObjectWriter`, `multipart.PartWriter`) wrap it and add their own rows in the same transaction.
 Memory stays bounded by the chunker's window whatever the stream's size.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
 
 from . import manifests, refcount
-from .chunking import Chunker
-from .db import Txn
+from .chunks import ChunkStore, Entry
+from .chunks.cdc import Chunker
+from .config import StoreConfig
 from .errors import ChunkMissing
 from .hashing import StreamHasher, chunk_digest
 from .limits import SizeLimits
-
-if TYPE_CHECKING:
-    from .reservations import Reservation
-    from .store import Store
+from .meta import MetadataStore, WriteTxn
 
 
 @dataclass
@@ -30,7 +28,7 @@ class Content:
     md5: str
     blake3: str
     checksums: dict[str, str]
-    entries: list[manifests.Entry] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
     inline: bytes | None = None
 
 
@@ -40,50 +38,58 @@ class ChunkSink:
     A chunk that is referenced right now is not written again; one that is unreferenced (waiting
     out its grace period) or unknown is staged, so GC racing with this writer can never leave it
     without the bytes. `publish` puts staged chunks in place durably before the transaction;
-    `install` runs inside it and checks, under the same lock GC takes, that every chunk is there.
+    `install` runs inside it and checks, in the transaction GC's deletions also need, that every
+    chunk is there.
     """
 
-    def __init__(self, store: "Store"):
-        self.store = store
-        self.staging = store.blobs.open_staging()
+    def __init__(self, meta: MetadataStore, chunks: ChunkStore):
+        self.meta = meta
+        self.chunks = chunks
+        self.batch = chunks.batch()
 
-    def add(self, chunk: bytes) -> manifests.Entry:
+    def add(self, chunk: bytes) -> Entry:
         digest = chunk_digest(chunk)
-        if digest not in self.staging.staged and not self._is_live(digest):
-            self.staging.put(digest, chunk)
+        if not self.batch.holds(digest) and not self._is_live(digest):
+            self.batch.put(digest, chunk)
         return digest, len(chunk)
 
     def publish(self) -> None:
         """Staged chunks durable and in place; call before opening the write transaction."""
-        self.staging.publish()
+        self.batch.publish()
 
-    def install(self, w: Txn, entries: list[manifests.Entry]) -> bytes:
-        """Create a manifest of `entries` (inside `w`) once every chunk is known to be on disk."""
+    def install(self, w: WriteTxn, entries: list[Entry]) -> bytes:
+        """Create a manifest of `entries` (inside `w`) once every chunk is known to be stored."""
         for digest in {d for d, _ in entries}:
-            if not self.store.blobs.exists(digest):
+            if not self.chunks.exists(digest):
                 raise ChunkMissing("a chunk was collected while this upload ran; please retry")
         return manifests.create_chunked(w, entries)
 
     def close(self) -> None:
-        self.staging.close()
+        self.batch.close()
 
     def _is_live(self, digest: bytes) -> bool:
-        with self.store.db.read() as r:
-            row = refcount.get(r, digest)
+        row = self.meta.read(lambda r: refcount.get(r, digest))
         return row is not None and row.count > 0
 
 
 class ContentWriter:
+    """One stream in: limits checked as bytes arrive, digests computed, chunks cut and staged.
+
+    `on_close` runs once when the writer is closed, committed or not (it gives back the quota
+    reserved for the stream).
+    """
+
     def __init__(
-        self, store: "Store", checksums: Iterable[str] = (), limits: SizeLimits | None = None, reservation: "Reservation | None" = None
+        self, meta: MetadataStore, chunks: ChunkStore, config: StoreConfig, checksums: Iterable[str] = (),
+        limits: SizeLimits | None = None, on_close: Callable[[], None] | None = None,
     ):
-        self.store = store
-        self.reservation = reservation  # quota held for this stream, given back on close
+        self.config = config
+        self.on_close = on_close
         self.hasher = StreamHasher(checksums)
         self.limits = limits or SizeLimits()
-        self._chunker = Chunker(store.config)
-        self._sink = ChunkSink(store)
-        self._entries: list[manifests.Entry] = []
+        self._chunker = Chunker(config)
+        self._sink = ChunkSink(meta, chunks)
+        self._entries: list[Entry] = []
         self._content: Content | None = None
 
     def write(self, data: bytes | memoryview) -> None:
@@ -99,7 +105,7 @@ class ContentWriter:
             tail = list(self._chunker.finish())
             size = self.hasher.size
             inline = None
-            if not self._entries and size <= self.store.config.inline_max:
+            if not self._entries and size <= self.config.inline_max:
                 inline = b"".join(tail)
             else:
                 for chunk in tail:
@@ -119,7 +125,7 @@ class ContentWriter:
         self.finish()
         self._sink.publish()
 
-    def install(self, w: Txn) -> bytes:
+    def install(self, w: WriteTxn) -> bytes:
         """Inside the write transaction: create the manifest of the published content."""
         content = self.finish()
         if content.inline is not None:
@@ -130,9 +136,9 @@ class ContentWriter:
         """Drop whatever was staged and not installed; safe to call more than once."""
         self.hasher.md5_hex()  # stop the MD5 thread
         self._sink.close()
-        if self.reservation is not None:
-            self.store.reservations.release(self.reservation)
-            self.reservation = None
+        if self.on_close is not None:
+            on_close, self.on_close = self.on_close, None
+            on_close()
 
     def _add_chunk(self, chunk: bytes) -> None:
         self._entries.append(self._sink.add(chunk))

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-from .records import LinkRecord
-
-if TYPE_CHECKING:
-    from .store import Store
+from ..meta import MetadataStore, WriteTxn
+from .links import add_downloads
 
 log = logging.getLogger("objstore.linkstats")
 FLUSH_AT = 512  # pending links that force a flush without waiting for the timer
@@ -33,15 +30,18 @@ class Tally:
 
 
 class DownloadStats:
-    def __init__(self, store: Store):
-        self.store = store
+    """This process's download counts not yet written, and the flush that writes them in one transaction."""
+
+    def __init__(self, meta: MetadataStore, clock: Callable[[], float]):
+        self.meta = meta
+        self.clock = clock
         self._pending: dict[str, Tally] = {}
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
 
     def add(self, link_id: str, downloads: int, nbytes: int) -> None:
         """Count `downloads` and `nbytes` served for a link (flushed later)."""
-        now = self.store.clock()
+        now = self.clock()
         with self._lock:
             tally = self._pending.setdefault(link_id, Tally())
             tally.downloads += downloads
@@ -90,14 +90,8 @@ class DownloadStats:
             return len(pending)
 
     def _apply(self, pending: dict[str, Tally]) -> None:
-        with self.store.db.write() as w:
+        def apply(w: WriteTxn) -> None:
             for link_id, tally in pending.items():
-                raw = w.get("links", link_id.encode())
-                if raw is None:
-                    continue  # deleted meanwhile: nothing left to count on
-                link = LinkRecord.decode(raw)
-                link.downloads += tally.downloads
-                link.bytes_served += tally.nbytes
-                link.last_download = max(link.last_download or 0.0, tally.last)
-                w.put("links", link_id.encode(), link.encode())
-                self.store.accounts.count_downloads(w, link.owner, tally.downloads, tally.nbytes, tally.last)
+                add_downloads(w, link_id, tally.downloads, tally.nbytes, tally.last)  # gone links: nothing to count on
+
+        self.meta.transact(apply)

@@ -10,10 +10,14 @@ owns that key the same way: deleting or sweeping the link deletes every version 
 one an S3 client wrote over it (the link was serving that version, and the key lives under the
 link's id). Never another owner's: a bucket of that name that changed hands is left alone.
 
+This module owns the `links` table (link id -> LinkRecord) and `link_owners` (owner + NUL +
+sequence -> link id: an owner's links in order); the sweep, the statistics and the uploads call
+its functions inside their transactions.
+
 A link is spent when past `expires_at`, out of `max_downloads`, or not downloaded for the idle
 period (`StoreConfig.link_idle_seconds`; counted from creation when never downloaded). A spent
-link answers LinkExpired at once; the sweep (`linksweep.py`) later deletes what it backed and
-keeps a tombstone. Download statistics are batched (`linkstats.py`) except for links with a
+link answers LinkExpired at once; the sweep (`sweep.py`) later deletes what it backed and
+keeps a tombstone. Download statistics are batched (`stats.py`) except for links with a
 download budget, whose count must be exact at the moment of the download.
 """
 
@@ -21,13 +25,13 @@ from __future__ import annotations
 
 import secrets
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from . import keys, versions
-from .db import Txn
-from .errors import (
+from .. import buckets, keys, versions
+from ..accounts import count_downloads
+from ..config import StoreConfig
+from ..errors import (
     InvalidArgument,
     LinkExpired,
     NoSuchBucket,
@@ -37,17 +41,19 @@ from .errors import (
     StoreError,
     VersionIsDeleteMarker,
 )
-from .records import BucketRecord, LinkRecord, ObjectRecord
+from ..meta import MetadataStore, ReadTxn, WriteTxn, scan
+from ..objects import Objects
+from ..records import LinkRecord, ObjectRecord
 
-if TYPE_CHECKING:
-    from .store import Store
-
+LINKS, OWNERS = "links", "link_owners"
+TABLES = (LINKS, OWNERS)
 # No 0/o, 1/l/i: an id read aloud or copied from a screenshot stays unambiguous.
 ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 ID_LENGTH = 8
 MIN_ID_LENGTH, MAX_ID_LENGTH = 6, 32
 MAX_ATTEMPTS = 16  # 31^8 ids: a collision is rare, sixteen in a row means something is broken
 MAX_PAGE = 1000
+MAX_EXPIRES_IN = 100 * 365 * 86400.0  # expiry times must stay representable (and sortable) floats
 
 
 def new_link_id(length: int = ID_LENGTH) -> str:
@@ -60,9 +66,6 @@ def is_valid_id(link_id: str) -> bool:
 
 def owner_index_key(owner: str, seq: int) -> bytes:
     return owner.encode() + b"\0" + struct.pack(">Q", seq)
-
-
-MAX_EXPIRES_IN = 100 * 365 * 86400.0  # expiry times must stay representable (and sortable) floats
 
 
 def check_limits(expires_in: float | None, max_downloads: int | None) -> None:
@@ -81,6 +84,45 @@ def is_spent(link: LinkRecord, now: float, idle_seconds: float = 0) -> bool:
     return link.max_downloads is not None and link.downloads >= link.max_downloads
 
 
+# Inside the caller's transaction ---------------------------------------------------------------
+def find(r: ReadTxn, link_id: str) -> LinkRecord | None:
+    """The link's row as stored (revoked and swept ones too), or None."""
+    raw = r.get(LINKS, link_id.encode()) if link_id else None
+    return LinkRecord.decode(raw) if raw is not None else None
+
+
+def put(w: WriteTxn, link: LinkRecord) -> None:
+    w.put(LINKS, link.id.encode(), link.encode())
+
+
+def rows_after(r: ReadTxn, after: str, limit: int) -> list[LinkRecord]:
+    """Up to `limit` links by id after `after` ("" for the first)."""
+    start = after.encode() + b"\0" if after else b""
+    return [LinkRecord.decode(v) for _, v in r.range(LINKS, start, limit=limit)]
+
+
+def add_downloads(w: WriteTxn, link_id: str, downloads: int, nbytes: int, last: float) -> bool:
+    """Add downloads to a link's and its owner's statistics; False if the link is gone."""
+    link = find(w, link_id)
+    if link is None:
+        return False
+    link.downloads += downloads
+    link.bytes_served += nbytes
+    link.last_download = max(link.last_download or 0.0, last)
+    put(w, link)
+    count_downloads(w, link.owner, downloads, nbytes, last)
+    return True
+
+
+def drop_owner(w: WriteTxn, owner: str) -> None:
+    """Delete every link of `owner` (a removed user's: a later user of that name must not inherit them)."""
+    doomed = [k for k, v in w.range(LINKS) if LinkRecord.decode(v).owner == owner]
+    for k in doomed:
+        w.delete(LINKS, k)
+    for k in [k for k, _ in scan(w, OWNERS, owner.encode() + b"\0")]:
+        w.delete(OWNERS, k)
+
+
 @dataclass
 class LinkPage:
     links: list[LinkRecord]
@@ -88,15 +130,20 @@ class LinkPage:
 
 
 class Links:
-    def __init__(self, store: Store, id_length: int = ID_LENGTH):
-        if not MIN_ID_LENGTH <= id_length <= MAX_ID_LENGTH:
+    """Short links: create, resolve, count downloads, list, revoke and delete (objects they own too)."""
+
+    def __init__(self, meta: MetadataStore, config: StoreConfig, clock: Callable[[], float], objects: Objects):
+        if not MIN_ID_LENGTH <= config.link_id_length <= MAX_ID_LENGTH:
             raise InvalidArgument(f"link ids must be {MIN_ID_LENGTH}-{MAX_ID_LENGTH} characters")
-        self.store = store
-        self.id_length = id_length
+        self.meta = meta
+        self.config = config
+        self.clock = clock
+        self.objects = objects
+        self.id_length = config.link_id_length
 
     @property
     def idle_seconds(self) -> float:
-        return self.store.config.link_idle_seconds
+        return self.config.link_idle_seconds
 
     def create(
         self, owner: str, bucket: str, key: str, expires_in: float | None = None, max_downloads: int | None = None,
@@ -106,50 +153,35 @@ class Links:
         NoSuchBucket / NoSuchKey / NoSuchVersion otherwise."""
         check_limits(expires_in, max_downloads)
         versions.check_version_id(version_id)
-        with self.store.db.write() as w:
-            self.owned_object(w, owner, bucket, key, version_id)
+
+        def create(w: WriteTxn) -> LinkRecord:
+            owned_object(w, owner, bucket, key, version_id)
             return self.add(w, self.free_id(w), owner, bucket, key, expires_in=expires_in, max_downloads=max_downloads,
                             version_id=version_id)
 
-    def add(self, w: Txn, link_id: str, owner: str, bucket: str, key: str, **attrs: object) -> LinkRecord:
+        return self.meta.transact(create)
+
+    def add(self, w: WriteTxn, link_id: str, owner: str, bucket: str, key: str, **attrs: object) -> LinkRecord:
         """Write a new link row and its owner-index entry inside `w`."""
         expires_in = attrs.pop("expires_in", None)
-        now = self.store.clock()
+        now = self.clock()
         expires_at = now + float(expires_in) if expires_in is not None else None  # type: ignore[arg-type]
-        seq = self.store.db.next_id(w, "link")
+        seq = w.next_id("link")
         record = LinkRecord(link_id, owner, bucket, key, now, expires_at, seq=seq, **attrs)  # type: ignore[arg-type]
-        w.put("links", link_id.encode(), record.encode())
-        w.put("link_owners", owner_index_key(owner, seq), link_id.encode())
+        put(w, record)
+        w.put(OWNERS, owner_index_key(owner, seq), link_id.encode())
         return record
 
-    def free_id(self, r: Txn) -> str:
+    def free_id(self, r: ReadTxn) -> str:
         for _ in range(MAX_ATTEMPTS):
             link_id = new_link_id(self.id_length)
-            if r.get("links", link_id.encode()) is None:
+            if r.get(LINKS, link_id.encode()) is None:
                 return link_id
         raise StoreError(f"no free link id after {MAX_ATTEMPTS} attempts")
 
-    def owned_object(self, r: Txn, owner: str, bucket: str, key: str, version_id: str | None = None) -> ObjectRecord:
-        raw_bucket = r.get("buckets", bucket.encode())
-        if raw_bucket is None or BucketRecord.decode(raw_bucket).owner != owner:
-            raise NoSuchBucket(bucket)  # another owner's bucket looks the same as none
-        record = BucketRecord.decode(raw_bucket)
-        return versions.resolve(r, record.id, keys.validate_key(key), version_id)
-
-    def row(self, r: Txn, link_id: str) -> LinkRecord:
-        """The link's row; NoSuchLink when unknown or revoked."""
-        raw = r.get("links", link_id.encode()) if is_valid_id(link_id) else None
-        if raw is None:
-            raise NoSuchLink(link_id)
-        link = LinkRecord.decode(raw)
-        if link.revoked:
-            raise NoSuchLink(link_id)
-        return link
-
     def get(self, link_id: str) -> LinkRecord:
         """The live or spent link; NoSuchLink when unknown or revoked."""
-        with self.store.db.read() as r:
-            return self.row(r, link_id)
+        return self.meta.read(lambda r: _row(r, link_id))
 
     def get_owned(self, link_id: str, owner: str) -> LinkRecord:
         """As `get`, and another owner's link is NoSuchLink too (ids are no oracle)."""
@@ -162,16 +194,17 @@ class Links:
         """`owner`'s links that are neither revoked nor swept, newest first, a page at a time."""
         limit = max(1, min(limit, MAX_PAGE))
         prefix = owner.encode() + b"\0"
-        start = prefix + bytes.fromhex(before) if before else prefix + b"\xff" * 8
-        found: list[LinkRecord] = []
-        with self.store.db.read() as r:
-            cursor = r.cursor("link_owners")
-            positioned = cursor.prev() if cursor.set_range(start) else cursor.last()
-            while positioned and bytes(cursor.key()).startswith(prefix) and len(found) <= limit:
-                raw = r.get("links", bytes(cursor.value()))
-                if raw is not None:
-                    found.append(LinkRecord.decode(raw))
-                positioned = cursor.prev()
+        end = prefix + bytes.fromhex(before) if before else prefix + b"\xff" * 8
+
+        def page(r: ReadTxn) -> list[LinkRecord]:
+            found = []
+            for _, link_id in r.range(OWNERS, prefix, end, reverse=True, limit=limit + 1):
+                link = find(r, link_id.decode())
+                if link is not None:
+                    found.append(link)
+            return found
+
+        found = self.meta.read(page)
         more = len(found) > limit
         found = found[:limit]
         return LinkPage(found, struct.pack(">Q", found[-1].seq).hex() if more else None)
@@ -182,53 +215,61 @@ class Links:
         A file uploaded only for this link goes with it (as `delete`): nothing could reach it but
         S3, and it would hold quota out of sight of the file list.
         """
-        with self.store.db.write() as w:
-            link = self.row(w, link_id)
+
+        def revoke(w: WriteTxn) -> LinkRecord:
+            link = _row(w, link_id)
             if link.owner != owner:
                 raise NoSuchLink(link_id)
             link.revoked = True
-            w.put("links", link_id.encode(), link.encode())
+            put(w, link)
             self.unindex(w, link)
             if link.owns_object:
                 self.drop_object(w, link)
-        return link
+            return link
+
+        return self.meta.transact(revoke)
 
     def delete(self, link_id: str, owner: str) -> LinkRecord:
         """Remove the link and, when it was uploaded for it, its object (quota given back)."""
-        with self.store.db.write() as w:
-            link = self.row(w, link_id)
+
+        def delete(w: WriteTxn) -> LinkRecord:
+            link = _row(w, link_id)
             if link.owner != owner:
                 raise NoSuchLink(link_id)
             self.drop(w, link)
-        return link
+            return link
 
-    def drop(self, w: Txn, link: LinkRecord) -> None:
+        return self.meta.transact(delete)
+
+    def drop(self, w: WriteTxn, link: LinkRecord) -> None:
         """Delete the link row, its index entry and an object it owns, inside `w`."""
-        w.delete("links", link.id.encode())
+        w.delete(LINKS, link.id.encode())
         self.unindex(w, link)
         if link.owns_object:
             self.drop_object(w, link)
 
-    def unindex(self, w: Txn, link: LinkRecord) -> None:
-        w.delete("link_owners", owner_index_key(link.owner, link.seq))
+    def unindex(self, w: WriteTxn, link: LinkRecord) -> None:
+        w.delete(OWNERS, owner_index_key(link.owner, link.seq))
 
-    def drop_object(self, w: Txn, link: LinkRecord) -> bool:
+    def drop_object(self, w: WriteTxn, link: LinkRecord) -> bool:
         """Delete the object a link owns, inside `w`; never in another owner's bucket of that name."""
-        raw_bucket = w.get("buckets", link.bucket.encode())
-        if raw_bucket is None or BucketRecord.decode(raw_bucket).owner != link.owner:
+        if buckets.owned(w, link.owner, link.bucket) is None:
             return False
-        return self.store.purge_key_in(w, link.bucket, link.key)
+        return self.objects.purge_key_in(w, link.bucket, link.key)
 
-    def objects(self, links: Sequence[LinkRecord]) -> Sequence[ObjectRecord | None]:
+    def objects_of(self, links: Sequence[LinkRecord]) -> Sequence[ObjectRecord | None]:
         """The objects `links` name right now, None where gone, read in one transaction (for listings)."""
-        found: list[ObjectRecord | None] = []
-        with self.store.db.read() as r:
+
+        def lookup(r: ReadTxn) -> list[ObjectRecord | None]:
+            found: list[ObjectRecord | None] = []
             for link in links:
                 try:
-                    found.append(self.owned_object(r, link.owner, link.bucket, link.key, link.version_id))
+                    found.append(owned_object(r, link.owner, link.bucket, link.key, link.version_id))
                 except (NoSuchBucket, NoSuchKey, NoSuchVersion, VersionIsDeleteMarker):
                     found.append(None)
-        return found
+            return found
+
+        return self.meta.read(lookup)
 
     def resolve(self, link_id: str, now: float) -> tuple[LinkRecord, ObjectRecord]:
         """The link and the object it names right now.
@@ -236,26 +277,53 @@ class Links:
         NoSuchLink: unknown or revoked; LinkExpired: spent (see `is_spent`); NoSuchKey: the
         object (or its bucket, or the owner's hold on it) is gone.
         """
-        with self.store.db.read() as r:
-            link = self.row(r, link_id)
+
+        def resolve(r: ReadTxn) -> tuple[LinkRecord, ObjectRecord]:
+            link = _row(r, link_id)
             if is_spent(link, now, self.idle_seconds):
                 raise LinkExpired(link_id)
             try:
-                return link, self.owned_object(r, link.owner, link.bucket, link.key, link.version_id)
+                return link, owned_object(r, link.owner, link.bucket, link.key, link.version_id)
             except (NoSuchBucket, NoSuchVersion, VersionIsDeleteMarker) as exc:
                 raise NoSuchKey(link.key) from exc
 
+        return self.meta.read(resolve)
+
     def count_download(self, link_id: str, nbytes: int = 0) -> LinkRecord:
         """Count one download now; LinkExpired if the budget is already spent, so burn-after-N is
-        exact. For links with `max_downloads`; others go through `linkstats.DownloadStats`."""
-        with self.store.db.write() as w:
-            link = self.row(w, link_id)
+        exact. For links with `max_downloads`; others go through `stats.DownloadStats`."""
+
+        def count(w: WriteTxn) -> LinkRecord:
+            link = _row(w, link_id)
             if link.max_downloads is not None and link.downloads >= link.max_downloads:
                 raise LinkExpired(link_id)
-            now = self.store.clock()
-            link.downloads += 1
-            link.bytes_served += nbytes
-            link.last_download = now
-            w.put("links", link_id.encode(), link.encode())
-            self.store.accounts.count_downloads(w, link.owner, 1, nbytes, now)
-        return link
+            add_downloads(w, link_id, 1, nbytes, self.clock())
+            return _row(w, link_id)
+
+        return self.meta.transact(count)
+
+    def all_owned_by(self, owner: str) -> Iterator[LinkPage]:
+        """Every page of `owner`'s live links, newest first (each page read when asked for)."""
+        before: str | None = None
+        while True:
+            page = self.list(owner, before=before)
+            yield page
+            if page.next_cursor is None:
+                return
+            before = page.next_cursor
+
+
+def owned_object(r: ReadTxn, owner: str, bucket: str, key: str, version_id: str | None = None) -> ObjectRecord:
+    """`owner`'s object bucket/key (or that version); another owner's bucket looks the same as none."""
+    record = buckets.owned(r, owner, bucket)
+    if record is None:
+        raise NoSuchBucket(bucket)
+    return versions.resolve(r, record.id, keys.validate_key(key), version_id)
+
+
+def _row(r: ReadTxn, link_id: str) -> LinkRecord:
+    """The link's row; NoSuchLink when unknown or revoked."""
+    link = find(r, link_id) if is_valid_id(link_id) else None
+    if link is None or link.revoked:
+        raise NoSuchLink(link_id)
+    return link

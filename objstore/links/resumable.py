@@ -1,9 +1,9 @@
 """Resumable uploads (the engine side of tus, https://tus.io/protocols/resumable-upload): a row and a file.
 
-An upload is a `ResumableRecord` in the "resumables" table (key: owner + NUL + id, so an id is only
-ever looked up among its owner's uploads) and an append-only file `<data dir>/resumable/<id>`.
+An upload is a `ResumableRecord` in the `resumables` table, which this module owns (key: owner +
+NUL + id, so an id is only ever looked up among its owner's uploads), and an append-only file `<data dir>/resumable/<id>`.
 Each write appends to the file; `Appender.checkpoint` fsyncs it and only then commits the new
-offset, so the offset in LMDB is the truth: bytes past it (a crash, a dropped connection before the
+offset, so the committed offset is the truth: bytes past it (a crash, a dropped connection before the
 checkpoint) are cut off when the upload is next opened for writing. One writer per upload at a
 time, across worker processes: an flock on the file, held while bytes are appended, the upload is
 finished, terminated or expired.
@@ -13,7 +13,7 @@ there, before any byte, when it would not fit) and stays charged while bytes com
 parts are. `fsck` counts it the same way (`charged_bytes`). Once every byte is in, the file is
 streamed into a `LinkUpload`, whose commit creates the object and its link, marks the row done and
 takes the charge back, all in one transaction: the room stays the upload's throughout (the charge
-is the commit's credit, see `Store.open_writer`), and a crash or failure before that commit leaves
+is the commit's credit, see `Objects.open_writer`), and a crash or failure before that commit leaves
 the upload receiving and charged, finished again by the next HEAD or PATCH. While a file is being
 finished its bytes are on disk twice (here and as chunks). Done rows are kept until they expire so a
 client that lost the last response can still learn its link.
@@ -32,18 +32,20 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
-from .blobs import fsync_dir
-from .config import MiB
-from .db import Txn
-from .errors import EntityTooLarge, InvalidArgument, NoSuchUpload, StoreError
-from .limits import UPLOAD_CEILING, check_object_count, check_quota
-from .linkupload import LinkUpload
-from .records import LinkRecord, ObjectRecord, ResumableRecord
+from ..accounts import charge
+from ..admission import Admission, admit
+from ..config import MiB, StoreConfig
+from ..durability import fsync_dir
+from ..errors import EntityTooLarge, InvalidArgument, NoSuchUpload, StoreError
+from ..limits import UPLOAD_CEILING
+from ..meta import MetadataStore, ReadTxn, WriteTxn, scan
+from ..records import LinkRecord, ResumableRecord
+from .uploads import LinkUploads
 
-if TYPE_CHECKING:
-    from .store import Store
+TABLE = "resumables"
+TABLES = (TABLE,)
 
 EXPIRES_AFTER = 24 * 3600.0  # an upload not written to for this long is abandoned
 MAX_PENDING_PER_USER = 100
@@ -82,23 +84,40 @@ def is_valid_id(upload_id: str) -> bool:
     return len(upload_id) == 32 and all(c in "0123456789abcdef" for c in upload_id)
 
 
-def charged_bytes(r: Txn) -> Counter[str]:
+def charged_bytes(r: ReadTxn) -> Counter[str]:
     """Bytes each owner's unfinished uploads hold of their usage (what `create` charged)."""
     held: Counter[str] = Counter()
-    for _, raw in r.cursor("resumables"):
-        row = ResumableRecord.decode(bytes(raw))
+    for _, raw in r.range(TABLE):
+        row = ResumableRecord.decode(raw)
         if row.state == RECEIVING:
             held[row.owner] += row.length
     return held
 
 
+def drop_owner(w: WriteTxn, owner: str) -> None:
+    """Delete every upload row of `owner` (a removed user's; their files go as orphans)."""
+    for key in [k for k, _ in scan(w, TABLE, owner.encode() + b"\0")]:
+        w.delete(TABLE, key)
+
+
+def _put(w: WriteTxn, row: ResumableRecord) -> None:
+    w.put(TABLE, row_key(row.owner, row.id), row.encode())
+
+
 class Resumables:
+    """tus uploads of one owner at a time: create, append at the kept offset, finish into a link, expire."""
+
     def __init__(
-        self, store: Store, expires_after: float = EXPIRES_AFTER, max_pending: int = MAX_PENDING_PER_USER,
+        self, meta: MetadataStore, config: StoreConfig, clock: Callable[[], float], spool: Path, admission: Admission,
+        uploads: LinkUploads, expires_after: float = EXPIRES_AFTER, max_pending: int = MAX_PENDING_PER_USER,
         lock_wait: float = LOCK_WAIT,
     ):
-        self.store = store
-        self.dir = store.root / "resumable"
+        self.meta = meta
+        self.config = config
+        self.clock = clock
+        self.dir = spool
+        self.admission = admission
+        self.uploads = uploads
         self.expires_after = expires_after
         self.max_pending = max_pending
         self.lock_wait = lock_wait
@@ -112,68 +131,55 @@ class Resumables:
         if length < 0:
             raise InvalidArgument("the upload length must not be negative")
         # The reservation sees other uploads in flight; it is released once usage carries the bytes.
-        ceiling = self.store.config.upload_max_file_size or None
-        _, reservation = self.store.reservations.room(owner, 0, length, ceiling=ceiling, what="a file", ceiling_name=UPLOAD_CEILING)
+        ceiling = self.config.upload_max_file_size or None
+        _, reservation = self.admission.room(owner, 0, length, ceiling=ceiling, what="a file", ceiling_name=UPLOAD_CEILING)
         try:
-            with self.store.db.write() as w:
-                return self._add(w, owner, length, filename, filetype)
+            return self.meta.transact(lambda w: self._add(w, owner, length, filename, filetype))
         finally:
             if reservation is not None:
-                self.store.reservations.release(reservation)
+                self.admission.release(reservation)
 
-    def _add(self, w: Txn, owner: str, length: int, filename: str, filetype: str) -> ResumableRecord:
-        user = self.store.accounts.user_in(w, owner)
-        check_quota(user, length)
-        check_object_count(user, 1)
+    def _add(self, w: WriteTxn, owner: str, length: int, filename: str, filetype: str) -> ResumableRecord:
+        admit(w, owner, length, new_objects=1)
         if self._pending(w, owner) >= self.max_pending:
             raise TooManyUploads(f"{self.max_pending} resumable uploads are unfinished; finish or delete some")
-        now = self.store.clock()
+        now = self.clock()
         row = ResumableRecord(secrets.token_hex(16), owner, length, now, now + self.expires_after,
                               filename=filename, filetype=filetype)
-        w.put("resumables", row_key(owner, row.id), row.encode())
-        self.store.accounts.charge(w, owner, length, 0)
+        _put(w, row)
+        charge(w, owner, length, 0)
         return row
 
-    def _pending(self, r: Txn, owner: str) -> int:
-        prefix = owner.encode() + b"\0"
-        cursor, count = r.cursor("resumables"), 0
-        if cursor.set_range(prefix):
-            for key, raw in cursor:
-                if not bytes(key).startswith(prefix):
-                    break
-                count += ResumableRecord.decode(bytes(raw)).state != DONE
-        return count
+    def _pending(self, r: ReadTxn, owner: str) -> int:
+        return sum(ResumableRecord.decode(raw).state != DONE for _, raw in scan(r, TABLE, owner.encode() + b"\0"))
 
     def get(self, owner: str, upload_id: str) -> ResumableRecord:
         """`owner`'s upload; NoSuchUpload for an unknown id or another owner's."""
-        with self.store.db.read() as r:
-            return self._row(r, owner, upload_id)
-
-    def _row(self, r: Txn, owner: str, upload_id: str) -> ResumableRecord:
-        raw = r.get("resumables", row_key(owner, upload_id)) if is_valid_id(upload_id) else None
-        if raw is None:
-            raise NoSuchUpload(upload_id)
-        return ResumableRecord.decode(bytes(raw))
+        return self.meta.read(lambda r: _row(r, owner, upload_id))
 
     def terminate(self, owner: str, upload_id: str) -> None:
         """Drop the upload and its bytes (tus termination); a done one's file and link stay."""
         if self.get(owner, upload_id).state == DONE:
-            with self.store.db.write() as w:
-                w.delete("resumables", row_key(owner, upload_id))
+            self.meta.transact(lambda w: w.delete(TABLE, row_key(owner, upload_id)))
             return
         with self._locked(owner, upload_id):
             self._drop(owner, upload_id)
 
     def _drop(self, owner: str, upload_id: str, only_if: Callable[[ResumableRecord], bool] = lambda row: True) -> bool:
         """Delete the row (giving back what it charged) and then its file; call holding the lock."""
-        with self.store.db.write() as w:
-            raw = w.get("resumables", row_key(owner, upload_id))
-            row = ResumableRecord.decode(bytes(raw)) if raw is not None else None
+
+        def drop(w: WriteTxn) -> bool:
+            raw = w.get(TABLE, row_key(owner, upload_id))
+            row = ResumableRecord.decode(raw) if raw is not None else None
             if row is None or not only_if(row):
                 return False
-            w.delete("resumables", row_key(owner, upload_id))
+            w.delete(TABLE, row_key(owner, upload_id))
             if row.state == RECEIVING:
-                self.store.accounts.charge(w, owner, -row.length, 0)
+                charge(w, owner, -row.length, 0)
+            return True
+
+        if not self.meta.transact(drop):
+            return False
         self.path(upload_id).unlink(missing_ok=True)
         return True
 
@@ -182,8 +188,8 @@ class Resumables:
         self.get(owner, upload_id)  # unknown ids never reach the file system
         if not self.dir.is_dir():
             self.dir.mkdir(mode=0o700, exist_ok=True)
-            if self.store.config.durable:
-                fsync_dir(self.store.root)
+            if self.config.durable:
+                fsync_dir(self.dir.parent)
         return Locked(self, owner, upload_id, self.lock_wait if wait is None else wait)
 
     def open_append(self, owner: str, upload_id: str, offset: int) -> Appender:
@@ -204,11 +210,13 @@ class Resumables:
 
     def _restart(self, row: ResumableRecord) -> ResumableRecord:
         """Kept bytes missing from the file (lost with an unsynced disk): start over at 0, never pad."""
-        with self.store.db.write() as w:
-            current = self._row(w, row.owner, row.id)
+        def restart(w: WriteTxn) -> ResumableRecord:
+            current = _row(w, row.owner, row.id)
             current.offset = 0
-            w.put("resumables", row_key(row.owner, row.id), current.encode())
-        return current
+            _put(w, current)
+            return current
+
+        return self.meta.transact(restart)
 
     # finishing ---------------------------------------------------------------------------------
     def finish(self, owner: str, upload_id: str) -> ResumableRecord:
@@ -231,19 +239,17 @@ class Resumables:
         """Stream the kept bytes into a `LinkUpload`; its commit marks the row done and uncharges it."""
         credit = row.length if row.state == RECEIVING else 0
 
-        def mark_done(w: Txn, link: LinkRecord) -> None:
-            current = self._row(w, row.owner, row.id)
+        def mark_done(w: WriteTxn, link: LinkRecord) -> None:
+            current = _row(w, row.owner, row.id)
             if current.state != row.state or current.offset != row.length:
                 raise StoreError(f"resumable upload {row.id} changed while it was being finished")
-            self.store.accounts.charge(w, row.owner, -credit, 0)  # the object's own charge replaces it
+            charge(w, row.owner, -credit, 0)  # the object's own charge replaces it
             current.state, current.link = DONE, link.id
-            current.expires = self.store.clock() + self.expires_after
-            w.put("resumables", row_key(row.owner, row.id), current.encode())
+            current.expires = self.clock() + self.expires_after
+            _put(w, current)
 
         # No size hint, so no reservation: the charge already holds the room.
-        upload = _LinkUploadAlso(self.store, row.owner, row.filename, row.filetype or None, credit=credit)
-        upload.also = mark_done
-        with upload:
+        with self.uploads.open(row.owner, row.filename, row.filetype or None, credit=credit, also=mark_done) as upload:
             pos = 0
             while pos < row.length:
                 piece = os.pread(fd, min(READ_BLOCK, row.length - pos), pos)
@@ -256,9 +262,8 @@ class Resumables:
     # expiry --------------------------------------------------------------------------------------
     def collect_expired(self, now: float | None = None) -> int:
         """Drop uploads past their expiry (those in use are left for next time) and orphan files."""
-        now = self.store.clock() if now is None else now
-        with self.store.db.read() as r:
-            rows = [ResumableRecord.decode(bytes(raw)) for _, raw in r.cursor("resumables")]
+        now = self.clock() if now is None else now
+        rows = self.meta.read(lambda r: [ResumableRecord.decode(raw) for _, raw in r.range(TABLE)])
         dropped = sum(self._expire(row, now) for row in rows if row.expires <= now)
         self._remove_orphans({row.id for row in rows})
         return dropped
@@ -344,19 +349,22 @@ class Appender:
         """Make the written bytes durable, then commit the new offset (and push the expiry back)."""
         if self.written == self.kept:
             return self.row
-        store = self.resumables.store
-        if store.config.durable:
+        resumables = self.resumables
+        if resumables.config.durable:
             os.fsync(self.fd)
             if self.kept == 0:
-                fsync_dir(self.resumables.dir)  # the file's name, the first time it holds kept bytes
-        with store.db.write() as w:
-            row = self.resumables._row(w, self.row.owner, self.row.id)
+                fsync_dir(resumables.dir)  # the file's name, the first time it holds kept bytes
+
+        def advance(w: WriteTxn) -> ResumableRecord:
+            row = _row(w, self.row.owner, self.row.id)
             if row.state != RECEIVING or row.offset != self.kept:
                 raise OffsetMismatch(f"resumable upload {row.id} moved on while locked")  # not expected
-            row.offset, row.expires = self.written, store.clock() + self.resumables.expires_after
-            w.put("resumables", row_key(row.owner, row.id), row.encode())
-        self.row, self.kept = row, self.written
-        return row
+            row.offset, row.expires = self.written, resumables.clock() + resumables.expires_after
+            _put(w, row)
+            return row
+
+        self.row, self.kept = resumables.meta.transact(advance), self.written
+        return self.row
 
     def close(self) -> ResumableRecord:
         """Checkpoint what was written, then release the upload; safe to call more than once."""
@@ -366,15 +374,11 @@ class Appender:
             self.locked.close()
 
 
-class _LinkUploadAlso(LinkUpload):
-    """A `LinkUpload` whose commit also runs `also(w, link)` in the transaction that creates the link."""
-
-    also: Callable[[Txn, LinkRecord], None] | None = None
-
-    def _add_link(self, w: Txn, record: ObjectRecord) -> None:
-        super()._add_link(w, record)
-        if self.also is not None and self.link is not None:
-            self.also(w, self.link)
+def _row(r: ReadTxn, owner: str, upload_id: str) -> ResumableRecord:
+    raw = r.get(TABLE, row_key(owner, upload_id)) if is_valid_id(upload_id) else None
+    if raw is None:
+        raise NoSuchUpload(upload_id)
+    return ResumableRecord.decode(raw)
 
 
 def _lock(fd: int, wait: float) -> None:

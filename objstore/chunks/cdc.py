@@ -11,7 +11,7 @@ from typing import Iterator
 
 from pyfastcdc import FastCDC
 
-from .config import StoreConfig
+from ..config import StoreConfig
 
 
 def new_cdc(config: StoreConfig) -> FastCDC:

@@ -1,0 +1,237 @@
+"""The chunk store in a local directory: one file per chunk, batches published with one flush.
+
+Layout: `chunks/ab/cd/<hex digest>`. A batch's chunks are written into its own staging dir
+(`tmp/<id>/`, held by an flock while the writer lives, so cleanup can tell a crashed writer from a
+slow one). Publishing follows the classic order for the whole batch: make the staged data durable,
+rename each file into place, make the renames durable. "Durable" is one `syncfs(2)` of the data
+filesystem where Linux offers it (one flush instead of one fsync per chunk and per directory), else
+an fsync of every file and every touched directory (`durability.py`).
+
+A file's ctime is when its bytes were last written: rename refreshes it, so a chunk published again
+over an identical file counts as new, and `delete` leaves it alone.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from ..durability import fsync_dir, fsync_path, syncfs
+from .interface import StoredChunk
+
+READ_BLOCK = 256 * 1024
+CHUNK_DIR = "chunks"
+STAGING_DIR = "tmp"
+QUARANTINE_DIR = "quarantine"
+
+
+class LocalChunkStore:
+    """The `chunks/` and `tmp/` trees under a data dir; implements `ChunkStore`."""
+
+    def __init__(self, root: Path, durable: bool = True):
+        self.root = root
+        self.chunks = root / CHUNK_DIR
+        self.tmp = root / STAGING_DIR
+        self.durable = durable
+        for d in (self.chunks, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: bytes) -> Path:
+        h = digest.hex()
+        return self.chunks / h[:2] / h[2:4] / h
+
+    def batch(self) -> Staging:
+        return Staging(self)
+
+    def put(self, digest: bytes, data: bytes | memoryview) -> None:
+        with self.batch() as staging:
+            staging.put(digest, data)
+            staging.publish()
+
+    def exists(self, digest: bytes) -> bool:
+        return self.path(digest).exists()
+
+    def read(self, digest: bytes, start: int, length: int) -> Iterator[bytes]:
+        """Pieces stay below glibc's mmap threshold, which keeps large reads at memcpy speed."""
+        fd = os.open(self.path(digest), os.O_RDONLY)
+        try:
+            while length > 0:
+                piece = os.pread(fd, min(length, READ_BLOCK), start)
+                if not piece:
+                    raise EOFError(f"chunk {digest.hex()} is shorter than its manifest says")
+                yield piece
+                start += len(piece)
+                length -= len(piece)
+        finally:
+            os.close(fd)
+
+    def read_all(self, digest: bytes) -> bytes:
+        with open(self.path(digest), "rb") as f:
+            return f.read()
+
+    def delete(self, digest: bytes, unless_written_after: float) -> bool:
+        path = self.path(digest)
+        try:
+            if path.stat().st_ctime > unless_written_after:
+                return False  # written again (published by a writer) since it was judged unused
+            path.unlink()
+            return True
+        except FileNotFoundError:
+            return True
+
+    def iterate(self) -> Iterator[tuple[list[StoredChunk], int, int]]:
+        """One batch per leaf directory of the fan-out, in name order; names that are no digest
+        (not ours) are left out."""
+        leaves = list(self._leaf_dirs())
+        for n, leaf in enumerate(leaves, 1):
+            found: list[StoredChunk] = []
+            for entry in os.scandir(leaf):
+                digest = _digest_of(entry.name)
+                if digest is None:
+                    continue
+                try:
+                    found.append((digest, entry.stat().st_ctime))
+                except FileNotFoundError:
+                    continue
+            yield found, n, len(leaves)
+
+    def quarantine(self, digest: bytes) -> bool:
+        path = self.path(digest)
+        if not path.exists():
+            return False
+        dest = self.root / QUARANTINE_DIR
+        dest.mkdir(exist_ok=True)
+        shutil.move(str(path), dest / digest.hex())
+        return True
+
+    def cleanup(self, min_age: float) -> int:
+        removed = 0
+        for d in self._stale_staging(min_age):
+            shutil.rmtree(d, ignore_errors=True)
+            removed += 1
+        return removed
+
+    def _leaf_dirs(self) -> Iterator[Path]:
+        for top in sorted(self.chunks.iterdir()):
+            if top.is_dir():
+                yield from sorted(p for p in top.iterdir() if p.is_dir())
+
+    def _stale_staging(self, min_age: float) -> Iterator[Path]:
+        """Staging dirs whose writer is gone: its flock is free, or it never took one in `min_age` s."""
+        now = time.time()
+        for d in self.tmp.iterdir():
+            lock = d / ".lock"
+            try:
+                if not lock.exists() and now - d.stat().st_mtime < min_age:
+                    continue  # a writer between mkdir and flock
+            except FileNotFoundError:
+                continue
+            if d.is_dir() and _lock_is_free(lock):
+                yield d
+
+    def _install(self, staged: Path, digest: bytes) -> set[Path]:
+        """Rename a staged chunk into place (over an identical one, refreshing its ctime); returns
+        the directories whose entries changed."""
+        final = self.path(digest)
+        touched = {final.parent}
+        if not final.parent.exists():
+            touched |= {final.parent.parent, self.chunks}
+            final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(staged, final)
+        return touched
+
+    def _sync_files(self, files: Iterable[Path]) -> None:
+        if self.durable and not syncfs(self.root):
+            for f in files:
+                fsync_path(f)
+
+    def _sync_dirs(self, dirs: Iterable[Path]) -> None:
+        if self.durable and not syncfs(self.root):
+            for d in sorted(set(dirs), key=lambda p: len(p.parts), reverse=True):
+                fsync_dir(d)
+
+
+def _digest_of(name: str) -> bytes | None:
+    try:
+        digest = bytes.fromhex(name)
+    except ValueError:
+        return None
+    return digest if len(digest) == 32 else None
+
+
+def _lock_is_free(lock_path: Path) -> bool:
+    try:
+        fd = os.open(lock_path, os.O_RDWR)
+    except FileNotFoundError:
+        return True  # the writer died before taking its lock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    finally:
+        os.close(fd)  # closing drops the probe lock
+
+
+class Staging:
+    """A batch: the writer's private dir of chunks not yet in place; removed on close."""
+
+    def __init__(self, store: LocalChunkStore):
+        self.store = store
+        self.dir = store.tmp / secrets.token_hex(12)
+        self.dir.mkdir()
+        # The lock file appears under its real name already locked, so cleanup never sees it free.
+        self._lock_fd = os.open(self.dir / ".lock.new", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        os.rename(self.dir / ".lock.new", self.dir / ".lock")
+        self.staged: dict[bytes, Path] = {}
+        self.published: set[bytes] = set()
+
+    def holds(self, digest: bytes) -> bool:
+        return digest in self.staged or digest in self.published
+
+    def put(self, digest: bytes, data: bytes | memoryview) -> None:
+        """Write a chunk to the staging dir (once per distinct digest); `publish` makes it durable."""
+        if digest in self.staged:
+            return
+        path = self.dir / digest.hex()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        self.staged[digest] = path
+
+    def publish(self) -> None:
+        """Staged data durable, renamed into place, renames durable. Before the metadata commit."""
+        if not self.staged:
+            return
+        self.store._sync_files(self.staged.values())
+        touched: set[Path] = set()
+        for digest, path in self.staged.items():
+            touched |= self.store._install(path, digest)
+        self.store._sync_dirs(touched)
+        self.published |= self.staged.keys()
+        self.staged.clear()
+
+    def close(self) -> None:
+        if self._lock_fd >= 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

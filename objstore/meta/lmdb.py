@@ -1,0 +1,250 @@
+"""The metadata store on LMDB: one environment per data dir, named tables, one writer at a time.
+
+The only module that imports `lmdb`. LMDB serialises writers itself (across threads and processes),
+so a transaction function runs exactly once here; side effects registered with `on_commit` run
+after the commit. An environment must never be carried across fork(): a store opens its
+environment lazily, in the process that uses it, and again after a fork.
+
+Two kinds share the code: `LmdbMetadataStore` (the data dir's `meta/`, synced commits, a schema
+version) and `LmdbVolatileStore` (`state/`, shared by the workers but never synced: nothing in it
+must survive a crash; see the class).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+
+from .interface import ReadTxn, Row, WriteTxn
+
+T = TypeVar("T")
+Tables = dict[str, Any]  # table name -> lmdb database handle
+MAX_KEY_BYTES = 511  # LMDB's key size limit (liblmdb's default MDB_MAXKEYSIZE)
+META = "meta"  # this module's own table: the schema version and the sequences
+_UNREADABLE = (lmdb.InvalidError, lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.VersionMismatchError)
+
+
+class LmdbTxn:
+    """A read or write transaction; implements `ReadTxn` and, when writable, `WriteTxn`."""
+
+    def __init__(self, txn: lmdb.Transaction, dbs: Tables):
+        self.txn = txn
+        self.dbs = dbs
+        self.after: list[Callable[[], None]] = []
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        if not key or len(key) > MAX_KEY_BYTES:
+            return None  # no row can have such a key (a client may send one)
+        found = self.txn.get(key, db=self.dbs[table])
+        return bytes(found) if found is not None else None
+
+    def range(
+        self, table: str, start: bytes = b"", end: bytes | None = None, *, reverse: bool = False, limit: int | None = None
+    ) -> Iterator[Row]:
+        if limit is not None and limit <= 0:
+            return
+        cursor = self.txn.cursor(db=self.dbs[table])
+        rows = _backward(cursor, start, end) if reverse else _forward(cursor, start, end)
+        for n, row in enumerate(rows, 1):
+            yield row
+            if limit is not None and n >= limit:
+                return
+
+    def count(self, table: str) -> int:
+        return int(self.txn.stat(self.dbs[table])["entries"])
+
+    def put(self, table: str, key: bytes, value: bytes) -> None:
+        self.txn.put(key, value, db=self.dbs[table])
+
+    def delete(self, table: str, key: bytes) -> bool:
+        if not key or len(key) > MAX_KEY_BYTES:
+            return False
+        return bool(self.txn.delete(key, db=self.dbs[table]))
+
+    def next_id(self, counter: str) -> int:
+        key = b"seq:" + counter.encode()
+        value = int(self.get(META, key) or b"0") + 1
+        self.put(META, key, str(value).encode())
+        return value
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        self.after.append(fn)
+
+
+def _forward(cursor: lmdb.Cursor, start: bytes, end: bytes | None) -> Iterator[Row]:
+    positioned = cursor.set_range(start) if start else cursor.first()
+    while positioned:
+        key = bytes(cursor.key())
+        if end is not None and key >= end:
+            return
+        yield key, bytes(cursor.value())
+        positioned = cursor.next()
+
+
+def _backward(cursor: lmdb.Cursor, start: bytes, end: bytes | None) -> Iterator[Row]:
+    if end is None:
+        positioned = cursor.last()
+    elif cursor.set_range(end):
+        positioned = cursor.prev()
+    else:
+        positioned = cursor.last()
+    while positioned:
+        key = bytes(cursor.key())
+        if key < start:
+            return
+        yield key, bytes(cursor.value())
+        positioned = cursor.prev()
+
+
+class LmdbStore:
+    """An LMDB environment holding `tables`, opened lazily in the process that uses it."""
+
+    def __init__(self, path: Path, tables: tuple[str, ...]):
+        self.path = path
+        self.tables = (META, *sorted(set(tables) - {META}))
+        self._env: lmdb.Environment | None = None
+        self._pid = 0
+        self._dbs: Tables = {}
+        self._open_lock = threading.Lock()
+
+    @property
+    def env(self) -> lmdb.Environment:
+        if self._env is None or self._pid != os.getpid():
+            with self._open_lock:  # server threads may all touch a fresh store at once
+                if self._env is None or self._pid != os.getpid():
+                    env = self._open()
+                    try:
+                        self._dbs = {name: env.open_db(name.encode()) for name in self.tables}
+                    except BaseException:
+                        env.close()
+                        raise
+                    self._env, self._pid = env, os.getpid()
+                    self._opened()
+        assert self._env is not None
+        return self._env
+
+    def _open(self) -> lmdb.Environment:
+        raise NotImplementedError
+
+    def _opened(self) -> None:
+        """Runs once the environment is open in this process."""
+
+    def transact(self, fn: Callable[[WriteTxn], T]) -> T:
+        env = self.env
+        txn = LmdbTxn(env.begin(write=True), self._dbs)
+        try:
+            result = fn(txn)
+        except BaseException:
+            txn.txn.abort()
+            raise
+        txn.txn.commit()
+        for after in txn.after:
+            after()
+        return result
+
+    def read(self, fn: Callable[[ReadTxn], T]) -> T:
+        env = self.env
+        with env.begin(buffers=False) as raw:
+            return fn(LmdbTxn(raw, self._dbs))
+
+    def copy_to(self, dest: Path) -> None:
+        """A consistent copy of the environment (compacted), readable by a fresh store."""
+        dest.mkdir(parents=True, exist_ok=False)
+        self.env.copy(str(dest), compact=True)
+
+    def close(self) -> None:
+        if self._env is not None and self._pid == os.getpid():
+            self._env.close()
+        self._env = None
+
+
+class LmdbMetadataStore(LmdbStore):
+    """The data dir's metadata: synced commits (unless not durable), the schema version checked on open."""
+
+    def __init__(self, path: Path, tables: tuple[str, ...], map_size: int, durable: bool, schema: int):
+        super().__init__(path, tables)
+        self.map_size = map_size
+        self.durable = durable
+        self.schema = schema
+
+    def _open(self) -> lmdb.Environment:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return lmdb.open(
+            str(self.path), map_size=self.map_size, max_dbs=len(self.tables) + 1, max_readers=1024,
+            sync=self.durable, metasync=self.durable, readahead=False,
+        )
+
+    def _opened(self) -> None:
+        self.transact(self._check_schema)
+
+    def _check_schema(self, w: WriteTxn) -> None:
+        """A newer schema is refused; an older one, whose rows read as they are, is recorded as ours."""
+        found = w.get(META, b"schema")
+        if found is not None and int(found) > self.schema:
+            raise RuntimeError(f"data dir has schema {int(found)}, this pyblob knows {self.schema}")
+        if found is None or int(found) < self.schema:
+            w.put(META, b"schema", str(self.schema).encode())
+
+
+STATE_MAP_SIZE = 256 * 1024 * 1024  # bounds the state: its owners keep it far below this
+BOOT_FILE = "boot"  # the boot id the environment was created under
+OPEN_LOCK = "open.lock"
+
+
+def boot_id() -> str:
+    """This boot of the machine (Linux); "" where unknown, and then only unreadable files are recreated."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+class LmdbVolatileStore(LmdbStore):
+    """State shared by the worker processes that need not survive a crash (quota reservations,
+    rate-limit buckets), opened with `sync=False`: a commit costs microseconds, not an fsync.
+
+    An unsynced environment survives `kill -9` (its pages are in the OS cache) but may be torn by a
+    power loss, and reading a torn LMDB file can crash the process. So it is never read across a
+    reboot: it remembers the boot id it was created under and the first process of a new boot
+    recreates it (under an flock, so workers starting together agree). One that LMDB refuses to open
+    (not an LMDB file, corrupt) is recreated too: the server starts with empty state, never refuses to.
+    """
+
+    def _open(self) -> lmdb.Environment:
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / OPEN_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            boot = boot_id()
+            if boot and self._recorded_boot() != boot:
+                self._recreate(boot)
+            try:
+                return self._open_env()
+            except _UNREADABLE:
+                self._recreate(boot)
+                return self._open_env()
+        finally:
+            os.close(fd)  # drops the flock
+
+    def _open_env(self) -> lmdb.Environment:
+        return lmdb.open(
+            str(self.path), map_size=STATE_MAP_SIZE, max_dbs=len(self.tables) + 1,
+            max_readers=1024, sync=False, metasync=False, readahead=False,
+        )
+
+    def _recorded_boot(self) -> str | None:
+        try:
+            return (self.path / BOOT_FILE).read_text().strip()
+        except OSError:
+            return None
+
+    def _recreate(self, boot: str) -> None:
+        for name in ("data.mdb", "lock.mdb"):
+            (self.path / name).unlink(missing_ok=True)
+        (self.path / BOOT_FILE).write_text(boot + "\n")

@@ -1,0 +1,281 @@
+"""The LMDB metadata store (`objstore.meta.lmdb`) through the `MetadataStore` interface: reads and
+writes, ranges, counts, sequences, after-commit side effects, schema, copies and first use."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from objstore.meta import ReadTxn, WriteTxn, scan
+from objstore.meta.lmdb import MAX_KEY_BYTES, META, LmdbMetadataStore
+from objstore.store import SCHEMA_VERSION, TABLES
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def open_meta(path: Path) -> LmdbMetadataStore:
+    return LmdbMetadataStore(path, TABLES, 1 << 26, False, SCHEMA_VERSION)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[LmdbMetadataStore]:
+    d = open_meta(tmp_path / "meta")
+    yield d
+    d.close()
+
+
+def put_rows(db: LmdbMetadataStore, table: str, keys: list[bytes]) -> None:
+    def put(w: WriteTxn) -> None:
+        for key in keys:
+            w.put(table, key, key.upper())
+
+    db.transact(put)
+
+
+def keys_of(db: LmdbMetadataStore, table: str, **kwargs: object) -> list[bytes]:
+    return db.read(lambda r: [k for k, _ in r.range(table, **kwargs)])  # type: ignore[arg-type]
+
+
+def test_tables_exist_and_schema_is_recorded(db: LmdbMetadataStore) -> None:
+    def check(r: ReadTxn) -> None:
+        assert r.get(META, b"schema") == str(SCHEMA_VERSION).encode()
+        for table in TABLES:
+            assert list(r.range(table)) == []
+
+    db.read(check)
+
+
+def test_transact_and_read_return_what_the_function_returns(db: LmdbMetadataStore) -> None:
+    assert db.transact(lambda w: w.put("users", b"u", b"1") or "done") == "done"
+    assert db.read(lambda r: r.get("users", b"u")) == b"1"
+
+
+def test_commit_runs_side_effects_after_the_data_is_visible(db: LmdbMetadataStore) -> None:
+    seen: list[bytes | None] = []
+
+    def after() -> None:
+        seen.append(db.read(lambda r: r.get("users", b"u")))
+
+    def write(w: WriteTxn) -> None:
+        w.put("users", b"u", b"1")
+        w.on_commit(after)
+        assert seen == []
+
+    db.transact(write)
+    assert seen == [b"1"]
+
+
+def test_an_exception_aborts_and_skips_side_effects(db: LmdbMetadataStore) -> None:
+    ran: list[int] = []
+
+    def write(w: WriteTxn) -> None:
+        w.put("users", b"u", b"1")
+        w.on_commit(lambda: ran.append(1))
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        db.transact(write)
+    assert ran == []
+    assert db.read(lambda r: r.get("users", b"u")) is None
+
+
+def test_delete_reports_whether_the_key_existed(db: LmdbMetadataStore) -> None:
+    def write(w: WriteTxn) -> None:
+        w.put("buckets", b"b", b"x")
+        assert w.delete("buckets", b"b") is True
+        assert w.delete("buckets", b"b") is False
+
+    db.transact(write)
+
+
+def test_keys_no_row_can_have_read_as_none_and_delete_nothing(db: LmdbMetadataStore) -> None:
+    """Clients may send an access key id, a bucket name or an upload id of any length."""
+    too_long = b"k" * (MAX_KEY_BYTES + 1)
+
+    def write(w: WriteTxn) -> None:
+        assert w.get("keys", too_long) is None
+        assert w.get("keys", b"") is None
+        assert w.delete("keys", too_long) is False
+        assert w.delete("keys", b"") is False
+        w.put("keys", b"k" * MAX_KEY_BYTES, b"v")  # the longest key LMDB stores
+
+    db.transact(write)
+    assert db.read(lambda r: r.get("keys", b"k" * MAX_KEY_BYTES)) == b"v"
+
+
+def test_range_is_in_key_order_within_its_bounds(db: LmdbMetadataStore) -> None:
+    put_rows(db, "objects", [b"d", b"a", b"c", b"b"])
+    assert keys_of(db, "objects") == [b"a", b"b", b"c", b"d"]
+    assert keys_of(db, "objects", start=b"b") == [b"b", b"c", b"d"]
+    assert keys_of(db, "objects", start=b"bb") == [b"c", b"d"]
+    assert keys_of(db, "objects", start=b"b", end=b"d") == [b"b", b"c"]
+    assert keys_of(db, "objects", end=b"c") == [b"a", b"b"]
+    assert keys_of(db, "objects", start=b"e") == []
+    assert keys_of(db, "objects", start=b"c", end=b"c") == []
+    assert db.read(lambda r: list(r.range("objects", b"c"))) == [(b"c", b"C"), (b"d", b"D")]
+
+
+def test_range_in_reverse_keeps_the_same_bounds(db: LmdbMetadataStore) -> None:
+    put_rows(db, "objects", [b"a", b"b", b"c", b"d"])
+    assert keys_of(db, "objects", reverse=True) == [b"d", b"c", b"b", b"a"]
+    assert keys_of(db, "objects", start=b"b", end=b"d", reverse=True) == [b"c", b"b"]
+    assert keys_of(db, "objects", end=b"cc", reverse=True) == [b"c", b"b", b"a"]
+    assert keys_of(db, "objects", end=b"z", reverse=True) == [b"d", b"c", b"b", b"a"]
+    assert keys_of(db, "objects", end=b"a", reverse=True) == []
+    assert keys_of(db, "objects", start=b"bb", reverse=True) == [b"d", b"c"]
+
+
+def test_range_stops_at_its_limit(db: LmdbMetadataStore) -> None:
+    put_rows(db, "objects", [b"a", b"b", b"c", b"d"])
+    assert keys_of(db, "objects", limit=2) == [b"a", b"b"]
+    assert keys_of(db, "objects", start=b"b", limit=10) == [b"b", b"c", b"d"]
+    assert keys_of(db, "objects", reverse=True, limit=1) == [b"d"]
+    assert keys_of(db, "objects", end=b"d", reverse=True, limit=2) == [b"c", b"b"]
+    assert keys_of(db, "objects", limit=0) == []
+
+
+def test_scan_reads_one_prefix(db: LmdbMetadataStore) -> None:
+    put_rows(db, "objects", [b"a", b"a\x00", b"a\x01x", b"a\xff", b"a\xff\xff", b"b", b"\xff", b"\xff\x01"])
+    assert db.read(lambda r: [k for k, _ in scan(r, "objects", b"a")]) == [b"a", b"a\x00", b"a\x01x", b"a\xff", b"a\xff\xff"]
+    assert db.read(lambda r: [k for k, _ in scan(r, "objects", b"a\xff")]) == [b"a\xff", b"a\xff\xff"]
+    assert db.read(lambda r: [k for k, _ in scan(r, "objects", b"\xff")]) == [b"\xff", b"\xff\x01"]
+    assert db.read(lambda r: [k for k, _ in scan(r, "objects", b"a", reverse=True, limit=2)]) == [b"a\xff\xff", b"a\xff"]
+
+
+def test_count_is_the_number_of_rows(db: LmdbMetadataStore) -> None:
+    assert db.read(lambda r: r.count("objects")) == 0
+    put_rows(db, "objects", [b"a", b"b", b"c"])
+    db.transact(lambda w: w.delete("objects", b"b"))
+    assert db.read(lambda r: r.count("objects")) == 2
+    assert db.read(lambda r: r.count("users")) == 0
+
+
+def test_next_id_counts_per_counter(db: LmdbMetadataStore) -> None:
+    def first(w: WriteTxn) -> None:
+        assert [w.next_id("bucket") for _ in range(3)] == [1, 2, 3]
+        assert w.next_id("other") == 1
+
+    db.transact(first)
+    assert db.transact(lambda w: w.next_id("bucket")) == 4
+
+
+def test_next_id_of_an_aborted_transaction_is_given_again(db: LmdbMetadataStore) -> None:
+    def aborted(w: WriteTxn) -> None:
+        assert w.next_id("bucket") == 1
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        db.transact(aborted)
+    assert db.transact(lambda w: w.next_id("bucket")) == 1
+
+
+def test_newer_schema_is_refused(tmp_path: Path, db: LmdbMetadataStore) -> None:
+    db.transact(lambda w: w.put(META, b"schema", str(SCHEMA_VERSION + 1).encode()))
+    db.close()
+    again = open_meta(tmp_path / "meta")
+    with pytest.raises(RuntimeError, match="schema"):
+        again.read(lambda r: r.get(META, b"schema"))
+
+
+def test_an_older_schema_is_brought_up_to_date(tmp_path: Path, db: LmdbMetadataStore) -> None:
+    """A data dir of schema 1 (before versions) opens as it is and is recorded as the current schema."""
+    db.transact(lambda w: w.put(META, b"schema", b"1"))
+    db.close()
+    again = open_meta(tmp_path / "meta")
+    assert again.read(lambda r: r.get(META, b"schema")) == str(SCHEMA_VERSION).encode()
+    again.close()
+
+
+def test_copy_to_is_a_readable_environment(tmp_path: Path, db: LmdbMetadataStore) -> None:
+    db.transact(lambda w: w.put("objects", b"k", b"v"))
+    db.copy_to(tmp_path / "snap")
+    assert (tmp_path / "snap" / "data.mdb").exists()
+    db.transact(lambda w: w.put("objects", b"later", b"v"))
+    copy = open_meta(tmp_path / "snap")
+    assert copy.read(lambda r: (r.get("objects", b"k"), r.get("objects", b"later"))) == (b"v", None)
+    copy.close()
+    with pytest.raises(FileExistsError):
+        db.copy_to(tmp_path / "snap")
+
+
+RACE = """
+import json, sys, threading, time
+import objstore.meta.lmdb as mod
+from pathlib import Path
+
+real_open, opens = mod.lmdb.open, []
+
+def slow_open(*args, **kwargs):
+    time.sleep(0.2)  # widens the window between "no env yet" and "env set"; changes nothing else
+    env = real_open(*args, **kwargs)
+    opens.append(1)
+    return env
+
+mod.lmdb.open = slow_open
+db = mod.LmdbMetadataStore(Path(sys.argv[1]), ("users",), 1 << 26, False, 2)
+errors, start = [], threading.Barrier(4)
+
+def first_use():
+    start.wait()
+    try:
+        db.read(lambda r: r.get("meta", b"schema"))
+    except BaseException as e:
+        errors.append(repr(e))
+
+threads = [threading.Thread(target=first_use) for _ in range(4)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps({"errors": errors, "opens": len(opens)}), flush=True)
+"""
+
+
+def run_script(script: str, *args: str) -> dict[str, object]:
+    """Run `script` in a child process (a deadlock fails the test instead of hanging the suite)."""
+    try:
+        done = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True, timeout=15)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the child process hung")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_first_use_from_several_threads_opens_the_environment_once(tmp_path: Path) -> None:
+    """A server's worker threads may all touch a fresh store at once.
+
+    LMDB must not open the same environment twice in one process (py-lmdb raises "already open";
+    when two opens do slip through, closing either breaks LMDB's locking).
+    """
+    assert run_script(RACE, str(tmp_path / "meta")) == {"errors": [], "opens": 1}
+
+
+FORK = """
+import json, os, sys
+from pathlib import Path
+from objstore.meta.lmdb import LmdbMetadataStore
+
+db = LmdbMetadataStore(Path(sys.argv[1]), ("users",), 1 << 26, False, 2)
+pid = os.fork()  # as a server forks its workers: the store is made, its environment not yet opened
+if pid == 0:
+    try:
+        db.transact(lambda w: w.put("users", b"child", b"1"))
+        db.close()
+    except BaseException:
+        os._exit(1)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+seen = db.read(lambda r: r.get("users", b"child"))
+print(json.dumps({"child": os.waitstatus_to_exitcode(status), "seen": seen is not None}))
+"""
+
+
+def test_a_store_made_before_fork_opens_in_the_process_that_uses_it(tmp_path: Path) -> None:
+    """An environment is never carried across fork(): a store opens it lazily, so one made before the
+    fork opens in the child that uses it (whose writes the parent then reads with its own)."""
+    assert run_script(FORK, str(tmp_path / "meta")) == {"child": 0, "seen": True}
