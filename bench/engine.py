@@ -30,12 +30,13 @@ import blake3
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from objstore import ObjectRecord, Store, StoreConfig, manifests
+from objstore.chunks import Entry
 from objstore.errors import FormatError
 from objstore.maintenance import collect_garbage
 
 KiB, MiB = 1024, 1024 * 1024
 PIECE = MiB  # how the benchmark feeds writers, as an HTTP body reader would
-Layout = list[manifests.Entry]
+Layout = list[Entry]
 SWEEP_AVGS_KIB = (64, 128, 256, 512, 1024)
 SWEEP_HEADER = (
     f"{'avg KiB':>8} {'files/GiB':>10} {'write MiB/s':>12} {'read MiB/s':>11} {'insert %':>9} {'5MiB parts %':>13}"
@@ -130,8 +131,7 @@ def drain(store: Store, record: ObjectRecord, ranges: list[tuple[int, int]]) -> 
 
 
 def layout(store: Store, record: ObjectRecord) -> Layout:
-    with store.db.read() as r:
-        return manifests.all_entries(r, bytes.fromhex(record.manifest))
+    return store.meta.read(lambda r: manifests.all_entries(r, bytes.fromhex(record.manifest)))
 
 
 def shared(ref: Layout, other: Layout) -> float:
@@ -141,9 +141,9 @@ def shared(ref: Layout, other: Layout) -> float:
 
 
 def chunk_files(store: Store) -> tuple[int, int]:
-    """(bytes, files) under chunks/."""
+    """(bytes, files) of the local chunk store's directory."""
     total = files = 0
-    for parent, _, names in os.walk(store.root / "chunks"):
+    for parent, _, names in os.walk(store.chunks.chunks):
         for name in names:
             total += os.stat(os.path.join(parent, name)).st_size
             files += 1
@@ -152,7 +152,7 @@ def chunk_files(store: Store) -> tuple[int, int]:
 
 def meta_bytes(store: Store) -> int:
     """Space LMDB occupies (allocated blocks: the map itself is sparse)."""
-    return sum(p.stat().st_blocks * 512 for p in (store.root / "meta").iterdir())
+    return sum(p.stat().st_blocks * 512 for p in store.meta.path.iterdir())
 
 
 def gc_past_grace(store: Store) -> None:

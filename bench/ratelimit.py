@@ -19,13 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from objstore.ratelimit import TokenBuckets
-from objstore.state import VolatileState
+from objstore.meta.lmdb import LmdbVolatileStore
+from pyblob.ratebuckets import TABLES, TokenBuckets
 
 
 def run(state_dir: Path, takes: int, keys: int) -> float:
     """µs per take over `takes` calls."""
-    buckets = TokenBuckets(VolatileState(state_dir))
+    buckets = TokenBuckets(LmdbVolatileStore(state_dir, TABLES))
     names = [f"ip 10.0.{i // 256}.{i % 256}" for i in range(keys)]
     buckets.take(names[0], 1e9, 1e9)  # open the environment outside the timing
     start = time.perf_counter()

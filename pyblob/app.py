@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from objstore.ratelimit import TokenBuckets
 from s3api.app import S3App
 from s3api.auth import PresignLimit
 from s3api.context import S3Config
@@ -24,7 +23,10 @@ from shortlinks.websocket import websocket_routes
 
 from .bootstrap import new_store
 from .edge import EdgeGuard
+from .ratebuckets import TABLES as rate_tables
+from .ratebuckets import TokenBuckets
 from .ratelimits import RateLimiter, RateLimitMiddleware, RateLimits, setting_name
+from .routes import RESERVED_PATHS
 from .settings import Settings, load_settings
 from .sweeper import background_jobs
 
@@ -35,9 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = new_store(settings)
+        store = new_store(settings, volatile_tables=rate_tables)
         app.state.store = store
-        app.state.rate_buckets = TokenBuckets(store.state, store.clock)
+        app.state.rate_buckets = TokenBuckets(store.volatile, store.clock)
         jobs = background_jobs(store, settings.lifecycle_interval_seconds, settings.link_sweep_interval_seconds)
         for job in jobs:
             job.start()
@@ -71,12 +73,6 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-# First path segments that pyblob's own routes use now or will (short links, REST API, docs):
-# no bucket may take these names, so the route table can be matched first without guessing.
-RESERVED_PATHS = frozenset(
-    {"health", "s", "upload", "upload_batch", "batch_upload", "upload_socket", "upload_tus", "list", "delete",
-     "delete_all", "user", "auth", "api", "docs", "redoc", "openapi.json", "static", "favicon.ico"}
-)
 S3_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"]
 
 

@@ -1,14 +1,14 @@
 """Rate limits at the edge: token buckets per client address and per user or access key.
 
-Each request belongs to a surface, found from its first path segment as the route table is:
-`/s/...` is links; pyblob's REST paths (uploads, WebSocket included, listing, accounts, `/api`)
-are rest; `/health` and the docs are not limited; everything else is S3. The middleware takes a
+Each request belongs to a surface, found from its first path segment in the route table
+(`routes.py`): `/s/...` is links; pyblob's REST paths (uploads, WebSocket included, listing,
+accounts, `/api`) are rest; `/health` and the docs are not limited; everything else is S3. The middleware takes a
 token from the client address's bucket of that surface before anything else runs: links and
 rest answer 429 JSON, S3 answers 503 `SlowDown` (what SDKs back off on), both with
 `Retry-After`. Per-user (REST) and per-access-key (S3) limits are taken once authentication
 knows the caller: `shortlinks.ratelimit` through the scope, `S3App(rate_limit=...)` for S3.
 
-The buckets live in the volatile state environment (`objstore.ratelimit`), so the limits hold
+The buckets live in the volatile state environment (`ratebuckets.py`), so the limits hold
 across worker processes. The client address is the one the ASGI server reports: `pyblob serve`
 has uvicorn believe `X-Forwarded-For` only from `PYBLOB_TRUSTED_PROXIES`, taking the right-most
 address that is not a trusted proxy (the left part is whatever the client wrote), so the access
@@ -32,38 +32,28 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketClose
 
-from objstore.ratelimit import TokenBuckets
 from s3api.app import error_response, has_body
 from s3api.errors import S3Error, slow_down
 from shortlinks.errors import ApiError, render
 from shortlinks.ratelimit import USER_LIMIT, USER_LIMIT_NAME, rate_limited
 
+from .ratebuckets import TokenBuckets, retry_after
+from .routes import Surface, surface_of
 from .settings import Settings
-
-Surface = Literal["links", "rest", "s3"]
-REST_SEGMENTS = frozenset(
-    {"upload", "upload_batch", "batch_upload", "upload_socket", "upload_tus", "list", "delete", "delete_all", "user", "auth", "api"}
-)
-UNLIMITED_SEGMENTS = frozenset({"health", "docs", "redoc", "openapi.json", "static", "favicon.ico"})
-
-
-def surface_of(path: str) -> Surface | None:
-    first = path[1:].split("/", 1)[0]
-    if first == "s":
-        return "links"
-    if first in REST_SEGMENTS:
-        return "rest"
-    return None if first in UNLIMITED_SEGMENTS else "s3"
 
 
 @dataclass(frozen=True)
 class Limit:
+    """A token bucket's refill rate and size, as the settings give them."""
+
     rate: float  # tokens per second; 0: unlimited
     burst: float
 
 
 @dataclass(frozen=True)
 class RateLimits:
+    """Every limit of a server: per client address on each surface, per user (rest) or key (s3)."""
+
     per_ip: dict[Surface, Limit]
     per_user: dict[Surface, Limit]  # per user for rest, per access key for s3
 
@@ -83,25 +73,29 @@ class RateLimits:
 
 
 class RateLimiter:
-    """The limits, applied to the buckets of this worker's store (made in the app's lifespan)."""
+    """The limits, applied to the buckets of this worker's store (made in the app's lifespan).
+
+    Each check takes a token and answers the whole seconds to wait before trying again, as
+    Retry-After tells them (0: go on); the web layers only repeat that number."""
 
     def __init__(self, limits: RateLimits, get_buckets: Callable[[], TokenBuckets]):
         self.limits = limits
         self.get_buckets = get_buckets
 
-    def ip_wait(self, surface: Surface, address: str) -> float:
+    def ip_wait(self, surface: Surface, address: str) -> int:
         return self._take(self.limits.per_ip.get(surface), f"{surface} ip {address}")
 
-    def rest_user_wait(self, user: str) -> float:
+    def rest_user_wait(self, user: str) -> int:
         return self._take(self.limits.per_user.get("rest"), f"rest user {user}")
 
-    def s3_key_wait(self, access_key: str) -> float:
+    def s3_key_wait(self, access_key: str) -> int:
         return self._take(self.limits.per_user.get("s3"), f"s3 key {access_key}")
 
-    def _take(self, limit: Limit | None, key: str) -> float:
+    def _take(self, limit: Limit | None, key: str) -> int:
         if limit is None or limit.rate <= 0:
-            return 0.0
-        return self.get_buckets().take(key, limit.rate, limit.burst)
+            return 0
+        wait = self.get_buckets().take(key, limit.rate, limit.burst)
+        return retry_after(wait) if wait > 0 else 0
 
 
 def client_address(scope: Scope) -> str:
@@ -146,7 +140,7 @@ def setting_name(surface: Surface, per: Literal["ip", "user", "key"]) -> str:
     return f"PYBLOB_RATELIMIT_{surface.upper()}_{per.upper()}_RATE"
 
 
-async def refuse(scope: Scope, receive: Receive, send: Send, surface: Surface, wait: float) -> None:
+async def refuse(scope: Scope, receive: Receive, send: Send, surface: Surface, wait: int) -> None:
     """429 (links, rest) or 503 SlowDown (S3); the body of the request is left unread."""
     name = setting_name(surface, "ip")
     await send_refusal(scope, receive, send, surface, slow_down(wait, name), rate_limited(wait, name))

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from objstore import Store
-from objstore.lifecycle import LifecycleReport, apply_lifecycle, sweep_lock
-from objstore.linksweep import LinkSweepReport, sweep_links
+from objstore.lifecycle_sweep import LifecycleReport, sweep_lock
+from objstore.links import LinkSweepReport
 
 log = logging.getLogger("pyblob.sweeper")
 FIRST_SWEEP_MAX_DELAY = 300.0  # a server restarted often still sweeps; workers start spread out
@@ -80,7 +80,7 @@ class LifecycleSweeper(Periodic):
         with sweep_lock(self.store.root) as mine:
             if not mine:
                 return None
-            report = apply_lifecycle(self.store, self.store.clock(), stop=self.stopping.is_set)
+            report = self.store.apply_lifecycle(self.store.clock(), stop=self.stopping.is_set)
         if report.objects_expired or report.lifecycle_uploads_aborted:
             log.info("lifecycle: %d objects expired (%d bytes), %d uploads aborted",
                      report.objects_expired, report.bytes_expired, report.lifecycle_uploads_aborted)
@@ -99,7 +99,7 @@ class LinkSweeper(LifecycleSweeper):
         with sweep_lock(self.store.root) as mine:
             if not mine:
                 return None
-            report = sweep_links(self.store, self.store.clock(), stop=self.stopping.is_set)
+            report = self.store.sweep_links(self.store.clock(), stop=self.stopping.is_set)
         if report.links_expired:
             log.info("links: %d expired, %d files deleted", report.links_expired, report.objects_deleted)
         return report

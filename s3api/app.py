@@ -17,12 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from objstore import Store
-from objstore.errors import DeleteMarkerIsCurrent, NoSuchVersion, StoreError, VersionIsDeleteMarker
+from objstore.errors import StoreError
 
 from .auth import PresignLimit, RequestView, authenticate, is_anonymous, parse_query
 from .context import S3Config, S3Context
-from .errors import S3Error, slow_down
-from .http import http_date
+from .conditional import ConditionFailed, RangeNotSatisfiable
+from .errors import S3Code, S3Error, from_conditional, from_store_error, slow_down
 from . import cors
 from .ops import attributes, bucket, copy, delete, get, listing, multipart, put
 from .ops import cors as cors_ops
@@ -83,7 +83,7 @@ def decoded_path(raw_path: str) -> str:
     try:
         return unquote(raw_path, errors="strict")
     except UnicodeDecodeError as e:
-        raise S3Error("InvalidURI", "Couldn't parse the specified URI.") from e
+        raise S3Error(S3Code.InvalidURI, "Couldn't parse the specified URI.") from e
 
 
 def split_path(path: str, host: str, domain: str) -> tuple[str, str, bool]:
@@ -96,41 +96,6 @@ def split_path(path: str, host: str, domain: str) -> tuple[str, str, bool]:
         return hostname[: -len(domain) - 1], path[1:], True
     bucket, _, key = path[1:].partition("/")
     return bucket, key, False
-
-
-# Engine errors whose text is just the name of what is missing or taken: AWS's message, and the
-# name in its own element, as AWS answers them (NoSuchKey carries <Key>, NoSuchBucket <BucketName>).
-NAMED_BY = {
-    "NoSuchBucket": "BucketName",
-    "BucketAlreadyExists": "BucketName",
-    "BucketAlreadyOwnedByYou": "BucketName",
-    "NoSuchKey": "Key",
-    "NoSuchUpload": "UploadId",
-}
-
-
-def from_store_error(e: StoreError, method: str = "GET") -> S3Error:
-    """The S3 error of an engine error, for a request of `method`."""
-    if isinstance(e, NoSuchVersion):
-        return S3Error("NoSuchVersion", Key=e.key, VersionId=e.version_id)
-    if isinstance(e, VersionIsDeleteMarker):
-        error = S3Error("MethodNotAllowed", str(e), Method=method, ResourceType="DeleteMarker")
-        error.headers.update(delete_marker_headers(e.version_id, e.last_modified))
-        return error
-    if e.code in NAMED_BY:
-        error = S3Error(e.code, **{NAMED_BY[e.code]: str(e)})
-        if isinstance(e, DeleteMarkerIsCurrent):
-            error.headers.update(delete_marker_headers(e.marker_version_id))
-        return error
-    return S3Error(e.code, str(e) or None)
-
-
-def delete_marker_headers(version_id: str, last_modified: float | None = None) -> dict[str, str]:
-    """What S3 answers about a delete marker it met: that it is one, and which."""
-    headers = {"x-amz-delete-marker": "true", "x-amz-version-id": version_id}
-    if last_modified is not None:
-        headers["last-modified"] = http_date(last_modified)
-    return headers
 
 
 def has_body(request: Request) -> bool:
@@ -156,11 +121,12 @@ def request_headers(request: Request) -> dict[str, str]:
 
 
 class S3App:
-    """`rate_limit(access_key)`: seconds that key must wait (0: go on), asked once it is authenticated;
+    """The S3 endpoint over a store. `rate_limit(access_key)`: the whole seconds that key must wait
+    (0: go on; the composition layer keeps the limits), asked once it is authenticated;
     `rate_limit_name` names the setting behind it in SlowDown's message."""
 
     def __init__(
-        self, get_store: Callable[[], Store], config: S3Config, rate_limit: Callable[[str], float] | None = None,
+        self, get_store: Callable[[], Store], config: S3Config, rate_limit: Callable[[str], int] | None = None,
         rate_limit_name: str = "", presign_v2: PresignLimit = PresignLimit(),
     ):
         self.get_store = get_store
@@ -178,9 +144,11 @@ class S3App:
             response = self._error(request, e, request_id)
         except StoreError as e:
             response = self._error(request, from_store_error(e, request.method), request_id)
+        except (ConditionFailed, RangeNotSatisfiable) as e:
+            response = self._error(request, from_conditional(e), request_id)
         except Exception:
             log.exception("internal error on %s %s", request.method, request.url.path)
-            response = self._error(request, S3Error("InternalError", "We encountered an internal error. Please try again."), request_id)
+            response = self._error(request, S3Error(S3Code.InternalError, "We encountered an internal error. Please try again."), request_id)
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = request_id
         if request.method != "OPTIONS" and "origin" in request.headers:
@@ -198,10 +166,10 @@ class S3App:
         headers = request_headers(request)
         bucket_name, key, virtual = split_path(decoded_path(raw_path), headers.get("host", ""), self.config.domain)
         if not bucket_name and (key or virtual):  # `//key`: an empty name would reach the engine
-            raise S3Error("InvalidBucketName", "The specified bucket is not valid.", BucketName="")
+            raise S3Error(S3Code.InvalidBucketName, "The specified bucket is not valid.", BucketName="")
         route = classify(request.method, bucket_name, key, dict(query), headers)
         if route.op is None:
-            raise S3Error("MethodNotAllowed", resource=request.url.path, Method=request.method, ResourceType="OBJECT" if key else "BUCKET")
+            raise S3Error(S3Code.MethodNotAllowed, resource=request.url.path, Method=request.method, ResourceType="OBJECT" if key else "BUCKET")
         ctx = S3Context(request, self.get_store(), self.config, request_id, route, dict(query), headers)
         ctx.check_rate = self._check_rate
         if route.op is Op.Preflight:
@@ -214,7 +182,7 @@ class S3App:
             ctx.check_rate(ctx.identity.access_key)
         handler = HANDLERS.get(route.op)
         if handler is None:
-            raise S3Error("NotImplemented", f"{route.op.value} is not implemented by pyblob.")
+            raise S3Error(S3Code.NotImplemented, f"{route.op.value} is not implemented by pyblob.")
         return await handler(ctx)
 
     async def _add_cors(self, request: Request, response: Response) -> None:
@@ -232,7 +200,7 @@ class S3App:
             response.headers.update(cors.response_headers(rule, origin, preflight=False))
 
     def _check_rate(self, access_key: str) -> None:
-        wait = self.rate_limit(access_key) if self.rate_limit is not None and access_key else 0.0
+        wait = self.rate_limit(access_key) if self.rate_limit is not None and access_key else 0
         if wait > 0:
             raise slow_down(wait, self.rate_limit_name)
 

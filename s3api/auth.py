@@ -15,8 +15,9 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from . import sigv2, sigv4
-from .errors import S3Error
-from .http import MAX_DIGITS, parse_count
+from .errors import S3Code, S3Error
+from .conditional import MAX_DIGITS
+from .http import parse_count
 
 MAX_SKEW_SECONDS = 15 * 60
 MAX_PRESIGN_SECONDS = 7 * 86400
@@ -45,6 +46,8 @@ class PresignLimit:
 
 
 class KeyLookup(Protocol):
+    """Where authentication finds an access key's record (the engine's accounts)."""
+
     def lookup_key(self, access_key: str) -> object | None: ...
 
 
@@ -75,6 +78,8 @@ class Signing:
 
 @dataclass
 class Identity:
+    """Who signed a request (user and access key), and how its payload is signed."""
+
     user: str
     access_key: str
     payload: str = "UNSIGNED-PAYLOAD"  # the x-amz-content-sha256 mode, or a hex SHA-256
@@ -123,14 +128,14 @@ def authenticate(req: RequestView, keys: KeyLookup, now: float | None = None, v2
     if kind == "v2-query":
         return _v2_query(req, keys, now, v2_limit)
     if req.headers.get("authorization"):
-        raise S3Error("InvalidArgument", "Unsupported Authorization Type")
-    raise S3Error("AccessDenied", "Access Denied")
+        raise S3Error(S3Code.InvalidArgument, "Unsupported Authorization Type")
+    raise S3Error(S3Code.AccessDenied, "Access Denied")
 
 
 def _secret_for(keys: KeyLookup, access_key: str) -> tuple[str, str]:
     record = keys.lookup_key(access_key)
     if record is None:
-        raise S3Error("InvalidAccessKeyId")
+        raise S3Error(S3Code.InvalidAccessKeyId)
     return record.secret_key, record.user  # type: ignore[attr-defined]
 
 
@@ -138,13 +143,13 @@ def _parse_amz_date(value: str) -> float:
     try:
         return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
     except ValueError as e:
-        raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header") from e
+        raise S3Error(S3Code.AccessDenied, "AWS authentication requires a valid Date or x-amz-date header") from e
 
 
 def _check_skew(request_time: float, now: float, shown: str) -> None:
     if abs(now - request_time) > MAX_SKEW_SECONDS:
         raise S3Error(
-            "RequestTimeTooSkewed",
+            S3Code.RequestTimeTooSkewed,
             "The difference between the request time and the current time is too large.",
             RequestTime=shown,
             ServerTime=datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -168,7 +173,7 @@ def _verify_v4(req: RequestView, secret: str, date: str, region: str, service: s
         expected = sigv4.sign(key, sigv4.string_to_sign(amz_date, scope, canonical))
         if sigv4.signatures_match(expected, given.lower()):
             return key
-    raise S3Error("SignatureDoesNotMatch")
+    raise S3Error(S3Code.SignatureDoesNotMatch)
 
 
 def _require_signed_amz_headers(req: RequestView, signed: list[str]) -> None:
@@ -176,23 +181,23 @@ def _require_signed_amz_headers(req: RequestView, signed: list[str]) -> None:
     could add, say, x-amz-copy-source and turn a PUT into a copy of another of the signer's objects."""
     unsigned = sorted(h for h in req.headers if h.startswith("x-amz-") and h not in signed)
     if unsigned:
-        raise S3Error("AccessDenied", "There were headers present in the request which were not signed",
+        raise S3Error(S3Code.AccessDenied, "There were headers present in the request which were not signed",
                       HeadersNotSigned=", ".join(unsigned))
 
 
 def _payload_mode(req: RequestView, default: str | None) -> str:
     mode = req.headers.get("x-amz-content-sha256", default)
     if mode is None:
-        raise S3Error("InvalidRequest", "Missing required header for this request: x-amz-content-sha256")
+        raise S3Error(S3Code.InvalidRequest, "Missing required header for this request: x-amz-content-sha256")
     if mode not in PAYLOAD_MODES and not _HEX64.match(mode):
-        raise S3Error("InvalidArgument", f"x-amz-content-sha256 must be a SHA-256 or one of {sorted(PAYLOAD_MODES)}")
+        raise S3Error(S3Code.InvalidArgument, f"x-amz-content-sha256 must be a SHA-256 or one of {sorted(PAYLOAD_MODES)}")
     return mode
 
 
 def _v4_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Identity:
     m = _V4_HEADER.match(auth)
     if m is None:
-        raise S3Error("AuthorizationHeaderMalformed", "The authorization header is malformed.")
+        raise S3Error(S3Code.AuthorizationHeaderMalformed, "The authorization header is malformed.")
     amz_date = req.headers.get("x-amz-date", "")
     if amz_date:
         request_time = _parse_amz_date(amz_date)
@@ -201,11 +206,11 @@ def _v4_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Iden
         amz_date = datetime.fromtimestamp(request_time, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     _check_skew(request_time, now, amz_date)
     if amz_date[:8] != m["date"]:
-        raise S3Error("AuthorizationHeaderMalformed", "The credential date does not match the request date.")
+        raise S3Error(S3Code.AuthorizationHeaderMalformed, "The credential date does not match the request date.")
     signed = m["signed"].lower().split(";")
     _require_signed_amz_headers(req, signed)
     if "host" not in signed:
-        raise S3Error("AuthorizationHeaderMalformed", "SignedHeaders must include host.")
+        raise S3Error(S3Code.AuthorizationHeaderMalformed, "SignedHeaders must include host.")
     payload = _payload_mode(req, None)
     secret, user = _secret_for(keys, m["key"])
     key = _verify_v4(req, secret, m["date"], m["region"], m["service"], amz_date, signed, payload, req.query, m["sig"])
@@ -233,9 +238,9 @@ def _v4_query(req: RequestView, keys: KeyLookup, now: float) -> Identity:
         raise _query_error("Query-string authentication requires the Host header to be signed (X-Amz-SignedHeaders).")
     signed_at = _parse_amz_date(amz_date)
     if now > signed_at + expires:
-        raise S3Error("AccessDenied", "Request has expired", **{"X-Amz-Expires": str(expires)})
+        raise S3Error(S3Code.AccessDenied, "Request has expired", **{"X-Amz-Expires": str(expires)})
     if signed_at - now > MAX_SKEW_SECONDS:
-        raise S3Error("AccessDenied", "Request is not valid yet")
+        raise S3Error(S3Code.AccessDenied, "Request is not valid yet")
     _require_signed_amz_headers(req, signed)
     payload = _payload_mode(req, "UNSIGNED-PAYLOAD")
     secret, user = _secret_for(keys, m["key"])
@@ -245,7 +250,7 @@ def _v4_query(req: RequestView, keys: KeyLookup, now: float) -> Identity:
 
 
 def _query_error(message: str) -> S3Error:
-    return S3Error("AuthorizationQueryParametersError", message)
+    return S3Error(S3Code.AuthorizationQueryParametersError, message)
 
 
 def _presign_expiry(raw: str) -> int:
@@ -264,7 +269,7 @@ def _http_date(value: str) -> float:
     try:
         return parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError) as e:
-        raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header") from e
+        raise S3Error(S3Code.AccessDenied, "AWS authentication requires a valid Date or x-amz-date header") from e
 
 
 def _v2_resources(req: RequestView) -> list[str]:
@@ -280,7 +285,7 @@ def _v2_resources(req: RequestView) -> list[str]:
 def _v2_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Identity:
     access_key, sep, given = auth[4:].rpartition(":")
     if not sep or not access_key:
-        raise S3Error("InvalidArgument", "AWS authorization header is invalid. Expected AwsAccessKeyId:signature")
+        raise S3Error(S3Code.InvalidArgument, "AWS authorization header is invalid. Expected AwsAccessKeyId:signature")
     amz_date, date = req.headers.get("x-amz-date", ""), req.headers.get("date", "")
     _check_skew(_http_date(amz_date or date), now, amz_date or date)
     secret, user = _secret_for(keys, access_key)
@@ -291,23 +296,23 @@ def _v2_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Iden
         for line in date_lines:
             if sigv4.signatures_match(sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, line, resource)), given):
                 return Identity(user, access_key, _payload_mode(req, "UNSIGNED-PAYLOAD"))
-    raise S3Error("SignatureDoesNotMatch")
+    raise S3Error(S3Code.SignatureDoesNotMatch)
 
 
 def _v2_query(req: RequestView, keys: KeyLookup, now: float, limit: PresignLimit) -> Identity:
     q = req.query_map
     expires = parse_count(q.get("Expires", ""))
     if expires is None:
-        raise S3Error("AccessDenied", "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters")
+        raise S3Error(S3Code.AccessDenied, "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters")
     if now >= expires:  # `Expires` is the first second the URL no longer works
-        raise S3Error("AccessDenied", "Request has expired")
+        raise S3Error(S3Code.AccessDenied, "Request has expired")
     if limit.seconds and expires - now > limit.seconds + MAX_SKEW_SECONDS:
         setting = f" ({limit.setting})" if limit.setting else ""
-        raise S3Error("AccessDenied", f"Request expires too far ahead: presigned SigV2 URLs may be valid for "
+        raise S3Error(S3Code.AccessDenied, f"Request expires too far ahead: presigned SigV2 URLs may be valid for "
                       f"{limit.seconds} seconds at most{setting}", Expires=str(expires))
     secret, user = _secret_for(keys, q["AWSAccessKeyId"])
     for resource in _v2_resources(req):
         expected = sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, q["Expires"], resource))
         if sigv4.signatures_match(expected, q["Signature"]):
             return Identity(user, q["AWSAccessKeyId"], "UNSIGNED-PAYLOAD")
-    raise S3Error("SignatureDoesNotMatch")
+    raise S3Error(S3Code.SignatureDoesNotMatch)

@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from .auth import Identity
 from .chunked import ChunkedDecoder
-from .errors import S3Error
+from .errors import S3Code, S3Error
 
 STREAMING = {
     "STREAMING-AWS4-HMAC-SHA256-PAYLOAD": (True, False),
@@ -26,6 +26,9 @@ BATCH = 1024 * 1024  # hand the writer at least this much at a time (one thread 
 
 
 class Payload:
+    """The body of a request as the engine reads it: decoded from aws-chunked when sent so, checked
+    against its declared length and, once it has ended, its signatures and checksums."""
+
     def __init__(self, request: Request, identity: Identity, headers: dict[str, str]):
         self.request = request
         self.mode = identity.payload
@@ -35,7 +38,7 @@ class Payload:
         if self.mode in STREAMING:
             signed, trailer = STREAMING[self.mode]
             if signed and identity.signing is None:
-                raise S3Error("InvalidRequest", "streaming signatures need header authentication")
+                raise S3Error(S3Code.InvalidRequest, "streaming signatures need header authentication")
             self._decoder = ChunkedDecoder(identity.signing if signed else None, trailer)
         elif "aws-chunked" in headers.get("content-encoding", "") and "x-amz-decoded-content-length" in headers:
             self._decoder = ChunkedDecoder(None, "x-amz-trailer" in headers)
@@ -46,21 +49,21 @@ class Payload:
         aws-chunked) or comes chunked; 411 MissingContentLength otherwise, as AWS answers."""
         chunked = "chunked" in self.request.headers.get("transfer-encoding", "").lower()
         if self.declared is None and not chunked:
-            raise S3Error("MissingContentLength", "You must provide the Content-Length HTTP header.")
+            raise S3Error(S3Code.MissingContentLength, "You must provide the Content-Length HTTP header.")
 
     def _declared_size(self, headers: dict[str, str]) -> int | None:
         name = "x-amz-decoded-content-length" if self._decoder else "content-length"
         value = headers.get(name)
         if value is None:
             if self._decoder:
-                raise S3Error("MissingContentLength", "aws-chunked bodies need x-amz-decoded-content-length")
+                raise S3Error(S3Code.MissingContentLength, "aws-chunked bodies need x-amz-decoded-content-length")
             return None
         try:
             size = int(value)
         except ValueError as e:
-            raise S3Error("InvalidArgument", f"{name} is not a number") from e
+            raise S3Error(S3Code.InvalidArgument, f"{name} is not a number") from e
         if size < 0:
-            raise S3Error("InvalidArgument", f"{name} is negative")
+            raise S3Error(S3Code.InvalidArgument, f"{name} is negative")
         return size
 
     async def pieces(self) -> AsyncIterator[bytes]:
@@ -77,7 +80,7 @@ class Payload:
         if batch:
             yield await self._hashed(sha, b"".join(batch))
         if sha is not None and sha.hexdigest() != self.mode:
-            raise S3Error("XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
+            raise S3Error(S3Code.XAmzContentSHA256Mismatch, "The provided 'x-amz-content-sha256' header does not match what was computed.")
 
     @staticmethod
     async def _hashed(sha: "hashlib._Hash | None", piece: bytes) -> bytes:
@@ -97,24 +100,24 @@ class Payload:
                     self._count(piece)
                     yield piece
         except ClientDisconnect as e:
-            raise S3Error("IncompleteBody", "The client closed the connection before the body ended.") from e
+            raise S3Error(S3Code.IncompleteBody, "The client closed the connection before the body ended.") from e
         if self._decoder is not None:
             self.trailers = self._decoder.finish()
         if self.declared is not None and self.received != self.declared:
-            raise S3Error("IncompleteBody", "You did not provide the number of bytes specified by the Content-Length HTTP header.")
+            raise S3Error(S3Code.IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header.")
 
     def _count(self, data: bytes) -> None:
         self.received += len(data)
         if self.declared is not None and self.received > self.declared:
-            raise S3Error("IncompleteBody", "The body is longer than its declared length.")
+            raise S3Error(S3Code.IncompleteBody, "The body is longer than its declared length.")
 
     async def read_all(self, limit: int) -> bytes:
         """A small body (XML documents), at most `limit` bytes."""
         if self.declared is not None and self.declared > limit:
-            raise S3Error("MaxMessageLengthExceeded", "Your request was too big.")
+            raise S3Error(S3Code.MaxMessageLengthExceeded, "Your request was too big.")
         out = bytearray()
         async for piece in self.pieces():
             out += piece
             if len(out) > limit:
-                raise S3Error("MaxMessageLengthExceeded", "Your request was too big.")
+                raise S3Error(S3Code.MaxMessageLengthExceeded, "Your request was too big.")
         return bytes(out)

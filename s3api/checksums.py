@@ -12,7 +12,7 @@ from typing import Mapping
 
 from objstore.hashing import CHECKSUM_ALGORITHMS, b64, new_checksum
 
-from .errors import S3Error
+from .errors import S3Code, S3Error
 
 HEADER_PREFIX = "x-amz-checksum-"
 NOT_VALUES = ("x-amz-checksum-mode", "x-amz-checksum-type", "x-amz-checksum-algorithm")  # headers named like checksums
@@ -22,7 +22,7 @@ DEFAULT_ALGORITHM = "CRC64NVME"  # what S3 computes when the client sends none
 def _algorithm(name: str) -> str:
     alg = name.upper()
     if alg not in CHECKSUM_ALGORITHMS:
-        raise S3Error("InvalidRequest", f"Checksum algorithm {name!r} is not supported.")
+        raise S3Error(S3Code.InvalidRequest, f"Checksum algorithm {name!r} is not supported.")
     return alg
 
 
@@ -48,20 +48,20 @@ def verify(headers: Mapping[str, str], trailers: Mapping[str, str], md5_hex: str
         try:
             given = base64.b64decode(headers["content-md5"], validate=True)
         except (binascii.Error, ValueError) as e:
-            raise S3Error("InvalidDigest", "The Content-MD5 you specified is not valid.") from e
+            raise S3Error(S3Code.InvalidDigest, "The Content-MD5 you specified is not valid.") from e
         if len(given) != 16:
-            raise S3Error("InvalidDigest", "The Content-MD5 you specified is not valid.")
+            raise S3Error(S3Code.InvalidDigest, "The Content-MD5 you specified is not valid.")
         if given.hex() != md5_hex:
-            raise S3Error("BadDigest", "The Content-MD5 you specified did not match what we received.")
+            raise S3Error(S3Code.BadDigest, "The Content-MD5 you specified did not match what we received.")
     for source in (headers, trailers):
         for name, value in source.items():
             if not name.startswith(HEADER_PREFIX) or name in NOT_VALUES:
                 continue
             alg = _algorithm(name[len(HEADER_PREFIX):])
             if alg not in computed:
-                raise S3Error("InvalidRequest", f"Checksum {alg} was given but not announced.")
+                raise S3Error(S3Code.InvalidRequest, f"Checksum {alg} was given but not announced.")
             if value.strip() != computed[alg]:
-                raise S3Error("BadDigest", f"The {alg} you specified did not match the calculated checksum.")
+                raise S3Error(S3Code.BadDigest, f"The {alg} you specified did not match the calculated checksum.")
 
 
 def given_values(headers: Mapping[str, str], trailers: Mapping[str, str], computed: Mapping[str, str]) -> dict[str, str]:

@@ -14,7 +14,7 @@ import re
 
 from . import sigv4
 from .auth import Signing
-from .errors import S3Error
+from .errors import S3Code, S3Error
 
 MAX_LINE = 4096
 MAX_CHUNK = 64 * 1024 * 1024
@@ -24,7 +24,7 @@ _HEX_SIZE = re.compile(r"[0-9a-fA-F]{1,16}")
 
 
 def _bad(message: str) -> S3Error:
-    return S3Error("IncompleteBody", f"aws-chunked body: {message}")
+    return S3Error(S3Code.IncompleteBody, f"aws-chunked body: {message}")
 
 
 class ChunkedDecoder:
@@ -97,7 +97,7 @@ class ChunkedDecoder:
             raise _bad("chunk too large")
         name, _, sig = ext.partition("=")
         if self.signing is not None and name.strip() != "chunk-signature":
-            raise S3Error("SignatureDoesNotMatch", "chunk signature missing")
+            raise S3Error(S3Code.SignatureDoesNotMatch, "chunk signature missing")
         self._chunk_sig = sig.strip()
         self._hash = hashlib.sha256()
         if self._left == 0:
@@ -127,7 +127,7 @@ class ChunkedDecoder:
         s = self.signing
         expected = sigv4.sign(s.key, sigv4.chunk_string_to_sign(s.amz_date, s.scope, self.previous, self._hash.hexdigest()))
         if not sigv4.signatures_match(expected, self._chunk_sig.lower()):
-            raise S3Error("SignatureDoesNotMatch", "The chunk signature does not match.")
+            raise S3Error(S3Code.SignatureDoesNotMatch, "The chunk signature does not match.")
         self.previous = expected
 
     def _trailer_line(self, line: str) -> None:
@@ -156,9 +156,9 @@ class ChunkedDecoder:
     def _verify_trailer(self, signature: str | None) -> None:
         assert self.signing is not None
         if signature is None:
-            raise S3Error("SignatureDoesNotMatch", "trailer signature missing")
+            raise S3Error(S3Code.SignatureDoesNotMatch, "trailer signature missing")
         s = self.signing
         text = "".join(f"{k}:{v}\n" for k, v in self.trailers.items())
         expected = sigv4.sign(s.key, sigv4.trailer_string_to_sign(s.amz_date, s.scope, self.previous, text))
         if not sigv4.signatures_match(expected, signature.lower()):
-            raise S3Error("SignatureDoesNotMatch", "The trailer signature does not match.")
+            raise S3Error(S3Code.SignatureDoesNotMatch, "The trailer signature does not match.")

@@ -16,7 +16,7 @@ from objstore.versions import NULL, check_version_id
 
 from .auth import Identity
 from .body import Payload
-from .errors import S3Error
+from .errors import S3Code, S3Error
 from .router import Route
 from . import checksums
 from .xml import MAX_XML_BODY, parse, render
@@ -26,6 +26,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class S3Config:
+    """The S3 layer's settings: region, virtual-host domain, names no bucket may take, PUT size limit."""
+
     region: str = "us-east-1"
     domain: str = ""  # virtual-hosted style for <bucket>.<domain> when set
     reserved_buckets: frozenset[str] = frozenset()
@@ -34,6 +36,9 @@ class S3Config:
 
 @dataclass
 class S3Context:
+    """One S3 request as the handlers see it: the request, store, classified route, query and headers,
+    and who signed it once authentication has run."""
+
     request: Request
     store: Store
     config: S3Config
@@ -79,7 +84,7 @@ class S3Context:
         try:
             check_version_id(version)
         except InvalidArgument as e:
-            raise S3Error("InvalidArgument", "Invalid version id specified", ArgumentName=name, ArgumentValue=version) from e
+            raise S3Error(S3Code.InvalidArgument, "Invalid version id specified", ArgumentName=name, ArgumentValue=version) from e
         return version
 
     async def owned_bucket(self) -> BucketRecord:
@@ -88,7 +93,7 @@ class S3Context:
             raise NoSuchBucket(self.bucket)
         record = await self.run(self.store.get_bucket, self.bucket)
         if record.owner != self.user:
-            raise S3Error("AccessDenied", resource=f"/{self.bucket}")
+            raise S3Error(S3Code.AccessDenied, resource=f"/{self.bucket}")
         return record
 
 

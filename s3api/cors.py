@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any, Sequence
 
-from .errors import S3Error
+from .errors import S3Code, S3Error
 
 METHODS = {"GET", "PUT", "POST", "DELETE", "HEAD"}
 MAX_RULES = 100
@@ -23,7 +23,7 @@ def _as_list(value: Any) -> list[str]:
         return []
     values = value if isinstance(value, list) else [value]
     if not all(isinstance(v, str) for v in values):  # never str() a parsed subtree: it may be deep
-        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema.")
+        raise S3Error(S3Code.MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema.")
     return [v.strip() for v in values]
 
 
@@ -31,11 +31,11 @@ def parse_rules(doc: dict[str, Any]) -> list[Rule]:
     """Rules from a parsed CORSConfiguration document (MalformedXML / InvalidRequest if invalid)."""
     raw_rules = doc.get("CORSRule") or []
     if not raw_rules or len(raw_rules) > MAX_RULES:
-        raise S3Error("MalformedXML", f"A CORS configuration has 1 to {MAX_RULES} CORSRule elements.")
+        raise S3Error(S3Code.MalformedXML, f"A CORS configuration has 1 to {MAX_RULES} CORSRule elements.")
     rules = []
     for raw in raw_rules:
         if not isinstance(raw, dict):
-            raise S3Error("MalformedXML", "CORSRule must have elements.")
+            raise S3Error(S3Code.MalformedXML, "CORSRule must have elements.")
         rules.append(_rule(raw))
     return rules
 
@@ -43,13 +43,13 @@ def parse_rules(doc: dict[str, Any]) -> list[Rule]:
 def _rule(raw: dict[str, Any]) -> Rule:
     origins, methods = _as_list(raw.get("AllowedOrigin")), _as_list(raw.get("AllowedMethod"))
     if not origins or not methods:
-        raise S3Error("MalformedXML", "Each CORSRule needs AllowedOrigin and AllowedMethod.")
+        raise S3Error(S3Code.MalformedXML, "Each CORSRule needs AllowedOrigin and AllowedMethod.")
     for method in methods:
         if method not in METHODS:
-            raise S3Error("InvalidRequest", f"Found unsupported HTTP method in CORS config. Unsupported method is {method}")
+            raise S3Error(S3Code.InvalidRequest, f"Found unsupported HTTP method in CORS config. Unsupported method is {method}")
     for pattern in origins + _as_list(raw.get("AllowedHeader")):
         if pattern.count("*") > 1:
-            raise S3Error("InvalidRequest", f"AllowedOrigin/AllowedHeader {pattern!r} can not have more than one wildcard.")
+            raise S3Error(S3Code.InvalidRequest, f"AllowedOrigin/AllowedHeader {pattern!r} can not have more than one wildcard.")
     rule: Rule = {
         "origins": origins,
         "methods": methods,
@@ -62,7 +62,7 @@ def _rule(raw: dict[str, Any]) -> Rule:
         try:
             rule["max_age"] = int(raw["MaxAgeSeconds"])
         except (TypeError, ValueError) as e:
-            raise S3Error("MalformedXML", "MaxAgeSeconds must be an integer.") from e
+            raise S3Error(S3Code.MalformedXML, "MaxAgeSeconds must be an integer.") from e
     return rule
 
 

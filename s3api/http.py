@@ -1,4 +1,7 @@
-"""HTTP details of S3 objects: Range, conditional requests, dates and the headers of an object."""
+"""HTTP details of S3 objects: the headers of an object, the metadata of a PUT, numbers and dates.
+
+Range and conditional requests, which `/s/` shares, are in `conditional.py`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,12 @@ import base64
 import email.header
 import re
 from datetime import datetime, timezone
-from email.utils import format_datetime, parsedate_to_datetime
 from typing import Mapping
 
 from objstore import ObjectRecord
 
-from .errors import S3Error
+from .conditional import MAX_DIGITS, validators
+from .errors import S3Code, S3Error
 
 STANDARD_HEADERS = ("cache-control", "content-disposition", "content-encoding", "content-language", "expires")
 OVERRIDES = {
@@ -23,31 +26,11 @@ OVERRIDES = {
     "response-content-encoding": "content-encoding",
 }
 MAX_USER_METADATA = 2048  # bytes of x-amz-meta-* names and values, as S3 limits them
-_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")  # ASCII digits only: \d matches every script's
-# Digits of the longest number S3 takes (a 64-bit size or count). Python's int() refuses strings of
-# over 4,300 digits with ValueError: every number from a request is bounded before it is converted.
-MAX_DIGITS = 19
-
-
 _HEADER_SAFE = re.compile(r"[\t\x20-\x7e\xa0-\xff]*")
-
-def http_date(ts: float) -> str:
-    return format_datetime(datetime.fromtimestamp(int(ts), timezone.utc), usegmt=True)
 
 
 def iso8601(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
-
-
-def parse_http_date(value: str) -> float | None:
-    try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-def quoted(etag: str) -> str:
-    return f'"{etag}"'
 
 
 def parse_count(raw: str) -> int | None:
@@ -57,76 +40,9 @@ def parse_count(raw: str) -> int | None:
     return int(raw)
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(start, end exclusive) of a single byte range; None to send everything; 416 if unsatisfiable.
-
-    Syntactically invalid or multi-range headers are ignored, as S3 does; a number past any 64-bit
-    size is unsatisfiable, as nginx answers it.
-    """
-    if not header:
-        return None
-    m = _RANGE.match(header.strip())
-    if m is None or (m[1] == "" and m[2] == ""):
-        return None
-    if len(m[1]) > MAX_DIGITS or len(m[2]) > MAX_DIGITS:
-        raise _unsatisfiable(size)
-    if m[1] == "":
-        suffix = int(m[2])
-        if suffix == 0 or size == 0:
-            raise _unsatisfiable(size)
-        return max(0, size - suffix), size
-    start = int(m[1])
-    end = int(m[2]) + 1 if m[2] else size
-    if m[2] and end <= start:
-        return None
-    if start >= size:
-        raise _unsatisfiable(size)
-    return start, min(end, size)
-
-
-def _unsatisfiable(size: int) -> S3Error:
-    err = S3Error("InvalidRange", "The requested range is not satisfiable", ActualObjectSize=str(size))
-    err.headers["content-range"] = f"bytes */{size}"
-    return err
-
-
-def etag_matches(condition: str, etag: str) -> bool:
-    tags = [t.strip().removeprefix("W/").strip('"') for t in condition.split(",")]
-    return "*" in tags or etag in tags
-
-
-def check_conditions(headers: Mapping[str, str], record: ObjectRecord) -> int | None:
-    """304 or 412 when a conditional header says so, else None; RFC 7232 order, as S3 applies it.
-
-    If-Match true wins over If-Unmodified-Since false; If-None-Match false wins over
-    If-Modified-Since true.
-    """
-    modified = int(record.created)
-    if "if-match" in headers:
-        if not etag_matches(headers["if-match"], record.etag):
-            return 412
-    elif "if-unmodified-since" in headers:
-        since = parse_http_date(headers["if-unmodified-since"])
-        if since is not None and modified > since:
-            return 412
-    if "if-none-match" in headers:
-        if etag_matches(headers["if-none-match"], record.etag):
-            return 304
-    elif "if-modified-since" in headers:
-        since = parse_http_date(headers["if-modified-since"])
-        if since is not None and modified <= since:
-            return 304
-    return None
-
-
 def object_headers(record: ObjectRecord, checksum_mode: bool = False) -> dict[str, str]:
     """The headers GET and HEAD answer with for an object."""
-    h = {
-        "etag": quoted(record.etag),
-        "last-modified": http_date(record.created),
-        "content-type": record.content_type,
-        "accept-ranges": "bytes",
-    }
+    h = {**validators(record), "content-type": record.content_type, "accept-ranges": "bytes"}
     h.update(record.headers)
     h.update({f"x-amz-meta-{k}": mail_safe(v) for k, v in record.meta.items()})
     if record.parts_count:
@@ -150,12 +66,12 @@ def request_attributes(headers: Mapping[str, str]) -> tuple[str, dict[str, str],
         standard.pop("content-encoding", None)
     meta = {k[len("x-amz-meta-"):]: unmail(v) for k, v in headers.items() if k.startswith("x-amz-meta-")}
     if sum(len(k) + len(v.encode()) for k, v in meta.items()) > MAX_USER_METADATA:
-        raise S3Error("MetadataTooLarge", f"Your metadata headers exceed the maximum allowed metadata size of {MAX_USER_METADATA} bytes.")
+        raise S3Error(S3Code.MetadataTooLarge, f"Your metadata headers exceed the maximum allowed metadata size of {MAX_USER_METADATA} bytes.")
     for value in [content_type, *standard.values(), *meta.keys()]:
         check_header_value(value)
     for value in meta.values():
         if not value.isprintable() and not _HEADER_SAFE.fullmatch(value):
-            raise S3Error("InvalidArgument", "Metadata values must be printable text.")
+            raise S3Error(S3Code.InvalidArgument, "Metadata values must be printable text.")
     return content_type, standard, meta
 
 
@@ -193,4 +109,4 @@ def stored_encoding(value: str) -> str:
 def check_header_value(value: str) -> None:
     """What is stored to be sent back as a header must be one: POST Object form fields are not."""
     if not _HEADER_SAFE.fullmatch(value):
-        raise S3Error("InvalidArgument", "Header and metadata values must be printable ISO-8859-1 text.")
+        raise S3Error(S3Code.InvalidArgument, "Header and metadata values must be printable ISO-8859-1 text.")

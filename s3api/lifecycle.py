@@ -24,7 +24,7 @@ from typing import Any
 from objstore.lifecycle import LifecycleRule, validate
 
 from . import tagging
-from .errors import S3Error
+from .errors import S3Code, S3Error
 
 FORCE_LIST = ("Rule", "Tag", "Transition", "NoncurrentVersionTransition")
 RULE_ELEMENTS = {
@@ -39,12 +39,12 @@ AND_ELEMENTS = {"Prefix", "Tag", "ObjectSizeGreaterThan", "ObjectSizeLessThan"}
 
 
 def malformed(why: str) -> S3Error:
-    return S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our "
+    return S3Error(S3Code.MalformedXML, "The XML you provided was not well-formed or did not validate against our "
                    f"published schema: {why}")
 
 
 def not_implemented(element: str) -> S3Error:
-    return S3Error("NotImplemented", f"pyblob does not implement the lifecycle action {element} (there are no storage "
+    return S3Error(S3Code.NotImplemented, f"pyblob does not implement the lifecycle action {element} (there are no storage "
                    "classes); only Expiration, NoncurrentVersionExpiration and AbortIncompleteMultipartUpload.")
 
 
@@ -82,7 +82,7 @@ def _rule(raw: Any) -> tuple[LifecycleRule, list[str]]:
     _abort(rule, raw.get("AbortIncompleteMultipartUpload"))
     transitions = _transitions(raw)
     if not rule.has_action() and not transitions:
-        raise S3Error("InvalidRequest", "At least one action needs to be specified in a rule")
+        raise S3Error(S3Code.InvalidRequest, "At least one action needs to be specified in a rule")
     return rule, transitions
 
 
@@ -107,13 +107,13 @@ def _transition(item: Any, name: str, days_name: str) -> None:
         raise malformed(f"{storage_class!r} is not a storage class")
     if "Date" in item:
         if parse_date(_text(item["Date"])) % 86400:
-            raise S3Error("InvalidArgument", "'Date' must be at midnight GMT")
+            raise S3Error(S3Code.InvalidArgument, "'Date' must be at midnight GMT")
         return
     days = _int(item[days_name], days_name)
     if days < 0:
-        raise S3Error("InvalidArgument", f"'{days_name}' in {name} action must be nonnegative")
+        raise S3Error(S3Code.InvalidArgument, f"'{days_name}' in {name} action must be nonnegative")
     if storage_class in INFREQUENT and days < 30:
-        raise S3Error("InvalidArgument", f"'{days_name}' in {name} action must be greater than or equal to 30 "
+        raise S3Error(S3Code.InvalidArgument, f"'{days_name}' in {name} action must be greater than or equal to 30 "
                       f"for storageClass '{storage_class}'")
 
 
@@ -200,7 +200,7 @@ def parse_date(text: str) -> float:
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError as e:
-        raise S3Error("InvalidArgument", "'Date' must be in ISO 8601 format") from e
+        raise S3Error(S3Code.InvalidArgument, "'Date' must be in ISO 8601 format") from e
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()

@@ -21,7 +21,7 @@ from typing import Any
 
 from . import sigv4
 from .http import parse_count
-from .errors import S3Error
+from .errors import S3Code, S3Error
 
 # Fields no condition has to name: the signature, the file and the policy itself, and x-ignore-*;
 # SigV2 forms also the access key, which SigV4 forms name in x-amz-credential, a covered field.
@@ -37,6 +37,8 @@ _EXPIRATION = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
 
 @dataclass(frozen=True)
 class Condition:
+    """One condition of a POST policy: `eq`, `starts-with` or `content-length-range`."""
+
     op: str  # "eq", "starts-with" or "content-length-range"
     field: str = ""  # lower-case, without the "$"
     value: str = ""
@@ -52,6 +54,8 @@ class Condition:
 
 @dataclass(frozen=True)
 class Policy:
+    """A POST policy document: when it expires and the conditions the form must meet."""
+
     expiration: float  # Unix time
     conditions: tuple[Condition, ...]
 
@@ -64,11 +68,11 @@ class Policy:
 
 
 def invalid(message: str) -> S3Error:
-    return S3Error("InvalidPolicyDocument", f"Invalid Policy: {message}")
+    return S3Error(S3Code.InvalidPolicyDocument, f"Invalid Policy: {message}")
 
 
 def denied(message: str) -> S3Error:
-    return S3Error("AccessDenied", f"Invalid according to Policy: {message}")
+    return S3Error(S3Code.AccessDenied, f"Invalid according to Policy: {message}")
 
 
 def signature(policy_b64: str, secret: str, date: str, region: str, service: str = "s3") -> str:
@@ -168,8 +172,8 @@ def check_length(policy: Policy, size: int, final: bool) -> None:
     """EntityTooLarge as soon as `size` passes the maximum; EntityTooSmall at the end."""
     low, high = policy.length_range()
     if high is not None and size > high:
-        raise S3Error("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size",
+        raise S3Error(S3Code.EntityTooLarge, "Your proposed upload exceeds the maximum allowed size",
                       ProposedSize=str(size), MaxSizeAllowed=str(high))
     if final and size < low:
-        raise S3Error("EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size",
+        raise S3Error(S3Code.EntityTooSmall, "Your proposed upload is smaller than the minimum allowed size",
                       ProposedSize=str(size), MinSizeAllowed=str(low))

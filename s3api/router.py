@@ -12,6 +12,9 @@ from typing import Mapping
 
 
 class Op(str, Enum):
+    """The S3 operations, spelled as AWS spells them; `classify` maps a request to one, `HANDLERS`
+    (app.py) an operation to its handler. Known-but-unsupported ones answer NotImplemented."""
+
     ListBuckets = "ListBuckets"
     CreateBucket = "CreateBucket"
     DeleteBucket = "DeleteBucket"
@@ -65,6 +68,8 @@ class Op(str, Enum):
 
 @dataclass(frozen=True)
 class Route:
+    """A request classified: its operation, bucket and key."""
+
     op: Op | None  # None: method not allowed on this resource
     bucket: str = ""
     key: str = ""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from .errors import S3Error
+from .errors import S3Code, S3Error
 
 MAX_KEY, MAX_VALUE = 128, 256
 PUNCTUATION = frozenset("+-=._:/@ ")
@@ -24,6 +24,8 @@ HEADER_FORM = ("The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEnc
 
 @dataclass(frozen=True)
 class TagRules:
+    """How many tags a resource may have, and AWS's messages for the limits (objects and buckets differ)."""
+
     most: int
     too_many: str  # the message past `most`
     reserved: str  # the message for a key with the aws: prefix
@@ -41,17 +43,17 @@ def allowed(text: str) -> bool:
 
 def validate(pairs: list[tuple[str, str]], rules: TagRules = OBJECT) -> dict[str, str]:
     if len(pairs) > rules.most:
-        raise S3Error("InvalidTag", rules.too_many)
+        raise S3Error(S3Code.InvalidTag, rules.too_many)
     tags: dict[str, str] = {}
     for key, value in pairs:
         if not 1 <= len(key) <= MAX_KEY or not allowed(key):
-            raise S3Error("InvalidTag", "The TagKey you have provided is invalid", TagKey=key)
+            raise S3Error(S3Code.InvalidTag, "The TagKey you have provided is invalid", TagKey=key)
         if len(value) > MAX_VALUE or not allowed(value):
-            raise S3Error("InvalidTag", "The TagValue you have provided is invalid", TagKey=key, TagValue=value)
+            raise S3Error(S3Code.InvalidTag, "The TagValue you have provided is invalid", TagKey=key, TagValue=value)
         if key.lower().startswith("aws:"):
-            raise S3Error("InvalidTag", rules.reserved, TagKey=key)
+            raise S3Error(S3Code.InvalidTag, rules.reserved, TagKey=key)
         if key in tags:
-            raise S3Error("InvalidTag", "Cannot provide multiple Tags with the same key", TagKey=key)
+            raise S3Error(S3Code.InvalidTag, "Cannot provide multiple Tags with the same key", TagKey=key)
         tags[key] = value
     return tags
 
@@ -63,7 +65,7 @@ def from_header(value: str | None) -> dict[str, str]:
     pairs = parse_qsl(value, keep_blank_values=True)
     names = [k for k, _ in pairs]
     if len(set(names)) != len(names) or not all(allowed(k) and allowed(v) for k, v in pairs):
-        raise S3Error("InvalidArgument", HEADER_FORM, ArgumentName="x-amz-tagging", ArgumentValue=value)
+        raise S3Error(S3Code.InvalidArgument, HEADER_FORM, ArgumentName="x-amz-tagging", ArgumentValue=value)
     return validate(pairs)
 
 
@@ -71,10 +73,10 @@ def from_xml(doc: dict[str, Any], rules: TagRules = OBJECT) -> dict[str, str]:
     """Tags of a Tagging document; a Tag needs both a Key and a Value element (Value may be empty).
     Anything else in the document is MalformedXML, as AWS's schema has nothing else."""
     if set(doc) - {"TagSet"}:
-        raise S3Error("MalformedXML", f"Tagging holds a TagSet only, not {sorted(set(doc) - {'TagSet'})[0]}.")
+        raise S3Error(S3Code.MalformedXML, f"Tagging holds a TagSet only, not {sorted(set(doc) - {'TagSet'})[0]}.")
     tag_set = doc.get("TagSet") or {}
     if not isinstance(tag_set, dict) or set(tag_set) - {"Tag"}:
-        raise S3Error("MalformedXML", "A TagSet holds Tag elements only.")
+        raise S3Error(S3Code.MalformedXML, "A TagSet holds Tag elements only.")
     items = tag_set.get("Tag") or []
     return validate([_pair(item) for item in items], rules)
 
@@ -82,10 +84,10 @@ def from_xml(doc: dict[str, Any], rules: TagRules = OBJECT) -> dict[str, str]:
 def _pair(item: Any) -> tuple[str, str]:
     """(Key, Value) of a Tag element: both must be there; an empty <Value></Value> parses as None."""
     if not isinstance(item, dict) or not isinstance(item.get("Key"), str) or "Value" not in item or set(item) - {"Key", "Value"}:
-        raise S3Error("MalformedXML", "Each Tag needs a Key and a Value, and nothing else.")
+        raise S3Error(S3Code.MalformedXML, "Each Tag needs a Key and a Value, and nothing else.")
     value = item["Value"]
     if not (value is None or isinstance(value, str)):
-        raise S3Error("MalformedXML", "A Tag has one Value, of text.")
+        raise S3Error(S3Code.MalformedXML, "A Tag has one Value, of text.")
     return item["Key"], value or ""
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import xmltodict
 
-from .errors import S3Error
+from .errors import S3Code, S3Error
 
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 MAX_XML_BODY = 1024 * 1024  # DeleteObjects with 1000 keys of 1024 bytes fits with room to spare
@@ -38,20 +38,20 @@ def render_mixed(root: str, head: dict[str, Any], items: list[tuple[str, dict[st
 def parse(raw: bytes, root: str, force_list: tuple[str, ...] = ()) -> dict[str, Any]:
     """The children of `root`; MalformedXML for anything else. Repeated elements always lists."""
     if len(raw) > MAX_XML_BODY:
-        raise S3Error("MaxMessageLengthExceeded", "Your request was too big.")
+        raise S3Error(S3Code.MaxMessageLengthExceeded, "Your request was too big.")
     try:
         doc = xmltodict.parse(raw, force_list=force_list, process_namespaces=False, disable_entities=True)
     except Exception as e:  # expat raises several types; all mean the same to the client
-        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema.") from e
+        raise S3Error(S3Code.MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema.") from e
     if not isinstance(doc, dict) or len(doc) != 1 or depth(doc) > MAX_XML_DEPTH:
-        raise S3Error("MalformedXML")
+        raise S3Error(S3Code.MalformedXML)
     (name, content), = doc.items()
     if name.split(":")[-1] != root:
-        raise S3Error("MalformedXML", f"expected a {root} document")
+        raise S3Error(S3Code.MalformedXML, f"expected a {root} document")
     if content is None:
         return {}
     if not isinstance(content, dict):
-        raise S3Error("MalformedXML", f"{root} has no elements")
+        raise S3Error(S3Code.MalformedXML, f"{root} has no elements")
     return {k.split(":")[-1]: v for k, v in content.items() if not k.startswith("@")}
 
 

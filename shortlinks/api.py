@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from objstore import Store
 from objstore.errors import NoSuchLink, StoreError
+from objstore.links import MAX_EXPIRES_IN
 from objstore.records import LinkRecord
 
 from .errors import ApiError, from_store, render
@@ -27,7 +28,6 @@ GetStore = Callable[[], Store]
 Handler = Callable[[Request, Store, str], Awaitable[Response]]
 CURSOR = re.compile(r"^[0-9a-f]{16}$")
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
-MAX_EXPIRES_IN = 100 * 365 * 86400  # seconds: an expiry must stay a date (ISO 8601 ends in the year 9999)
 MAX_JSON_BODY = 64 * 1024  # a link's request is a bucket, a key (at most 1 KiB) and two numbers
 
 
@@ -42,6 +42,8 @@ def api_routes(get_store: GetStore, public_url: str) -> list[Route]:
 
 
 class LinksApi:
+    """The `/api/links` handlers over a store, each wrapped to authenticate and render its errors."""
+
     def __init__(self, get_store: GetStore, public_url: str):
         self.get_store = get_store
         self.public_url = public_url
@@ -187,9 +189,9 @@ def optional_number(body: dict[str, Any], name: str) -> float | None:
 
 
 def check_expires_in(expires_in: float | None) -> None:
-    """Finite and at most MAX_EXPIRES_IN (positive is the store's rule)."""
+    """Finite and at most the engine's MAX_EXPIRES_IN (positive is the store's rule, checked there)."""
     if expires_in is not None and not (math.isfinite(expires_in) and expires_in <= MAX_EXPIRES_IN):
-        raise ApiError(400, f"expires_in must be a finite number of seconds, at most {MAX_EXPIRES_IN}")
+        raise ApiError(400, f"expires_in must be a finite number of seconds, at most {MAX_EXPIRES_IN:.0f}")
 
 
 def optional_int(body: dict[str, Any], name: str) -> int | None:

@@ -1,21 +1,29 @@
 """The short links edge's errors: engine errors and its own, as JSON `{"detail": ...}` with a real status.
 
-One table maps the engine's error codes to statuses, one function renders every error body.
+One table maps every engine error code to a status (tests/shortlinks/test_shortlinks_errors.py walks
+the engine's error classes: none is left to fall back to a 500), one function renders every body.
 """
 
 from __future__ import annotations
 
+import logging
+
 from starlette.responses import JSONResponse
 
 from objstore.errors import StoreError
+from s3api.conditional import ConditionFailed, RangeNotSatisfiable
+
+log = logging.getLogger("pyblob.shortlinks")
 
 STATUS = {
     "NoSuchLink": 404,
     "NoSuchKey": 404,
     "NoSuchVersion": 404,
     "NoSuchBucket": 404,
+    "MethodNotAllowed": 404,  # the version is a delete marker: for a link, the file is gone
     "LinkExpired": 410,
     "InvalidArgument": 400,
+    "InvalidRequest": 400,
     "KeyTooLongError": 400,
     "EntityTooLarge": 413,
     "QuotaExceeded": 403,  # as pyBlobServer answered a full quota (its web UI expects it); S3 says 403 too
@@ -25,15 +33,28 @@ STATUS = {
     "TooManyUploads": 429,
     "InvalidToken": 401,
     "NoSuchUser": 401,  # a token whose user was removed meanwhile
+    "InvalidAccessKeyId": 404,  # an access key that does not exist
+    "UserAlreadyExists": 409,
+    "AccessKeyAlreadyExists": 409,
+    "BucketAlreadyExists": 409,
+    "BucketAlreadyOwnedByYou": 409,
     "BucketNotEmpty": 409,
     "PreconditionFailed": 412,
+    # S3 multipart's own: no REST path uploads in parts, but none of them is the server's fault
+    "InvalidPart": 400,
+    "InvalidPartOrder": 400,
+    "InvalidPartNumber": 400,
+    "EntityTooSmall": 400,
+    "BadDigest": 400,
     "ServiceUnavailable": 503,  # a chunk was collected while the upload ran: retry
+    "InternalError": 500,  # an unreadable record, or a failure with no better name: the server's fault
 }
 DETAIL = {
     "NoSuchLink": "link not found",
     "NoSuchKey": "object not found",
     "NoSuchVersion": "no such version of the object",
     "NoSuchBucket": "bucket not found",
+    "MethodNotAllowed": "object not found",
     "LinkExpired": "link expired",
     "NoSuchUpload": "upload not found",
     "ServiceUnavailable": "the upload raced a cleanup; please retry",
@@ -51,10 +72,21 @@ class ApiError(Exception):
 
 
 def from_store(exc: StoreError) -> ApiError:
-    status = STATUS.get(exc.code, 500)
+    """The JSON error of an engine error: its status from `STATUS`, a 401 with a Bearer challenge."""
+    status = STATUS.get(exc.code)
+    if status is None:
+        log.error("engine error code %r has no status", exc.code)
+        status = 500
     detail = DETAIL.get(exc.code) or (str(exc) if status < 500 else "internal error")
     challenge = {"www-authenticate": "Bearer"} if status == 401 else None
     return ApiError(status, detail, challenge)
+
+
+def from_conditional(exc: ConditionFailed | RangeNotSatisfiable) -> ApiError:
+    """412 for a failed precondition, 416 (with the size in Content-Range) for a range past the end."""
+    if isinstance(exc, ConditionFailed):
+        return ApiError(412, "precondition failed")
+    return ApiError(416, "range not satisfiable", exc.headers)
 
 
 def render(err: ApiError, extra_headers: dict[str, str] | None = None) -> JSONResponse:

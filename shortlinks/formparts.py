@@ -1,59 +1,39 @@
 """A multipart/form-data body (RFC 7578) read as a stream of part events, never held whole.
 
 Starlette's `request.form()` spools every file to a temporary file before the handler sees it, so
-limits could only be checked once the whole body was on disk. Here python-multipart's streaming
-parser turns each network chunk into `PartStart` / `PartData` / `PartEnd` events at once, and the
-consumer (`formupload.py`) decides what to keep while the bytes arrive. Everything is bounded:
-parts per body, header lines per part and their length; plain fields are bounded by the consumer.
+limits could only be checked once the whole body was on disk. Here the streaming parser POST Object
+uses too (`s3api/formdata.py`) turns each network chunk into `PartStart` / `PartData` / `PartEnd`
+events at once, and the consumer (`formupload.py`) decides what to keep while the bytes arrive.
+Everything is bounded: parts per body, header lines per part and their length; plain fields are
+bounded by the consumer.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
-from python_multipart import MultipartParser
-from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from s3api.formdata import MAX_BOUNDARY_BYTES, Bounds, Event, FormError, FormParser, PartStart
+from s3api.formdata import boundary_of as form_boundary
 from s3api.http import parse_count
 
 from .errors import ApiError
 
-if TYPE_CHECKING:
-    from python_multipart.multipart import MultipartCallbacks
-
 MAX_HEADER_COUNT = 8  # header lines in one part (browsers send two)
 MAX_HEADER_BYTES = 1024  # one header line of a part
-MAX_BOUNDARY_BYTES = 70  # RFC 2046 section 5.1.1
+BOUNDS = Bounds(
+    header_bytes=MAX_HEADER_COUNT * (MAX_HEADER_BYTES + 2),
+    header_lines=MAX_HEADER_COUNT,
+    header_line_bytes=MAX_HEADER_BYTES,
+    strict_utf8=False,  # a name that is not UTF-8 is kept, with U+FFFD for what cannot be read
+)
 
 
 def part_overhead(max_field_bytes: int) -> int:
     """The most bytes one part may add to a body besides a file's content (delimiter, headers, field)."""
     return MAX_BOUNDARY_BYTES + 8 + MAX_HEADER_COUNT * (MAX_HEADER_BYTES + 2) + 2 + max_field_bytes
-
-
-@dataclass
-class PartStart:
-    name: str
-    filename: str | None  # None: a plain field, not a file
-    content_type: str | None
-
-
-@dataclass
-class PartData:
-    data: bytes
-    offset: int  # where `data` starts in the body
-
-
-@dataclass
-class PartEnd:
-    pass
-
-
-Event = PartStart | PartData | PartEnd
 
 
 def content_length(request: Request) -> int | None:
@@ -66,96 +46,56 @@ def content_length(request: Request) -> int | None:
     return length
 
 
+def boundary_of(request: Request) -> bytes:
+    """The form's boundary: 415 for a body of another type, 400 for a form without a boundary."""
+    try:
+        boundary = form_boundary(request.headers.get("content-type", ""))
+    except FormError as exc:
+        raise ApiError(400, f"multipart/form-data needs a boundary of 1-{MAX_BOUNDARY_BYTES} characters") from exc
+    if boundary is None:
+        raise ApiError(415, "the body must be multipart/form-data")
+    return boundary
+
+
+def without_path(part: PartStart) -> PartStart:
+    """A file name sent with the client's path (old Internet Explorer: `C:\\dir\\a.txt`) as its last
+    segment, as python-multipart, which this parser replaced, gave it."""
+    name = part.filename
+    if name is not None and (name[1:3] == ":\\" or name[:2] == "\\\\"):
+        return replace(part, filename=name.split("\\")[-1])
+    return part
+
+
 class FormStream:
     """The events of one request's multipart body; `events()` may be iterated once."""
 
     def __init__(self, request: Request, max_parts: int):
-        ctype, options = parse_options_header(request.headers.get("content-type"))
-        if ctype != b"multipart/form-data":
-            raise ApiError(415, "the body must be multipart/form-data")
-        boundary = options.get(b"boundary", b"")
-        if not 1 <= len(boundary) <= MAX_BOUNDARY_BYTES:
-            raise ApiError(400, "multipart/form-data needs a boundary of 1-70 characters")
         self.request = request
-        self.boundary = boundary
+        self.boundary = boundary_of(request)
         self.length = content_length(request)
-        self.closing = len(b"\r\n--" + boundary + b"--\r\n")  # what follows the last part's content
+        self.closing = len(b"\r\n--" + self.boundary + b"--\r\n")  # what follows the last part's content
         self.max_parts = max_parts
-        self._parts = 0
-        self._pending: list[Event] = []
-        self._header = [b"", b""]
-        self._headers: dict[bytes, bytes] = {}
-        self._chunk = b""
-        self._chunk_start = 0
-        self._ended = False
 
     async def events(self) -> AsyncGenerator[Event, None]:
-        parser = self._parser()
+        parser, parts = FormParser(self.boundary, BOUNDS), 0
         try:
             async for chunk in self.request.stream():
-                self._chunk = chunk
-                try:
-                    parser.write(chunk)
-                except FormParserError as exc:
-                    raise ApiError(400, f"malformed multipart body: {exc}") from exc
-                self._chunk_start += len(chunk)
-                events, self._pending = self._pending, []
-                for event in events:
+                for event in self._parsed(parser, chunk):
+                    if isinstance(event, PartStart):
+                        parts += 1
+                        if parts > self.max_parts:
+                            raise ApiError(400, f"at most {self.max_parts} parts in one form")
+                        event = without_path(event)
                     yield event
-                if self._ended:
+                if parser.ended:
                     return  # an epilogue after the closing delimiter is not read
         except ClientDisconnect as exc:
             raise ApiError(400, "the client went away before the body ended") from exc
         raise ApiError(400, "the multipart body ended before its closing delimiter")
 
-    def _parser(self) -> MultipartParser:
-        callbacks: MultipartCallbacks = {
-            "on_part_begin": self._on_part_begin,
-            "on_header_field": lambda data, start, end: self._add_header(0, data[start:end]),
-            "on_header_value": lambda data, start, end: self._add_header(1, data[start:end]),
-            "on_header_end": self._on_header_end,
-            "on_headers_finished": self._on_headers_finished,
-            "on_part_data": self._on_part_data,
-            "on_part_end": lambda: self._pending.append(PartEnd()),
-            "on_end": self._on_end,
-        }
-        return MultipartParser(
-            self.boundary, callbacks, max_header_count=MAX_HEADER_COUNT, max_header_size=MAX_HEADER_BYTES
-        )
-
-    def _on_part_begin(self) -> None:
-        self._parts += 1
-        if self._parts > self.max_parts:
-            raise ApiError(400, f"at most {self.max_parts} parts in one form")
-        self._headers = {}
-
-    def _add_header(self, index: int, data: bytes) -> None:
-        self._header[index] += data
-
-    def _on_header_end(self) -> None:
-        name, value = self._header
-        self._headers[name.strip().lower()] = value.strip()
-        self._header = [b"", b""]
-
-    def _on_headers_finished(self) -> None:
-        _, options = parse_options_header(self._headers.get(b"content-disposition"))
-        if b"name" not in options:
-            raise ApiError(400, "a form part without a Content-Disposition name")
-        filename = options.get(b"filename")
-        ctype = self._headers.get(b"content-type")
-        self._pending.append(
-            PartStart(
-                name=options[b"name"].decode("utf-8", "replace"),
-                filename=filename.decode("utf-8", "replace") if filename is not None else None,
-                content_type=ctype.decode("latin-1") if ctype else None,
-            )
-        )
-
-    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
-        # Bytes held back at a chunk's end (they might have begun the delimiter) come from the
-        # parser's own buffer, just before this chunk.
-        offset = self._chunk_start + start if data is self._chunk else self._chunk_start - (end - start)
-        self._pending.append(PartData(bytes(data[start:end]), offset))
-
-    def _on_end(self) -> None:
-        self._ended = True
+    @staticmethod
+    def _parsed(parser: FormParser, chunk: bytes) -> list[Event]:
+        try:
+            return list(parser.feed(chunk))
+        except FormError as exc:
+            raise ApiError(400, f"malformed multipart body: {exc}") from exc

@@ -27,13 +27,14 @@ from objstore import Store
 from objstore.errors import NoSuchLink, QuotaExceeded, StoreError
 from objstore.limits import upload_limit
 from objstore.links import check_limits
-from objstore.linkupload import LinkUpload
+from objstore.links import LinkUpload
 from objstore.records import LinkRecord, UserRecord
+from s3api.formdata import PartData, PartEnd, PartStart
 
 from .api import check_expires_in
 from .errors import ApiError, from_store
 from .filetypes import content_type_for
-from .formparts import FormStream, PartData, PartEnd, PartStart
+from .formparts import FormStream
 
 WRITE_BATCH = 1024 * 1024
 MAX_FIELD_BYTES = 1024
@@ -42,6 +43,8 @@ OPTION_FIELDS = ("expires_in", "max_downloads")
 
 @dataclass
 class UploadOptions:
+    """A link's limits for the files of a form: from the query, or fields before the files."""
+
     expires_in: float | None = None
     max_downloads: int | None = None
 
@@ -65,6 +68,8 @@ class UploadOptions:
 
 @dataclass
 class FileResult:
+    """What became of one file of a form: its link, or the error that file met."""
+
     filename: str
     link: LinkRecord | None = None
     size: int = 0
@@ -185,15 +190,15 @@ class FormUpload:
         return min(bound, limit) if limit else bound
 
     def _open(self, current: _File, hint: int | None) -> None:
-        args = (self.store, self.user.name, current.result.filename, current.content_type)
+        args = (self.user.name, current.result.filename, current.content_type)
         try:
-            current.upload = LinkUpload(*args, hint, self.options.expires_in, self.options.max_downloads)
+            current.upload = self.store.uploads.open(*args, hint, self.options.expires_in, self.options.max_downloads)
         except QuotaExceeded:
             if self.strict or hint is None:
                 raise
             # In a batch the bound covers the files after this one too: stream unreserved instead,
             # checked against the room left as it grows and exactly at the commit.
-            current.upload = LinkUpload(*args, None, self.options.expires_in, self.options.max_downloads)
+            current.upload = self.store.uploads.open(*args, None, self.options.expires_in, self.options.max_downloads)
 
     def _flush(self, current: _File) -> None:
         assert current.upload is not None

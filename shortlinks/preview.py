@@ -35,6 +35,8 @@ STYLE = (
 
 @dataclass(frozen=True)
 class Preview:
+    """What the preview page shows of a link: its file's name, size and type, and the kind of preview."""
+
     link_id: str
     name: str
     size: int

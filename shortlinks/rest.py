@@ -3,7 +3,7 @@
 Same paths and JSON field names as pyBlobServer (`/upload`, `/upload_batch`, `/list`, `/delete/{id}`,
 `/delete_all`, and the user routes of `rest_users.py`), with a bearer token on every call and real
 statuses: every error is `{"detail": ...}` with its 4xx/5xx, never a 200 carrying an error. A "file"
-is a short link and the object uploaded for it (`objstore/linkupload.py`); `/list` shows links only,
+is a short link and the object uploaded for it (`objstore/links/uploads.py`); `/list` shows links only,
 not the user's other S3 objects. The routes are a FastAPI router, so they appear in `/docs`.
 """
 
@@ -21,7 +21,6 @@ from objstore import ObjectRecord, Store
 from objstore.errors import QuotaExceeded
 from objstore.limits import check_upload_size, over_quota, upload_limit
 from objstore.links import LinkPage, is_spent
-from objstore.linksweep import delete_links
 from objstore.records import LinkRecord, UserRecord
 
 from .api import DEFAULT_PAGE, MAX_PAGE, check_cursor
@@ -99,6 +98,8 @@ def form_schema(field: str, many: bool) -> dict[str, Any]:
 
 
 class FilesApi:
+    """The file endpoints of the REST API: upload (one or a batch), list and delete."""
+
     def __init__(self, context: RestContext):
         self.context = context
 
@@ -179,7 +180,7 @@ class FilesApi:
         store, caller = await self.context.caller(request)
         if confirm.lower() != "yes":
             raise ApiError(400, "add ?confirm=yes to delete your files")
-        deleted = await run_in_threadpool(delete_links, store, caller.user, function == "expired")
+        deleted = await run_in_threadpool(store.delete_links, caller.user, function == "expired")
         message = "All files deleted" if function == "all" else "Expired files deleted"
         return Deleted(message=message, deleted=deleted)
 
@@ -188,7 +189,7 @@ class FilesApi:
     def page(store: Store, owner: str, limit: int, cursor: str | None) -> tuple[LinkPage, Objects]:
         store.stats.flush()  # this worker's pending download counts, so the list is current
         page = store.links.list(owner, limit, cursor)
-        return page, store.links.objects(page.links)
+        return page, store.links.objects_of(page.links)
 
     def uploaded(self, result: FileResult) -> Uploaded:
         link, user = result.link, result.user

@@ -35,6 +35,8 @@ def add_user_routes(router: APIRouter, context: RestContext) -> None:
 
 
 class UsersApi:
+    """The user endpoints of the REST API: the caller's account, token check and rotation."""
+
     def __init__(self, context: RestContext):
         self.context = context
 

@@ -95,11 +95,15 @@ def validation_detail(exc: RequestValidationError) -> str:
 
 @dataclass
 class Caller:
+    """The user a REST request authenticated as, and the token it did so with."""
+
     user: str
     token: str  # the bearer token of this request, for /auth and rotating it
 
 
 class RestContext:
+    """What every REST handler needs: the store, the public URL links start with, and the caller."""
+
     def __init__(self, get_store: GetStore, public_url: str):
         self.get_store = get_store
         self.public_url = public_url.rstrip("/")

@@ -10,18 +10,26 @@ from pydantic import BaseModel
 
 
 class Detail(BaseModel):
+    """An error: what went wrong."""
+
     detail: str
 
 
 class Message(BaseModel):
+    """A confirmation in words."""
+
     message: str
 
 
 class Deleted(Message):
+    """A confirmation, and how many files were deleted."""
+
     deleted: int
 
 
 class Uploaded(BaseModel):
+    """A stored file's short link, and the space its owner has left."""
+
     file_id: str
     file_url: str
     show_image: str  # the preview page, `<file_url>?output=html`
@@ -42,6 +50,8 @@ class UploadFailed(BaseModel):
 
 
 class FileInfo(BaseModel):
+    """One of your files (a short link), as `/list` shows it."""
+
     file_id: str
     file_name: str
     file_size: int | None  # None: the object behind the link is gone
@@ -56,6 +66,8 @@ class FileInfo(BaseModel):
 
 
 class UserInfo(BaseModel):
+    """Your account: usage, limits and counters."""
+
     user: str
     total_size: int  # bytes stored (S3 objects included)
     quota: int | None
@@ -73,13 +85,19 @@ class UserInfo(BaseModel):
 
 
 class UserWithToken(UserInfo):
+    """Your account, and your token (hidden unless just rotated)."""
+
     token: str  # "[hidden...]", or the new token after `?function=change_token`
 
 
 class Token(BaseModel):
+    """A bearer token."""
+
     token: str
 
 
 class AuthInfo(BaseModel):
+    """Who a token belongs to."""
+
     user: str
     token: str

@@ -21,11 +21,11 @@ from objstore import ObjectRecord, Store
 from objstore.errors import StoreError
 from objstore.records import LinkRecord
 from s3api.activecontent import SANDBOX_CSP
-from s3api.errors import S3Error
-from s3api.http import check_conditions, http_date, iso8601, parse_range, quoted
+from s3api.conditional import ConditionFailed, RangeNotSatisfiable, not_modified, requested_span, validators
+from s3api.http import iso8601
 
 from .disposition import content_disposition, filename_of, is_inline_safe, served_type
-from .errors import ApiError, from_store, render
+from .errors import ApiError, from_conditional, from_store, render
 from .preview import PAGE_CSP, TEXT_PREVIEW_BYTES, Preview, preview_kind, render_page
 
 DEFAULT_CSP = SANDBOX_CSP  # what S3 GET sends on script-capable types (s3api/activecontent.py)
@@ -46,6 +46,9 @@ def link_routes(get_store: GetStore, public_url: str, cache_max_age: int) -> lis
 
 
 class ShortLinks:
+    """The `/s/{id}` endpoint: a link's file (inline or as a download), its public metadata (JSON) or
+    its preview page (HTML); every error is JSON and uncached."""
+
     def __init__(self, get_store: GetStore, public_url: str, cache_max_age: int):
         self.get_store = get_store
         self.public_url = public_url
@@ -56,6 +59,8 @@ class ShortLinks:
             response = await self._serve(request)
         except StoreError as exc:
             response = render(from_store(exc), {"cache-control": "no-store"})
+        except (ConditionFailed, RangeNotSatisfiable) as exc:
+            response = render(from_conditional(exc), {"cache-control": "no-store"})
         except ApiError as err:
             response = render(err, {"cache-control": "no-store"})
         response.headers["x-content-type-options"] = "nosniff"
@@ -80,15 +85,12 @@ class ShortLinks:
         self, request: Request, store: Store, link: LinkRecord, record: ObjectRecord, whole: bytes | None, download: bool
     ) -> Response:
         cache = {"cache-control": cache_control(link, store.clock(), self.cache_max_age)}
-        status = check_conditions(request.headers, record)
-        if status == 304:
-            return Response(status_code=304, headers={**validators(record), **cache})
-        if status == 412:
-            raise ApiError(412, "precondition failed")
-        start, end, status = byte_range(request.headers.get("range"), record.size)
-        headers = {**file_headers(link, record, download), **cache, "content-length": str(end - start)}
-        if status == 206:
-            headers["content-range"] = f"bytes {start}-{end - 1}/{record.size}"
+        fresh = not_modified(request.headers, record)  # a failed condition raises ConditionFailed: 412
+        if fresh is not None:
+            return Response(status_code=304, headers={**fresh, **cache})
+        sent = requested_span(request.headers.get("range"), record.size)
+        start, end, status = sent.start, sent.end, sent.status
+        headers = {**file_headers(link, record, download), **cache, **sent.headers()}
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers)
         if link.max_downloads is not None:  # a budget is spent at once, exactly, whatever the range
@@ -122,21 +124,6 @@ def lookup(store: Store, link_id: str, serving: bool) -> tuple[LinkRecord, Objec
 
 def read_head(store: Store, record: ObjectRecord) -> bytes:
     return b"".join(store.read_object(record, 0, TEXT_PREVIEW_BYTES))
-
-
-def byte_range(header: str | None, size: int) -> tuple[int, int, int]:
-    """(start, end exclusive, status) of the answer to a Range header, with S3's parsing."""
-    try:
-        rng = parse_range(header, size)
-    except S3Error as exc:
-        raise ApiError(416, "range not satisfiable", exc.headers) from exc
-    if rng is None:
-        return 0, size, 200
-    return rng[0], rng[1], 206
-
-
-def validators(record: ObjectRecord) -> dict[str, str]:
-    return {"etag": quoted(record.etag), "last-modified": http_date(record.created)}
 
 
 def file_headers(link: LinkRecord, record: ObjectRecord, download: bool) -> dict[str, str]:

@@ -6,7 +6,7 @@ another user answers 404 like an unknown one. A PATCH body streams to disk a blo
 what arrived is kept even if the client goes away (tus: "the Server SHOULD store as much of the
 received data as possible"), so a HEAD tells the client where to resume. The last byte turns the
 upload into a file with a short link, announced in the `Upload-Link` header of that response (and of
-any later HEAD): a 204 has no body to carry JSON. The engine side is `objstore.resumable`.
+any later HEAD): a 204 has no body to carry JSON. The engine side is `objstore.links.resumable`.
 
 Browsers (tus-js-client, Uppy) are served cross-origin: OPTIONS answers the CORS preflight without
 a token, and every response exposes the tus headers. The token travels in `Authorization`, never in
@@ -29,7 +29,7 @@ from objstore import Store
 from objstore.errors import StoreError
 from objstore.limits import upload_limit
 from objstore.records import ResumableRecord
-from objstore.resumable import DONE, Appender, Resumables
+from objstore.links.resumable import DONE, Appender, Resumables
 from s3api.http import parse_count
 
 from .api import authenticate
@@ -79,6 +79,8 @@ def effective_method(request: Request) -> str:
 
 
 class TusUploads:
+    """The tus endpoints (`/upload_tus/`): create, probe, append to and remove resumable uploads."""
+
     def __init__(self, get_store: GetStore, public_url: str, links_url: str = ""):
         self.get_store = get_store
         self.public_url = public_url
@@ -107,7 +109,7 @@ class TusUploads:
                 raise ApiError(412, f"Tus-Resumable: {TUS_VERSION} is required", {"tus-version": TUS_VERSION})
             store = self.get_store()
             user = await authenticate(request, store)
-            return await handler(request, Resumables(store), user)
+            return await handler(request, store.resumables, user)
         except StoreError as exc:
             return render(from_store(exc), {"cache-control": "no-store"})
         except ApiError as err:

@@ -33,7 +33,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from objstore import Store
 from objstore.errors import StoreError
-from objstore.linkupload import LinkUpload
+from objstore.links import LinkUpload
 from objstore.records import LinkRecord
 
 from .api import is_utf8
@@ -58,6 +58,8 @@ class SocketClosed(Exception):
 
 
 class SocketUploads:
+    """The `/upload_socket` endpoint: authenticates the socket, then runs one upload session on it."""
+
     def __init__(self, get_store: GetStore, public_url: str):
         self.get_store = get_store
         self.public_url = public_url
@@ -167,7 +169,7 @@ class Session:
 
     def open(self, file: Incoming, size_hint: int) -> None:
         """Reserve `size_hint` bytes for the file (EntityTooLarge / QuotaExceeded before any byte)."""
-        file.upload = LinkUpload(self.store, self.user, file.name, file.content_type, size_hint=size_hint)
+        file.upload = self.store.uploads.open(self.user, file.name, file.content_type, size_hint=size_hint)
 
     async def commit(self, file: Incoming) -> None:
         assert file.upload is not None

@@ -159,7 +159,7 @@ def user_remove(name: str, data_dir: Path | None) -> None:
     Their buckets must be deleted first.
     """
     with store_for(data_dir) as store:
-        store.accounts.remove_user(name)
+        store.remove_user(name)
     click.echo(f"removed user {name}")
 
 

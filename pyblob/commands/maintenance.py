@@ -65,13 +65,11 @@ def gc(data_dir: Path | None) -> None:
     and multipart uploads older than PYBLOB_UPLOAD_MAX_AGE_SECONDS, and tus uploads not written to
     for 24 hours.
     """
-    from objstore.lifecycle import apply_lifecycle
-    from objstore.linksweep import sweep_links
     from objstore.maintenance import collect_garbage
 
     with store_for(data_dir) as store, ProgressBars() as progress:
-        expired = apply_lifecycle(store, store.clock())
-        links = sweep_links(store, store.clock())
+        expired = store.apply_lifecycle(store.clock())
+        links = store.sweep_links(store.clock())
         report = collect_garbage(store, progress=progress)
     echo_report(expired)
     echo_report(links)

@@ -18,8 +18,9 @@ from objstore import ObjectRecord
 from objstore.limits import MAX_PART_NUMBER
 
 from ..context import S3Context, version_headers, xml_response
-from ..errors import S3Error
-from ..http import http_date, parse_count
+from ..errors import S3Code, S3Error
+from ..conditional import http_date
+from ..http import parse_count
 from .get import load_object
 
 ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
@@ -30,11 +31,11 @@ def requested_attributes(ctx: S3Context) -> set[str]:
     raw = ctx.headers.get("x-amz-object-attributes", "")
     names = {name.strip() for name in raw.split(",") if name.strip()}
     if not names:
-        raise S3Error("InvalidArgument", "x-amz-object-attributes header specifying the attributes to be retrieved "
+        raise S3Error(S3Code.InvalidArgument, "x-amz-object-attributes header specifying the attributes to be retrieved "
                       "is either missing or empty", ArgumentName="x-amz-object-attributes")
     unknown = names - set(ATTRIBUTES)
     if unknown:
-        raise S3Error("InvalidArgument", "Invalid attribute name specified.", ArgumentName="x-amz-object-attributes",
+        raise S3Error(S3Code.InvalidArgument, "Invalid attribute name specified.", ArgumentName="x-amz-object-attributes",
                       ArgumentValue=sorted(unknown)[0])
     return names
 
@@ -43,7 +44,7 @@ def _number(ctx: S3Context, header: str, default: int, most: int) -> int:
     raw = ctx.headers.get(header, str(default))
     value = parse_count(raw)
     if value is None:
-        raise S3Error("InvalidArgument", f"{header} must be a non-negative integer", ArgumentName=header, ArgumentValue=raw[:64])
+        raise S3Error(S3Code.InvalidArgument, f"{header} must be a non-negative integer", ArgumentName=header, ArgumentValue=raw[:64])
     return min(value, most)
 
 

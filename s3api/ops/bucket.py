@@ -10,7 +10,7 @@ from objstore import versions
 from objstore.errors import BucketAlreadyOwnedByYou
 
 from ..context import S3Context, owner_xml, xml_response
-from ..errors import S3Error
+from ..errors import S3Code, S3Error
 from ..http import iso8601
 from ..xml import parse
 
@@ -32,9 +32,9 @@ def validate_bucket_name(name: str, reserved: frozenset[str]) -> None:
         or name.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"))
     )
     if bad:
-        raise S3Error("InvalidBucketName", "The specified bucket is not valid.", BucketName=name)
+        raise S3Error(S3Code.InvalidBucketName, "The specified bucket is not valid.", BucketName=name)
     if name in reserved:
-        raise S3Error("InvalidBucketName", f"The bucket name {name!r} is reserved for pyblob's own routes.", BucketName=name)
+        raise S3Error(S3Code.InvalidBucketName, f"The bucket name {name!r} is reserved for pyblob's own routes.", BucketName=name)
 
 
 async def handle_list_buckets(ctx: S3Context) -> Response:
@@ -67,7 +67,7 @@ async def _location_constraint(ctx: S3Context) -> str:
         return ""
     location = parse(raw, "CreateBucketConfiguration").get("LocationConstraint") or ""
     if not isinstance(location, str) or (location and not _REGION.match(location)):
-        raise S3Error("InvalidLocationConstraint", "The specified location-constraint is not valid",
+        raise S3Error(S3Code.InvalidLocationConstraint, "The specified location-constraint is not valid",
                       LocationConstraint=str(location))
     return location
 
@@ -111,16 +111,16 @@ async def handle_put_bucket_versioning(ctx: S3Context) -> Response:
     """
     await ctx.owned_bucket()
     if "x-amz-mfa" in ctx.headers:
-        raise S3Error("NotImplemented", "pyblob does not support MFA delete (x-amz-mfa).")
+        raise S3Error(S3Code.NotImplemented, "pyblob does not support MFA delete (x-amz-mfa).")
     doc = await ctx.read_xml("VersioningConfiguration")
     mfa = doc.get("MfaDelete") or doc.get("MFADelete")
     if mfa not in (None, "Disabled"):
-        raise S3Error("NotImplemented", "pyblob does not support MFA delete; MfaDelete may only be Disabled.")
+        raise S3Error(S3Code.NotImplemented, "pyblob does not support MFA delete; MfaDelete may only be Disabled.")
     status = doc.get("Status")
     if status is None:
-        raise S3Error("IllegalVersioningConfigurationException", "The Versioning element must be specified: Status is Enabled or Suspended.")
+        raise S3Error(S3Code.IllegalVersioningConfigurationException, "The Versioning element must be specified: Status is Enabled or Suspended.")
     if status not in versions.STATES:
-        raise S3Error("MalformedXML", "The XML you provided was not well-formed or did not validate against our "
+        raise S3Error(S3Code.MalformedXML, "The XML you provided was not well-formed or did not validate against our "
                       "published schema: Status is Enabled or Suspended.")
     await ctx.run(ctx.store.set_bucket_versioning, ctx.bucket, status)
     return Response(status_code=200)

@@ -18,8 +18,9 @@ from objstore.versions import NULL, check_version_id
 
 from .. import tagging
 from ..context import S3Context, version_headers, xml_response
-from ..errors import S3Error
-from ..http import check_conditions, iso8601, quoted, request_attributes
+from ..errors import S3Code, S3Error
+from ..conditional import check_conditions, quoted
+from ..http import iso8601, request_attributes
 from .put import condition_errors, reject_unsupported, write_condition
 
 COPY_CONDITIONS = {
@@ -32,6 +33,8 @@ COPY_CONDITIONS = {
 
 @dataclass(frozen=True)
 class CopySource:
+    """The object `x-amz-copy-source` names: a bucket, a key and maybe a version."""
+
     bucket: str
     key: str
     version_id: str | None  # None: the current version
@@ -44,14 +47,14 @@ def parse_copy_source(value: str) -> CopySource:
     if query:
         name, _, version = query.partition("=")
         if name != "versionId":
-            raise S3Error("InvalidArgument", "Unsupported copy source parameter.", ArgumentName="x-amz-copy-source")
+            raise S3Error(S3Code.InvalidArgument, "Unsupported copy source parameter.", ArgumentName="x-amz-copy-source")
         try:
             check_version_id(version)
         except InvalidArgument as e:
-            raise S3Error("InvalidArgument", "Invalid version id specified", ArgumentName="x-amz-copy-source") from e
+            raise S3Error(S3Code.InvalidArgument, "Invalid version id specified", ArgumentName="x-amz-copy-source") from e
     bucket, _, key = unquote(path).lstrip("/").partition("/")
     if not bucket or not key:
-        raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey", ArgumentName="x-amz-copy-source")
+        raise S3Error(S3Code.InvalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey", ArgumentName="x-amz-copy-source")
     return CopySource(bucket, key, version)
 
 
@@ -70,7 +73,7 @@ def check_source(conditions: dict[str, str]) -> Any:
     """A check for the source record: any copy-source condition that fails → 412."""
     def check(source: ObjectRecord) -> None:
         if conditions and check_conditions(conditions, source) is not None:
-            raise S3Error("PreconditionFailed", Condition=", ".join(f"x-amz-copy-source-{c}" for c in conditions))
+            raise S3Error(S3Code.PreconditionFailed, Condition=", ".join(f"x-amz-copy-source-{c}" for c in conditions))
     return check
 
 
@@ -78,14 +81,14 @@ async def owned_source(ctx: S3Context) -> CopySource:
     source = parse_copy_source(ctx.headers["x-amz-copy-source"])
     record = await ctx.run(ctx.store.get_bucket, source.bucket)
     if record.owner != ctx.user:
-        raise S3Error("AccessDenied", resource=f"/{source.bucket}/{source.key}")
+        raise S3Error(S3Code.AccessDenied, resource=f"/{source.bucket}/{source.key}")
     return source
 
 
 def _directive(ctx: S3Context, header: str) -> str:
     directive = ctx.headers.get(header, "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
-        raise S3Error("InvalidArgument", f"Unknown {header}.", ArgumentName=header)
+        raise S3Error(S3Code.InvalidArgument, f"Unknown {header}.", ArgumentName=header)
     return directive
 
 
@@ -98,7 +101,7 @@ def _replacement(ctx: S3Context, same_object: bool) -> dict[str, Any] | None:
     if _directive(ctx, "x-amz-tagging-directive") == "REPLACE":
         replace["tags"] = tagging.from_header(ctx.headers.get("x-amz-tagging"))
     if same_object and not replace:
-        raise S3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself "
+        raise S3Error(S3Code.InvalidRequest, "This copy request is illegal because it is trying to copy an object to itself "
                       "without changing the object's metadata, storage class, website redirect location or encryption attributes.")
     return replace or None
 

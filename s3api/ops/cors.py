@@ -12,7 +12,7 @@ from objstore.errors import NoSuchBucket
 
 from .. import cors
 from ..context import S3Context, xml_response
-from ..errors import S3Error
+from ..errors import S3Code, S3Error
 
 
 async def handle_put_bucket_cors(ctx: S3Context) -> Response:
@@ -25,7 +25,7 @@ async def handle_put_bucket_cors(ctx: S3Context) -> Response:
 async def handle_get_bucket_cors(ctx: S3Context) -> Response:
     record = await ctx.owned_bucket()
     if not record.cors:
-        raise S3Error("NoSuchCORSConfiguration", BucketName=ctx.bucket)
+        raise S3Error(S3Code.NoSuchCORSConfiguration, BucketName=ctx.bucket)
     return xml_response("CORSConfiguration", cors.rules_xml(record.cors))
 
 
@@ -44,9 +44,9 @@ async def handle_preflight(ctx: S3Context) -> Response:
     """OPTIONS: allowed only by a matching rule of the bucket; no credentials are involved."""
     origin, method = ctx.headers.get("origin"), ctx.headers.get("access-control-request-method")
     if not origin:
-        raise S3Error("BadRequest", "Insufficient information. Origin request header needed.")
+        raise S3Error(S3Code.BadRequest, "Insufficient information. Origin request header needed.")
     if not method:
-        raise S3Error("AccessDenied", "Invalid Access-Control-Request-Method header.")
+        raise S3Error(S3Code.AccessDenied, "Invalid Access-Control-Request-Method header.")
     try:
         record = await ctx.run(ctx.store.get_bucket, ctx.bucket)
     except NoSuchBucket:
@@ -54,7 +54,7 @@ async def handle_preflight(ctx: S3Context) -> Response:
     requested = _requested_headers(ctx)
     rule = cors.match(record.cors if record else None, origin, method, requested)
     if rule is None:
-        raise S3Error("AccessDenied", "CORSResponse: This CORS request is not allowed. This is usually because the "
+        raise S3Error(S3Code.AccessDenied, "CORSResponse: This CORS request is not allowed. This is usually because the "
                       "evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers "
                       "are not whitelisted by the resource's CORS spec.")
     return Response(status_code=200, headers=cors.response_headers(rule, origin, True, requested))

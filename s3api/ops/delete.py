@@ -24,7 +24,7 @@ from objstore.store import Deletion
 
 from .. import checksums
 from ..context import S3Context, xml_response
-from ..errors import MESSAGES, S3Error
+from ..errors import S3Code, S3Error, s3_code_of
 from .put import condition_errors, etag_value, not_implemented
 
 MAX_DELETE_KEYS = 1000
@@ -67,14 +67,14 @@ def _requested_keys(doc: dict[str, Any]) -> list[tuple[str, str | None, str | No
     """(key, version id, ETag condition) of each Object of a Delete request."""
     objects = doc.get("Object") or []
     if not objects or len(objects) > MAX_DELETE_KEYS:
-        raise S3Error("MalformedXML", f"Delete takes 1 to {MAX_DELETE_KEYS} objects.")
+        raise S3Error(S3Code.MalformedXML, f"Delete takes 1 to {MAX_DELETE_KEYS} objects.")
     out = []
     for obj in objects:
         if not isinstance(obj, dict) or not isinstance(obj.get("Key"), str):
-            raise S3Error("MalformedXML", "Each Object needs a Key.")
+            raise S3Error(S3Code.MalformedXML, "Each Object needs a Key.")
         version, etag = obj.get("VersionId"), obj.get("ETag")
         if (version is not None and not isinstance(version, str)) or (etag is not None and not isinstance(etag, str)):
-            raise S3Error("MalformedXML", "VersionId and ETag must be text.")
+            raise S3Error(S3Code.MalformedXML, "VersionId and ETag must be text.")
         for name in DIRECTORY_BUCKET_ELEMENTS:
             if name in obj:
                 raise not_implemented(name, "This condition is only supported for directory buckets")
@@ -97,9 +97,10 @@ def _delete_one(ctx: S3Context, key: str, version: str | None, etag: str | None)
     except InvalidArgument:  # a malformed version id: per key, S3 says the version does not exist
         return {"Key": key, "VersionId": version or "", "Code": "NoSuchVersion", "Message": "The specified version does not exist."}
     except (NoSuchKey, PreconditionFailed) as e:  # a condition that did not hold: AWS's words
-        return _error_entry(key, version, e.code, MESSAGES[e.code])
+        code = s3_code_of(e)
+        return _error_entry(key, version, code.name, code.message)
     except StoreError as e:
-        return _error_entry(key, version, e.code, str(e))
+        return _error_entry(key, version, s3_code_of(e).name, str(e))
     deleted = {"Key": key}
     if version is not None:
         deleted["VersionId"] = version
@@ -116,7 +117,7 @@ async def handle_delete_objects(ctx: S3Context) -> Response:
     """
     await ctx.owned_bucket()
     if "content-md5" not in ctx.headers and not checksums.requested(ctx.headers):
-        raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5 or x-amz-checksum-*")
+        raise S3Error(S3Code.InvalidRequest, "Missing required header for this request: Content-MD5 or x-amz-checksum-*")
     doc = await ctx.read_xml("Delete", force_list=("Object",))
     quiet = str(doc.get("Quiet", "false")).strip().lower() == "true"
     deleted, errors = [], []

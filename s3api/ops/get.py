@@ -10,10 +10,9 @@ from objstore.manifests import PartInfo
 
 from ..activecontent import SANDBOX_HEADERS, needs_sandbox
 from ..context import S3Context, version_headers
-from ..errors import S3Error
-from ..http import (
-    OVERRIDES, check_conditions, check_header_value, http_date, object_headers, parse_count, parse_range, quoted,
-)
+from ..errors import S3Code, S3Error
+from ..conditional import not_modified, parse_range, span
+from ..http import OVERRIDES, check_header_value, object_headers, parse_count
 
 
 async def load_object(ctx: S3Context) -> tuple[BucketRecord, ObjectRecord]:
@@ -30,20 +29,11 @@ def part_number(ctx: S3Context) -> int | None:
         return None
     number = parse_count(raw)
     if number is None or not 1 <= number <= MAX_PART_NUMBER:
-        raise S3Error("InvalidArgument", f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
+        raise S3Error(S3Code.InvalidArgument, f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
                       ArgumentName="partNumber", ArgumentValue=raw)
     if "range" in ctx.headers:
-        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
+        raise S3Error(S3Code.InvalidRequest, "Cannot specify both Range header and partNumber query parameter")
     return number
-
-
-def _conditional(ctx: S3Context, record: ObjectRecord) -> Response | None:
-    status = check_conditions(ctx.headers, record)
-    if status == 304:
-        return Response(status_code=304, headers={"etag": quoted(record.etag), "last-modified": http_date(record.created)})
-    if status == 412:
-        raise S3Error("PreconditionFailed", Condition="If-Match" if "if-match" in ctx.headers else "If-Unmodified-Since")
-    return None
 
 
 def _headers(ctx: S3Context, bucket: BucketRecord, record: ObjectRecord, ranged: bool, extra: dict[str, str]) -> dict[str, str]:
@@ -66,7 +56,7 @@ def overrides(ctx: S3Context) -> dict[str, str]:
                 check_header_value(value)
             except S3Error:
                 shown = {"ArgumentValue": value} if value.isprintable() else {}  # XML cannot carry control characters
-                raise S3Error("InvalidArgument", "Header value cannot be represented using ISO-8859-1.",
+                raise S3Error(S3Code.InvalidArgument, "Header value cannot be represented using ISO-8859-1.",
                               ArgumentName=param, **shown) from None
             found[header] = value
     return found
@@ -85,27 +75,23 @@ async def handle_head_object(ctx: S3Context) -> Response:
 async def _serve(ctx: S3Context, with_body: bool) -> Response:
     number, extra = part_number(ctx), overrides(ctx)
     bucket, record = await load_object(ctx)
-    early = _conditional(ctx, record)
-    if early is not None:
-        return early
+    fresh = not_modified(ctx.headers, record)  # a failed condition raises ConditionFailed: 412
+    if fresh is not None:
+        return Response(status_code=304, headers=fresh)
     part = await ctx.run(ctx.store.object_part, record, number) if number is not None else None
     rng = _part_range(record, part) if part is not None else parse_range(ctx.headers.get("range"), record.size)
-    start, end = rng or (0, record.size)
+    sent = span(rng, record.size)
     whole = rng is None or (part is not None and not record.parts_count)  # part 1 of a single PUT is all of it
     headers = _headers(ctx, bucket, record, not whole, extra)
     if part is None:
         headers.pop("x-amz-mp-parts-count", None)  # S3 tells the part count only to part requests
     elif record.parts_count:
         headers.update(_part_checksums(ctx, record, part))
-    headers["content-length"] = str(end - start)
-    status = 200
-    if rng is not None:
-        status = 206
-        headers["content-range"] = f"bytes {start}-{end - 1}/{record.size}" if end > start else f"bytes */{record.size}"
+    headers.update(sent.headers())
     if not with_body:
-        return Response(status_code=status, headers=headers)
-    body = ctx.store.read_object(record, start, end)
-    return StreamingResponse(body, status_code=status, headers=headers)
+        return Response(status_code=sent.status, headers=headers)
+    body = ctx.store.read_object(record, sent.start, sent.end)
+    return StreamingResponse(body, status_code=sent.status, headers=headers)
 
 
 def _part_range(record: ObjectRecord, part: PartInfo) -> tuple[int, int] | None:

@@ -14,7 +14,7 @@ from objstore.lifecycle import from_rows
 
 from .. import lifecycle
 from ..context import S3Context, xml_response
-from ..errors import S3Error
+from ..errors import S3Code, S3Error
 
 
 async def handle_put_bucket_lifecycle_configuration(ctx: S3Context) -> Response:
@@ -28,7 +28,7 @@ async def handle_put_bucket_lifecycle_configuration(ctx: S3Context) -> Response:
 async def handle_get_bucket_lifecycle_configuration(ctx: S3Context) -> Response:
     record = await ctx.owned_bucket()
     if not record.lifecycle:
-        raise S3Error("NoSuchLifecycleConfiguration", BucketName=ctx.bucket)
+        raise S3Error(S3Code.NoSuchLifecycleConfiguration, BucketName=ctx.bucket)
     return xml_response("LifecycleConfiguration", lifecycle.rules_xml(from_rows(record.lifecycle)))
 
 

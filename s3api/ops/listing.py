@@ -13,8 +13,9 @@ from objstore import ObjectRecord
 from objstore.listing import Page, VersionPage
 
 from ..context import S3Context, owner_xml, xml_response
-from ..errors import S3Error
-from ..http import iso8601, quoted
+from ..errors import S3Code, S3Error
+from ..conditional import quoted
+from ..http import iso8601
 from ..xml import render_mixed
 
 MAX_KEYS = 1000
@@ -25,9 +26,9 @@ def _max_keys(ctx: S3Context, name: str = "max-keys") -> int:
     try:
         value = int(raw)
     except ValueError as e:
-        raise S3Error("InvalidArgument", f"Provided {name} not an integer or within integer range", ArgumentName=name, ArgumentValue=raw) from e
+        raise S3Error(S3Code.InvalidArgument, f"Provided {name} not an integer or within integer range", ArgumentName=name, ArgumentValue=raw) from e
     if value < 0:
-        raise S3Error("InvalidArgument", f"Argument {name} must be an integer between 0 and 2147483647", ArgumentName=name, ArgumentValue=raw)
+        raise S3Error(S3Code.InvalidArgument, f"Argument {name} must be an integer between 0 and 2147483647", ArgumentName=name, ArgumentValue=raw)
     return min(value, MAX_KEYS)
 
 
@@ -36,7 +37,7 @@ def _encoder(ctx: S3Context) -> Any:
     if kind is None:
         return lambda s: s
     if kind != "url":
-        raise S3Error("InvalidArgument", "Invalid Encoding Method specified in Request", ArgumentName="encoding-type", ArgumentValue=kind)
+        raise S3Error(S3Code.InvalidArgument, "Invalid Encoding Method specified in Request", ArgumentName="encoding-type", ArgumentValue=kind)
     return lambda s: quote(s, safe="/")
 
 
@@ -103,7 +104,7 @@ def decode_token(token: str) -> str:
             return raw[3:].decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
-    raise S3Error("InvalidArgument", "The continuation token provided is incorrect", ArgumentName="continuation-token")
+    raise S3Error(S3Code.InvalidArgument, "The continuation token provided is incorrect", ArgumentName="continuation-token")
 
 
 async def handle_list_objects_v2(ctx: S3Context) -> Response:
@@ -136,7 +137,7 @@ async def handle_list_object_versions(ctx: S3Context) -> Response:
     prefix, delimiter, max_keys = q.get("prefix", ""), q.get("delimiter", ""), _max_keys(ctx)
     key_marker, version_marker = q.get("key-marker", ""), q.get("version-id-marker", "")
     if version_marker and not key_marker:
-        raise S3Error("InvalidArgument", "A version-id marker cannot be specified without a key marker.",
+        raise S3Error(S3Code.InvalidArgument, "A version-id marker cannot be specified without a key marker.",
                       ArgumentName="version-id-marker", ArgumentValue=version_marker)
     if version_marker:
         ctx.version_id("version-id-marker")

@@ -18,8 +18,9 @@ from objstore.versions import NULL
 
 from .. import checksums, tagging
 from ..context import S3Context, owner_xml, xml_response
-from ..errors import S3Error
-from ..http import iso8601, parse_count, parse_range, quoted, request_attributes
+from ..errors import S3Code, S3Error
+from ..conditional import parse_range, quoted
+from ..http import iso8601, parse_count, request_attributes
 from ..xml import MAX_XML_BODY, parse
 from .copy import check_source, owned_source, source_conditions, source_version_headers
 from .listing import _encoder, _max_keys
@@ -42,7 +43,7 @@ def _part_number(ctx: S3Context) -> int:
     raw = ctx.query.get("partNumber", "")
     number = parse_count(raw)
     if number is None or not 1 <= number <= MAX_PART_NUMBER:
-        raise S3Error("InvalidArgument", f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
+        raise S3Error(S3Code.InvalidArgument, f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
                       ArgumentName="partNumber", ArgumentValue=raw[:64])
     return number
 
@@ -56,7 +57,7 @@ async def handle_create_multipart_upload(ctx: S3Context) -> Response:
     if algorithm is not None:
         algorithm = checksums.requested({"x-amz-checksum-algorithm": algorithm})[0]
     if kind is not None and kind not in CHECKSUM_TYPES:
-        raise S3Error("InvalidRequest", f"x-amz-checksum-type must be one of {CHECKSUM_TYPES}")
+        raise S3Error(S3Code.InvalidRequest, f"x-amz-checksum-type must be one of {CHECKSUM_TYPES}")
     upload = await ctx.run(
         ctx.store.multipart.create_upload, ctx.bucket, ctx.key, content_type=content_type, headers=headers,
         meta=meta, checksum_algorithm=algorithm, checksum_type=kind, tags=tagging.from_header(ctx.headers.get("x-amz-tagging")),
@@ -96,7 +97,7 @@ async def handle_upload_part_copy(ctx: S3Context) -> Response:
     try:
         source = await ctx.run(ctx.store.head_object, copy_source.bucket, copy_source.key, copy_source.version_id)
     except VersionIsDeleteMarker as e:
-        raise S3Error("InvalidRequest", "The source of a copy request may not specifically refer to a delete marker by version id.") from e
+        raise S3Error(S3Code.InvalidRequest, "The source of a copy request may not specifically refer to a delete marker by version id.") from e
     check_source(source_conditions(ctx))(source)
     rng = _copy_range(ctx.headers.get("x-amz-copy-source-range"), source.size)
     start, end = rng or (0, source.size)
@@ -117,7 +118,7 @@ def _copy_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     rng = parse_range(header, size)
     if rng is None or "-" not in header or header.strip().startswith("bytes=-") or header.strip().endswith("-"):
-        raise S3Error("InvalidArgument", "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+        raise S3Error(S3Code.InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
     return rng
 
 
@@ -130,13 +131,13 @@ def _wanted_parts(doc: dict[str, Any]) -> tuple[list[tuple[int, str]], dict[int,
     """The part list of a Complete request: (number, ETag) pairs, and the checksums given per part."""
     parts = doc.get("Part") or []
     if not parts:
-        raise S3Error("MalformedXML", "CompleteMultipartUpload needs at least one Part.")
+        raise S3Error(S3Code.MalformedXML, "CompleteMultipartUpload needs at least one Part.")
     wanted, sums = [], {}
     for p in parts:
         try:
             number, etag = int(p["PartNumber"]), str(p["ETag"])
         except (KeyError, TypeError, ValueError) as e:
-            raise S3Error("MalformedXML", "Each Part needs a PartNumber and an ETag.") from e
+            raise S3Error(S3Code.MalformedXML, "Each Part needs a PartNumber and an ETag.") from e
         wanted.append((number, etag))
         sums[number] = {k[len("Checksum"):].upper(): v for k, v in p.items() if k.startswith("Checksum") and k != "ChecksumType" and isinstance(v, str)}
     return wanted, sums
@@ -148,11 +149,11 @@ def _completion_checks(ctx: S3Context, part_sums: dict[int, dict[str, str]]) -> 
              if name.startswith(checksums.HEADER_PREFIX) and name not in checksums.NOT_VALUES}
     kind = ctx.headers.get("x-amz-checksum-type", "").upper() or None
     if kind is not None and kind not in CHECKSUM_TYPES:
-        raise S3Error("InvalidRequest", f"x-amz-checksum-type must be one of {CHECKSUM_TYPES}")
+        raise S3Error(S3Code.InvalidRequest, f"x-amz-checksum-type must be one of {CHECKSUM_TYPES}")
     raw_size = ctx.headers.get("x-amz-mp-object-size")
     size = parse_count(raw_size) if raw_size is not None else None
     if raw_size is not None and size is None:
-        raise S3Error("InvalidArgument", "x-amz-mp-object-size must be a number of bytes", ArgumentName="x-amz-mp-object-size")
+        raise S3Error(S3Code.InvalidArgument, "x-amz-mp-object-size must be a number of bytes", ArgumentName="x-amz-mp-object-size")
     return CompletionChecks(part_sums, whole, kind, size)
 
 
@@ -199,7 +200,7 @@ async def handle_list_parts(ctx: S3Context) -> Response:
     upload = await _upload(ctx)
     marker = parse_count(ctx.query.get("part-number-marker", "0") or "0")
     if marker is None:
-        raise S3Error("InvalidArgument", "part-number-marker must be an integer", ArgumentName="part-number-marker")
+        raise S3Error(S3Code.InvalidArgument, "part-number-marker must be an integer", ArgumentName="part-number-marker")
     max_parts = _max_keys(ctx, "max-parts")
     parts = [p for p in await ctx.run(ctx.store.multipart.list_parts, upload.upload_id) if p.number > marker]
     page, truncated = parts[:max_parts], len(parts) > max_parts

@@ -24,15 +24,16 @@ from starlette.responses import Response
 
 from objstore.limits import human
 from objstore.records import ObjectRecord
-from objstore.objectwriter import ObjectWriter
+from objstore.objects import ObjectWriter
 
 from .. import checksums, policy, sigv2, sigv4, tagging
 from ..auth import Identity
 from ..body import BATCH
 from ..context import S3Context, version_headers
-from ..errors import S3Error
-from ..formdata import Event, FormParser, PartData, PartEnd, PartStart, boundary_of
-from ..http import quoted, request_attributes
+from ..errors import S3Code, S3Error
+from ..formdata import Event, FormError, FormParser, PartData, PartEnd, PartStart, boundary_of
+from ..conditional import quoted
+from ..http import request_attributes
 from ..xml import parse, render
 from .put import UNSUPPORTED_HEADERS
 
@@ -52,6 +53,8 @@ Events = AsyncGenerator[Event, None]
 
 @dataclass
 class Form:
+    """The fields of a POST Object form read before its file part, and the file's name."""
+
     fields: dict[str, str]  # lower-case names
     filename: str  # of the file part, for ${filename}
 
@@ -74,9 +77,12 @@ class FormSignature:
 
 async def handle_post_object(ctx: S3Context) -> Response:
     """https://docs.aws.amazon.com/AmazonS3/latest/API/RESTObjectPOST.html"""
-    boundary = boundary_of(ctx.headers.get("content-type", ""))
+    try:
+        boundary = boundary_of(ctx.headers.get("content-type", ""))
+    except FormError as e:
+        raise malformed(e) from e
     if boundary is None:
-        raise S3Error("PreconditionFailed", NOT_MULTIPART, Condition=NOT_MULTIPART)
+        raise S3Error(S3Code.PreconditionFailed, NOT_MULTIPART, Condition=NOT_MULTIPART)
     async with aclosing(body_events(ctx.request, FormParser(boundary))) as events:
         fields = (await read_fields(events)).expanded()
         key = object_key(fields)
@@ -93,23 +99,30 @@ def object_key(fields: dict[str, str]) -> str:
     if "key" not in fields:
         raise missing_field("key")
     if not fields["key"]:
-        raise S3Error("InvalidArgument", "User key must have a length greater than 0.", ArgumentName="key", ArgumentValue="")
+        raise S3Error(S3Code.InvalidArgument, "User key must have a length greater than 0.", ArgumentName="key", ArgumentValue="")
     return fields["key"]
 
 
 def missing_field(name: str) -> S3Error:
-    return S3Error("InvalidArgument", f"Bucket POST must contain a field named '{name}'.  If it is specified, please check the order of the fields.",
+    return S3Error(S3Code.InvalidArgument, f"Bucket POST must contain a field named '{name}'.  If it is specified, please check the order of the fields.",
                    ArgumentName=name, ArgumentValue="")
 
 
+def malformed(error: FormError) -> S3Error:
+    return S3Error(S3Code.MalformedPOSTRequest, f"The body of your POST request is not well-formed multipart/form-data: {error}")
+
+
 async def body_events(request: Request, parser: FormParser) -> Events:
+    """The form's events as the body arrives; S3's errors for a malformed or cut-short body."""
     try:
         async for data in request.stream():
             for event in parser.feed(data):
                 yield event
+        parser.finish()
     except ClientDisconnect as e:
-        raise S3Error("IncompleteBody", "The client closed the connection before the body ended.") from e
-    parser.finish()
+        raise S3Error(S3Code.IncompleteBody, "The client closed the connection before the body ended.") from e
+    except FormError as e:
+        raise malformed(e) from e
 
 
 async def read_fields(events: Events) -> Form:
@@ -128,15 +141,15 @@ async def read_fields(events: Events) -> Form:
         else:
             add_field(fields, name, bytes(value))
         if total > MAX_FIELDS:
-            raise S3Error("MaxPostPreDataLengthExceededError", "Your POST request fields preceding the upload file were too large.")
-    raise S3Error("InvalidArgument", "POST requires exactly one file upload per request.", ArgumentName="file", ArgumentValue="0")
+            raise S3Error(S3Code.MaxPostPreDataLengthExceededError, "Your POST request fields preceding the upload file were too large.")
+    raise S3Error(S3Code.InvalidArgument, "POST requires exactly one file upload per request.", ArgumentName="file", ArgumentValue="0")
 
 
 def field_name(name: str) -> str:
     """The lower-case name of a field; InvalidArgument when no header could be named so."""
     if not _TOKEN.fullmatch(name):
         shown = name.encode("unicode_escape").decode("ascii")  # no control characters in the XML answer
-        raise S3Error("InvalidArgument", f"The form field name '{shown}' is not a valid HTTP header field name.",
+        raise S3Error(S3Code.InvalidArgument, f"The form field name '{shown}' is not a valid HTTP header field name.",
                       ArgumentName="field name", ArgumentValue=shown)
     return name.lower()
 
@@ -147,20 +160,20 @@ def add_field(fields: dict[str, str], name: str, raw: bytes) -> None:
     try:
         value = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise S3Error("InvalidArgument", f"The form field {name} is not UTF-8.", ArgumentName=name) from e
+        raise S3Error(S3Code.InvalidArgument, f"The form field {name} is not UTF-8.", ArgumentName=name) from e
     fields[name] = f"{fields[name]},{value}" if name in fields else value
 
 
 async def authorize(ctx: S3Context, fields: dict[str, str]) -> policy.Policy:
     """Check the signature of the policy, then the policy, then that the signer owns the bucket."""
     if "policy" not in fields:
-        raise S3Error("AccessDenied", "Access Denied")  # an anonymous upload: pyblob has no public buckets
+        raise S3Error(S3Code.AccessDenied, "Access Denied")  # an anonymous upload: pyblob has no public buckets
     signed = form_signature(fields)
     record = await ctx.run(ctx.store.accounts.lookup_key, signed.access_key) if signed.access_key else None
     if record is None:
-        raise S3Error("InvalidAccessKeyId", AWSAccessKeyId=signed.access_key)
+        raise S3Error(S3Code.InvalidAccessKeyId, AWSAccessKeyId=signed.access_key)
     if not sigv4.signatures_match(signed.expected(record.secret_key), signed.given):
-        raise S3Error("SignatureDoesNotMatch")
+        raise S3Error(S3Code.SignatureDoesNotMatch)
     doc = policy.parse(fields["policy"])
     # The bucket is an input like the fields: a policy must name it ("Extra input fields: bucket").
     policy.check(doc, {**fields, "bucket": ctx.bucket}, ctx.bucket, time.time(), signed.exempt)
@@ -183,11 +196,11 @@ def form_signature(fields: dict[str, str]) -> FormSignature:
 
 def v4_signature(fields: dict[str, str]) -> FormSignature:
     if fields.get("x-amz-algorithm") != sigv4.ALGORITHM:
-        raise S3Error("InvalidArgument", "POST form field x-amz-algorithm must be AWS4-HMAC-SHA256.",
+        raise S3Error(S3Code.InvalidArgument, "POST form field x-amz-algorithm must be AWS4-HMAC-SHA256.",
                       ArgumentName="x-amz-algorithm", ArgumentValue=fields.get("x-amz-algorithm", ""))
     m = _CREDENTIAL.match(fields.get("x-amz-credential", ""))
     if m is None:
-        raise S3Error("InvalidArgument", "POST form field x-amz-credential must be <key>/<date>/<region>/<service>/aws4_request.",
+        raise S3Error(S3Code.InvalidArgument, "POST form field x-amz-credential must be <key>/<date>/<region>/<service>/aws4_request.",
                       ArgumentName="x-amz-credential", ArgumentValue=fields.get("x-amz-credential", ""))
     if "x-amz-signature" not in fields:
         raise missing_field("x-amz-signature")
@@ -199,9 +212,9 @@ def v4_signature(fields: dict[str, str]) -> FormSignature:
 def reject_unsupported(fields: dict[str, str]) -> None:
     for name in UNSUPPORTED_HEADERS:
         if name in fields:
-            raise S3Error("NotImplemented", f"pyblob does not support {name} on POST Object.")
+            raise S3Error(S3Code.NotImplemented, f"pyblob does not support {name} on POST Object.")
     if fields.get("acl", "private") not in HARMLESS_ACLS:
-        raise S3Error("NotImplemented", "pyblob does not support canned ACLs other than private.")
+        raise S3Error(S3Code.NotImplemented, "pyblob does not support canned ACLs other than private.")
 
 
 def form_tags(fields: dict[str, str]) -> dict[str, str]:
@@ -239,7 +252,7 @@ async def stream_file(ctx: S3Context, events: Events, writer: ObjectWriter, doc:
         size += len(event.data)
         policy.check_length(doc, size, final=False)
         if size > ctx.config.max_single_put:
-            raise S3Error("EntityTooLarge", f"Your proposed upload exceeds the maximum of {human(ctx.config.max_single_put)} "
+            raise S3Error(S3Code.EntityTooLarge, f"Your proposed upload exceeds the maximum of {human(ctx.config.max_single_put)} "
                           "for one upload.")
         batch += event.data
         if len(batch) >= BATCH:
@@ -256,7 +269,7 @@ async def skip_rest(events: Events) -> None:
     async for event in events:
         total += len(event.data) if isinstance(event, PartData) else 0
         if total > MAX_FIELDS:
-            raise S3Error("MaxPostPreDataLengthExceededError", "Your POST request fields after the upload file were too large.")
+            raise S3Error(S3Code.MaxPostPreDataLengthExceededError, "Your POST request fields after the upload file were too large.")
 
 
 def success_response(ctx: S3Context, fields: dict[str, str], key: str, etag: str) -> Response:

@@ -16,13 +16,14 @@ from starlette.responses import Response
 from objstore.conditions import ALWAYS, ANY, Precondition
 from objstore.errors import PreconditionFailed
 from objstore.limits import human
-from objstore.objectwriter import ObjectWriter
+from objstore.objects import ObjectWriter
 
 from .. import checksums, tagging
 from ..body import Payload
 from ..context import S3Context, version_headers
-from ..errors import S3Error
-from ..http import quoted, request_attributes
+from ..errors import S3Code, S3Error
+from ..conditional import quoted
+from ..http import request_attributes
 
 UNSUPPORTED_HEADERS = ("x-amz-server-side-encryption", "x-amz-server-side-encryption-customer-algorithm", "x-amz-object-lock-mode")
 
@@ -30,12 +31,12 @@ UNSUPPORTED_HEADERS = ("x-amz-server-side-encryption", "x-amz-server-side-encryp
 def reject_unsupported(ctx: S3Context) -> None:
     for name in UNSUPPORTED_HEADERS:
         if name in ctx.headers:
-            raise S3Error("NotImplemented", f"pyblob does not support {name}.")
+            raise S3Error(S3Code.NotImplemented, f"pyblob does not support {name}.")
 
 
 def not_implemented(header: str, why: str) -> S3Error:
     """AWS's answer to a conditional header it does not take (measured: 501 with the header named)."""
-    return S3Error("NotImplemented", Header=header, additionalMessage=why)
+    return S3Error(S3Code.NotImplemented, Header=header, additionalMessage=why)
 
 
 def etag_value(header: str) -> str:
@@ -66,7 +67,7 @@ def condition_errors(condition: Precondition) -> Iterator[None]:
         yield
     except PreconditionFailed as e:
         named = "If-Match" if condition.if_match is not None else "If-None-Match"
-        raise S3Error("PreconditionFailed", Condition=named) from e
+        raise S3Error(S3Code.PreconditionFailed, Condition=named) from e
 
 
 async def stream_into(ctx: S3Context, writer: ObjectWriter, payload: Payload) -> dict[str, str]:
@@ -89,7 +90,7 @@ async def handle_put_object(ctx: S3Context) -> Response:
     payload.require_length()
     ceiling = ctx.config.max_single_put
     if payload.declared is not None and payload.declared > ceiling:
-        raise S3Error("EntityTooLarge", f"Your proposed upload of {payload.declared} bytes exceeds the maximum of "
+        raise S3Error(S3Code.EntityTooLarge, f"Your proposed upload of {payload.declared} bytes exceeds the maximum of "
                       f"{human(ceiling)} for one PUT; use a multipart upload.")
     algorithms = checksums.with_default(checksums.requested(ctx.headers))
     writer = await ctx.run(ctx.store.open_writer, ctx.bucket, ctx.key, algorithms, payload.declared, 0, ceiling)

@@ -13,7 +13,7 @@ from objstore import BucketRecord
 
 from .. import tagging
 from ..context import S3Context, version_headers, xml_response
-from ..errors import S3Error
+from ..errors import S3Code, S3Error
 from .get import load_object
 
 
@@ -42,7 +42,7 @@ async def handle_get_bucket_tagging(ctx: S3Context) -> Response:
     """NoSuchTagSet (404) for a bucket without tags, as AWS answers it."""
     record = await ctx.owned_bucket()
     if not record.tags:
-        raise S3Error("NoSuchTagSet", BucketName=ctx.bucket)
+        raise S3Error(S3Code.NoSuchTagSet, BucketName=ctx.bucket)
     return xml_response("Tagging", tagging.to_xml(record.tags))
 
 

@@ -23,7 +23,8 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from objstore import Store, StoreConfig
-from pyblob.app import RESERVED_PATHS, S3_METHODS
+from pyblob.app import S3_METHODS
+from pyblob.routes import RESERVED_PATHS
 from s3api.app import S3App
 from s3api.context import S3Config
 from s3api.xml import render

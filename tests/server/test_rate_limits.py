@@ -24,8 +24,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from processes import RunPyblob, Server, StartServer, isolate_from_aws
 
-from pyblob.app import RESERVED_PATHS
-from pyblob.ratelimits import client_address, surface_of
+from pyblob.ratelimits import client_address
+from pyblob.routes import RESERVED_PATHS, surface_of
 
 SLOW = "0.001"  # tokens per second: nothing refills during a test
 

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from objstore import Store, StoreConfig
-from objstore.lifecycle import DAY, LifecycleRule, sweep_lock
+from objstore.lifecycle import DAY, LifecycleRule
+from objstore.lifecycle_sweep import sweep_lock
 from pyblob.sweeper import LifecycleSweeper
 
 FAST = StoreConfig(durable=False, map_size=1 << 30)

@@ -1,8 +1,12 @@
-"""Token buckets shared by every worker process, kept in the volatile state environment.
+"""Token buckets shared by every worker process, kept in the volatile state environment; and the
+Retry-After a refusal tells.
+
+The limits belong to the layer that answers 429 / SlowDown (`ratelimits.py`); this module owns the
+`rate_buckets` table of the engine's volatile store (`Store.volatile`, opened with it by `app.py`).
 
 A bucket holds up to `burst` tokens and refills at `rate` tokens per second; a request takes
 `cost` tokens or, when too few are left, is told how long to wait. Each `take` is one short
-write transaction on the `buckets` table of `state.VolatileState` (no fsync): LMDB's writer lock
+write transaction on the `rate_buckets` table of the volatile store (no fsync): LMDB's writer lock
 serialises the workers, so N processes share one limit exactly. The row is
 `(tokens, updated, full_at)`, `full_at` being when refilling makes the bucket full again.
 
@@ -28,16 +32,16 @@ import struct
 import time
 from collections.abc import Callable
 
-from .db import Txn
-from .state import VolatileState
+from objstore.meta import MetadataStore, ReadTxn, WriteTxn
 
-TABLE = "buckets"
+TABLE = "rate_buckets"
+TABLES = (TABLE,)
 ROW = struct.Struct("<ddd")  # tokens, updated, full_at (seconds of the clock given)
 MAX_ROWS = 100_000  # ~100 bytes each in LMDB: about 10 MB of state at the cap
 SWEEP_EVERY = 1024
 SWEEP_SLICE = 256
 CAP_SAMPLE = 16
-MAX_RETRY_AFTER = 3600
+MAX_RETRY_AFTER = 3600  # seconds: a Retry-After past an hour is no advice a client can use
 
 
 def retry_after(wait: float) -> int:
@@ -56,7 +60,7 @@ class TokenBuckets:
 
     def __init__(
         self,
-        state: VolatileState,
+        state: MetadataStore,
         clock: Callable[[], float] = time.time,
         max_rows: int = MAX_ROWS,
         sweep_every: int = SWEEP_EVERY,
@@ -73,11 +77,12 @@ class TokenBuckets:
     def take(self, key: str, rate: float, burst: float, cost: float = 1.0) -> float:
         """Take `cost` tokens from `key`'s bucket; `rate` 0 never refills (a fixed allowance)."""
         now, name = self.clock(), key.encode()
-        with self.state.write() as w:
+
+        def take(w: WriteTxn) -> float:
             raw = w.get(TABLE, name)
             if raw is None:
                 tokens, updated = burst, now
-                if self._rows(w) >= self.max_rows:
+                if w.count(TABLE) >= self.max_rows:
                     self._make_room(w, now)
             else:
                 tokens, updated, _ = ROW.unpack(raw)
@@ -91,42 +96,47 @@ class TokenBuckets:
             self._takes += 1
             if self._takes % self.sweep_every == 0:
                 self._sweep(w, now, self.sweep_slice)
-        return 0.0
+            return 0.0
+
+        return self.state.transact(take)
 
     def rows(self) -> int:
-        with self.state.read() as r:
-            return self._rows(r)
+        return self.state.read(_count)
 
     def sweep(self, limit: int | None = None) -> int:
         """Delete full buckets among the next `limit` rows (all rows with None); how many went."""
-        with self.state.write() as w:
+
+        def sweep(w: WriteTxn) -> int:
+            nonlocal limit
             if limit is None:
-                self._sweep_from, limit = b"", self._rows(w)
+                self._sweep_from, limit = b"", w.count(TABLE)
             return self._sweep(w, self.clock(), limit)[0]
 
-    def _rows(self, txn: Txn) -> int:
-        return int(txn.txn.stat(txn.dbs[TABLE])["entries"])
+        return self.state.transact(sweep)
 
-    def _sweep(self, w: Txn, now: float, limit: int) -> tuple[int, bytes | None]:
-        """(rows deleted, the least recently updated key kept) among `limit` rows from `_sweep_from`."""
-        cursor = w.cursor(TABLE)
-        found = cursor.set_range(self._sweep_from) or cursor.first()
-        full, oldest, oldest_at, seen = [], None, math.inf, 0
-        while found and seen < limit:
-            key = bytes(cursor.key())
-            _, updated, full_at = ROW.unpack(cursor.value())
+    def _sweep(self, w: WriteTxn, now: float, limit: int) -> tuple[int, bytes | None]:
+        """(rows deleted, the least recently updated key kept) among `limit` rows from `_sweep_from`
+        (from the first row once past the last)."""
+        rows = list(w.range(TABLE, self._sweep_from, limit=limit + 1))
+        if not rows and self._sweep_from:
+            rows = list(w.range(TABLE, limit=limit + 1))
+        self._sweep_from = rows[limit][0] if len(rows) > limit else b""
+        full, oldest, oldest_at = [], None, math.inf
+        for key, value in rows[:limit]:
+            _, updated, full_at = ROW.unpack(value)
             if full_at <= now:
                 full.append(key)
             elif updated < oldest_at:
                 oldest, oldest_at = key, updated
-            seen += 1
-            found = cursor.next()
-        self._sweep_from = bytes(cursor.key()) if found else b""
         for key in full:
             w.delete(TABLE, key)
         return len(full), oldest
 
-    def _make_room(self, w: Txn, now: float) -> None:
+    def _make_room(self, w: WriteTxn, now: float) -> None:
         deleted, oldest = self._sweep(w, now, CAP_SAMPLE)
         if not deleted and oldest is not None:
             w.delete(TABLE, oldest)
+
+
+def _count(r: ReadTxn) -> int:
+    return r.count(TABLE)

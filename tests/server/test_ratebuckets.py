@@ -1,4 +1,5 @@
-"""Token buckets in the volatile state: refill, waits, bounded rows, one limit across processes."""
+"""Token buckets in the volatile state (pyblob/ratebuckets.py): refill, waits, bounded rows, one
+limit across processes, and the Retry-After of a wait."""
 
 from __future__ import annotations
 
@@ -11,21 +12,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from objstore_helpers import Clock
+from clocks import Clock
 
-from objstore.ratelimit import TokenBuckets, retry_after
-from objstore.state import VolatileState
+from objstore.meta.lmdb import LmdbVolatileStore
+from pyblob.ratebuckets import TABLES, TokenBuckets, retry_after
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[VolatileState]:
-    s = VolatileState(tmp_path / "state")
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[LmdbVolatileStore]:
+    s = LmdbVolatileStore(tmp_path / "state", TABLES)
     yield s
     s.close()
 
 
 @pytest.fixture
-def buckets(state: VolatileState, clock: Clock) -> TokenBuckets:
+def buckets(state: LmdbVolatileStore, clock: Clock) -> TokenBuckets:
     return TokenBuckets(state, clock)
 
 
@@ -83,7 +89,7 @@ def test_full_buckets_are_swept(buckets: TokenBuckets, clock: Clock) -> None:
     assert buckets.take("busy", rate=1, burst=10, cost=10) == pytest.approx(0.5)
 
 
-def test_takes_sweep_slices_as_they_go(state: VolatileState, clock: Clock) -> None:
+def test_takes_sweep_slices_as_they_go(state: LmdbVolatileStore, clock: Clock) -> None:
     buckets = TokenBuckets(state, clock, sweep_every=100, sweep_slice=200)
     for i in range(5000):
         buckets.take(f"ip {i}", rate=1000, burst=1)  # full again a millisecond later
@@ -91,7 +97,7 @@ def test_takes_sweep_slices_as_they_go(state: VolatileState, clock: Clock) -> No
     assert buckets.rows() <= 200
 
 
-def test_rows_stay_capped_under_many_distinct_keys(state: VolatileState, clock: Clock) -> None:
+def test_rows_stay_capped_under_many_distinct_keys(state: LmdbVolatileStore, clock: Clock) -> None:
     buckets = TokenBuckets(state, clock, max_rows=1000)
     for i in range(50_000):
         assert buckets.take(f"ip {i}", rate=0.001, burst=5) == 0.0  # nobody refills in this test
@@ -99,7 +105,7 @@ def test_rows_stay_capped_under_many_distinct_keys(state: VolatileState, clock: 
     assert buckets.rows() == 1000
 
 
-def test_at_the_cap_full_rows_go_before_busy_ones(state: VolatileState, clock: Clock) -> None:
+def test_at_the_cap_full_rows_go_before_busy_ones(state: LmdbVolatileStore, clock: Clock) -> None:
     buckets = TokenBuckets(state, clock, max_rows=100)
     buckets.take("busy", rate=0, burst=3, cost=3)  # never refills: never full, but recently used
     for i in range(99):
@@ -115,12 +121,12 @@ def test_at_the_cap_full_rows_go_before_busy_ones(state: VolatileState, clock: C
 TAKER = """
 import os, sys, time
 from pathlib import Path
-from objstore.ratelimit import TokenBuckets
-from objstore.state import VolatileState
+from pyblob.ratebuckets import TABLES, TokenBuckets
+from objstore.meta.lmdb import LmdbVolatileStore
 go = Path(sys.argv[2])
 while not go.exists():
     time.sleep(0.001)
-buckets = TokenBuckets(VolatileState(Path(sys.argv[1])))
+buckets = TokenBuckets(LmdbVolatileStore(Path(sys.argv[1]), TABLES))
 print(sum(buckets.take("shared", rate=0, burst=100) == 0 for _ in range(80)))
 """
 
