@@ -18,7 +18,7 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from s3_server import ADMIN, Creds, Endpoint, failure, unique_bucket_name
-from s3_signing import error_of, send
+from s3_signing import error_of, send, sign
 
 KEY = "dir/with space+plus&é\"%20"
 
@@ -234,3 +234,23 @@ def test_presigned_url_reads_through_httpx_with_query_string_order_changed(
     base, query = url.split("?", 1)
     shuffled = base + "?" + "&".join(reversed(query.split("&")))
     assert httpx.get(shuffled, trust_env=False).content == b"v"
+
+
+def test_presigned_put_cannot_be_turned_into_a_copy(http_endpoint: Endpoint, http_bucket: str) -> None:
+    s3 = http_endpoint.client(signature_version="s3v4")
+    s3.put_object(Bucket=http_bucket, Key="secret.txt", Body=b"TOP SECRET")
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": http_bucket, "Key": "upload.bin"})
+    r = httpx.put(url, content=b"", headers={"x-amz-copy-source": f"{http_bucket}/secret.txt"})
+    assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text and "x-amz-copy-source" in r.text
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=http_bucket, Key="upload.bin")
+    assert failure(e)[0] == 404
+    # Without the extra header the same URL works.
+    assert httpx.put(url, content=b"ok").status_code == 200
+
+
+def test_unsigned_amz_header_on_a_header_signed_request(http_endpoint: Endpoint, http_bucket: str) -> None:
+    signed = sign(http_endpoint, "GET", f"/{http_bucket}")
+    headers = dict(signed.headers) | {"x-amz-meta-sneaky": "1"}
+    r = httpx.get(signed.url, headers=headers)
+    assert r.status_code == 403 and "HeadersNotSigned" in r.text

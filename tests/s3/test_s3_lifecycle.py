@@ -202,3 +202,14 @@ def test_versioned_expiry_end_to_end(http_endpoint: Endpoint, s3_http: BaseClien
     assert [(m["Key"], m["IsLatest"]) for m in listed.get("DeleteMarkers", [])] == [("tmp/t", True)]
     after = http_endpoint.usage(ADMIN.user)
     assert (before[0] - after[0], before[1] - after[1]) == (100 + 50, 2)
+
+
+@pytest.mark.parametrize("action", [
+    {"Expiration": {"Days": 10**12}},
+    {"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 10**12}},
+])
+def test_huge_day_counts_are_refused(s3_http: BaseClient, http_bucket: str, action: dict[str, object]) -> None:
+    rule = {"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, **action}
+    with pytest.raises(ClientError) as e:
+        s3_http.put_bucket_lifecycle_configuration(Bucket=http_bucket, LifecycleConfiguration={"Rules": [rule]})
+    assert failure(e)[0] == 400

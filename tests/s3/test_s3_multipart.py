@@ -16,11 +16,13 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from s3_server import Endpoint, failure, unique_bucket_name
+from s3_signing import sign
 
 MiB = 1 << 20
 PART = 5 * MiB  # S3's minimum size of every part but the last
@@ -402,3 +404,11 @@ def test_completion_with_a_wrong_part_checksum_fails(s3_http: BaseClient, http_b
     with pytest.raises(ClientError) as e:
         complete(s3_http, http_bucket, "k", upload_id, [{"PartNumber": 1, "ETag": result["ETag"], "ChecksumSHA256": wrong}])
     assert failure(e) == (400, "InvalidPart")
+
+
+@pytest.mark.parametrize("number", ["%C2%B2", "%D9%A3"])  # superscript two, Arabic-Indic three
+def test_non_ascii_digits_in_a_part_number(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str, number: str) -> None:
+    up = s3_http.create_multipart_upload(Bucket=http_bucket, Key="k")
+    signed = sign(http_endpoint, "PUT", f"/{http_bucket}/k", query=f"partNumber={number}&uploadId={up['UploadId']}", body=b"x")
+    r = httpx.put(signed.url, headers=dict(signed.headers), content=b"x")
+    assert r.status_code == 400 and "<Code>InvalidArgument</Code>" in r.text

@@ -162,3 +162,12 @@ def test_memory_stays_bounded_for_a_large_chunk() -> None:
     size = 8 * 1024 * 1024
     assert decoder.feed(f"{size:x}\r\n".encode()) == []
     assert b"".join(decoder.feed(b"x" * 1000)) == b"x" * 1000
+
+
+@pytest.mark.parametrize("size", [b"0x5", b"0_5", b"+5", b"-1", b"5g"])
+def test_chunk_sizes_must_be_plain_hex(size: bytes) -> None:
+    decoder = ChunkedDecoder(None, False)
+    with pytest.raises(S3Error) as e:
+        decoder.feed(size + b"\r\nABCDE\r\n0\r\n\r\n")
+        decoder.finish()
+    assert e.value.code == "IncompleteBody"

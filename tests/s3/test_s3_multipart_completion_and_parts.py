@@ -1,4 +1,4 @@
-"""Multipart uploads, round two, through boto3 against the real server: a retried Complete, DeleteBucket
+"""Multipart uploads through boto3 against the real server, beyond the basic transfer: a retried Complete, DeleteBucket
 with uploads in progress, GetObject/HeadObject by part number, what a Complete request asserts
 (checksums, checksum type, object size), parts refused before their bodies are kept, and
 GetObjectAttributes of multipart objects.

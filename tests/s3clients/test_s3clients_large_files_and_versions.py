@@ -1,4 +1,4 @@
-"""Issue 8 ("S3, round two") through the real command-line clients, on the session server.
+"""Large files, versions and multipart retries through the real command-line clients, on the session server.
 
 That server runs with default settings: the admin made on its first start (keys imported with
 PYBLOB_ADMIN_*) has no quota and no per-object limit. Covered here:
@@ -24,6 +24,7 @@ import os
 import subprocess
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -203,15 +204,46 @@ def test_rclone_versions_restore_an_old_one_and_suspend(
     assert rclone("backend", "versioning", remote).stdout.strip() == "Suspended"
 
 
-# aws-cli v2 s3api: versions -----------------------------------------------------------------------
-def test_aws_v2_versions_restore_by_copy_delete_marker_and_undelete(
-    aws2: AwsCli, s3: BaseClient, bucket_name: str, tmp_path: Path
-) -> None:
+# aws-cli v2 s3api: versions, one step a test ---------------------------------------------------------
+# Each step starts from a bucket boto3 prepares (`versioned_doc`), so a failure names the step and
+# the steps run on both cores.
+@dataclass
+class VersionedDoc:
+    """A versioned bucket holding two versions of doc.txt: v1 "first body\n", v2 (latest) 20 bytes."""
+
+    name: str
+    v1: str
+    v2: str
+
+    @property
+    def bucket(self) -> tuple[str, str]:
+        return ("--bucket", self.name)
+
+
+@pytest.fixture
+def versioned_doc(s3: BaseClient, bucket_name: str) -> VersionedDoc:
+    s3.create_bucket(Bucket=bucket_name)
+    s3.put_bucket_versioning(Bucket=bucket_name, VersioningConfiguration={"Status": "Enabled"})
+    v1, v2 = (
+        s3.put_object(Bucket=bucket_name, Key="doc.txt", Body=body)["VersionId"]
+        for body in (b"first body\n", b"second, longer body\n")
+    )
+    return VersionedDoc(bucket_name, v1, v2)
+
+
+def restore_v1_by_copy(aws2: AwsCli, doc: VersionedDoc) -> str:
+    """Copy v1 onto the key: a third version with v1's body; its version id."""
+    source = f"{doc.name}/doc.txt?versionId={doc.v1}"
+    copied = as_json(aws2("s3api", "copy-object", *doc.bucket, "--key", "doc.txt", "--copy-source", source))
+    assert copied["CopySourceVersionId"] == doc.v1 and copied["VersionId"] not in (doc.v1, doc.v2)
+    return str(copied["VersionId"])
+
+
+def test_aws_v2_enables_versioning_and_puts_two_versions(aws2: AwsCli, bucket_name: str, tmp_path: Path) -> None:
     bucket = ("--bucket", bucket_name)
     aws2("s3", "mb", f"s3://{bucket_name}")
     aws2("s3api", "put-bucket-versioning", *bucket, "--versioning-configuration", "Status=Enabled")
     assert as_json(aws2("s3api", "get-bucket-versioning", *bucket)) == {"Status": "Enabled"}
-
     put = []
     for body in ("first body\n", "second, longer body\n"):
         (tmp_path / "body").write_text(body)
@@ -221,44 +253,56 @@ def test_aws_v2_versions_restore_by_copy_delete_marker_and_undelete(
     assert [(v["VersionId"], v["IsLatest"], v["Size"]) for v in listed["Versions"]] == [(v2, True, 20), (v1, False, 11)]
     assert "DeleteMarkers" not in listed
 
+
+def test_aws_v2_gets_an_old_version_and_restores_it_by_copy(
+    aws2: AwsCli, versioned_doc: VersionedDoc, tmp_path: Path
+) -> None:
+    doc = versioned_doc
     old = tmp_path / "old.txt"
-    got = as_json(aws2("s3api", "get-object", *bucket, "--key", "doc.txt", "--version-id", v1, str(old)))
-    assert got["VersionId"] == v1 and old.read_text() == "first body\n"
+    got = as_json(aws2("s3api", "get-object", *doc.bucket, "--key", "doc.txt", "--version-id", doc.v1, str(old)))
+    assert got["VersionId"] == doc.v1 and old.read_text() == "first body\n"
+    v3 = restore_v1_by_copy(aws2, doc)
+    assert aws2("s3", "cp", f"s3://{doc.name}/doc.txt", "-").stdout == "first body\n"
+    listed = as_json(aws2("s3api", "list-object-versions", *doc.bucket))
+    assert [v["VersionId"] for v in listed["Versions"] if v["IsLatest"]] == [v3]
 
-    # Restore v1 by copying it onto the key: a third version with v1's body.
-    source = f"{bucket_name}/doc.txt?versionId={v1}"
-    copied = as_json(aws2("s3api", "copy-object", *bucket, "--key", "doc.txt", "--copy-source", source))
-    v3 = copied["VersionId"]
-    assert copied["CopySourceVersionId"] == v1 and v3 not in (v1, v2)
-    assert aws2("s3", "cp", f"s3://{bucket_name}/doc.txt", "-").stdout == "first body\n"
 
-    # Delete: a delete marker hides the key from reads and listings.
-    deleted = as_json(aws2("s3api", "delete-object", *bucket, "--key", "doc.txt"))
+def test_aws_v2_delete_adds_a_marker_that_hides_the_key(aws2: AwsCli, versioned_doc: VersionedDoc) -> None:
+    doc = versioned_doc
+    deleted = as_json(aws2("s3api", "delete-object", *doc.bucket, "--key", "doc.txt"))
     assert deleted["DeleteMarker"] is True
     marker = deleted["VersionId"]
-    missing = aws2("s3api", "head-object", *bucket, "--key", "doc.txt", check=False)
+    missing = aws2("s3api", "head-object", *doc.bucket, "--key", "doc.txt", check=False)
     assert missing.returncode != 0 and "Not Found" in missing.stderr, missing.stderr
-    assert aws2("s3", "ls", f"s3://{bucket_name}/").stdout == ""
-    listed = as_json(aws2("s3api", "list-object-versions", *bucket))
+    assert aws2("s3", "ls", f"s3://{doc.name}/").stdout == ""
+    listed = as_json(aws2("s3api", "list-object-versions", *doc.bucket))
     assert [(m["VersionId"], m["IsLatest"]) for m in listed["DeleteMarkers"]] == [(marker, True)]
-    assert [(v["VersionId"], v["IsLatest"]) for v in listed["Versions"]] == [(v3, False), (v2, False), (v1, False)]
+    assert [(v["VersionId"], v["IsLatest"]) for v in listed["Versions"]] == [(doc.v2, False), (doc.v1, False)]
     # One entry a page: aws-cli follows NextKeyMarker / NextVersionIdMarker and gets the same lists.
-    paged = as_json(aws2("s3api", "list-object-versions", *bucket, "--page-size", "1"))
+    paged = as_json(aws2("s3api", "list-object-versions", *doc.bucket, "--page-size", "1"))
     assert (paged["Versions"], paged["DeleteMarkers"]) == (listed["Versions"], listed["DeleteMarkers"])
 
-    # Undelete: delete the marker by its version id.
-    undeleted = as_json(aws2("s3api", "delete-object", *bucket, "--key", "doc.txt", "--version-id", marker))
-    assert undeleted == {"DeleteMarker": True, "VersionId": marker}
-    assert aws2("s3", "cp", f"s3://{bucket_name}/doc.txt", "-").stdout == "first body\n"
-    listed = as_json(aws2("s3api", "list-object-versions", *bucket))
-    assert "DeleteMarkers" not in listed and [v["VersionId"] for v in listed["Versions"] if v["IsLatest"]] == [v3]
 
-    # Empty the bucket version by version in one DeleteObjects, then remove it.
-    doomed = {"Objects": [{"Key": "doc.txt", "VersionId": v} for v in (v1, v2, v3)], "Quiet": False}
-    gone = as_json(aws2("s3api", "delete-objects", *bucket, "--delete", json.dumps(doomed)))
-    assert sorted(d["VersionId"] for d in gone["Deleted"]) == sorted((v1, v2, v3)) and "Errors" not in gone
-    assert s3.list_object_versions(Bucket=bucket_name).get("Versions") is None
-    aws2("s3", "rb", f"s3://{bucket_name}")
+def test_aws_v2_deleting_the_marker_undeletes(aws2: AwsCli, s3: BaseClient, versioned_doc: VersionedDoc) -> None:
+    doc = versioned_doc
+    marker = s3.delete_object(Bucket=doc.name, Key="doc.txt")["VersionId"]
+    undeleted = as_json(aws2("s3api", "delete-object", *doc.bucket, "--key", "doc.txt", "--version-id", marker))
+    assert undeleted == {"DeleteMarker": True, "VersionId": marker}
+    assert aws2("s3", "cp", f"s3://{doc.name}/doc.txt", "-").stdout == "second, longer body\n"
+    listed = as_json(aws2("s3api", "list-object-versions", *doc.bucket))
+    assert "DeleteMarkers" not in listed and [v["VersionId"] for v in listed["Versions"] if v["IsLatest"]] == [doc.v2]
+
+
+def test_aws_v2_delete_objects_by_version_empties_the_bucket(
+    aws2: AwsCli, s3: BaseClient, versioned_doc: VersionedDoc
+) -> None:
+    doc = versioned_doc
+    v3 = restore_v1_by_copy(aws2, doc)
+    doomed = {"Objects": [{"Key": "doc.txt", "VersionId": v} for v in (doc.v1, doc.v2, v3)], "Quiet": False}
+    gone = as_json(aws2("s3api", "delete-objects", *doc.bucket, "--delete", json.dumps(doomed)))
+    assert sorted(d["VersionId"] for d in gone["Deleted"]) == sorted((doc.v1, doc.v2, v3)) and "Errors" not in gone
+    assert s3.list_object_versions(Bucket=doc.name).get("Versions") is None
+    aws2("s3", "rb", f"s3://{doc.name}")
 
 
 # aws-cli: a retried Complete, GetObjectAttributes with checksums ----------------------------------
