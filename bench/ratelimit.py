@@ -49,7 +49,10 @@ def main() -> None:
         single = statistics.median(run(Path(tmp) / "one", args.takes, args.keys) for _ in range(5))
         print(f"1 process: {single:.2f} µs per take")
         argv = [sys.executable, __file__, "--takes", str(args.takes), "--keys", str(args.keys), "--child"]
-        procs = [subprocess.Popen([*argv, str(Path(tmp) / "shared")], stdout=subprocess.PIPE, text=True) for _ in range(args.processes)]
+        procs = [
+            subprocess.Popen([*argv, str(Path(tmp) / "shared")], stdout=subprocess.PIPE, text=True)
+            for _ in range(args.processes)
+        ]
         figures = [p.communicate()[0].strip() for p in procs]
         print(f"{args.processes} processes at once: {', '.join(figures)} µs per take each")
 

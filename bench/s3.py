@@ -122,7 +122,9 @@ def moto_argv(port: int) -> list[str]:
 def start_servers(stack: ExitStack, root: Path) -> tuple[str, str]:
     """pyblob on a fresh data dir with the admin key imported; moto with its temp files under `root`."""
     pyblob_env = server_env(
-        PYBLOB_DATA_DIR=str(root / "pyblob-data"), PYBLOB_ADMIN_ACCESS_KEY=ACCESS_KEY, PYBLOB_ADMIN_SECRET_KEY=SECRET_KEY
+        PYBLOB_DATA_DIR=str(root / "pyblob-data"),
+        PYBLOB_ADMIN_ACCESS_KEY=ACCESS_KEY,
+        PYBLOB_ADMIN_SECRET_KEY=SECRET_KEY,
     )
     (root / "moto-tmp").mkdir()
     moto_env = server_env(TMPDIR=str(root / "moto-tmp"))
@@ -212,9 +214,16 @@ def dedup_report(url: str, root: Path, size: int) -> None:
     after = chunk_bytes(root)
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
     logical = sum(o["Size"] for page in pages for o in page.get("Contents", []))
-    info("pyblob: multipart copy of big-0 added", f"{(after - before) / MiB:.1f} MiB to chunks/ ({size / MiB:.0f} MiB logical)")
-    info("pyblob: chunks/ bytes / distinct content", f"{after / MiB:.1f} / {(logical - size) / MiB:.1f} MiB (before GC)")
-    info("pyblob: chunks/ bytes / logical bytes", f"{after / MiB:.1f} / {logical / MiB:.1f} MiB = {after / logical:.3f}")
+    info(
+        "pyblob: multipart copy of big-0 added",
+        f"{(after - before) / MiB:.1f} MiB to chunks/ ({size / MiB:.0f} MiB logical)",
+    )
+    info(
+        "pyblob: chunks/ bytes / distinct content", f"{after / MiB:.1f} / {(logical - size) / MiB:.1f} MiB (before GC)"
+    )
+    info(
+        "pyblob: chunks/ bytes / logical bytes", f"{after / MiB:.1f} / {logical / MiB:.1f} MiB = {after / logical:.3f}"
+    )
 
 
 # driver ---------------------------------------------------------------------------------------

@@ -8,4 +8,4 @@ from .config import StoreConfig
 from .records import BucketRecord, ObjectRecord, UserRecord
 from .store import Store
 
-__all__ = ["Store", "StoreConfig", "BucketRecord", "ObjectRecord", "UserRecord"]
+__all__ = ["BucketRecord", "ObjectRecord", "Store", "StoreConfig", "UserRecord"]

@@ -37,7 +37,9 @@ class Reservation:
     nbytes: int
 
 
-def admit(r: ReadTxn, owner: str, size: int, *, already: int = 0, freed_bytes: int = 0, new_objects: int = 0) -> UserRecord:
+def admit(
+    r: ReadTxn, owner: str, size: int, *, already: int = 0, freed_bytes: int = 0, new_objects: int = 0
+) -> UserRecord:
     """Whether `owner` may keep `size` more bytes of one object (`already` of it stored elsewhere:
     the other parts of an upload), freeing `freed_bytes` and adding `new_objects`; EntityTooLarge or
     QuotaExceeded naming the limit otherwise. Inside the transaction that keeps them."""
@@ -56,8 +58,14 @@ class Admission:
         self.volatile = volatile
 
     def room(
-        self, owner: str, replacing: int = 0, size_hint: int | None = None, already: int = 0, ceiling: int | None = None,
-        what: str = "an object", ceiling_name: str = S3_CEILING,
+        self,
+        owner: str,
+        replacing: int = 0,
+        size_hint: int | None = None,
+        already: int = 0,
+        ceiling: int | None = None,
+        what: str = "an object",
+        ceiling_name: str = S3_CEILING,
     ) -> tuple[SizeLimits, Reservation | None]:
         """How large `owner`'s next stream may grow, holding `size_hint` bytes of quota for it.
 

@@ -41,28 +41,38 @@ class CompletionChecks:
     def _check_type(self, upload: UploadRecord) -> None:
         declared = upload.checksum_type or default_checksum_type(upload.checksum_algorithm)
         if self.checksum_type is not None and upload.checksum_algorithm and self.checksum_type != declared:
-            raise InvalidRequest(f"The upload was created using the {declared} checksum mode. "
-                                 "The complete request must use the same checksum mode.")
+            raise InvalidRequest(
+                f"The upload was created using the {declared} checksum mode. "
+                "The complete request must use the same checksum mode."
+            )
 
     def _check_part(self, upload: UploadRecord, part: PartRecord) -> None:
         given = self.part_checksums.get(part.number, {})
         algorithm = upload.checksum_algorithm
         for alg, value in given.items():
             if algorithm is not None and alg != algorithm:
-                raise InvalidRequest(f"The upload was created using a {algorithm.lower()} checksum; "
-                                     f"part {part.number} gives a {alg.lower()} checksum.")
+                raise InvalidRequest(
+                    f"The upload was created using a {algorithm.lower()} checksum; "
+                    f"part {part.number} gives a {alg.lower()} checksum."
+                )
             if part.checksums.get(alg) != value.strip():
                 raise InvalidPart(f"The {alg} checksum of part {part.number} does not match the part uploaded.")
         composite = (upload.checksum_type or default_checksum_type(algorithm)) == "COMPOSITE"
         if algorithm is not None and composite and algorithm not in given:
-            raise InvalidRequest(f"The upload was created using a {algorithm.lower()} checksum. The complete request "
-                                 f"must include the checksum for each part. It was missing for part {part.number} in the request.")
+            raise InvalidRequest(
+                f"The upload was created using a {algorithm.lower()} checksum. The complete request "
+                f"must include the checksum for each part. It was missing for part {part.number} in the request."
+            )
 
     def _check_object(self, upload: UploadRecord, algorithm: str, value: str, computed: dict[str, str]) -> None:
         expected = computed.get(algorithm)
         if expected is None:
             made = upload.checksum_algorithm.lower() if upload.checksum_algorithm else "no"
-            raise InvalidRequest(f"The upload was created using {made} checksum; "
-                                 f"a {algorithm.lower()} checksum of the whole object cannot be checked.")
+            raise InvalidRequest(
+                f"The upload was created using {made} checksum; "
+                f"a {algorithm.lower()} checksum of the whole object cannot be checked."
+            )
         if value.strip() not in (expected, expected.split("-")[0]):
-            raise BadDigest(f"The {algorithm.lower()} you specified for the full object did not match the calculated checksum.")
+            raise BadDigest(
+                f"The {algorithm.lower()} you specified for the full object did not match the calculated checksum."
+            )

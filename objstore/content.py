@@ -80,8 +80,13 @@ class ContentWriter:
     """
 
     def __init__(
-        self, meta: MetadataStore, chunks: ChunkStore, config: StoreConfig, checksums: Iterable[str] = (),
-        limits: SizeLimits | None = None, on_close: Callable[[], None] | None = None,
+        self,
+        meta: MetadataStore,
+        chunks: ChunkStore,
+        config: StoreConfig,
+        checksums: Iterable[str] = (),
+        limits: SizeLimits | None = None,
+        on_close: Callable[[], None] | None = None,
     ):
         self.config = config
         self.on_close = on_close
@@ -143,7 +148,7 @@ class ContentWriter:
     def _add_chunk(self, chunk: bytes) -> None:
         self._entries.append(self._sink.add(chunk))
 
-    def __enter__(self) -> "ContentWriter":
+    def __enter__(self) -> ContentWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

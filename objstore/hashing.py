@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 import blake3
 from awscrt import checksums as crt

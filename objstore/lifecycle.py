@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import InvalidArgument
-from .records import BucketRecord, ObjectRecord, UploadRecord
+from .records import ObjectRecord, UploadRecord
 
 DAY = 86400.0
 MAX_RULES = 1000
@@ -56,8 +56,10 @@ class LifecycleRule:
 
     def has_action(self) -> bool:
         return (
-            self.expires_at(0.0) is not None or self.abort_upload_days is not None
-            or self.noncurrent_days is not None or self.expired_object_delete_marker
+            self.expires_at(0.0) is not None
+            or self.abort_upload_days is not None
+            or self.noncurrent_days is not None
+            or self.expired_object_delete_marker
         )
 
     def matches(self, obj: ObjectRecord) -> bool:
@@ -131,7 +133,9 @@ def _validate_rule(rule: LifecycleRule, require_action: bool = True) -> None:
     if rule.expiration_date is not None and rule.expiration_date % DAY:
         raise InvalidArgument("'Date' must be at midnight GMT")
     if rule.abort_upload_days is not None and rule.abort_upload_days <= 0:
-        raise InvalidArgument("'DaysAfterInitiation' for AbortIncompleteMultipartUpload action must be a positive integer")
+        raise InvalidArgument(
+            "'DaysAfterInitiation' for AbortIncompleteMultipartUpload action must be a positive integer"
+        )
     sized = rule.size_greater_than is not None or rule.size_less_than is not None
     if rule.abort_upload_days is not None and (rule.tags or sized):
         raise InvalidArgument("AbortIncompleteMultipartUpload cannot be specified with Tags or object size filters")
@@ -150,7 +154,9 @@ def _validate_versioned(rule: LifecycleRule) -> None:
             raise InvalidArgument(f"'NewerNoncurrentVersions' must be an integer from 1 to {MAX_NEWER_NONCURRENT}")
     if rule.expired_object_delete_marker:
         if rule.expires_at(0.0) is not None:
-            raise InvalidArgument("ExpiredObjectDeleteMarker cannot be specified with Days or Date in a Lifecycle Expiration Policy")
+            raise InvalidArgument(
+                "ExpiredObjectDeleteMarker cannot be specified with Days or Date in a Lifecycle Expiration Policy"
+            )
         if rule.tags:
             raise InvalidArgument("ExpiredObjectDeleteMarker cannot be specified with a Tag filter")
 
@@ -163,5 +169,3 @@ def to_rows(rules: list[LifecycleRule]) -> list[dict[str, Any]]:
 def from_rows(rows: list[dict[str, Any]] | None) -> list[LifecycleRule]:
     known = set(LifecycleRule.__dataclass_fields__)
     return [LifecycleRule(**{k: v for k, v in row.items() if k in known}) for row in rows or []]
-
-

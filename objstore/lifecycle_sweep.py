@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from . import buckets, versions
@@ -62,7 +63,9 @@ def apply_lifecycle(objects: Objects, multipart: Multipart, now: float, stop: St
                     _expire(objects, bucket, rule, now, report, stop)
             if any(r.noncurrent_days is not None for r in rules):
                 _expire_noncurrent(objects, bucket, rules, now, report, stop)
-            if bucket.versioning and any(r.expired_object_delete_marker or r.expires_at(0.0) is not None for r in rules):
+            if bucket.versioning and any(
+                r.expired_object_delete_marker or r.expires_at(0.0) is not None for r in rules
+            ):
                 _expire_markers(objects, bucket, rules, now, report, stop)
             _abort(multipart, uploads.get(bucket.name, []), rules, now, report)
         except (StoreError, ArithmeticError, ValueError) as e:
@@ -79,7 +82,9 @@ def _uploads_by_bucket(multipart: Multipart) -> dict[str, list[UploadRecord]]:
     return found
 
 
-def _expire(objects: Objects, bucket: BucketRecord, rule: LifecycleRule, now: float, report: LifecycleReport, stop: Stop) -> None:
+def _expire(
+    objects: Objects, bucket: BucketRecord, rule: LifecycleRule, now: float, report: LifecycleReport, stop: Stop
+) -> None:
     for batch in _batches(objects, bucket, rule.prefix.encode()):
         for obj in batch:
             if rule.is_expired(obj, now) and _delete(objects, bucket, obj, rule, now):
@@ -114,9 +119,9 @@ def _expire_noncurrent(
     most = max(r.newer_noncurrent or 0 for r in rules)
     for batch in _noncurrent_batches(objects, bucket):
         for obj, rank in batch:
-            if any(rule.noncurrent_expired(obj, rank, now) for rule in rules):
-                if _remove_version(objects, bucket, obj, rules, now, most):
-                    report.noncurrent_versions_expired += 1
+            expired = any(rule.noncurrent_expired(obj, rank, now) for rule in rules)
+            if expired and _remove_version(objects, bucket, obj, rules, now, most):
+                report.noncurrent_versions_expired += 1
         if stop():
             return
 
@@ -126,8 +131,7 @@ def _noncurrent_batches(objects: Objects, bucket: BucketRecord) -> Iterator[list
     rows per short read transaction, in the `versions` table's order (by key hash, newest first)."""
     after, rank = b"", 0
     while True:
-        start = after
-        rows = objects.meta.read(lambda r: versions.bucket_noncurrent(r, bucket.id, start, BATCH))
+        rows = objects.meta.read(partial(versions.bucket_noncurrent, bucket_id=bucket.id, after=after, limit=BATCH))
         batch: list[tuple[ObjectRecord, int]] = []
         for row_key, obj in rows:
             rank = rank + 1 if after and versions.same_key(row_key, after) else 0
@@ -159,7 +163,9 @@ def _expire_markers(
     AWS, an Expiration by Days or Date of the marker's age."""
     for batch in _batches(objects, bucket, b"", markers=True):
         for marker in batch:
-            if any(rule.removes_lone_marker(marker, now) for rule in rules) and _lone_marker_removed(objects, bucket, marker):
+            if any(rule.removes_lone_marker(marker, now) for rule in rules) and _lone_marker_removed(
+                objects, bucket, marker
+            ):
                 report.delete_markers_expired += 1
         if stop():
             return
@@ -172,12 +178,14 @@ def _lone_marker_removed(objects: Objects, bucket: BucketRecord, marker: ObjectR
         return False
 
 
-def _batches(objects: Objects, bucket: BucketRecord, prefix: bytes, markers: bool = False) -> Iterator[list[ObjectRecord]]:
+def _batches(
+    objects: Objects, bucket: BucketRecord, prefix: bytes, markers: bool = False
+) -> Iterator[list[ObjectRecord]]:
     """The current objects under `prefix` (or with `markers`, the delete markers), BATCH rows read
     per short read transaction."""
     start = prefix
     while True:
-        rows = objects.meta.read(lambda r: _rows_from(r, bucket.id, start, prefix))
+        rows = objects.meta.read(partial(_rows_from, bucket_id=bucket.id, start=start, prefix=prefix))
         if not rows:
             return
         start = rows[-1][0] + b"\x00"  # the next key after the last one read
@@ -196,7 +204,9 @@ def _rows_from(r: ReadTxn, bucket_id: int, start: bytes, prefix: bytes) -> list[
     return rows
 
 
-def _abort(multipart: Multipart, uploads: list[UploadRecord], rules: list[LifecycleRule], now: float, report: LifecycleReport) -> None:
+def _abort(
+    multipart: Multipart, uploads: list[UploadRecord], rules: list[LifecycleRule], now: float, report: LifecycleReport
+) -> None:
     for upload in uploads:
         if any(rule.aborts(upload, now) for rule in rules):
             try:
@@ -219,4 +229,3 @@ def sweep_lock(root: Path) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-

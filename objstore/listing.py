@@ -9,8 +9,8 @@ a CommonPrefix; ListObjectVersions shows them, and each key's older versions aft
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from . import versions
 from .meta import ReadTxn
@@ -41,7 +41,9 @@ def _is_common_prefix(key: bytes, prefix: bytes, delimiter: bytes) -> bool:
     )
 
 
-def list_page(r: ReadTxn, bucket_id: int, prefix: str, delimiter: str, after: str, max_keys: int, inclusive: bool = False) -> Page:
+def list_page(
+    r: ReadTxn, bucket_id: int, prefix: str, delimiter: str, after: str, max_keys: int, inclusive: bool = False
+) -> Page:
     """One page of ListObjects: keys > `after` (>= when `inclusive`) under `prefix`, rolled up at `delimiter`."""
     page = Page()
     bprefix, bdelim, bafter = prefix.encode(), delimiter.encode(), after.encode()
@@ -124,7 +126,9 @@ def list_versions_page(
             return page
 
 
-def _versions_of(r: ReadTxn, bucket_id: int, raw_key: bytes, latest: bytes, after_version: str) -> Iterator[ObjectRecord]:
+def _versions_of(
+    r: ReadTxn, bucket_id: int, raw_key: bytes, latest: bytes, after_version: str
+) -> Iterator[ObjectRecord]:
     """The key's latest version then its older ones (newest first: falling `seq`); with
     `after_version`, only those older than it.
 

@@ -16,8 +16,8 @@ import json
 import secrets
 import struct
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 from . import refcount
 from .chunks import Entry
@@ -44,11 +44,11 @@ class ManifestHead:
         return _HEAD.pack(_VERSION, self.refs, self.size, self.kind) + self.inline
 
     @classmethod
-    def decode(cls, raw: bytes) -> "ManifestHead":
+    def decode(cls, raw: bytes) -> ManifestHead:
         version, refs, size, kind = _HEAD.unpack_from(raw)
         if version != _VERSION:
             raise FormatError(f"manifest head has format version {version}")
-        return cls(refs, size, kind, bytes(raw[_HEAD.size:]))
+        return cls(refs, size, kind, bytes(raw[_HEAD.size :]))
 
 
 @dataclass

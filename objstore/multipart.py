@@ -59,8 +59,13 @@ class Multipart:
     """Multipart uploads: create, stream parts, complete (joining the parts' chunks), abort, list."""
 
     def __init__(
-        self, meta: MetadataStore, chunks: ChunkStore, config: StoreConfig, clock: Callable[[], float],
-        admission: Admission, objects: Objects,
+        self,
+        meta: MetadataStore,
+        chunks: ChunkStore,
+        config: StoreConfig,
+        clock: Callable[[], float],
+        admission: Admission,
+        objects: Objects,
     ):
         self.meta = meta
         self.chunks = chunks
@@ -76,7 +81,13 @@ class Multipart:
         def create(w: WriteTxn) -> UploadRecord:  # one transaction: the bucket cannot go (or change hands) between
             record = buckets.require(w, bucket)
             upload = UploadRecord(
-                secrets.token_hex(16), bucket, key, record.owner, self.clock(), bucket_id=record.id, parts_bytes=0,
+                secrets.token_hex(16),
+                bucket,
+                key,
+                record.owner,
+                self.clock(),
+                bucket_id=record.id,
+                parts_bytes=0,
                 **attrs,  # type: ignore[arg-type]
             )
             _put_upload(w, upload)
@@ -140,8 +151,12 @@ class Multipart:
         return len(doomed)
 
     def complete_upload(
-        self, upload_id: str, wanted: list[tuple[int, str]], min_part_size: int = MIN_PART_SIZE,
-        checks: CompletionChecks | None = None, condition: Precondition = ALWAYS,
+        self,
+        upload_id: str,
+        wanted: list[tuple[int, str]],
+        min_part_size: int = MIN_PART_SIZE,
+        checks: CompletionChecks | None = None,
+        condition: Precondition = ALWAYS,
     ) -> ObjectRecord:
         """CompleteMultipartUpload: validate the part list (and `checks`) as S3 does, then join the parts.
 
@@ -208,10 +223,20 @@ class Multipart:
         """Forget completions older than COMPLETED_KEEP (GC runs this without a limit)."""
         return self.meta.transact(lambda w: _prune(w, now, limit))
 
-    def _remember(self, w: WriteTxn, upload: UploadRecord, bucket_id: int, wanted: list[tuple[int, str]], record: ObjectRecord) -> None:
+    def _remember(
+        self, w: WriteTxn, upload: UploadRecord, bucket_id: int, wanted: list[tuple[int, str]], record: ObjectRecord
+    ) -> None:
         done = CompletedUploadRecord(
-            upload.upload_id, upload.bucket, bucket_id, upload.key, parts_digest(wanted), record.etag,
-            record.version_id, record.created, record.checksums, record.checksum_type,
+            upload.upload_id,
+            upload.bucket,
+            bucket_id,
+            upload.key,
+            parts_digest(wanted),
+            record.etag,
+            record.version_id,
+            record.created,
+            record.checksums,
+            record.checksum_type,
         )
         w.put(COMPLETED, upload.upload_id.encode(), done.encode())
         w.put(COMPLETED_ORDER, _order_key(done.completed, upload.upload_id), b"")
@@ -254,8 +279,13 @@ class Multipart:
             raise InvalidPart("a part changed while the upload completed") from e
 
     def _commit(
-        self, w: WriteTxn, sink: ChunkSink, upload: UploadRecord, parts: list[PartRecord],
-        joined: list[Entry] | bytes, checksums: dict[str, str],
+        self,
+        w: WriteTxn,
+        sink: ChunkSink,
+        upload: UploadRecord,
+        parts: list[PartRecord],
+        joined: list[Entry] | bytes,
+        checksums: dict[str, str],
     ) -> ObjectRecord:
         mid = manifests.create_inline(w, joined) if isinstance(joined, bytes) else sink.install(w, joined)
         manifests.set_parts(w, mid, [(p.number, p.size, p.checksums) for p in parts])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from . import buckets, keys, limits, listing, manifests, versions
@@ -44,7 +45,9 @@ class Deletion:
 class Objects:
     """Versions of keys in buckets: write, read, replace, delete and copy them, usage kept exact."""
 
-    def __init__(self, meta: MetadataStore, chunks: ChunkStore, config: StoreConfig, clock: Clock, admission: Admission):
+    def __init__(
+        self, meta: MetadataStore, chunks: ChunkStore, config: StoreConfig, clock: Clock, admission: Admission
+    ):
         self.meta = meta
         self.chunks = chunks
         self.config = config
@@ -53,8 +56,14 @@ class Objects:
 
     # writing ---------------------------------------------------------------------------------
     def open_writer(
-        self, bucket: str, key: str, checksums: Iterable[str] = (), size_hint: int | None = None, credit: int = 0,
-        ceiling: int | None = None, ceiling_name: str = limits.S3_CEILING,
+        self,
+        bucket: str,
+        key: str,
+        checksums: Iterable[str] = (),
+        size_hint: int | None = None,
+        credit: int = 0,
+        ceiling: int | None = None,
+        ceiling_name: str = limits.S3_CEILING,
     ) -> ObjectWriter:
         """A writer for a new version of bucket/key; nothing is visible until `commit`.
 
@@ -89,7 +98,13 @@ class Objects:
             return writer.commit(**attrs)
 
     def check_replace(
-        self, r: ReadTxn, bucket: BucketRecord, raw_key: bytes, size: int, condition: Precondition = ALWAYS, credit: int = 0
+        self,
+        r: ReadTxn,
+        bucket: BucketRecord,
+        raw_key: bytes,
+        size: int,
+        condition: Precondition = ALWAYS,
+        credit: int = 0,
     ) -> list[ObjectRecord]:
         """Whether bucket/key may get a new version of `size` bytes; returns the versions it removes.
 
@@ -106,7 +121,13 @@ class Objects:
         return removed
 
     def replace(
-        self, w: WriteTxn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord, condition: Precondition = ALWAYS, credit: int = 0
+        self,
+        w: WriteTxn,
+        bucket: BucketRecord,
+        raw_key: bytes,
+        new: ObjectRecord,
+        condition: Precondition = ALWAYS,
+        credit: int = 0,
     ) -> ObjectRecord:
         """Make `new` the latest version of bucket/key inside `w`, if `condition` holds, with its usage,
         quota and the references of the versions it removes; returns it with its version id."""
@@ -140,7 +161,9 @@ class Objects:
             try:
                 source = versions.resolve(w, buckets.require(w, src_bucket).id, raw_src, src_version)
             except VersionIsDeleteMarker as e:
-                raise InvalidRequest("The source of a copy request may not specifically refer to a delete marker by version id.") from e
+                raise InvalidRequest(
+                    "The source of a copy request may not specifically refer to a delete marker by version id."
+                ) from e
             if check is not None:
                 check(source)
             dst_rec = buckets.require(w, dst_bucket)
@@ -166,7 +189,11 @@ class Objects:
 
     # deleting --------------------------------------------------------------------------------
     def delete(
-        self, bucket: str, key: str, version_id: str | None = None, only_if: Callable[[ObjectRecord], bool] | None = None,
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None = None,
+        only_if: Callable[[ObjectRecord], bool] | None = None,
         condition: Precondition = ALWAYS,
     ) -> Deletion:
         """DeleteObject: a delete marker (versioned buckets) or the object removed (never versioned
@@ -179,8 +206,13 @@ class Objects:
         return self.meta.transact(lambda w: self.delete_in(w, bucket, key, version_id, only_if, condition))
 
     def delete_in(
-        self, w: WriteTxn, bucket: str, key: str, version_id: str | None = None,
-        only_if: Callable[[ObjectRecord], bool] | None = None, condition: Precondition = ALWAYS,
+        self,
+        w: WriteTxn,
+        bucket: str,
+        key: str,
+        version_id: str | None = None,
+        only_if: Callable[[ObjectRecord], bool] | None = None,
+        condition: Precondition = ALWAYS,
     ) -> Deletion:
         """`delete` inside the caller's write transaction."""
         raw_key = keys.validate_key(key)
@@ -280,8 +312,7 @@ class Objects:
             return
         pos = start
         while pos < end:
-            at = pos
-            page = self.meta.read(lambda r: manifests.page_at(r, mid, at))
+            page = self.meta.read(partial(manifests.page_at, mid=mid, pos=pos))
             if page is None:
                 raise NoSuchKey(record.key)
             page_start = pos
@@ -314,7 +345,13 @@ class Objects:
         return self.meta.read(lambda r: manifests.parts_after(r, bytes.fromhex(record.manifest), after, limit))
 
     def list(
-        self, bucket: str, prefix: str = "", delimiter: str = "", after: str = "", max_keys: int = 1000, inclusive: bool = False
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        after: str = "",
+        max_keys: int = 1000,
+        inclusive: bool = False,
     ) -> listing.Page:
         """A page of keys under `prefix` after `after` (or from it, when `inclusive`), in S3 order."""
         return self.meta.read(
@@ -322,7 +359,13 @@ class Objects:
         )
 
     def list_versions(
-        self, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "", version_marker: str = "", max_keys: int = 1000
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_marker: str = "",
+        max_keys: int = 1000,
     ) -> listing.VersionPage:
         """A page of ListObjectVersions: every version and delete marker, by key, newest first."""
         if version_marker and version_marker != versions.NULL:
@@ -399,7 +442,9 @@ class ObjectWriter:
             return record
 
         try:
-            objects.meta.read(lambda r: objects.check_replace(r, self.bucket, self.raw_key, content.size, condition, self.credit))
+            objects.meta.read(
+                lambda r: objects.check_replace(r, self.bucket, self.raw_key, content.size, condition, self.credit)
+            )
             self.content.publish()
             return objects.meta.transact(make_visible)
         finally:

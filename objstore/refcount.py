@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from dataclasses import dataclass
-
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from .errors import FormatError
 from .meta import ReadTxn, WriteTxn
@@ -32,7 +31,7 @@ class ChunkRow:
         return _ROW.pack(_VERSION, self.count, self.zero_since, self.size)
 
     @classmethod
-    def decode(cls, raw: bytes) -> "ChunkRow":
+    def decode(cls, raw: bytes) -> ChunkRow:
         version, count, zero_since, size = _ROW.unpack(raw)
         if version != _VERSION:
             raise FormatError(f"chunk row has format version {version}")

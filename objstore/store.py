@@ -22,9 +22,8 @@ from .config import StoreConfig
 from .errors import BucketNotEmpty, InvalidArgument
 from .lifecycle import LifecycleRule
 from .lifecycle_sweep import LifecycleReport, apply_lifecycle
-from .links import DownloadStats, LinkSweepReport, LinkUploads, Links, Resumables, delete_links, sweep_links
+from .links import DownloadStats, Links, LinkSweepReport, LinkUploads, Resumables, delete_links, resumable, sweep_links
 from .links import links as link_rows
-from .links import resumable
 from .meta import WriteTxn
 from .meta.lmdb import LmdbMetadataStore, LmdbVolatileStore
 from .multipart import Multipart
@@ -59,7 +58,10 @@ class Store:
     """
 
     def __init__(
-        self, data_dir: Path | str, config: StoreConfig | None = None, clock: Callable[[], float] = time.time,
+        self,
+        data_dir: Path | str,
+        config: StoreConfig | None = None,
+        clock: Callable[[], float] = time.time,
         volatile_tables: Iterable[str] = (),
     ):
         self.root = Path(data_dir)
@@ -68,7 +70,9 @@ class Store:
         self.config = config = config or StoreConfig()
         self.clock = clock
         now = self.now
-        self.meta = meta = LmdbMetadataStore(self.root / "meta", TABLES, config.map_size, config.durable, SCHEMA_VERSION)
+        self.meta = meta = LmdbMetadataStore(
+            self.root / "meta", TABLES, config.map_size, config.durable, SCHEMA_VERSION
+        )
         self.volatile = LmdbVolatileStore(self.root / "state", (*admission.TABLES, *volatile_tables))
         self.chunks = chunks = LocalChunkStore(self.root, config.durable)
         self.accounts = Accounts(meta, config, now)
@@ -176,8 +180,14 @@ class Store:
 
     # objects (see objects.py) ----------------------------------------------------------------
     def open_writer(
-        self, bucket: str, key: str, checksums: Iterable[str] = (), size_hint: int | None = None, credit: int = 0,
-        ceiling: int | None = None, ceiling_name: str = limits.S3_CEILING,
+        self,
+        bucket: str,
+        key: str,
+        checksums: Iterable[str] = (),
+        size_hint: int | None = None,
+        credit: int = 0,
+        ceiling: int | None = None,
+        ceiling_name: str = limits.S3_CEILING,
     ) -> ObjectWriter:
         return self.objects.open_writer(bucket, key, checksums, size_hint, credit, ceiling, ceiling_name)
 
@@ -196,29 +206,53 @@ class Store:
     def object_parts(self, record: ObjectRecord, after: int, limit: int) -> list[manifests.PartInfo]:
         return self.objects.parts(record, after, limit)
 
-    def set_object_tags(self, bucket: str, key: str, tags: dict[str, str], version_id: str | None = None) -> ObjectRecord:
+    def set_object_tags(
+        self, bucket: str, key: str, tags: dict[str, str], version_id: str | None = None
+    ) -> ObjectRecord:
         return self.objects.set_tags(bucket, key, tags, version_id)
 
     def delete_object(
-        self, bucket: str, key: str, version_id: str | None = None, only_if: Callable[[ObjectRecord], bool] | None = None,
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None = None,
+        only_if: Callable[[ObjectRecord], bool] | None = None,
         condition: Precondition = ALWAYS,
     ) -> Deletion:
         return self.objects.delete(bucket, key, version_id, only_if, condition)
 
     def copy_object(
-        self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, replace: dict[str, Any] | None = None,
-        check: Callable[[ObjectRecord], None] | None = None, src_version: str | None = None,
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        replace: dict[str, Any] | None = None,
+        check: Callable[[ObjectRecord], None] | None = None,
+        src_version: str | None = None,
         condition: Precondition = ALWAYS,
     ) -> tuple[ObjectRecord, ObjectRecord]:
         return self.objects.copy(src_bucket, src_key, dst_bucket, dst_key, replace, check, src_version, condition)
 
     def list_objects(
-        self, bucket: str, prefix: str = "", delimiter: str = "", after: str = "", max_keys: int = 1000, inclusive: bool = False
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        after: str = "",
+        max_keys: int = 1000,
+        inclusive: bool = False,
     ) -> listing.Page:
         return self.objects.list(bucket, prefix, delimiter, after, max_keys, inclusive)
 
     def list_object_versions(
-        self, bucket: str, prefix: str = "", delimiter: str = "", key_marker: str = "", version_marker: str = "", max_keys: int = 1000
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_marker: str = "",
+        max_keys: int = 1000,
     ) -> listing.VersionPage:
         return self.objects.list_versions(bucket, prefix, delimiter, key_marker, version_marker, max_keys)
 
@@ -234,5 +268,3 @@ class Store:
     def delete_links(self, owner: str, only_spent: bool) -> int:
         """Delete `owner`'s links (all, or only the spent ones) and the objects they own."""
         return delete_links(self.links, owner, only_spent)
-
-

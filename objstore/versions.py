@@ -34,8 +34,8 @@ from collections.abc import Iterator
 import blake3
 
 from . import keys
-from .meta import ReadTxn, WriteTxn, prefix_end, scan
 from .errors import DeleteMarkerIsCurrent, InvalidArgument, NoSuchKey, NoSuchVersion, VersionIsDeleteMarker
+from .meta import ReadTxn, WriteTxn, prefix_end, scan
 from .records import BucketRecord, ObjectRecord
 
 OBJECTS, VERSIONS, NULLS = "objects", "versions", "null_versions"
@@ -269,7 +269,9 @@ def _noncurrent_null(r: ReadTxn, bucket_id: int, raw_key: bytes) -> ObjectRecord
 
 def delete_marker(raw_key: bytes, owner: str, now: float) -> ObjectRecord:
     """A new (unstamped) delete marker for the key."""
-    return ObjectRecord(key=raw_key.decode(), size=0, etag="", manifest="", owner=owner, created=now, delete_marker=True)
+    return ObjectRecord(
+        key=raw_key.decode(), size=0, etag="", manifest="", owner=owner, created=now, delete_marker=True
+    )
 
 
 def bucket_has_rows(r: ReadTxn, bucket_id: int) -> bool:
@@ -299,7 +301,9 @@ def latest_rows(r: ReadTxn, bucket_id: int, start: bytes) -> Iterator[tuple[byte
         yield from ((k, v) for k, v in group if k >= start)
 
 
-def _long_group(rows: Iterator[tuple[bytes, bytes]], first: bytes, raw: bytes) -> tuple[list[tuple[bytes, bytes]], tuple[bytes, bytes] | None]:
+def _long_group(
+    rows: Iterator[tuple[bytes, bytes]], first: bytes, raw: bytes
+) -> tuple[list[tuple[bytes, bytes]], tuple[bytes, bytes] | None]:
     """The long-form rows sharing `first`'s group, sorted by full key, and the row after them."""
     group = keys.group_of(first)
     members = [(ObjectRecord.decode(raw).key.encode(), raw)]

@@ -84,7 +84,9 @@ def mount_web_layers(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     config = S3Config(region=settings.region, domain=settings.domain, reserved_buckets=RESERVED_PATHS)
     s3 = S3App(
-        lambda: app.state.store, config, rate_limit=app.state.rate_limiter.s3_key_wait,
+        lambda: app.state.store,
+        config,
+        rate_limit=app.state.rate_limiter.s3_key_wait,
         rate_limit_name=setting_name("s3", "key"),
         presign_v2=PresignLimit(settings.presign_v2_max_seconds, "PYBLOB_PRESIGN_V2_MAX_SECONDS"),
     )

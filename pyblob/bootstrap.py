@@ -31,7 +31,9 @@ def open_store(settings: Settings) -> Iterator[Store]:
 def new_store(settings: Settings, volatile_tables: tuple[str, ...] = ()) -> Store:
     """The store of a process (a command or a server worker), configured by the settings;
     `volatile_tables`: the caller's own tables in its volatile store (the server's rate limits)."""
-    return Store(settings.data_dir, store_config(settings), clock=store_clock(settings), volatile_tables=volatile_tables)
+    return Store(
+        settings.data_dir, store_config(settings), clock=store_clock(settings), volatile_tables=volatile_tables
+    )
 
 
 def create_user_with_credentials(

@@ -45,7 +45,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def refuse_head(self) -> None:
         msg = b"Request line and headers too large."
-        head = [STATUS_LINE[431], *(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers)]
+        head = [
+            STATUS_LINE[431],
+            *(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers),
+        ]
         head += [b"content-type: text/plain; charset=utf-8\r\n", b"content-length: %d\r\n" % len(msg)]
         self.transport.write(b"".join([*head, b"connection: close\r\n\r\n", msg]))
         self.transport.close()

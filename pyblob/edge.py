@@ -58,7 +58,10 @@ class EdgeGuard:
             return await self.app(scope, receive, send)
         surface = surface_of(scope["path"])
         if header(scope, SERVICE_WORKER) is not None:
-            s3_error, api_error = S3Error(S3Code.AccessDenied, SERVICE_WORKER_REFUSED), ApiError(403, SERVICE_WORKER_REFUSED)
+            s3_error, api_error = (
+                S3Error(S3Code.AccessDenied, SERVICE_WORKER_REFUSED),
+                ApiError(403, SERVICE_WORKER_REFUSED),
+            )
             return await send_refusal(scope, receive, send, surface, s3_error, api_error)
         if self.links_host and scope["path"] not in ALWAYS_SERVED:
             on_links_host = hostname(scope) == self.links_host
@@ -77,4 +80,6 @@ class EdgeGuard:
 
     async def refuse_on_links_host(self, scope: Scope, receive: Receive, send: Send, surface: Surface | None) -> None:
         message = f"{self.links_host} serves short links only; the S3 and REST APIs are at {self.public_url}"
-        await send_refusal(scope, receive, send, surface, S3Error(S3Code.InvalidRequest, message), ApiError(404, message))
+        await send_refusal(
+            scope, receive, send, surface, S3Error(S3Code.InvalidRequest, message), ApiError(404, message)
+        )

@@ -17,7 +17,6 @@ from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from objstore import StoreConfig
-
 from objstore.sizes import format_size, parse_size
 
 __all__ = [
@@ -212,7 +211,11 @@ class Settings(BaseSettings):
     )
     durable: bool = Field(default=True, description="fsync data and metadata before acknowledging writes.")
     access_log: bool = Field(
-        default=True, description="Log every request (uvicorn's access log); about 3% of the CPU of a small short-link request (docs/benchmarks.md)."
+        default=True,
+        description=(
+            "Log every request (uvicorn's access log); about 3% of the CPU of a small short-link request "
+            "(docs/benchmarks.md)."
+        ),
     )
 
     @model_validator(mode="after")

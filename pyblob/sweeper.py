@@ -82,8 +82,12 @@ class LifecycleSweeper(Periodic):
                 return None
             report = self.store.apply_lifecycle(self.store.clock(), stop=self.stopping.is_set)
         if report.objects_expired or report.lifecycle_uploads_aborted:
-            log.info("lifecycle: %d objects expired (%d bytes), %d uploads aborted",
-                     report.objects_expired, report.bytes_expired, report.lifecycle_uploads_aborted)
+            log.info(
+                "lifecycle: %d objects expired (%d bytes), %d uploads aborted",
+                report.objects_expired,
+                report.bytes_expired,
+                report.lifecycle_uploads_aborted,
+            )
         return report
 
 

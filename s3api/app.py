@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 from starlette.concurrency import run_in_threadpool
@@ -19,15 +19,14 @@ from starlette.responses import Response
 from objstore import Store
 from objstore.errors import StoreError
 
-from .auth import PresignLimit, RequestView, authenticate, is_anonymous, parse_query
-from .context import S3Config, S3Context
-from .conditional import ConditionFailed, RangeNotSatisfiable
-from .errors import S3Code, S3Error, from_conditional, from_store_error, slow_down
 from . import cors
-from .ops import attributes, bucket, copy, delete, get, listing, multipart, put
+from .auth import PresignLimit, RequestView, authenticate, is_anonymous, parse_query
+from .conditional import ConditionFailed, RangeNotSatisfiable
+from .context import S3Config, S3Context
+from .errors import S3Code, S3Error, from_conditional, from_store_error, slow_down
+from .ops import attributes, bucket, copy, delete, get, listing, multipart, post, put
 from .ops import cors as cors_ops
 from .ops import lifecycle as lifecycle_ops
-from .ops import post
 from .ops import tagging as tagging_ops
 from .router import Op, classify
 from .xml import render
@@ -126,8 +125,12 @@ class S3App:
     `rate_limit_name` names the setting behind it in SlowDown's message."""
 
     def __init__(
-        self, get_store: Callable[[], Store], config: S3Config, rate_limit: Callable[[str], int] | None = None,
-        rate_limit_name: str = "", presign_v2: PresignLimit = PresignLimit(),
+        self,
+        get_store: Callable[[], Store],
+        config: S3Config,
+        rate_limit: Callable[[str], int] | None = None,
+        rate_limit_name: str = "",
+        presign_v2: PresignLimit = PresignLimit(),
     ):
         self.get_store = get_store
         self.config = config
@@ -148,7 +151,11 @@ class S3App:
             response = self._error(request, from_conditional(e), request_id)
         except Exception:
             log.exception("internal error on %s %s", request.method, request.url.path)
-            response = self._error(request, S3Error(S3Code.InternalError, "We encountered an internal error. Please try again."), request_id)
+            response = self._error(
+                request,
+                S3Error(S3Code.InternalError, "We encountered an internal error. Please try again."),
+                request_id,
+            )
         response.headers["x-amz-request-id"] = request_id
         response.headers["x-amz-id-2"] = request_id
         if request.method != "OPTIONS" and "origin" in request.headers:
@@ -169,7 +176,12 @@ class S3App:
             raise S3Error(S3Code.InvalidBucketName, "The specified bucket is not valid.", BucketName="")
         route = classify(request.method, bucket_name, key, dict(query), headers)
         if route.op is None:
-            raise S3Error(S3Code.MethodNotAllowed, resource=request.url.path, Method=request.method, ResourceType="OBJECT" if key else "BUCKET")
+            raise S3Error(
+                S3Code.MethodNotAllowed,
+                resource=request.url.path,
+                Method=request.method,
+                ResourceType="OBJECT" if key else "BUCKET",
+            )
         ctx = S3Context(request, self.get_store(), self.config, request_id, route, dict(query), headers)
         ctx.check_rate = self._check_rate
         if route.op is Op.Preflight:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import unquote
 
 from . import sigv2, sigv4
-from .errors import S3Code, S3Error
 from .conditional import MAX_DIGITS
+from .errors import S3Code, S3Error
 from .http import parse_count
 
 MAX_SKEW_SECONDS = 15 * 60
@@ -115,7 +115,9 @@ def is_anonymous(req: RequestView) -> bool:
     return scheme(req) is None and not req.headers.get("authorization")
 
 
-def authenticate(req: RequestView, keys: KeyLookup, now: float | None = None, v2_limit: PresignLimit = PresignLimit()) -> Identity:
+def authenticate(
+    req: RequestView, keys: KeyLookup, now: float | None = None, v2_limit: PresignLimit = PresignLimit()
+) -> Identity:
     """The sender's identity, or S3Error (AccessDenied, SignatureDoesNotMatch, ...)."""
     now = time.time() if now is None else now
     kind = scheme(req)
@@ -141,7 +143,7 @@ def _secret_for(keys: KeyLookup, access_key: str) -> tuple[str, str]:
 
 def _parse_amz_date(value: str) -> float:
     try:
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp()
+        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError as e:
         raise S3Error(S3Code.AccessDenied, "AWS authentication requires a valid Date or x-amz-date header") from e
 
@@ -152,7 +154,7 @@ def _check_skew(request_time: float, now: float, shown: str) -> None:
             S3Code.RequestTimeTooSkewed,
             "The difference between the request time and the current time is too large.",
             RequestTime=shown,
-            ServerTime=datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            ServerTime=datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             MaxAllowedSkewMilliseconds=str(MAX_SKEW_SECONDS * 1000),
         )
 
@@ -163,8 +165,18 @@ def _canonical_uris(raw_path: str) -> list[str]:
     return [spec] if spec == raw_path else [spec, raw_path]
 
 
-def _verify_v4(req: RequestView, secret: str, date: str, region: str, service: str, amz_date: str,
-               signed: list[str], payload: str, query: list[tuple[str, str]], given: str) -> bytes:
+def _verify_v4(
+    req: RequestView,
+    secret: str,
+    date: str,
+    region: str,
+    service: str,
+    amz_date: str,
+    signed: list[str],
+    payload: str,
+    query: list[tuple[str, str]],
+    given: str,
+) -> bytes:
     key = sigv4.signing_key(secret, date, region, service)
     scope = sigv4.scope(date, region, service)
     cq = sigv4.canonical_query(query)
@@ -181,8 +193,11 @@ def _require_signed_amz_headers(req: RequestView, signed: list[str]) -> None:
     could add, say, x-amz-copy-source and turn a PUT into a copy of another of the signer's objects."""
     unsigned = sorted(h for h in req.headers if h.startswith("x-amz-") and h not in signed)
     if unsigned:
-        raise S3Error(S3Code.AccessDenied, "There were headers present in the request which were not signed",
-                      HeadersNotSigned=", ".join(unsigned))
+        raise S3Error(
+            S3Code.AccessDenied,
+            "There were headers present in the request which were not signed",
+            HeadersNotSigned=", ".join(unsigned),
+        )
 
 
 def _payload_mode(req: RequestView, default: str | None) -> str:
@@ -190,7 +205,9 @@ def _payload_mode(req: RequestView, default: str | None) -> str:
     if mode is None:
         raise S3Error(S3Code.InvalidRequest, "Missing required header for this request: x-amz-content-sha256")
     if mode not in PAYLOAD_MODES and not _HEX64.match(mode):
-        raise S3Error(S3Code.InvalidArgument, f"x-amz-content-sha256 must be a SHA-256 or one of {sorted(PAYLOAD_MODES)}")
+        raise S3Error(
+            S3Code.InvalidArgument, f"x-amz-content-sha256 must be a SHA-256 or one of {sorted(PAYLOAD_MODES)}"
+        )
     return mode
 
 
@@ -203,7 +220,7 @@ def _v4_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Iden
         request_time = _parse_amz_date(amz_date)
     else:
         request_time = _http_date(req.headers.get("date", ""))
-        amz_date = datetime.fromtimestamp(request_time, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        amz_date = datetime.fromtimestamp(request_time, UTC).strftime("%Y%m%dT%H%M%SZ")
     _check_skew(request_time, now, amz_date)
     if amz_date[:8] != m["date"]:
         raise S3Error(S3Code.AuthorizationHeaderMalformed, "The credential date does not match the request date.")
@@ -225,12 +242,16 @@ def _v4_query(req: RequestView, keys: KeyLookup, now: float) -> Identity:
         credential, amz_date, raw_expires = q["X-Amz-Credential"], q["X-Amz-Date"], q["X-Amz-Expires"]
         signed, given = q["X-Amz-SignedHeaders"].lower().split(";"), q["X-Amz-Signature"]
     except KeyError as e:
-        raise _query_error("Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
-                           "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.") from e
+        raise _query_error(
+            "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, "
+            "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
+        ) from e
     m = _V4_CREDENTIAL.match(credential)
     if m is None:
-        raise _query_error("Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; "
-                           'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".')
+        raise _query_error(
+            "Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; "
+            'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".'
+        )
     expires = _presign_expiry(raw_expires)
     if amz_date[:8] != m["date"]:
         raise _query_error("Invalid credential date. Date is not the same as X-Amz-Date.")
@@ -260,8 +281,10 @@ def _presign_expiry(raw: str) -> int:
     if raw.startswith("-"):
         raise _query_error("X-Amz-Expires must be non-negative")
     if len(raw) > MAX_DIGITS or int(raw) > MAX_PRESIGN_SECONDS:
-        raise _query_error(f"X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires "
-                           f"must be less than {MAX_PRESIGN_SECONDS} seconds")
+        raise _query_error(
+            f"X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires "
+            f"must be less than {MAX_PRESIGN_SECONDS} seconds"
+        )
     return int(raw)
 
 
@@ -294,7 +317,9 @@ def _v2_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Iden
     date_lines = ["", date] if amz_date else [date]
     for resource in _v2_resources(req):
         for line in date_lines:
-            if sigv4.signatures_match(sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, line, resource)), given):
+            if sigv4.signatures_match(
+                sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, line, resource)), given
+            ):
                 return Identity(user, access_key, _payload_mode(req, "UNSIGNED-PAYLOAD"))
     raise S3Error(S3Code.SignatureDoesNotMatch)
 
@@ -303,13 +328,20 @@ def _v2_query(req: RequestView, keys: KeyLookup, now: float, limit: PresignLimit
     q = req.query_map
     expires = parse_count(q.get("Expires", ""))
     if expires is None:
-        raise S3Error(S3Code.AccessDenied, "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters")
+        raise S3Error(
+            S3Code.AccessDenied,
+            "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters",
+        )
     if now >= expires:  # `Expires` is the first second the URL no longer works
         raise S3Error(S3Code.AccessDenied, "Request has expired")
     if limit.seconds and expires - now > limit.seconds + MAX_SKEW_SECONDS:
         setting = f" ({limit.setting})" if limit.setting else ""
-        raise S3Error(S3Code.AccessDenied, f"Request expires too far ahead: presigned SigV2 URLs may be valid for "
-                      f"{limit.seconds} seconds at most{setting}", Expires=str(expires))
+        raise S3Error(
+            S3Code.AccessDenied,
+            f"Request expires too far ahead: presigned SigV2 URLs may be valid for "
+            f"{limit.seconds} seconds at most{setting}",
+            Expires=str(expires),
+        )
     secret, user = _secret_for(keys, q["AWSAccessKeyId"])
     for resource in _v2_resources(req):
         expected = sigv2.sign(secret, sigv2.string_to_sign(req.method, req.headers, q["Expires"], resource))

@@ -8,7 +8,7 @@ trailing headers. Errors surface as S3Error before the caller commits anything.
 from __future__ import annotations
 
 import hashlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
@@ -80,10 +80,13 @@ class Payload:
         if batch:
             yield await self._hashed(sha, b"".join(batch))
         if sha is not None and sha.hexdigest() != self.mode:
-            raise S3Error(S3Code.XAmzContentSHA256Mismatch, "The provided 'x-amz-content-sha256' header does not match what was computed.")
+            raise S3Error(
+                S3Code.XAmzContentSHA256Mismatch,
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            )
 
     @staticmethod
-    async def _hashed(sha: "hashlib._Hash | None", piece: bytes) -> bytes:
+    async def _hashed(sha: hashlib._Hash | None, piece: bytes) -> bytes:
         """The body's SHA-256 (a signed payload) on a worker thread: it would stall the event loop."""
         if sha is not None:
             await run_in_threadpool(sha.update, piece)
@@ -104,7 +107,10 @@ class Payload:
         if self._decoder is not None:
             self.trailers = self._decoder.finish()
         if self.declared is not None and self.received != self.declared:
-            raise S3Error(S3Code.IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header.")
+            raise S3Error(
+                S3Code.IncompleteBody,
+                "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+            )
 
     def _count(self, data: bytes) -> None:
         self.received += len(data)

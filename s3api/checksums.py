@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from typing import Mapping
+from collections.abc import Mapping
 
 from objstore.hashing import CHECKSUM_ALGORITHMS, b64, new_checksum
 
@@ -28,10 +28,10 @@ def _algorithm(name: str) -> str:
 
 def requested(headers: Mapping[str, str]) -> list[str]:
     """Algorithms named by checksum headers, the trailer announcement and the SDK's hint."""
-    algs = {_algorithm(k[len(HEADER_PREFIX):]) for k in headers if k.startswith(HEADER_PREFIX) and k not in NOT_VALUES}
+    algs = {_algorithm(k[len(HEADER_PREFIX) :]) for k in headers if k.startswith(HEADER_PREFIX) and k not in NOT_VALUES}
     for announced in headers.get("x-amz-trailer", "").split(","):
         if announced.strip().lower().startswith(HEADER_PREFIX):
-            algs.add(_algorithm(announced.strip()[len(HEADER_PREFIX):]))
+            algs.add(_algorithm(announced.strip()[len(HEADER_PREFIX) :]))
     for hint in ("x-amz-sdk-checksum-algorithm", "x-amz-checksum-algorithm"):
         if hint in headers:
             algs.add(_algorithm(headers[hint]))
@@ -57,16 +57,18 @@ def verify(headers: Mapping[str, str], trailers: Mapping[str, str], md5_hex: str
         for name, value in source.items():
             if not name.startswith(HEADER_PREFIX) or name in NOT_VALUES:
                 continue
-            alg = _algorithm(name[len(HEADER_PREFIX):])
+            alg = _algorithm(name[len(HEADER_PREFIX) :])
             if alg not in computed:
                 raise S3Error(S3Code.InvalidRequest, f"Checksum {alg} was given but not announced.")
             if value.strip() != computed[alg]:
                 raise S3Error(S3Code.BadDigest, f"The {alg} you specified did not match the calculated checksum.")
 
 
-def given_values(headers: Mapping[str, str], trailers: Mapping[str, str], computed: Mapping[str, str]) -> dict[str, str]:
+def given_values(
+    headers: Mapping[str, str], trailers: Mapping[str, str], computed: Mapping[str, str]
+) -> dict[str, str]:
     """The checksums to keep: those the client sent, or the default one we computed."""
-    sent = {k[len(HEADER_PREFIX):].upper() for k in (*headers, *trailers) if k.startswith(HEADER_PREFIX)}
+    sent = {k[len(HEADER_PREFIX) :].upper() for k in (*headers, *trailers) if k.startswith(HEADER_PREFIX)}
     keep = {alg: v for alg, v in computed.items() if alg in sent}
     return keep or dict(computed)
 

@@ -125,7 +125,9 @@ class ChunkedDecoder:
         if self.signing is None:
             return
         s = self.signing
-        expected = sigv4.sign(s.key, sigv4.chunk_string_to_sign(s.amz_date, s.scope, self.previous, self._hash.hexdigest()))
+        expected = sigv4.sign(
+            s.key, sigv4.chunk_string_to_sign(s.amz_date, s.scope, self.previous, self._hash.hexdigest())
+        )
         if not sigv4.signatures_match(expected, self._chunk_sig.lower()):
             raise S3Error(S3Code.SignatureDoesNotMatch, "The chunk signature does not match.")
         self.previous = expected

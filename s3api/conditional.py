@@ -9,10 +9,10 @@ answers them its way (S3 XML in `s3api/errors.py`, JSON in `shortlinks/errors.py
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Mapping
 
 from objstore import ObjectRecord
 
@@ -62,7 +62,7 @@ class Span:
 
 
 def http_date(ts: float) -> str:
-    return format_datetime(datetime.fromtimestamp(int(ts), timezone.utc), usegmt=True)
+    return format_datetime(datetime.fromtimestamp(int(ts), UTC), usegmt=True)
 
 
 def parse_http_date(value: str) -> float | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,11 +15,11 @@ from objstore.errors import InvalidArgument, NoSuchBucket
 from objstore.limits import MAX_SINGLE_PUT
 from objstore.versions import NULL, check_version_id
 
+from . import checksums
 from .auth import Identity
 from .body import Payload
 from .errors import S3Code, S3Error
 from .router import Route
-from . import checksums
 from .xml import MAX_XML_BODY, parse, render
 
 T = TypeVar("T")
@@ -84,7 +85,9 @@ class S3Context:
         try:
             check_version_id(version)
         except InvalidArgument as e:
-            raise S3Error(S3Code.InvalidArgument, "Invalid version id specified", ArgumentName=name, ArgumentValue=version) from e
+            raise S3Error(
+                S3Code.InvalidArgument, "Invalid version id specified", ArgumentName=name, ArgumentValue=version
+            ) from e
         return version
 
     async def owned_bucket(self) -> BucketRecord:

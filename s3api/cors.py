@@ -8,7 +8,8 @@ method and (for a preflight) every requested header match decides; origins and h
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .errors import S3Code, S3Error
 
@@ -23,7 +24,10 @@ def _as_list(value: Any) -> list[str]:
         return []
     values = value if isinstance(value, list) else [value]
     if not all(isinstance(v, str) for v in values):  # never str() a parsed subtree: it may be deep
-        raise S3Error(S3Code.MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema.")
+        raise S3Error(
+            S3Code.MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema.",
+        )
     return [v.strip() for v in values]
 
 
@@ -46,10 +50,14 @@ def _rule(raw: dict[str, Any]) -> Rule:
         raise S3Error(S3Code.MalformedXML, "Each CORSRule needs AllowedOrigin and AllowedMethod.")
     for method in methods:
         if method not in METHODS:
-            raise S3Error(S3Code.InvalidRequest, f"Found unsupported HTTP method in CORS config. Unsupported method is {method}")
+            raise S3Error(
+                S3Code.InvalidRequest, f"Found unsupported HTTP method in CORS config. Unsupported method is {method}"
+            )
     for pattern in origins + _as_list(raw.get("AllowedHeader")):
         if pattern.count("*") > 1:
-            raise S3Error(S3Code.InvalidRequest, f"AllowedOrigin/AllowedHeader {pattern!r} can not have more than one wildcard.")
+            raise S3Error(
+                S3Code.InvalidRequest, f"AllowedOrigin/AllowedHeader {pattern!r} can not have more than one wildcard."
+            )
     rule: Rule = {
         "origins": origins,
         "methods": methods,
@@ -72,7 +80,14 @@ def rules_xml(rules: list[Rule]) -> dict[str, Any]:
         entry: dict[str, Any] = {}
         if "id" in r:
             entry["ID"] = r["id"]
-        entry.update({"AllowedHeader": r["headers"], "AllowedMethod": r["methods"], "AllowedOrigin": r["origins"], "ExposeHeader": r["expose"]})
+        entry.update(
+            {
+                "AllowedHeader": r["headers"],
+                "AllowedMethod": r["methods"],
+                "AllowedOrigin": r["origins"],
+                "ExposeHeader": r["expose"],
+            }
+        )
         if "max_age" in r:
             entry["MaxAgeSeconds"] = str(r["max_age"])
         out.append(entry)
@@ -98,7 +113,10 @@ def match(rules: list[Rule] | None, origin: str, method: str, headers: Sequence[
 def response_headers(rule: Rule, origin: str, preflight: bool, requested_headers: Sequence[str] = ()) -> dict[str, str]:
     """The Access-Control-* headers to answer with for a matching rule."""
     allow_origin = "*" if rule["origins"] == ["*"] else origin
-    headers = {"access-control-allow-origin": allow_origin, "vary": "Origin, Access-Control-Request-Headers, Access-Control-Request-Method"}
+    headers = {
+        "access-control-allow-origin": allow_origin,
+        "vary": "Origin, Access-Control-Request-Headers, Access-Control-Request-Method",
+    }
     if allow_origin != "*":
         headers["access-control-allow-credentials"] = "true"
     if rule["expose"]:

@@ -90,9 +90,7 @@ class S3Code(Enum):
     RequestTimeTooSkewed = Spec(403)
     RequestTimeout = Spec(400)
     ServiceUnavailable = Spec(503)
-    SignatureDoesNotMatch = Spec(
-        403, "The request signature we calculated does not match the signature you provided."
-    )
+    SignatureDoesNotMatch = Spec(403, "The request signature we calculated does not match the signature you provided.")
     SlowDown = Spec(503, "Please reduce your request rate.")
     XAmzContentSHA256Mismatch = Spec(400)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import base64
 import email.header
 import re
-from datetime import datetime, timezone
-from typing import Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from objstore import ObjectRecord
 
@@ -30,7 +30,7 @@ _HEADER_SAFE = re.compile(r"[\t\x20-\x7e\xa0-\xff]*")
 
 
 def iso8601(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
 
 
 def parse_count(raw: str) -> int | None:
@@ -64,9 +64,12 @@ def request_attributes(headers: Mapping[str, str]) -> tuple[str, dict[str, str],
         standard["content-encoding"] = encoding
     else:
         standard.pop("content-encoding", None)
-    meta = {k[len("x-amz-meta-"):]: unmail(v) for k, v in headers.items() if k.startswith("x-amz-meta-")}
+    meta = {k[len("x-amz-meta-") :]: unmail(v) for k, v in headers.items() if k.startswith("x-amz-meta-")}
     if sum(len(k) + len(v.encode()) for k, v in meta.items()) > MAX_USER_METADATA:
-        raise S3Error(S3Code.MetadataTooLarge, f"Your metadata headers exceed the maximum allowed metadata size of {MAX_USER_METADATA} bytes.")
+        raise S3Error(
+            S3Code.MetadataTooLarge,
+            f"Your metadata headers exceed the maximum allowed metadata size of {MAX_USER_METADATA} bytes.",
+        )
     for value in [content_type, *standard.values(), *meta.keys()]:
         check_header_value(value)
     for value in meta.values():

@@ -17,7 +17,6 @@ pyblob never does. Rules are given back in the form they were written: the legac
 from __future__ import annotations
 
 import re
-
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,8 +27,15 @@ from .errors import S3Code, S3Error
 
 FORCE_LIST = ("Rule", "Tag", "Transition", "NoncurrentVersionTransition")
 RULE_ELEMENTS = {
-    "ID", "Filter", "Prefix", "Status", "Expiration", "AbortIncompleteMultipartUpload", "NoncurrentVersionExpiration",
-    "Transition", "NoncurrentVersionTransition",
+    "ID",
+    "Filter",
+    "Prefix",
+    "Status",
+    "Expiration",
+    "AbortIncompleteMultipartUpload",
+    "NoncurrentVersionExpiration",
+    "Transition",
+    "NoncurrentVersionTransition",
 }
 STORAGE_CLASSES = {"GLACIER", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "DEEP_ARCHIVE", "GLACIER_IR"}
 INFREQUENT = {"STANDARD_IA", "ONEZONE_IA"}  # AWS: not before 30 days
@@ -39,13 +45,18 @@ AND_ELEMENTS = {"Prefix", "Tag", "ObjectSizeGreaterThan", "ObjectSizeLessThan"}
 
 
 def malformed(why: str) -> S3Error:
-    return S3Error(S3Code.MalformedXML, "The XML you provided was not well-formed or did not validate against our "
-                   f"published schema: {why}")
+    return S3Error(
+        S3Code.MalformedXML,
+        f"The XML you provided was not well-formed or did not validate against our published schema: {why}",
+    )
 
 
 def not_implemented(element: str) -> S3Error:
-    return S3Error(S3Code.NotImplemented, f"pyblob does not implement the lifecycle action {element} (there are no storage "
-                   "classes); only Expiration, NoncurrentVersionExpiration and AbortIncompleteMultipartUpload.")
+    return S3Error(
+        S3Code.NotImplemented,
+        f"pyblob does not implement the lifecycle action {element} (there are no storage "
+        "classes); only Expiration, NoncurrentVersionExpiration and AbortIncompleteMultipartUpload.",
+    )
 
 
 def parse_rules(doc: dict[str, Any]) -> list[LifecycleRule]:
@@ -113,8 +124,10 @@ def _transition(item: Any, name: str, days_name: str) -> None:
     if days < 0:
         raise S3Error(S3Code.InvalidArgument, f"'{days_name}' in {name} action must be nonnegative")
     if storage_class in INFREQUENT and days < 30:
-        raise S3Error(S3Code.InvalidArgument, f"'{days_name}' in {name} action must be greater than or equal to 30 "
-                      f"for storageClass '{storage_class}'")
+        raise S3Error(
+            S3Code.InvalidArgument,
+            f"'{days_name}' in {name} action must be greater than or equal to 30 for storageClass '{storage_class}'",
+        )
 
 
 def _text(value: Any) -> str:
@@ -149,7 +162,7 @@ def _filter(rule: LifecycleRule, raw: dict[str, Any]) -> None:
     rule.filter_form = FORMS.get(present[0], "") if present else "empty"
     if "And" in body:
         body = body["And"] or {}
-        if not isinstance(body, dict) or set(body) - AND_ELEMENTS or len(body) < 2 and not body.get("Tag"):
+        if not isinstance(body, dict) or set(body) - AND_ELEMENTS or (len(body) < 2 and not body.get("Tag")):
             raise malformed("And combines a Prefix, Tags and object sizes (at least two conditions)")
     _criteria(rule, body)
 
@@ -188,7 +201,11 @@ def _expiration(rule: LifecycleRule, raw: Any) -> None:
 def _noncurrent(rule: LifecycleRule, raw: Any) -> None:
     if raw is None:
         return
-    if not isinstance(raw, dict) or "NoncurrentDays" not in raw or set(raw) - {"NoncurrentDays", "NewerNoncurrentVersions"}:
+    if (
+        not isinstance(raw, dict)
+        or "NoncurrentDays" not in raw
+        or set(raw) - {"NoncurrentDays", "NewerNoncurrentVersions"}
+    ):
         raise malformed("NoncurrentVersionExpiration holds NoncurrentDays and optionally NewerNoncurrentVersions")
     rule.noncurrent_days = _int(raw["NoncurrentDays"], "NoncurrentDays")
     if "NewerNoncurrentVersions" in raw:

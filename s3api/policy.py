@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import sigv4
-from .http import parse_count
 from .errors import S3Code, S3Error
+from .http import parse_count
 
 # Fields no condition has to name: the signature, the file and the policy itself, and x-ignore-*;
 # SigV2 forms also the access key, which SigV4 forms name in x-amz-credential, a covered field.
@@ -150,7 +150,9 @@ def check(policy: Policy, fields: Mapping[str, str], bucket: str, now: float, ex
         if condition.op != "content-length-range" and not holds(condition, values):
             raise denied(f"Policy Condition failed: {condition.describe()}")
     named = {c.field for c in policy.conditions}
-    extra = [name for name in fields if name not in named and name not in exempt and not name.startswith(EXEMPT_PREFIXES)]
+    extra = [
+        name for name in fields if name not in named and name not in exempt and not name.startswith(EXEMPT_PREFIXES)
+    ]
     if extra:
         raise denied(f"Extra input fields: {', '.join(extra)}")
 
@@ -172,8 +174,16 @@ def check_length(policy: Policy, size: int, final: bool) -> None:
     """EntityTooLarge as soon as `size` passes the maximum; EntityTooSmall at the end."""
     low, high = policy.length_range()
     if high is not None and size > high:
-        raise S3Error(S3Code.EntityTooLarge, "Your proposed upload exceeds the maximum allowed size",
-                      ProposedSize=str(size), MaxSizeAllowed=str(high))
+        raise S3Error(
+            S3Code.EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed size",
+            ProposedSize=str(size),
+            MaxSizeAllowed=str(high),
+        )
     if final and size < low:
-        raise S3Error(S3Code.EntityTooSmall, "Your proposed upload is smaller than the minimum allowed size",
-                      ProposedSize=str(size), MinSizeAllowed=str(low))
+        raise S3Error(
+            S3Code.EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed size",
+            ProposedSize=str(size),
+            MinSizeAllowed=str(low),
+        )

@@ -6,12 +6,12 @@ Names are AWS's operation names. Operations pyblob recognises but does not imple
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
-from typing import Mapping
+from enum import StrEnum
 
 
-class Op(str, Enum):
+class Op(StrEnum):
     """The S3 operations, spelled as AWS spells them; `classify` maps a request to one, `HANDLERS`
     (app.py) an operation to its handler. Known-but-unsupported ones answer NotImplemented."""
 
@@ -126,8 +126,22 @@ OBJECT = {
     ("DELETE", ""): Op.DeleteObject,
 }
 SUBRESOURCES = (
-    "uploadId", "uploads", "location", "versioning", "versions", "acl", "cors", "lifecycle", "tagging",
-    "policy", "encryption", "object-lock", "delete", "attributes", "restore", "select",
+    "uploadId",
+    "uploads",
+    "location",
+    "versioning",
+    "versions",
+    "acl",
+    "cors",
+    "lifecycle",
+    "tagging",
+    "policy",
+    "encryption",
+    "object-lock",
+    "delete",
+    "attributes",
+    "restore",
+    "select",
 )
 
 

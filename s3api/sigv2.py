@@ -10,16 +10,37 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Mapping
+from collections.abc import Mapping
 
 # Sub-resources that belong in the canonicalized resource, in the order AWS sorts them.
 SIGNED_SUBRESOURCES = sorted(
     [
-        "acl", "cors", "delete", "lifecycle", "location", "logging", "notification", "partNumber",
-        "policy", "requestPayment", "restore", "tagging", "torrent", "uploadId", "uploads",
-        "versionId", "versioning", "versions", "website", "attributes",
-        "response-cache-control", "response-content-disposition", "response-content-encoding",
-        "response-content-language", "response-content-type", "response-expires",
+        "acl",
+        "cors",
+        "delete",
+        "lifecycle",
+        "location",
+        "logging",
+        "notification",
+        "partNumber",
+        "policy",
+        "requestPayment",
+        "restore",
+        "tagging",
+        "torrent",
+        "uploadId",
+        "uploads",
+        "versionId",
+        "versioning",
+        "versions",
+        "website",
+        "attributes",
+        "response-cache-control",
+        "response-content-disposition",
+        "response-content-encoding",
+        "response-content-language",
+        "response-content-type",
+        "response-expires",
     ]
 )
 
@@ -39,9 +60,12 @@ def canonical_resource(path: str, query: Mapping[str, str]) -> str:
 
 
 def string_to_sign(method: str, headers: Mapping[str, str], date: str, resource: str) -> str:
-    return "\n".join(
-        [method, headers.get("content-md5", ""), headers.get("content-type", ""), date]
-    ) + "\n" + canonical_amz_headers(headers) + resource
+    return (
+        "\n".join([method, headers.get("content-md5", ""), headers.get("content-type", ""), date])
+        + "\n"
+        + canonical_amz_headers(headers)
+        + resource
+    )
 
 
 def sign(secret: str, text: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import quote
 
 ALGORITHM = "AWS4-HMAC-SHA256"

@@ -18,8 +18,10 @@ from .errors import S3Code, S3Error
 
 MAX_KEY, MAX_VALUE = 128, 256
 PUNCTUATION = frozenset("+-=._:/@ ")
-HEADER_FORM = ("The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters "
-               "without tag name duplicates.")
+HEADER_FORM = (
+    "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters "
+    "without tag name duplicates."
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,12 @@ def from_xml(doc: dict[str, Any], rules: TagRules = OBJECT) -> dict[str, str]:
 
 def _pair(item: Any) -> tuple[str, str]:
     """(Key, Value) of a Tag element: both must be there; an empty <Value></Value> parses as None."""
-    if not isinstance(item, dict) or not isinstance(item.get("Key"), str) or "Value" not in item or set(item) - {"Key", "Value"}:
+    if (
+        not isinstance(item, dict)
+        or not isinstance(item.get("Key"), str)
+        or "Value" not in item
+        or set(item) - {"Key", "Value"}
+    ):
         raise S3Error(S3Code.MalformedXML, "Each Tag needs a Key and a Value, and nothing else.")
     value = item["Value"]
     if not (value is None or isinstance(value, str)):

@@ -24,7 +24,9 @@ def render(root: str, body: dict[str, Any], namespace: bool = True) -> bytes:
     return xmltodict.unparse({root: content}, encoding="UTF-8", short_empty_elements=False).encode()
 
 
-def render_mixed(root: str, head: dict[str, Any], items: list[tuple[str, dict[str, Any]]], tail: dict[str, Any]) -> bytes:
+def render_mixed(
+    root: str, head: dict[str, Any], items: list[tuple[str, dict[str, Any]]], tail: dict[str, Any]
+) -> bytes:
     """Like `render`, with `items` (element name, body) in the given order between `head` and `tail`:
     for responses whose differently named elements interleave (ListObjectVersions)."""
     opening = render(root, head).decode()
@@ -42,10 +44,13 @@ def parse(raw: bytes, root: str, force_list: tuple[str, ...] = ()) -> dict[str, 
     try:
         doc = xmltodict.parse(raw, force_list=force_list, process_namespaces=False, disable_entities=True)
     except Exception as e:  # expat raises several types; all mean the same to the client
-        raise S3Error(S3Code.MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema.") from e
+        raise S3Error(
+            S3Code.MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema.",
+        ) from e
     if not isinstance(doc, dict) or len(doc) != 1 or depth(doc) > MAX_XML_DEPTH:
         raise S3Error(S3Code.MalformedXML)
-    (name, content), = doc.items()
+    ((name, content),) = doc.items()
     if name.split(":")[-1] != root:
         raise S3Error(S3Code.MalformedXML, f"expected a {root} document")
     if content is None:

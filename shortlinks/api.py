@@ -183,7 +183,9 @@ def optional_str(body: dict[str, Any], name: str) -> str | None:
 def optional_number(body: dict[str, Any], name: str) -> float | None:
     """A finite number or None (Python's JSON reads `Infinity`, `NaN` and `1e999`)."""
     value = body.get(name)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+    ):
         raise ApiError(400, f"{name} must be a finite number or null")
     return value
 

@@ -90,4 +90,6 @@ def from_conditional(exc: ConditionFailed | RangeNotSatisfiable) -> ApiError:
 
 
 def render(err: ApiError, extra_headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": err.detail}, status_code=err.status, headers={**err.headers, **(extra_headers or {})})
+    return JSONResponse(
+        {"detail": err.detail}, status_code=err.status, headers={**err.headers, **(extra_headers or {})}
+    )

@@ -26,8 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from objstore import Store
 from objstore.errors import NoSuchLink, QuotaExceeded, StoreError
 from objstore.limits import upload_limit
-from objstore.links import check_limits
-from objstore.links import LinkUpload
+from objstore.links import LinkUpload, check_limits
 from objstore.records import LinkRecord, UserRecord
 from s3api.formdata import PartData, PartEnd, PartStart
 

@@ -51,7 +51,7 @@ class Preview:
 
 
 def preview_kind(content_type: str, budgeted: bool) -> str:
-    """"image", "video", "audio", "text" or "card" (name, size and type only).
+    """ "image", "video", "audio", "text" or "card" (name, size and type only).
 
     A link with a download budget gets a card: an embedded player or an unfurler fetching og:image
     would spend downloads, and showing the text would bypass the budget.
@@ -115,9 +115,13 @@ def unfurl_tags(p: Preview) -> str:
     """OpenGraph `<meta property>` and Twitter `<meta name>` tags, with absolute URLs."""
     url = p.public_url + p.path
     kind = media_type(p.content_type)
-    og = [("og:title", p.name), ("og:type", "video.other" if p.kind == "video" else "website"),
-          ("og:url", f"{url}?output=html"), ("og:site_name", "pyblob"),
-          ("og:description", f"{human_size(p.size)} · {kind}")]
+    og = [
+        ("og:title", p.name),
+        ("og:type", "video.other" if p.kind == "video" else "website"),
+        ("og:url", f"{url}?output=html"),
+        ("og:site_name", "pyblob"),
+        ("og:description", f"{human_size(p.size)} · {kind}"),
+    ]
     if p.kind == "image":
         og += [("og:image", url), ("og:image:type", kind), ("og:image:alt", p.name)]
     elif p.kind == "video":

@@ -2,7 +2,8 @@
 
 The composition layer owns the limits and the token buckets; its middleware puts the check for
 this request in the ASGI scope under `USER_LIMIT`: a callable from the user's name to the whole
-seconds they must wait, as Retry-After tells them (0: go on). Without it (an app built without the middleware) nothing is limited.
+seconds they must wait, as Retry-After tells them (0: go on). Without it (an app built without
+the middleware) nothing is limited.
 `api.authenticate` calls `check_user_rate`, so every endpoint that authenticates is covered;
 WebSocket endpoints can call `user_wait` and refuse the connection themselves.
 """

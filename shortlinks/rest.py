@@ -141,7 +141,9 @@ class FilesApi:
         user = await run_in_threadpool(store.accounts.get_user, caller.user)
         form = FormStream(request, MAX_UPLOAD_PARTS if max_files == 1 else MAX_BATCH_PARTS)
         if max_files == 1:
-            refuse_early(user, form.length, MAX_UPLOAD_PARTS * part_overhead(MAX_FIELD_BYTES), store.config.upload_max_file_size)
+            refuse_early(
+                user, form.length, MAX_UPLOAD_PARTS * part_overhead(MAX_FIELD_BYTES), store.config.upload_max_file_size
+            )
         return await FormUpload(store, user, form, options, field, max_files).run()
 
     async def list_files(

@@ -82,7 +82,13 @@ class ShortLinks:
         return await self._serve_file(request, store, link, record, whole, output == "download")
 
     async def _serve_file(
-        self, request: Request, store: Store, link: LinkRecord, record: ObjectRecord, whole: bytes | None, download: bool
+        self,
+        request: Request,
+        store: Store,
+        link: LinkRecord,
+        record: ObjectRecord,
+        whole: bytes | None,
+        download: bool,
     ) -> Response:
         cache = {"cache-control": cache_control(link, store.clock(), self.cache_max_age)}
         fresh = not_modified(request.headers, record)  # a failed condition raises ConditionFailed: 412

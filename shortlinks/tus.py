@@ -28,8 +28,8 @@ from starlette.routing import Route
 from objstore import Store
 from objstore.errors import StoreError
 from objstore.limits import upload_limit
-from objstore.records import ResumableRecord
 from objstore.links.resumable import DONE, Appender, Resumables
+from objstore.records import ResumableRecord
 from s3api.http import parse_count
 
 from .api import authenticate
@@ -45,8 +45,10 @@ MAX_NAME = 1024  # characters of a file name in the metadata (stored names are c
 # Every method reaches the dispatcher, which answers 405 itself (none falls through to the S3 routes).
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
-EXPOSED = ("Location, Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata, Upload-Link, "
-           "Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size")
+EXPOSED = (
+    "Location, Upload-Offset, Upload-Length, Upload-Expires, Upload-Metadata, Upload-Link, "
+    "Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size"
+)
 CORS = {"access-control-allow-origin": "*", "access-control-expose-headers": EXPOSED}
 PREFLIGHT = {
     "access-control-allow-methods": "POST, HEAD, PATCH, DELETE, OPTIONS",
@@ -131,7 +133,9 @@ class TusUploads:
             if user is not None:
                 record = await run_in_threadpool(store.accounts.get_user, user)
                 return upload_limit(record, store.config.upload_max_file_size)
-        return min((n for n in (store.config.default_max_object_size, store.config.upload_max_file_size) if n), default=0)
+        return min(
+            (n for n in (store.config.default_max_object_size, store.config.upload_max_file_size) if n), default=0
+        )
 
     # operations ----------------------------------------------------------------------------------
     async def create_upload(self, request: Request, resumables: Resumables, user: str) -> Response:

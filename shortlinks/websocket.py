@@ -174,7 +174,9 @@ class Session:
     async def commit(self, file: Incoming) -> None:
         assert file.upload is not None
         if await run_in_threadpool(self.store.accounts.user_for_token, self.token) != self.user:
-            await self.fail(file.name, ApiError(401, "the token was rotated or revoked", {"www-authenticate": "Bearer"}))
+            await self.fail(
+                file.name, ApiError(401, "the token was rotated or revoked", {"www-authenticate": "Bearer"})
+            )
             await self.websocket.close(1008, "token rotated or revoked")
             raise SocketClosed()
         link = await run_in_threadpool(file.upload.commit)

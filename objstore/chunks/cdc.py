@@ -7,7 +7,8 @@ bytes from the previous cut, which is why the same bytes cut the same way whatev
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
+from itertools import pairwise
 
 from pyfastcdc import FastCDC
 
@@ -40,7 +41,7 @@ class Chunker:
         buf = self._buf
         cuts = self._cut_points(final)
         with memoryview(buf) as view:
-            chunks = [bytes(view[a:b]) for a, b in zip([0, *cuts], cuts)]
+            chunks = [bytes(view[a:b]) for a, b in pairwise([0, *cuts])]
         del buf[: cuts[-1] if cuts else 0]
         yield from chunks
 

@@ -11,10 +11,10 @@ The work is a few chunks read and written per boundary, never a copy of the obje
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from .cdc import Chunker
 from ..config import StoreConfig
+from .cdc import Chunker
 from .interface import Entry
 
 # A part is either a chunk list or, for inline parts, its bytes.

@@ -146,7 +146,12 @@ class Links:
         return self.config.link_idle_seconds
 
     def create(
-        self, owner: str, bucket: str, key: str, expires_in: float | None = None, max_downloads: int | None = None,
+        self,
+        owner: str,
+        bucket: str,
+        key: str,
+        expires_in: float | None = None,
+        max_downloads: int | None = None,
         version_id: str | None = None,
     ) -> LinkRecord:
         """A new link to `owner`'s existing object bucket/key (its current version, or `version_id`);
@@ -156,8 +161,16 @@ class Links:
 
         def create(w: WriteTxn) -> LinkRecord:
             owned_object(w, owner, bucket, key, version_id)
-            return self.add(w, self.free_id(w), owner, bucket, key, expires_in=expires_in, max_downloads=max_downloads,
-                            version_id=version_id)
+            return self.add(
+                w,
+                self.free_id(w),
+                owner,
+                bucket,
+                key,
+                expires_in=expires_in,
+                max_downloads=max_downloads,
+                version_id=version_id,
+            )
 
         return self.meta.transact(create)
 

@@ -1,7 +1,8 @@
 """Resumable uploads (the engine side of tus, https://tus.io/protocols/resumable-upload): a row and a file.
 
 An upload is a `ResumableRecord` in the `resumables` table, which this module owns (key: owner +
-NUL + id, so an id is only ever looked up among its owner's uploads), and an append-only file `<data dir>/resumable/<id>`.
+NUL + id, so an id is only ever looked up among its owner's uploads), and an append-only file
+`<data dir>/resumable/<id>`.
 Each write appends to the file; `Appender.checkpoint` fsyncs it and only then commits the new
 offset, so the committed offset is the truth: bytes past it (a crash, a dropped connection before the
 checkpoint) are cut off when the upload is next opened for writing. One writer per upload at a
@@ -108,8 +109,15 @@ class Resumables:
     """tus uploads of one owner at a time: create, append at the kept offset, finish into a link, expire."""
 
     def __init__(
-        self, meta: MetadataStore, config: StoreConfig, clock: Callable[[], float], spool: Path, admission: Admission,
-        uploads: LinkUploads, expires_after: float = EXPIRES_AFTER, max_pending: int = MAX_PENDING_PER_USER,
+        self,
+        meta: MetadataStore,
+        config: StoreConfig,
+        clock: Callable[[], float],
+        spool: Path,
+        admission: Admission,
+        uploads: LinkUploads,
+        expires_after: float = EXPIRES_AFTER,
+        max_pending: int = MAX_PENDING_PER_USER,
         lock_wait: float = LOCK_WAIT,
     ):
         self.meta = meta
@@ -132,7 +140,9 @@ class Resumables:
             raise InvalidArgument("the upload length must not be negative")
         # The reservation sees other uploads in flight; it is released once usage carries the bytes.
         ceiling = self.config.upload_max_file_size or None
-        _, reservation = self.admission.room(owner, 0, length, ceiling=ceiling, what="a file", ceiling_name=UPLOAD_CEILING)
+        _, reservation = self.admission.room(
+            owner, 0, length, ceiling=ceiling, what="a file", ceiling_name=UPLOAD_CEILING
+        )
         try:
             return self.meta.transact(lambda w: self._add(w, owner, length, filename, filetype))
         finally:
@@ -144,8 +154,9 @@ class Resumables:
         if self._pending(w, owner) >= self.max_pending:
             raise TooManyUploads(f"{self.max_pending} resumable uploads are unfinished; finish or delete some")
         now = self.clock()
-        row = ResumableRecord(secrets.token_hex(16), owner, length, now, now + self.expires_after,
-                              filename=filename, filetype=filetype)
+        row = ResumableRecord(
+            secrets.token_hex(16), owner, length, now, now + self.expires_after, filename=filename, filetype=filetype
+        )
         _put(w, row)
         charge(w, owner, length, 0)
         return row
@@ -210,6 +221,7 @@ class Resumables:
 
     def _restart(self, row: ResumableRecord) -> ResumableRecord:
         """Kept bytes missing from the file (lost with an unsynced disk): start over at 0, never pad."""
+
         def restart(w: WriteTxn) -> ResumableRecord:
             current = _row(w, row.owner, row.id)
             current.offset = 0
@@ -340,7 +352,7 @@ class Appender:
             raise EntityTooLarge(f"the body goes past the upload's length of {self.row.length} bytes")
         view = memoryview(data)
         while view:
-            view = view[os.write(self.fd, view):]
+            view = view[os.write(self.fd, view) :]
         self.written += len(data)
         if self.written - self.kept >= CHECKPOINT_BYTES:
             self.checkpoint()

@@ -38,7 +38,9 @@ def safe_name(filename: str | None) -> str:
 class LinkUploads:
     """Where files uploaded for a short link go (the owner's default bucket), and the uploads themselves."""
 
-    def __init__(self, meta: MetadataStore, config: StoreConfig, clock: Callable[[], float], objects: Objects, links: Links):
+    def __init__(
+        self, meta: MetadataStore, config: StoreConfig, clock: Callable[[], float], objects: Objects, links: Links
+    ):
         self.meta = meta
         self.config = config
         self.clock = clock
@@ -46,8 +48,14 @@ class LinkUploads:
         self.links = links
 
     def open(
-        self, owner: str, filename: str | None, content_type: str | None = None, size_hint: int | None = None,
-        expires_in: float | None = None, max_downloads: int | None = None, credit: int = 0,
+        self,
+        owner: str,
+        filename: str | None,
+        content_type: str | None = None,
+        size_hint: int | None = None,
+        expires_in: float | None = None,
+        max_downloads: int | None = None,
+        credit: int = 0,
         also: Callable[[WriteTxn, LinkRecord], None] | None = None,
     ) -> LinkUpload:
         """A new upload of one file for a link. `credit`: bytes already charged for this file (see
@@ -96,8 +104,15 @@ class LinkUpload:
     """Stream a file in with `write`, then `commit` for its link; `close` drops an unfinished one."""
 
     def __init__(
-        self, links: Links, writer: ObjectWriter, owner: str, bucket: str, link_id: str, name: str,
-        content_type: str | None, options: dict[str, float | int | None],
+        self,
+        links: Links,
+        writer: ObjectWriter,
+        owner: str,
+        bucket: str,
+        link_id: str,
+        name: str,
+        content_type: str | None,
+        options: dict[str, float | int | None],
         also: Callable[[WriteTxn, LinkRecord], None] | None = None,
     ):
         self.links = links

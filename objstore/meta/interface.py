@@ -25,7 +25,13 @@ class ReadTxn(Protocol):
         ...
 
     def range(
-        self, table: str, start: bytes = b"", end: bytes | None = None, *, reverse: bool = False, limit: int | None = None
+        self,
+        table: str,
+        start: bytes = b"",
+        end: bytes | None = None,
+        *,
+        reverse: bool = False,
+        limit: int | None = None,
     ) -> Iterator[Row]:
         """Rows with `start <= key < end` (no upper bound without `end`), in key order, or the
         reverse order with `reverse`; at most `limit`. Consume it inside the transaction."""

@@ -45,7 +45,13 @@ class LmdbTxn:
         return bytes(found) if found is not None else None
 
     def range(
-        self, table: str, start: bytes = b"", end: bytes | None = None, *, reverse: bool = False, limit: int | None = None
+        self,
+        table: str,
+        start: bytes = b"",
+        end: bytes | None = None,
+        *,
+        reverse: bool = False,
+        limit: int | None = None,
     ) -> Iterator[Row]:
         if limit is not None and limit <= 0:
             return
@@ -176,8 +182,13 @@ class LmdbMetadataStore(LmdbStore):
     def _open(self) -> lmdb.Environment:
         self.path.mkdir(parents=True, exist_ok=True)
         return lmdb.open(
-            str(self.path), map_size=self.map_size, max_dbs=len(self.tables) + 1, max_readers=1024,
-            sync=self.durable, metasync=self.durable, readahead=False,
+            str(self.path),
+            map_size=self.map_size,
+            max_dbs=len(self.tables) + 1,
+            max_readers=1024,
+            sync=self.durable,
+            metasync=self.durable,
+            readahead=False,
         )
 
     def _opened(self) -> None:
@@ -234,8 +245,13 @@ class LmdbVolatileStore(LmdbStore):
 
     def _open_env(self) -> lmdb.Environment:
         return lmdb.open(
-            str(self.path), map_size=STATE_MAP_SIZE, max_dbs=len(self.tables) + 1,
-            max_readers=1024, sync=False, metasync=False, readahead=False,
+            str(self.path),
+            map_size=STATE_MAP_SIZE,
+            max_dbs=len(self.tables) + 1,
+            max_readers=1024,
+            sync=False,
+            metasync=False,
+            readahead=False,
         )
 
     def _recorded_boot(self) -> str | None:

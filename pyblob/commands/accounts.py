@@ -231,13 +231,19 @@ def quota() -> None:
 @click.argument("user_name", metavar="USER")
 @click.argument("size", callback=to_size)
 @click.option("--max-object-size", callback=to_size, default=None, help="Also limit each file/object to this size.")
-@click.option("--max-objects", type=click.IntRange(min=0), default=None, help="Also limit the number of objects (0 = unlimited).")
+@click.option(
+    "--max-objects", type=click.IntRange(min=0), default=None, help="Also limit the number of objects (0 = unlimited)."
+)
 @data_dir_option
-def quota_set(user_name: str, size: int, max_object_size: int | None, max_objects: int | None, data_dir: Path | None) -> None:
+def quota_set(
+    user_name: str, size: int, max_object_size: int | None, max_objects: int | None, data_dir: Path | None
+) -> None:
     """Limit USER's stored bytes to SIZE.
 
     SIZE is e.g. 10GiB or 500M; 0 or `unlimited` removes the limit.
     """
     with store_for(data_dir) as store:
-        record = store.accounts.set_limits(user_name, quota=size, max_object_size=max_object_size, max_objects=max_objects)
+        record = store.accounts.set_limits(
+            user_name, quota=size, max_object_size=max_object_size, max_objects=max_objects
+        )
     click.echo(f"quota of {record.name}: {limit(record.quota)} ({record.usage_bytes} bytes used)")

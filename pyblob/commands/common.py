@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 import click
 
 from objstore import Store
+from objstore.sizes import format_size, parse_size
 
 from ..bootstrap import open_store
 from ..settings import load_settings
-from objstore.sizes import format_size, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 

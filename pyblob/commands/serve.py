@@ -123,8 +123,10 @@ def redact_query(text: str) -> str:
     if not sep:
         return text
     pairs = [pair.partition("=") for pair in query.split("&")]
-    kept = [f"{name}={'REDACTED' if unquote(name).lower() in REDACTED_PARAMS else value}" if eq else name
-            for name, eq, value in pairs]
+    kept = [
+        f"{name}={'REDACTED' if unquote(name).lower() in REDACTED_PARAMS else value}" if eq else name
+        for name, eq, value in pairs
+    ]
     return path + "?" + "&".join(kept)
 
 

@@ -17,9 +17,9 @@ from starlette.responses import Response
 from objstore import ObjectRecord
 from objstore.limits import MAX_PART_NUMBER
 
+from ..conditional import http_date
 from ..context import S3Context, version_headers, xml_response
 from ..errors import S3Code, S3Error
-from ..conditional import http_date
 from ..http import parse_count
 from .get import load_object
 
@@ -31,12 +31,19 @@ def requested_attributes(ctx: S3Context) -> set[str]:
     raw = ctx.headers.get("x-amz-object-attributes", "")
     names = {name.strip() for name in raw.split(",") if name.strip()}
     if not names:
-        raise S3Error(S3Code.InvalidArgument, "x-amz-object-attributes header specifying the attributes to be retrieved "
-                      "is either missing or empty", ArgumentName="x-amz-object-attributes")
+        raise S3Error(
+            S3Code.InvalidArgument,
+            "x-amz-object-attributes header specifying the attributes to be retrieved is either missing or empty",
+            ArgumentName="x-amz-object-attributes",
+        )
     unknown = names - set(ATTRIBUTES)
     if unknown:
-        raise S3Error(S3Code.InvalidArgument, "Invalid attribute name specified.", ArgumentName="x-amz-object-attributes",
-                      ArgumentValue=sorted(unknown)[0])
+        raise S3Error(
+            S3Code.InvalidArgument,
+            "Invalid attribute name specified.",
+            ArgumentName="x-amz-object-attributes",
+            ArgumentValue=sorted(unknown)[0],
+        )
     return names
 
 
@@ -44,7 +51,12 @@ def _number(ctx: S3Context, header: str, default: int, most: int) -> int:
     raw = ctx.headers.get(header, str(default))
     value = parse_count(raw)
     if value is None:
-        raise S3Error(S3Code.InvalidArgument, f"{header} must be a non-negative integer", ArgumentName=header, ArgumentValue=raw[:64])
+        raise S3Error(
+            S3Code.InvalidArgument,
+            f"{header} must be a non-negative integer",
+            ArgumentName=header,
+            ArgumentValue=raw[:64],
+        )
     return min(value, most)
 
 
@@ -79,8 +91,11 @@ async def _object_parts(ctx: S3Context, record: ObjectRecord, marker: int, max_p
         body["NextPartNumberMarker"] = str(page[-1].number)
     body.update({"MaxParts": str(max_parts), "IsTruncated": str(truncated).lower()})
     body["Part"] = [
-        {**{f"Checksum{alg}": part.checksums[alg] for alg in record.checksums if alg in part.checksums},
-         "PartNumber": str(part.number), "Size": str(part.size)}
+        {
+            **{f"Checksum{alg}": part.checksums[alg] for alg in record.checksums if alg in part.checksums},
+            "PartNumber": str(part.number),
+            "Size": str(part.size),
+        }
         for part in page
     ]
     return body

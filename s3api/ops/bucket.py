@@ -34,13 +34,18 @@ def validate_bucket_name(name: str, reserved: frozenset[str]) -> None:
     if bad:
         raise S3Error(S3Code.InvalidBucketName, "The specified bucket is not valid.", BucketName=name)
     if name in reserved:
-        raise S3Error(S3Code.InvalidBucketName, f"The bucket name {name!r} is reserved for pyblob's own routes.", BucketName=name)
+        raise S3Error(
+            S3Code.InvalidBucketName, f"The bucket name {name!r} is reserved for pyblob's own routes.", BucketName=name
+        )
 
 
 async def handle_list_buckets(ctx: S3Context) -> Response:
     """https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListBuckets.html"""
     buckets = await ctx.run(ctx.store.list_buckets, ctx.user)
-    entries = [{"Name": b.name, "CreationDate": iso8601(b.created), "BucketRegion": b.region} for b in sorted(buckets, key=lambda b: b.name)]
+    entries = [
+        {"Name": b.name, "CreationDate": iso8601(b.created), "BucketRegion": b.region}
+        for b in sorted(buckets, key=lambda b: b.name)
+    ]
     return xml_response("ListAllMyBucketsResult", {"Owner": owner_xml(ctx.user), "Buckets": {"Bucket": entries}})
 
 
@@ -67,8 +72,11 @@ async def _location_constraint(ctx: S3Context) -> str:
         return ""
     location = parse(raw, "CreateBucketConfiguration").get("LocationConstraint") or ""
     if not isinstance(location, str) or (location and not _REGION.match(location)):
-        raise S3Error(S3Code.InvalidLocationConstraint, "The specified location-constraint is not valid",
-                      LocationConstraint=str(location))
+        raise S3Error(
+            S3Code.InvalidLocationConstraint,
+            "The specified location-constraint is not valid",
+            LocationConstraint=str(location),
+        )
     return location
 
 
@@ -118,10 +126,16 @@ async def handle_put_bucket_versioning(ctx: S3Context) -> Response:
         raise S3Error(S3Code.NotImplemented, "pyblob does not support MFA delete; MfaDelete may only be Disabled.")
     status = doc.get("Status")
     if status is None:
-        raise S3Error(S3Code.IllegalVersioningConfigurationException, "The Versioning element must be specified: Status is Enabled or Suspended.")
+        raise S3Error(
+            S3Code.IllegalVersioningConfigurationException,
+            "The Versioning element must be specified: Status is Enabled or Suspended.",
+        )
     if status not in versions.STATES:
-        raise S3Error(S3Code.MalformedXML, "The XML you provided was not well-formed or did not validate against our "
-                      "published schema: Status is Enabled or Suspended.")
+        raise S3Error(
+            S3Code.MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our "
+            "published schema: Status is Enabled or Suspended.",
+        )
     await ctx.run(ctx.store.set_bucket_versioning, ctx.bucket, status)
     return Response(status_code=200)
 
@@ -134,7 +148,11 @@ async def handle_get_bucket_acl(ctx: S3Context) -> Response:
 
 def acl_body(user: str) -> dict[str, object]:
     grant = {
-        "Grantee": {"@xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance", "@xsi:type": "CanonicalUser", **owner_xml(user)},
+        "Grantee": {
+            "@xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
+            "@xsi:type": "CanonicalUser",
+            **owner_xml(user),
+        },
         "Permission": "FULL_CONTROL",
     }
     return {"Owner": owner_xml(user), "AccessControlList": {"Grant": [grant]}}

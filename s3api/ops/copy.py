@@ -17,9 +17,9 @@ from objstore.errors import InvalidArgument
 from objstore.versions import NULL, check_version_id
 
 from .. import tagging
+from ..conditional import check_conditions, quoted
 from ..context import S3Context, version_headers, xml_response
 from ..errors import S3Code, S3Error
-from ..conditional import check_conditions, quoted
 from ..http import iso8601, request_attributes
 from .put import condition_errors, reject_unsupported, write_condition
 
@@ -47,14 +47,22 @@ def parse_copy_source(value: str) -> CopySource:
     if query:
         name, _, version = query.partition("=")
         if name != "versionId":
-            raise S3Error(S3Code.InvalidArgument, "Unsupported copy source parameter.", ArgumentName="x-amz-copy-source")
+            raise S3Error(
+                S3Code.InvalidArgument, "Unsupported copy source parameter.", ArgumentName="x-amz-copy-source"
+            )
         try:
             check_version_id(version)
         except InvalidArgument as e:
-            raise S3Error(S3Code.InvalidArgument, "Invalid version id specified", ArgumentName="x-amz-copy-source") from e
+            raise S3Error(
+                S3Code.InvalidArgument, "Invalid version id specified", ArgumentName="x-amz-copy-source"
+            ) from e
     bucket, _, key = unquote(path).lstrip("/").partition("/")
     if not bucket or not key:
-        raise S3Error(S3Code.InvalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey", ArgumentName="x-amz-copy-source")
+        raise S3Error(
+            S3Code.InvalidArgument,
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            ArgumentName="x-amz-copy-source",
+        )
     return CopySource(bucket, key, version)
 
 
@@ -71,9 +79,11 @@ def source_conditions(ctx: S3Context) -> dict[str, str]:
 
 def check_source(conditions: dict[str, str]) -> Any:
     """A check for the source record: any copy-source condition that fails → 412."""
+
     def check(source: ObjectRecord) -> None:
         if conditions and check_conditions(conditions, source) is not None:
             raise S3Error(S3Code.PreconditionFailed, Condition=", ".join(f"x-amz-copy-source-{c}" for c in conditions))
+
     return check
 
 
@@ -101,8 +111,12 @@ def _replacement(ctx: S3Context, same_object: bool) -> dict[str, Any] | None:
     if _directive(ctx, "x-amz-tagging-directive") == "REPLACE":
         replace["tags"] = tagging.from_header(ctx.headers.get("x-amz-tagging"))
     if same_object and not replace:
-        raise S3Error(S3Code.InvalidRequest, "This copy request is illegal because it is trying to copy an object to itself "
-                      "without changing the object's metadata, storage class, website redirect location or encryption attributes.")
+        raise S3Error(
+            S3Code.InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself "
+            "without changing the object's metadata, storage class, website redirect location or "
+            "encryption attributes.",
+        )
     return replace or None
 
 
@@ -115,8 +129,15 @@ async def handle_copy_object(ctx: S3Context) -> Response:
     replace = _replacement(ctx, (source.bucket, source.key, source.version_id) == (ctx.bucket, ctx.key, None))
     with condition_errors(condition):
         record, copied = await ctx.run(
-            ctx.store.copy_object, source.bucket, source.key, ctx.bucket, ctx.key, replace,
-            check_source(source_conditions(ctx)), source.version_id, condition,
+            ctx.store.copy_object,
+            source.bucket,
+            source.key,
+            ctx.bucket,
+            ctx.key,
+            replace,
+            check_source(source_conditions(ctx)),
+            source.version_id,
+            condition,
         )
     body: dict[str, Any] = {"ETag": quoted(record.etag), "LastModified": iso8601(record.created)}
     body.update({f"Checksum{alg}": v for alg, v in record.checksums.items()})

@@ -17,7 +17,9 @@ from ..errors import S3Code, S3Error
 
 async def handle_put_bucket_cors(ctx: S3Context) -> Response:
     await ctx.owned_bucket()
-    doc = await ctx.read_xml("CORSConfiguration", force_list=("CORSRule", "AllowedOrigin", "AllowedMethod", "AllowedHeader", "ExposeHeader"))
+    doc = await ctx.read_xml(
+        "CORSConfiguration", force_list=("CORSRule", "AllowedOrigin", "AllowedMethod", "AllowedHeader", "ExposeHeader")
+    )
     await ctx.run(ctx.store.set_bucket_cors, ctx.bucket, cors.parse_rules(doc))
     return Response(status_code=200)
 
@@ -54,7 +56,10 @@ async def handle_preflight(ctx: S3Context) -> Response:
     requested = _requested_headers(ctx)
     rule = cors.match(record.cors if record else None, origin, method, requested)
     if rule is None:
-        raise S3Error(S3Code.AccessDenied, "CORSResponse: This CORS request is not allowed. This is usually because the "
-                      "evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers "
-                      "are not whitelisted by the resource's CORS spec.")
+        raise S3Error(
+            S3Code.AccessDenied,
+            "CORSResponse: This CORS request is not allowed. This is usually because the "
+            "evalution of Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers "
+            "are not whitelisted by the resource's CORS spec.",
+        )
     return Response(status_code=200, headers=cors.response_headers(rule, origin, True, requested))

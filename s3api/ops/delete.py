@@ -95,7 +95,12 @@ def _delete_one(ctx: S3Context, key: str, version: str | None, etag: str | None)
     try:
         done = ctx.store.delete_object(ctx.bucket, key, version, None, condition)
     except InvalidArgument:  # a malformed version id: per key, S3 says the version does not exist
-        return {"Key": key, "VersionId": version or "", "Code": "NoSuchVersion", "Message": "The specified version does not exist."}
+        return {
+            "Key": key,
+            "VersionId": version or "",
+            "Code": "NoSuchVersion",
+            "Message": "The specified version does not exist.",
+        }
     except (NoSuchKey, PreconditionFailed) as e:  # a condition that did not hold: AWS's words
         code = s3_code_of(e)
         return _error_entry(key, version, code.name, code.message)
@@ -117,7 +122,9 @@ async def handle_delete_objects(ctx: S3Context) -> Response:
     """
     await ctx.owned_bucket()
     if "content-md5" not in ctx.headers and not checksums.requested(ctx.headers):
-        raise S3Error(S3Code.InvalidRequest, "Missing required header for this request: Content-MD5 or x-amz-checksum-*")
+        raise S3Error(
+            S3Code.InvalidRequest, "Missing required header for this request: Content-MD5 or x-amz-checksum-*"
+        )
     doc = await ctx.read_xml("Delete", force_list=("Object",))
     quiet = str(doc.get("Quiet", "false")).strip().lower() == "true"
     deleted, errors = [], []

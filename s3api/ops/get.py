@@ -9,9 +9,9 @@ from objstore.limits import MAX_PART_NUMBER
 from objstore.manifests import PartInfo
 
 from ..activecontent import SANDBOX_HEADERS, needs_sandbox
+from ..conditional import not_modified, parse_range, span
 from ..context import S3Context, version_headers
 from ..errors import S3Code, S3Error
-from ..conditional import not_modified, parse_range, span
 from ..http import OVERRIDES, check_header_value, object_headers, parse_count
 
 
@@ -29,14 +29,20 @@ def part_number(ctx: S3Context) -> int | None:
         return None
     number = parse_count(raw)
     if number is None or not 1 <= number <= MAX_PART_NUMBER:
-        raise S3Error(S3Code.InvalidArgument, f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
-                      ArgumentName="partNumber", ArgumentValue=raw)
+        raise S3Error(
+            S3Code.InvalidArgument,
+            f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
+            ArgumentName="partNumber",
+            ArgumentValue=raw,
+        )
     if "range" in ctx.headers:
         raise S3Error(S3Code.InvalidRequest, "Cannot specify both Range header and partNumber query parameter")
     return number
 
 
-def _headers(ctx: S3Context, bucket: BucketRecord, record: ObjectRecord, ranged: bool, extra: dict[str, str]) -> dict[str, str]:
+def _headers(
+    ctx: S3Context, bucket: BucketRecord, record: ObjectRecord, ranged: bool, extra: dict[str, str]
+) -> dict[str, str]:
     checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED" and not ranged
     headers = object_headers(record, checksum_mode)
     headers.update(version_headers(bucket, record))
@@ -56,8 +62,12 @@ def overrides(ctx: S3Context) -> dict[str, str]:
                 check_header_value(value)
             except S3Error:
                 shown = {"ArgumentValue": value} if value.isprintable() else {}  # XML cannot carry control characters
-                raise S3Error(S3Code.InvalidArgument, "Header value cannot be represented using ISO-8859-1.",
-                              ArgumentName=param, **shown) from None
+                raise S3Error(
+                    S3Code.InvalidArgument,
+                    "Header value cannot be represented using ISO-8859-1.",
+                    ArgumentName=param,
+                    **shown,
+                ) from None
             found[header] = value
     return found
 

@@ -12,9 +12,9 @@ from starlette.responses import Response
 from objstore import ObjectRecord
 from objstore.listing import Page, VersionPage
 
+from ..conditional import quoted
 from ..context import S3Context, owner_xml, xml_response
 from ..errors import S3Code, S3Error
-from ..conditional import quoted
 from ..http import iso8601
 from ..xml import render_mixed
 
@@ -26,9 +26,19 @@ def _max_keys(ctx: S3Context, name: str = "max-keys") -> int:
     try:
         value = int(raw)
     except ValueError as e:
-        raise S3Error(S3Code.InvalidArgument, f"Provided {name} not an integer or within integer range", ArgumentName=name, ArgumentValue=raw) from e
+        raise S3Error(
+            S3Code.InvalidArgument,
+            f"Provided {name} not an integer or within integer range",
+            ArgumentName=name,
+            ArgumentValue=raw,
+        ) from e
     if value < 0:
-        raise S3Error(S3Code.InvalidArgument, f"Argument {name} must be an integer between 0 and 2147483647", ArgumentName=name, ArgumentValue=raw)
+        raise S3Error(
+            S3Code.InvalidArgument,
+            f"Argument {name} must be an integer between 0 and 2147483647",
+            ArgumentName=name,
+            ArgumentValue=raw,
+        )
     return min(value, MAX_KEYS)
 
 
@@ -37,11 +47,18 @@ def _encoder(ctx: S3Context) -> Any:
     if kind is None:
         return lambda s: s
     if kind != "url":
-        raise S3Error(S3Code.InvalidArgument, "Invalid Encoding Method specified in Request", ArgumentName="encoding-type", ArgumentValue=kind)
+        raise S3Error(
+            S3Code.InvalidArgument,
+            "Invalid Encoding Method specified in Request",
+            ArgumentName="encoding-type",
+            ArgumentValue=kind,
+        )
     return lambda s: quote(s, safe="/")
 
 
-async def _page(ctx: S3Context, prefix: str, delimiter: str, after: str, max_keys: int, inclusive: bool = False) -> Page:
+async def _page(
+    ctx: S3Context, prefix: str, delimiter: str, after: str, max_keys: int, inclusive: bool = False
+) -> Page:
     """A page of keys; `max-keys=0` asks for none, and AWS answers that page as complete."""
     await ctx.owned_bucket()
     if max_keys == 0:
@@ -80,7 +97,12 @@ def _optional(body: dict[str, Any], **values: str | None) -> None:
 async def handle_list_objects(ctx: S3Context) -> Response:
     """https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjects.html"""
     enc, q = _encoder(ctx), ctx.query
-    prefix, delimiter, marker, max_keys = q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", ""), _max_keys(ctx)
+    prefix, delimiter, marker, max_keys = (
+        q.get("prefix", ""),
+        q.get("delimiter", ""),
+        q.get("marker", ""),
+        _max_keys(ctx),
+    )
     page = await _page(ctx, prefix, delimiter, marker, max_keys)
     body: dict[str, Any] = {"Name": ctx.bucket, "Prefix": enc(prefix), "Marker": enc(marker), "MaxKeys": str(max_keys)}
     _optional(body, Delimiter=enc(delimiter) if delimiter else None)
@@ -104,7 +126,9 @@ def decode_token(token: str) -> str:
             return raw[3:].decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
-    raise S3Error(S3Code.InvalidArgument, "The continuation token provided is incorrect", ArgumentName="continuation-token")
+    raise S3Error(
+        S3Code.InvalidArgument, "The continuation token provided is incorrect", ArgumentName="continuation-token"
+    )
 
 
 async def handle_list_objects_v2(ctx: S3Context) -> Response:
@@ -137,21 +161,35 @@ async def handle_list_object_versions(ctx: S3Context) -> Response:
     prefix, delimiter, max_keys = q.get("prefix", ""), q.get("delimiter", ""), _max_keys(ctx)
     key_marker, version_marker = q.get("key-marker", ""), q.get("version-id-marker", "")
     if version_marker and not key_marker:
-        raise S3Error(S3Code.InvalidArgument, "A version-id marker cannot be specified without a key marker.",
-                      ArgumentName="version-id-marker", ArgumentValue=version_marker)
+        raise S3Error(
+            S3Code.InvalidArgument,
+            "A version-id marker cannot be specified without a key marker.",
+            ArgumentName="version-id-marker",
+            ArgumentValue=version_marker,
+        )
     if version_marker:
         ctx.version_id("version-id-marker")
     await ctx.owned_bucket()
     page = VersionPage()
     if max_keys:
-        page = await ctx.run(ctx.store.list_object_versions, ctx.bucket, prefix, delimiter, key_marker, version_marker, max_keys)
-    body: dict[str, Any] = {"Name": ctx.bucket, "Prefix": enc(prefix), "KeyMarker": enc(key_marker), "VersionIdMarker": version_marker, "MaxKeys": str(max_keys)}
+        page = await ctx.run(
+            ctx.store.list_object_versions, ctx.bucket, prefix, delimiter, key_marker, version_marker, max_keys
+        )
+    body: dict[str, Any] = {
+        "Name": ctx.bucket,
+        "Prefix": enc(prefix),
+        "KeyMarker": enc(key_marker),
+        "VersionIdMarker": version_marker,
+        "MaxKeys": str(max_keys),
+    }
     _optional(body, Delimiter=enc(delimiter) if delimiter else None)
     body["IsTruncated"] = str(page.truncated).lower()
     if page.truncated and page.next_key is not None:
         body["NextKeyMarker"] = enc(page.next_key)
         _optional(body, NextVersionIdMarker=page.next_version)
-    items = [("DeleteMarker", _marker(o, enc)) if o.delete_marker else ("Version", _version(o, enc)) for o in page.versions]
+    items = [
+        ("DeleteMarker", _marker(o, enc)) if o.delete_marker else ("Version", _version(o, enc)) for o in page.versions
+    ]
     tail: dict[str, Any] = {"CommonPrefixes": _common_prefixes(page.prefixes, enc)}
     _optional(tail, EncodingType=q.get("encoding-type"))
     return Response(render_mixed("ListVersionsResult", body, items, tail), media_type="application/xml")
@@ -160,8 +198,14 @@ async def handle_list_object_versions(ctx: S3Context) -> Response:
 def _version(obj: ObjectRecord, enc: Any) -> dict[str, Any]:
     entry = _contents(obj, enc, True)
     version = {
-        "Key": entry["Key"], "VersionId": obj.version_id, "IsLatest": _latest(obj), "LastModified": entry["LastModified"],
-        "ETag": entry["ETag"], "Size": entry["Size"], "StorageClass": "STANDARD", "Owner": entry["Owner"],
+        "Key": entry["Key"],
+        "VersionId": obj.version_id,
+        "IsLatest": _latest(obj),
+        "LastModified": entry["LastModified"],
+        "ETag": entry["ETag"],
+        "Size": entry["Size"],
+        "StorageClass": "STANDARD",
+        "Owner": entry["Owner"],
     }
     if obj.checksums:
         version["ChecksumAlgorithm"], version["ChecksumType"] = entry["ChecksumAlgorithm"], entry["ChecksumType"]
@@ -170,8 +214,11 @@ def _version(obj: ObjectRecord, enc: Any) -> dict[str, Any]:
 
 def _marker(obj: ObjectRecord, enc: Any) -> dict[str, Any]:
     return {
-        "Owner": owner_xml(obj.owner), "Key": enc(obj.key), "VersionId": obj.version_id,
-        "IsLatest": _latest(obj), "LastModified": iso8601(obj.created),
+        "Owner": owner_xml(obj.owner),
+        "Key": enc(obj.key),
+        "VersionId": obj.version_id,
+        "IsLatest": _latest(obj),
+        "LastModified": iso8601(obj.created),
     }
 
 

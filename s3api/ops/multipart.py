@@ -17,9 +17,9 @@ from objstore.records import CompletedUploadRecord, ObjectRecord, PartRecord, Up
 from objstore.versions import NULL
 
 from .. import checksums, tagging
+from ..conditional import parse_range, quoted
 from ..context import S3Context, owner_xml, xml_response
 from ..errors import S3Code, S3Error
-from ..conditional import parse_range, quoted
 from ..http import iso8601, parse_count, request_attributes
 from ..xml import MAX_XML_BODY, parse
 from .copy import check_source, owned_source, source_conditions, source_version_headers
@@ -43,8 +43,12 @@ def _part_number(ctx: S3Context) -> int:
     raw = ctx.query.get("partNumber", "")
     number = parse_count(raw)
     if number is None or not 1 <= number <= MAX_PART_NUMBER:
-        raise S3Error(S3Code.InvalidArgument, f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
-                      ArgumentName="partNumber", ArgumentValue=raw[:64])
+        raise S3Error(
+            S3Code.InvalidArgument,
+            f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
+            ArgumentName="partNumber",
+            ArgumentValue=raw[:64],
+        )
     return number
 
 
@@ -59,8 +63,15 @@ async def handle_create_multipart_upload(ctx: S3Context) -> Response:
     if kind is not None and kind not in CHECKSUM_TYPES:
         raise S3Error(S3Code.InvalidRequest, f"x-amz-checksum-type must be one of {CHECKSUM_TYPES}")
     upload = await ctx.run(
-        ctx.store.multipart.create_upload, ctx.bucket, ctx.key, content_type=content_type, headers=headers,
-        meta=meta, checksum_algorithm=algorithm, checksum_type=kind, tags=tagging.from_header(ctx.headers.get("x-amz-tagging")),
+        ctx.store.multipart.create_upload,
+        ctx.bucket,
+        ctx.key,
+        content_type=content_type,
+        headers=headers,
+        meta=meta,
+        checksum_algorithm=algorithm,
+        checksum_type=kind,
+        tags=tagging.from_header(ctx.headers.get("x-amz-tagging")),
     )
     extra = {}
     if algorithm:
@@ -97,7 +108,10 @@ async def handle_upload_part_copy(ctx: S3Context) -> Response:
     try:
         source = await ctx.run(ctx.store.head_object, copy_source.bucket, copy_source.key, copy_source.version_id)
     except VersionIsDeleteMarker as e:
-        raise S3Error(S3Code.InvalidRequest, "The source of a copy request may not specifically refer to a delete marker by version id.") from e
+        raise S3Error(
+            S3Code.InvalidRequest,
+            "The source of a copy request may not specifically refer to a delete marker by version id.",
+        ) from e
     check_source(source_conditions(ctx))(source)
     rng = _copy_range(ctx.headers.get("x-amz-copy-source-range"), source.size)
     start, end = rng or (0, source.size)
@@ -118,7 +132,11 @@ def _copy_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     rng = parse_range(header, size)
     if rng is None or "-" not in header or header.strip().startswith("bytes=-") or header.strip().endswith("-"):
-        raise S3Error(S3Code.InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy")
+        raise S3Error(
+            S3Code.InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last "
+            "are the zero-based offsets of the first and last bytes to copy",
+        )
     return rng
 
 
@@ -139,21 +157,32 @@ def _wanted_parts(doc: dict[str, Any]) -> tuple[list[tuple[int, str]], dict[int,
         except (KeyError, TypeError, ValueError) as e:
             raise S3Error(S3Code.MalformedXML, "Each Part needs a PartNumber and an ETag.") from e
         wanted.append((number, etag))
-        sums[number] = {k[len("Checksum"):].upper(): v for k, v in p.items() if k.startswith("Checksum") and k != "ChecksumType" and isinstance(v, str)}
+        sums[number] = {
+            k[len("Checksum") :].upper(): v
+            for k, v in p.items()
+            if k.startswith("Checksum") and k != "ChecksumType" and isinstance(v, str)
+        }
     return wanted, sums
 
 
 def _completion_checks(ctx: S3Context, part_sums: dict[int, dict[str, str]]) -> CompletionChecks:
     """What the request asserts besides the part list: checksums, their type, the object's size."""
-    whole = {name[len(checksums.HEADER_PREFIX):].upper(): value for name, value in ctx.headers.items()
-             if name.startswith(checksums.HEADER_PREFIX) and name not in checksums.NOT_VALUES}
+    whole = {
+        name[len(checksums.HEADER_PREFIX) :].upper(): value
+        for name, value in ctx.headers.items()
+        if name.startswith(checksums.HEADER_PREFIX) and name not in checksums.NOT_VALUES
+    }
     kind = ctx.headers.get("x-amz-checksum-type", "").upper() or None
     if kind is not None and kind not in CHECKSUM_TYPES:
         raise S3Error(S3Code.InvalidRequest, f"x-amz-checksum-type must be one of {CHECKSUM_TYPES}")
     raw_size = ctx.headers.get("x-amz-mp-object-size")
     size = parse_count(raw_size) if raw_size is not None else None
     if raw_size is not None and size is None:
-        raise S3Error(S3Code.InvalidArgument, "x-amz-mp-object-size must be a number of bytes", ArgumentName="x-amz-mp-object-size")
+        raise S3Error(
+            S3Code.InvalidArgument,
+            "x-amz-mp-object-size must be a number of bytes",
+            ArgumentName="x-amz-mp-object-size",
+        )
     return CompletionChecks(part_sums, whole, kind, size)
 
 
@@ -182,7 +211,12 @@ async def handle_complete_multipart_upload(ctx: S3Context) -> Response:
             )
     except NoSuchUpload:
         done = await ctx.run(ctx.store.multipart.completed, upload_id, ctx.bucket, ctx.key, wanted)
-    body: dict[str, Any] = {"Location": f"/{ctx.bucket}/{ctx.key}", "Bucket": ctx.bucket, "Key": ctx.key, "ETag": quoted(done.etag)}
+    body: dict[str, Any] = {
+        "Location": f"/{ctx.bucket}/{ctx.key}",
+        "Bucket": ctx.bucket,
+        "Key": ctx.key,
+        "ETag": quoted(done.etag),
+    }
     for alg, value in done.checksums.items():
         body[f"Checksum{alg}"] = value
         body["ChecksumType"] = done.checksum_type
@@ -200,13 +234,19 @@ async def handle_list_parts(ctx: S3Context) -> Response:
     upload = await _upload(ctx)
     marker = parse_count(ctx.query.get("part-number-marker", "0") or "0")
     if marker is None:
-        raise S3Error(S3Code.InvalidArgument, "part-number-marker must be an integer", ArgumentName="part-number-marker")
+        raise S3Error(
+            S3Code.InvalidArgument, "part-number-marker must be an integer", ArgumentName="part-number-marker"
+        )
     max_parts = _max_keys(ctx, "max-parts")
     parts = [p for p in await ctx.run(ctx.store.multipart.list_parts, upload.upload_id) if p.number > marker]
     page, truncated = parts[:max_parts], len(parts) > max_parts
     body: dict[str, Any] = {
-        "Bucket": ctx.bucket, "Key": ctx.key, "UploadId": upload.upload_id,
-        "PartNumberMarker": str(marker), "MaxParts": str(max_parts), "IsTruncated": str(truncated).lower(),
+        "Bucket": ctx.bucket,
+        "Key": ctx.key,
+        "UploadId": upload.upload_id,
+        "PartNumberMarker": str(marker),
+        "MaxParts": str(max_parts),
+        "IsTruncated": str(truncated).lower(),
     }
     if page:
         body["NextPartNumberMarker"] = str(page[-1].number)
@@ -219,7 +259,12 @@ async def handle_list_parts(ctx: S3Context) -> Response:
 
 
 def _part_xml(p: PartRecord) -> dict[str, Any]:
-    entry: dict[str, Any] = {"PartNumber": str(p.number), "LastModified": iso8601(p.created), "ETag": quoted(p.etag), "Size": str(p.size)}
+    entry: dict[str, Any] = {
+        "PartNumber": str(p.number),
+        "LastModified": iso8601(p.created),
+        "ETag": quoted(p.etag),
+        "Size": str(p.size),
+    }
     entry.update({f"Checksum{alg}": v for alg, v in p.checksums.items()})
     return entry
 
@@ -228,9 +273,14 @@ async def handle_list_multipart_uploads(ctx: S3Context) -> Response:
     bucket = await ctx.owned_bucket()
     enc, q = _encoder(ctx), ctx.query
     prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
-    key_marker, id_marker, max_uploads = q.get("key-marker", ""), q.get("upload-id-marker", ""), _max_keys(ctx, "max-uploads")
+    key_marker, id_marker, max_uploads = (
+        q.get("key-marker", ""),
+        q.get("upload-id-marker", ""),
+        _max_keys(ctx, "max-uploads"),
+    )
     uploads = [
-        u for u in await ctx.run(ctx.store.multipart.list_uploads, ctx.bucket)
+        u
+        for u in await ctx.run(ctx.store.multipart.list_uploads, ctx.bucket)
         if u.key.startswith(prefix) and u.bucket_id in (0, bucket.id)  # not a deleted namesake's
     ]
     items = _roll_up(_after_markers(uploads, key_marker, id_marker), prefix, delimiter, max_uploads + 1, key_marker)
@@ -246,8 +296,15 @@ async def handle_list_multipart_uploads(ctx: S3Context) -> Response:
     if delimiter:
         body["Delimiter"] = enc(delimiter)
     body["Upload"] = [
-        {"Key": enc(u.key), "UploadId": u.upload_id, "Initiator": owner_xml(u.owner), "Owner": owner_xml(u.owner),
-         "StorageClass": "STANDARD", "Initiated": iso8601(u.created)} for u in entries
+        {
+            "Key": enc(u.key),
+            "UploadId": u.upload_id,
+            "Initiator": owner_xml(u.owner),
+            "Owner": owner_xml(u.owner),
+            "StorageClass": "STANDARD",
+            "Initiated": iso8601(u.created),
+        }
+        for u in entries
     ]
     body["CommonPrefixes"] = [{"Prefix": enc(p)} for p in prefixes]
     return xml_response("ListMultipartUploadsResult", body)
@@ -268,7 +325,9 @@ def _after_markers(uploads: list[UploadRecord], key_marker: str, id_marker: str)
     return [u for u in uploads if u.key == key_marker][same_ids.index(id_marker) + 1 :] + later
 
 
-def _roll_up(uploads: list[UploadRecord], prefix: str, delimiter: str, limit: int, key_marker: str = "") -> list[UploadRecord | str]:
+def _roll_up(
+    uploads: list[UploadRecord], prefix: str, delimiter: str, limit: int, key_marker: str = ""
+) -> list[UploadRecord | str]:
     """Uploads and common prefixes in key order, at most `limit` of them.
 
     A common prefix that does not sort after the key marker was listed already (a page that ends on

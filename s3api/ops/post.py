@@ -23,16 +23,16 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from objstore.limits import human
-from objstore.records import ObjectRecord
 from objstore.objects import ObjectWriter
+from objstore.records import ObjectRecord
 
 from .. import checksums, policy, sigv2, sigv4, tagging
 from ..auth import Identity
 from ..body import BATCH
+from ..conditional import quoted
 from ..context import S3Context, version_headers
 from ..errors import S3Code, S3Error
 from ..formdata import Event, FormError, FormParser, PartData, PartEnd, PartStart, boundary_of
-from ..conditional import quoted
 from ..http import request_attributes
 from ..xml import parse, render
 from .put import UNSUPPORTED_HEADERS
@@ -99,17 +99,25 @@ def object_key(fields: dict[str, str]) -> str:
     if "key" not in fields:
         raise missing_field("key")
     if not fields["key"]:
-        raise S3Error(S3Code.InvalidArgument, "User key must have a length greater than 0.", ArgumentName="key", ArgumentValue="")
+        raise S3Error(
+            S3Code.InvalidArgument, "User key must have a length greater than 0.", ArgumentName="key", ArgumentValue=""
+        )
     return fields["key"]
 
 
 def missing_field(name: str) -> S3Error:
-    return S3Error(S3Code.InvalidArgument, f"Bucket POST must contain a field named '{name}'.  If it is specified, please check the order of the fields.",
-                   ArgumentName=name, ArgumentValue="")
+    return S3Error(
+        S3Code.InvalidArgument,
+        f"Bucket POST must contain a field named '{name}'.  If it is specified, please check the order of the fields.",
+        ArgumentName=name,
+        ArgumentValue="",
+    )
 
 
 def malformed(error: FormError) -> S3Error:
-    return S3Error(S3Code.MalformedPOSTRequest, f"The body of your POST request is not well-formed multipart/form-data: {error}")
+    return S3Error(
+        S3Code.MalformedPOSTRequest, f"The body of your POST request is not well-formed multipart/form-data: {error}"
+    )
 
 
 async def body_events(request: Request, parser: FormParser) -> Events:
@@ -141,16 +149,28 @@ async def read_fields(events: Events) -> Form:
         else:
             add_field(fields, name, bytes(value))
         if total > MAX_FIELDS:
-            raise S3Error(S3Code.MaxPostPreDataLengthExceededError, "Your POST request fields preceding the upload file were too large.")
-    raise S3Error(S3Code.InvalidArgument, "POST requires exactly one file upload per request.", ArgumentName="file", ArgumentValue="0")
+            raise S3Error(
+                S3Code.MaxPostPreDataLengthExceededError,
+                "Your POST request fields preceding the upload file were too large.",
+            )
+    raise S3Error(
+        S3Code.InvalidArgument,
+        "POST requires exactly one file upload per request.",
+        ArgumentName="file",
+        ArgumentValue="0",
+    )
 
 
 def field_name(name: str) -> str:
     """The lower-case name of a field; InvalidArgument when no header could be named so."""
     if not _TOKEN.fullmatch(name):
         shown = name.encode("unicode_escape").decode("ascii")  # no control characters in the XML answer
-        raise S3Error(S3Code.InvalidArgument, f"The form field name '{shown}' is not a valid HTTP header field name.",
-                      ArgumentName="field name", ArgumentValue=shown)
+        raise S3Error(
+            S3Code.InvalidArgument,
+            f"The form field name '{shown}' is not a valid HTTP header field name.",
+            ArgumentName="field name",
+            ArgumentValue=shown,
+        )
     return name.lower()
 
 
@@ -190,23 +210,39 @@ def form_signature(fields: dict[str, str]) -> FormSignature:
     for name in ("AWSAccessKeyId", "signature"):
         if name.lower() not in fields:
             raise missing_field(name)
-    return FormSignature(fields["awsaccesskeyid"], fields["signature"],
-                         lambda secret: sigv2.post_policy_signature(secret, fields["policy"]), policy.EXEMPT_V2)
+    return FormSignature(
+        fields["awsaccesskeyid"],
+        fields["signature"],
+        lambda secret: sigv2.post_policy_signature(secret, fields["policy"]),
+        policy.EXEMPT_V2,
+    )
 
 
 def v4_signature(fields: dict[str, str]) -> FormSignature:
     if fields.get("x-amz-algorithm") != sigv4.ALGORITHM:
-        raise S3Error(S3Code.InvalidArgument, "POST form field x-amz-algorithm must be AWS4-HMAC-SHA256.",
-                      ArgumentName="x-amz-algorithm", ArgumentValue=fields.get("x-amz-algorithm", ""))
+        raise S3Error(
+            S3Code.InvalidArgument,
+            "POST form field x-amz-algorithm must be AWS4-HMAC-SHA256.",
+            ArgumentName="x-amz-algorithm",
+            ArgumentValue=fields.get("x-amz-algorithm", ""),
+        )
     m = _CREDENTIAL.match(fields.get("x-amz-credential", ""))
     if m is None:
-        raise S3Error(S3Code.InvalidArgument, "POST form field x-amz-credential must be <key>/<date>/<region>/<service>/aws4_request.",
-                      ArgumentName="x-amz-credential", ArgumentValue=fields.get("x-amz-credential", ""))
+        raise S3Error(
+            S3Code.InvalidArgument,
+            "POST form field x-amz-credential must be <key>/<date>/<region>/<service>/aws4_request.",
+            ArgumentName="x-amz-credential",
+            ArgumentValue=fields.get("x-amz-credential", ""),
+        )
     if "x-amz-signature" not in fields:
         raise missing_field("x-amz-signature")
     scope = m["date"], m["region"], m["service"]
-    return FormSignature(m["key"], fields["x-amz-signature"].lower(),
-                         lambda secret: policy.signature(fields["policy"], secret, *scope), policy.EXEMPT)
+    return FormSignature(
+        m["key"],
+        fields["x-amz-signature"].lower(),
+        lambda secret: policy.signature(fields["policy"], secret, *scope),
+        policy.EXEMPT,
+    )
 
 
 def reject_unsupported(fields: dict[str, str]) -> None:
@@ -224,7 +260,9 @@ def form_tags(fields: dict[str, str]) -> dict[str, str]:
     return tagging.from_xml(parse(fields["tagging"].encode(), "Tagging", force_list=("Tag",)))
 
 
-async def store_file(ctx: S3Context, events: Events, fields: dict[str, str], key: str, doc: policy.Policy) -> ObjectRecord:
+async def store_file(
+    ctx: S3Context, events: Events, fields: dict[str, str], key: str, doc: policy.Policy
+) -> ObjectRecord:
     """Stream the file into a new version; commit once the body has ended well formed and its
     Content-MD5 and x-amz-checksum-* fields, if any, match it."""
     content_type, standard, meta = request_attributes(fields)
@@ -252,8 +290,10 @@ async def stream_file(ctx: S3Context, events: Events, writer: ObjectWriter, doc:
         size += len(event.data)
         policy.check_length(doc, size, final=False)
         if size > ctx.config.max_single_put:
-            raise S3Error(S3Code.EntityTooLarge, f"Your proposed upload exceeds the maximum of {human(ctx.config.max_single_put)} "
-                          "for one upload.")
+            raise S3Error(
+                S3Code.EntityTooLarge,
+                f"Your proposed upload exceeds the maximum of {human(ctx.config.max_single_put)} for one upload.",
+            )
         batch += event.data
         if len(batch) >= BATCH:
             await ctx.run(writer.write, bytes(batch))
@@ -269,7 +309,10 @@ async def skip_rest(events: Events) -> None:
     async for event in events:
         total += len(event.data) if isinstance(event, PartData) else 0
         if total > MAX_FIELDS:
-            raise S3Error(S3Code.MaxPostPreDataLengthExceededError, "Your POST request fields after the upload file were too large.")
+            raise S3Error(
+                S3Code.MaxPostPreDataLengthExceededError,
+                "Your POST request fields after the upload file were too large.",
+            )
 
 
 def success_response(ctx: S3Context, fields: dict[str, str], key: str, etag: str) -> Response:
@@ -285,7 +328,9 @@ def success_response(ctx: S3Context, fields: dict[str, str], key: str, etag: str
     if status != 201:
         return Response(status_code=status, headers=headers)
     body = {"Location": location, "Bucket": ctx.bucket, "Key": key, "ETag": quoted(etag)}
-    return Response(render("PostResponse", body, namespace=False), status_code=201, media_type="application/xml", headers=headers)
+    return Response(
+        render("PostResponse", body, namespace=False), status_code=201, media_type="application/xml", headers=headers
+    )
 
 
 def redirect_target(fields: dict[str, str]) -> str | None:

@@ -20,12 +20,16 @@ from objstore.objects import ObjectWriter
 
 from .. import checksums, tagging
 from ..body import Payload
+from ..conditional import quoted
 from ..context import S3Context, version_headers
 from ..errors import S3Code, S3Error
-from ..conditional import quoted
 from ..http import request_attributes
 
-UNSUPPORTED_HEADERS = ("x-amz-server-side-encryption", "x-amz-server-side-encryption-customer-algorithm", "x-amz-object-lock-mode")
+UNSUPPORTED_HEADERS = (
+    "x-amz-server-side-encryption",
+    "x-amz-server-side-encryption-customer-algorithm",
+    "x-amz-object-lock-mode",
+)
 
 
 def reject_unsupported(ctx: S3Context) -> None:
@@ -51,7 +55,9 @@ def write_condition(ctx: S3Context) -> Precondition:
         raise not_implemented("If-Match,If-None-Match", "Multiple conditional request headers present in the request")
     if none_match is not None:
         if none_match.strip() != ANY:
-            raise not_implemented("If-None-Match", "We don't accept the provided value of If-None-Match header for this API")
+            raise not_implemented(
+                "If-None-Match", "We don't accept the provided value of If-None-Match header for this API"
+            )
         return Precondition(if_none_match=True)
     if match is not None:
         if match.strip() == ANY:
@@ -90,15 +96,26 @@ async def handle_put_object(ctx: S3Context) -> Response:
     payload.require_length()
     ceiling = ctx.config.max_single_put
     if payload.declared is not None and payload.declared > ceiling:
-        raise S3Error(S3Code.EntityTooLarge, f"Your proposed upload of {payload.declared} bytes exceeds the maximum of "
-                      f"{human(ceiling)} for one PUT; use a multipart upload.")
+        raise S3Error(
+            S3Code.EntityTooLarge,
+            f"Your proposed upload of {payload.declared} bytes exceeds the maximum of "
+            f"{human(ceiling)} for one PUT; use a multipart upload.",
+        )
     algorithms = checksums.with_default(checksums.requested(ctx.headers))
     writer = await ctx.run(ctx.store.open_writer, ctx.bucket, ctx.key, algorithms, payload.declared, 0, ceiling)
     try:
         kept = await stream_into(ctx, writer, payload)
         with condition_errors(condition):
-            record = await ctx.run(writer.commit, content_type, standard, meta, condition.if_none_match, "FULL_OBJECT",
-                                   tags, if_match=condition.if_match)
+            record = await ctx.run(
+                writer.commit,
+                content_type,
+                standard,
+                meta,
+                condition.if_none_match,
+                "FULL_OBJECT",
+                tags,
+                if_match=condition.if_match,
+            )
     finally:
         await ctx.run(writer.close)
     headers = {"etag": quoted(record.etag), **version_headers(bucket, record)}

@@ -22,7 +22,9 @@ def test_defaults() -> None:
     s = Settings()
     assert (s.data_dir, s.host, s.port, s.workers) == (Path("data"), "127.0.0.1", 8000, 1)
     assert s.public_url == "http://127.0.0.1:8000"
-    assert s.max_object_size == 0 and s.default_quota == 0 and s.upload_max_file_size == 0  # unlimited, as S3 stores are
+    assert (
+        s.max_object_size == 0 and s.default_quota == 0 and s.upload_max_file_size == 0
+    )  # unlimited, as S3 stores are
     assert s.ratelimit_s3_key_rate == 0  # S3 clients are not rate limited per key unless asked
     assert s.durable is True
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-from objstore_helpers import SMALL, Clock
+from clocks import Clock
+from objstore_helpers import SMALL
 
 from objstore import Store, StoreConfig
 

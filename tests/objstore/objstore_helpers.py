@@ -10,8 +10,6 @@ import hashlib
 import random
 from pathlib import Path
 
-from clocks import Clock
-
 from objstore import ObjectRecord, Store, StoreConfig, manifests, refcount
 from objstore.chunks import Entry
 from objstore.config import KiB
@@ -56,12 +54,23 @@ def tmp_entries(store: Store) -> list[Path]:
 
 
 def resumables_with(
-    store: Store, expires_after: float = EXPIRES_AFTER, max_pending: int = MAX_PENDING_PER_USER, lock_wait: float = LOCK_WAIT
+    store: Store,
+    expires_after: float = EXPIRES_AFTER,
+    max_pending: int = MAX_PENDING_PER_USER,
+    lock_wait: float = LOCK_WAIT,
 ) -> Resumables:
     """The store's resumable uploads (same spool dir, same parts) with other options than `store.resumables`."""
     spool = store.root / "resumable"
     return Resumables(
-        store.meta, store.config, store.now, spool, store.admission, store.uploads, expires_after, max_pending, lock_wait
+        store.meta,
+        store.config,
+        store.now,
+        spool,
+        store.admission,
+        store.uploads,
+        expires_after,
+        max_pending,
+        lock_wait,
     )
 
 
@@ -98,5 +107,3 @@ def churn_process(data_dir: str, config: StoreConfig, bucket: str, seed: int, op
         churn(store, bucket, seed, ops)
     finally:
         store.close()
-
-

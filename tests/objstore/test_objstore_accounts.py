@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from objstore_helpers import Clock
+from clocks import Clock
 
 from objstore import Store
 from objstore.accounts import TOKEN_PREFIX, token_hash
@@ -21,7 +21,11 @@ from objstore.errors import (
 def test_users(store: Store, clock: Clock) -> None:
     assert not store.accounts.has_users()
     alice = store.accounts.create_user("alice")
-    assert (alice.created, alice.quota, alice.max_object_size) == (clock(), store.config.default_quota, store.config.default_max_object_size)
+    assert (alice.created, alice.quota, alice.max_object_size) == (
+        clock(),
+        store.config.default_quota,
+        store.config.default_max_object_size,
+    )
     store.accounts.create_user("bob.b-2_x", quota=100, max_object_size=10)
     assert store.accounts.has_users()
     assert {u.name for u in store.accounts.list_users()} == {"alice", "bob.b-2_x"}
@@ -63,8 +67,17 @@ def test_imported_keys_with_awkward_secrets(store: Store) -> None:
 
 @pytest.mark.parametrize(
     "access, secret",
-    [("AK", "longenough"), ("AKIA", "short"), ("AK IA", "longenough"), ("AKIA", "has space!"), ("AKIA", "tab\tsecret"),
-     ("AKIA", "x" * 129), ("é" * 4, "longenough"), ("AKIA", None), (None, "longenough")],
+    [
+        ("AK", "longenough"),
+        ("AKIA", "short"),
+        ("AK IA", "longenough"),
+        ("AKIA", "has space!"),
+        ("AKIA", "tab\tsecret"),
+        ("AKIA", "x" * 129),
+        ("é" * 4, "longenough"),
+        ("AKIA", None),
+        (None, "longenough"),
+    ],
 )
 def test_invalid_key_pairs(store: Store, access: str | None, secret: str | None) -> None:
     store.accounts.create_user("alice")
@@ -129,10 +142,18 @@ def test_remove_user_refuses_while_buckets_exist(store: Store) -> None:
 
 
 def test_user_with_credentials_in_one_transaction(store: Store) -> None:
-    made = store.accounts.create_user_with_credentials("admin", quota=10, access_key="AKIAADMIN", secret_key="s3cr/t+key=")
+    made = store.accounts.create_user_with_credentials(
+        "admin", quota=10, access_key="AKIAADMIN", secret_key="s3cr/t+key="
+    )
     assert made is not None
     user, key, token = made
-    assert (user.name, user.quota, key.access_key, key.secret_key, key.user) == ("admin", 10, "AKIAADMIN", "s3cr/t+key=", "admin")
+    assert (user.name, user.quota, key.access_key, key.secret_key, key.user) == (
+        "admin",
+        10,
+        "AKIAADMIN",
+        "s3cr/t+key=",
+        "admin",
+    )
     assert store.accounts.lookup_key("AKIAADMIN") == key
     assert store.accounts.user_for_token(token) == "admin"
     # First-start bootstrap: a second attempt does nothing once any user exists.

@@ -31,7 +31,10 @@ def push_in_pieces(data: bytes, sizes: list[int], window: int = 0) -> list[bytes
 
 
 def test_cut_all_matches_pyfastcdc_on_the_whole_buffer() -> None:
-    reference = [bytes(c.data) for c in FastCDC(SMALL.chunk_avg, min_size=SMALL.chunk_min, max_size=SMALL.chunk_max).cut_buf(DATA)]
+    reference = [
+        bytes(c.data)
+        for c in FastCDC(SMALL.chunk_avg, min_size=SMALL.chunk_min, max_size=SMALL.chunk_max).cut_buf(DATA)
+    ]
     assert cut_all(SMALL, DATA) == reference
 
 
@@ -63,7 +66,7 @@ def test_insertion_only_disturbs_chunks_around_it() -> None:
     for c in before:
         pos += len(c)
         ends.append(pos)
-    untouched = [c for c, end in zip(before, ends) if end <= at]
+    untouched = [c for c, end in zip(before, ends, strict=True) if end <= at]
     assert after[: len(untouched)] == untouched
     # And the cuts resynchronise: nearly every chunk is shared.
     shared = set(before) & set(after)

@@ -165,9 +165,12 @@ def test_complete_with_if_match(store: Store, bucket: str) -> None:
 def test_concurrent_create_only_completes_store_exactly_one(store: Store, bucket: str) -> None:
     uploads = [two_part_upload(store, bucket, "k", rand(200_000, seed=i)) for i in range(4)]
     create_only = Precondition(if_none_match=True)
-    outcomes = race([
-        lambda u=u: store.multipart.complete_upload(u[0], u[1], MIN, condition=create_only) for u in uploads  # type: ignore[misc]
-    ])
+    outcomes = race(
+        [
+            lambda u=u: store.multipart.complete_upload(u[0], u[1], MIN, condition=create_only)
+            for u in uploads  # type: ignore[misc]
+        ]
+    )
     won = [o for o in outcomes if not isinstance(o, Exception)]
     assert len(won) == 1
     assert sum(isinstance(o, PreconditionFailed) for o in outcomes) == 3
@@ -223,9 +226,9 @@ def test_delete_if_match_in_a_versioned_bucket(store: Store, bucket: str) -> Non
 def test_concurrent_conditional_deletes_delete_once(store: Store, bucket: str) -> None:
     versioned(store, bucket)
     put = store.put_object(bucket, "k", b"data")
-    outcomes = race([
-        lambda: store.delete_object(bucket, "k", condition=Precondition(if_match=put.etag)) for _ in range(WRITERS)
-    ])
+    outcomes = race(
+        [lambda: store.delete_object(bucket, "k", condition=Precondition(if_match=put.etag)) for _ in range(WRITERS)]
+    )
     assert sum(not isinstance(o, Exception) for o in outcomes) == 1
     assert sum(isinstance(o, NoSuchKey) for o in outcomes) == WRITERS - 1
     assert len(version_ids(store, bucket, "k")) == 2  # one marker, not eight

@@ -8,13 +8,14 @@ import subprocess
 import sys
 
 import pytest
-from objstore_helpers import Clock, rand, resumables_with
+from clocks import Clock
+from objstore_helpers import rand, resumables_with
 
 from objstore import Store
 from objstore.errors import LinkExpired, NoSuchKey, NoSuchUpload, QuotaExceeded
-from objstore.maintenance import collect_garbage, fsck
 from objstore.links import Resumables
 from objstore.links.resumable import DONE, RECEIVING, charged_bytes
+from objstore.maintenance import collect_garbage, fsck
 
 DAY = 86400.0
 PART = 64 * 1024  # min_part_size, scaled down with the test chunk sizes
@@ -39,8 +40,12 @@ def tus(resumables: Resumables, owner: str, data: bytes, length: int | None = No
 def accounted(store: Store, owner: str) -> tuple[int, int]:
     """(bytes, objects) an owner holds as the rows say: live objects, pending parts, receiving tus uploads."""
     objects = [o for b in store.list_buckets(owner) for o in store.list_objects(b.name, max_keys=100_000).objects]
-    parts = sum(p.size for u in store.multipart.list_uploads() if u.owner == owner
-                for p in store.multipart.list_parts(u.upload_id))
+    parts = sum(
+        p.size
+        for u in store.multipart.list_uploads()
+        if u.owner == owner
+        for p in store.multipart.list_parts(u.upload_id)
+    )
     pending = store.meta.read(charged_bytes)[owner]
     return sum(o.size for o in objects) + parts + pending, len(objects)
 
@@ -100,7 +105,7 @@ def test_fsck_agrees_after_every_link_and_upload_path(store: Store, clock: Clock
     finished = tus(resumables, "erin", rand(120_000, 5))
     assert resumables.finish("erin", finished).state == DONE
     pending = tus(resumables, "erin", b"p" * 1000, length=90_000)
-    assert {expiring, terminated} & {r for r in (finished, pending)} == set()
+    assert {expiring, terminated} & {finished, pending} == set()
     assert_consistent(store, "erin")
 
     # Multipart with reservations: one completed, one left pending with a part.
@@ -171,7 +176,9 @@ def test_a_kill_during_a_resumable_finish_keeps_it_charged(store: Store) -> None
         "s.resumables.finish('gina', sys.argv[2])"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    killed = subprocess.run([sys.executable, "-c", code, str(store.root), upload_id, str(store.clock())], env=env, check=False)
+    killed = subprocess.run(
+        [sys.executable, "-c", code, str(store.root), upload_id, str(store.clock())], env=env, check=False
+    )
     assert killed.returncode == 9
     assert resumables.get("gina", upload_id).state == RECEIVING
     assert_consistent(store, "gina")

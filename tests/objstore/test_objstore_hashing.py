@@ -16,8 +16,13 @@ CHECK = b"123456789"  # the CRC catalogue's check input
 
 @pytest.mark.parametrize(
     "algorithm, value",
-    [("CRC32", "cbf43926"), ("crc32c", "e3069283"), ("CRC64NVME", "ae8b14860a799888"),
-     ("SHA1", hashlib.sha1(CHECK).hexdigest()), ("SHA256", hashlib.sha256(CHECK).hexdigest())],
+    [
+        ("CRC32", "cbf43926"),
+        ("crc32c", "e3069283"),
+        ("CRC64NVME", "ae8b14860a799888"),
+        ("SHA1", hashlib.sha1(CHECK).hexdigest()),
+        ("SHA256", hashlib.sha256(CHECK).hexdigest()),
+    ],
 )
 def test_checksum_check_values(algorithm: str, value: str) -> None:
     c = new_checksum(algorithm)

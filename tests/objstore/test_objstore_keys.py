@@ -13,7 +13,7 @@ ODD_KEYS = [
     "with spaces/and more  spaces ",
     "a+b+c",
     "100%/%20/%2F",
-    "&+-é\"",
+    '&+-é"',
     "trailing/",
     "/leading",
     "tab\tand\nnewline",

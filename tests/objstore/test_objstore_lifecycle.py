@@ -6,7 +6,8 @@ import calendar
 import threading
 
 import pytest
-from objstore_helpers import Clock, rand, read
+from clocks import Clock
+from objstore_helpers import rand, read
 
 from objstore import Store
 from objstore.errors import InvalidArgument, NoSuchKey, NoSuchUpload
@@ -72,10 +73,13 @@ def test_expiry_by_days_follows_the_clock(store: Store, bucket: str, clock: Cloc
 
 def test_expiry_by_date_tag_and_size_filters(store: Store, bucket: str, clock: Clock) -> None:
     date = next_midnight(clock() + DAY)
-    store.set_bucket_lifecycle(bucket, [
-        LifecycleRule(id="tagged", tags={"temp": "yes"}, expiration_date=date),
-        LifecycleRule(id="big", prefix="v/", size_greater_than=10, expiration_date=date),
-    ])
+    store.set_bucket_lifecycle(
+        bucket,
+        [
+            LifecycleRule(id="tagged", tags={"temp": "yes"}, expiration_date=date),
+            LifecycleRule(id="big", prefix="v/", size_greater_than=10, expiration_date=date),
+        ],
+    )
     store.put_object(bucket, "t1", b"x", tags={"temp": "yes", "other": "1"})
     store.put_object(bucket, "t2", b"x", tags={"temp": "no"})
     store.put_object(bucket, "v/small", b"x" * 10)
@@ -93,7 +97,9 @@ def test_disabled_rules_do_nothing(store: Store, bucket: str, clock: Clock) -> N
     assert (report.objects_expired, report.lifecycle_uploads_aborted) == (0, 0)
 
 
-def test_many_objects_are_expired_across_batches(store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_many_objects_are_expired_across_batches(
+    store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("objstore.lifecycle_sweep.BATCH", 7)
     for i in range(30):
         store.put_object(bucket, f"p/{i:02}", b"x")
@@ -133,7 +139,9 @@ def test_stale_uploads_are_aborted_and_their_quota_freed(store: Store, bucket: s
     assert store.accounts.get_user("alice").usage_bytes == 0
 
 
-def test_stop_ends_the_sweep_between_batches(store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stop_ends_the_sweep_between_batches(
+    store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("objstore.lifecycle_sweep.BATCH", 5)
     for i in range(20):
         store.put_object(bucket, f"k{i:02}", b"x")
@@ -192,9 +200,13 @@ def test_noncurrent_versions_expire_from_when_they_became_noncurrent(store: Stor
     assert store.accounts.get_user("alice").usage_bytes == 4
 
 
-def test_expiry_in_a_versioned_bucket_adds_a_marker_and_markers_alone_expire(store: Store, bucket: str, clock: Clock) -> None:
+def test_expiry_in_a_versioned_bucket_adds_a_marker_and_markers_alone_expire(
+    store: Store, bucket: str, clock: Clock
+) -> None:
     store.set_bucket_versioning(bucket, "Enabled")
-    store.set_bucket_lifecycle(bucket, [LifecycleRule(id="x", expiration_days=1), LifecycleRule(id="m", expired_object_delete_marker=True)])
+    store.set_bucket_lifecycle(
+        bucket, [LifecycleRule(id="x", expiration_days=1), LifecycleRule(id="m", expired_object_delete_marker=True)]
+    )
     store.put_object(bucket, "k", b"data")
     report = store.apply_lifecycle(next_midnight(clock() + DAY))
     assert (report.objects_expired, report.delete_markers_expired) == (1, 0)  # the version below keeps the marker
@@ -219,7 +231,9 @@ def racing_sweep(monkeypatch: pytest.MonkeyPatch, meanwhile: object) -> None:
     monkeypatch.setattr(lifecycle_sweep, "_noncurrent_batches", scanned_then_raced)
 
 
-def test_a_version_restored_while_the_sweep_runs_is_kept(store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_version_restored_while_the_sweep_runs_is_kept(
+    store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The scan saw the version noncurrent; the user undeleted it before the sweep acted: it stays."""
     store.set_bucket_versioning(bucket, "Enabled")
     store.set_bucket_lifecycle(bucket, [LifecycleRule(noncurrent_days=30)])

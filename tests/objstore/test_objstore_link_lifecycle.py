@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from objstore_helpers import Clock
+from clocks import Clock
 
 from objstore import Store
 from objstore.errors import LinkExpired, NoSuchKey, NoSuchLink
@@ -158,7 +158,9 @@ def test_a_removed_user_takes_their_links(store: Store, alice: str) -> None:
     assert store.links.list(alice).links == []
 
 
-def test_a_failing_flush_keeps_the_counts_and_does_not_raise(store: Store, alice: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_flush_keeps_the_counts_and_does_not_raise(
+    store: Store, alice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from objstore.links import stats as linkstats
 
     link_id = upload(store, alice, "f.txt", b"f")

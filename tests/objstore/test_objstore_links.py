@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-from objstore_helpers import Clock
+from clocks import Clock
 
 from objstore import Store
-from objstore.links import links
 from objstore.errors import InvalidArgument, LinkExpired, NoSuchBucket, NoSuchKey, NoSuchLink
+from objstore.links import links
 from objstore.records import LinkRecord
 
 
@@ -19,7 +19,9 @@ def obj(store: Store, bucket: str) -> str:
     return "cat.jpg"
 
 
-def test_create_gives_an_unambiguous_id_and_a_persisted_record(store: Store, bucket: str, obj: str, clock: Clock) -> None:
+def test_create_gives_an_unambiguous_id_and_a_persisted_record(
+    store: Store, bucket: str, obj: str, clock: Clock
+) -> None:
     link = store.links.create("alice", bucket, obj)
     assert len(link.id) == links.ID_LENGTH and set(link.id) <= set(links.ALPHABET)
     assert not set("01ilo") & set(links.ALPHABET)
@@ -55,7 +57,15 @@ def test_create_needs_an_existing_object_in_an_owned_bucket(store: Store, bucket
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"expires_in": 0}, {"expires_in": -5}, {"expires_in": float("inf")}, {"expires_in": float("nan")}, {"expires_in": 1e308}, {"max_downloads": 0}, {"max_downloads": True}],
+    [
+        {"expires_in": 0},
+        {"expires_in": -5},
+        {"expires_in": float("inf")},
+        {"expires_in": float("nan")},
+        {"expires_in": 1e308},
+        {"max_downloads": 0},
+        {"max_downloads": True},
+    ],
 )
 def test_create_rejects_bad_limits(store: Store, bucket: str, obj: str, kwargs: dict[str, float]) -> None:
     with pytest.raises(InvalidArgument):

@@ -20,7 +20,9 @@ from objstore.listing import prefix_successor
 Item = tuple[str, str]  # ("key" | "prefix", value)
 
 
-def ref_list(keys: list[str], prefix: str = "", delimiter: str = "", after: str = "", inclusive: bool = False) -> list[Item]:
+def ref_list(
+    keys: list[str], prefix: str = "", delimiter: str = "", after: str = "", inclusive: bool = False
+) -> list[Item]:
     bprefix, bdelim, bafter = prefix.encode(), delimiter.encode(), after.encode()
     items: list[Item] = []
     for key in sorted(keys, key=lambda k: k.encode()):
@@ -50,10 +52,22 @@ def split(items: list[Item]) -> tuple[list[str], list[str]]:
 
 
 def check_query(
-    store: Store, bucket: str, keys: list[str], prefix: str, delimiter: str, after: str, max_keys: int, inclusive: bool = False
+    store: Store,
+    bucket: str,
+    keys: list[str],
+    prefix: str,
+    delimiter: str,
+    after: str,
+    max_keys: int,
+    inclusive: bool = False,
 ) -> None:
     expected = ref_list(keys, prefix, delimiter, after, inclusive)
-    assert listed(store, bucket, prefix, delimiter, after, inclusive) == split(expected), (prefix, delimiter, after, inclusive)
+    assert listed(store, bucket, prefix, delimiter, after, inclusive) == split(expected), (
+        prefix,
+        delimiter,
+        after,
+        inclusive,
+    )
     # Paging with `last` as the next (exclusive) `after` walks the same items, `max_keys` at a time.
     resume, pages = after, []
     for n in range(len(expected) + 2):
@@ -65,7 +79,7 @@ def check_query(
         resume = page.last
     chunks = [expected[i : i + max_keys] for i in range(0, len(expected), max_keys)] or [[]]
     assert len(pages) == len(chunks)
-    for page, chunk in zip(pages, chunks):
+    for page, chunk in zip(pages, chunks, strict=True):
         assert ([o.key for o in page.objects], page.prefixes) == split(chunk)
         assert page.last == (chunk[-1][1] if chunk else None)
     assert [p.truncated for p in pages] == [True] * (len(pages) - 1) + [False]
@@ -82,7 +96,9 @@ ALPHABET = "ab/é😀-"
 
 def group_mix() -> list[str]:
     """Many long keys per group, keys that are prefixes of them, and ordinary short keys."""
-    keys = [base + tail for base in BASES for tail in ("a", "b", "ba", "/", "/a", "é", "😀", "a/b", "a" * 500, "\x00", "~")]
+    keys = [
+        base + tail for base in BASES for tail in ("a", "b", "ba", "/", "/a", "é", "😀", "a/b", "a" * 500, "\x00", "~")
+    ]
     keys += [base[:n] for base in BASES for n in (1, 2, 3, 100, 489, 490)]
     keys += ["a", "a/b", "a/b/c", "b", "é", "😀/x", "p", "p/", "q/"]
     return sorted({k for k in keys if len(k.encode()) <= 1024})
@@ -106,16 +122,31 @@ def test_listing_order_is_binary_utf8(store: Store, mix_bucket: tuple[str, list[
 
 
 QUERIES = [
-    ("", "/"), ("p/", "/"), ("p/", ""), (BASE_A[:489], ""), (BASE_A, ""), (BASE_A, "/"), (BASE_B[:489], "é"),
-    ("q/", "/"), (BASE_C[:303], "/"), ("", "x"), ("", "é"), ("a", "/"), ("zzz", ""), ("", "😀"), ("p/xx", "xé"),
+    ("", "/"),
+    ("p/", "/"),
+    ("p/", ""),
+    (BASE_A[:489], ""),
+    (BASE_A, ""),
+    (BASE_A, "/"),
+    (BASE_B[:489], "é"),
+    ("q/", "/"),
+    (BASE_C[:303], "/"),
+    ("", "x"),
+    ("", "é"),
+    ("a", "/"),
+    ("zzz", ""),
+    ("", "😀"),
+    ("p/xx", "xé"),
 ]
 
 
 @pytest.mark.parametrize("prefix, delimiter", QUERIES)
-def test_mix_against_the_reference(store: Store, mix_bucket: tuple[str, list[str]], prefix: str, delimiter: str) -> None:
+def test_mix_against_the_reference(
+    store: Store, mix_bucket: tuple[str, list[str]], prefix: str, delimiter: str
+) -> None:
     bucket, keys = mix_bucket
     full = ref_list(keys, prefix, delimiter)
-    resume_points = [""] + [v for _, v in full][:: max(1, len(full) // 6)]
+    resume_points = ["", *[v for _, v in full][:: max(1, len(full) // 6)]]
     for after, max_keys, inclusive in itertools.product(resume_points, (1, 3, 1000), (False, True)):
         check_query(store, bucket, keys, prefix, delimiter, after, max_keys, inclusive)
 
@@ -176,8 +207,13 @@ key_sets = st.sets(st.one_of(short_keys, long_keys, prefix_keys), min_size=1, ma
 _buckets = itertools.count()
 
 
-@settings(max_examples=50, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=50,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(keys=key_sets, data=st.data())
 def test_random_key_sets_against_the_reference(store: Store, keys: list[str], data: st.DataObject) -> None:
     if not store.accounts.has_users():
@@ -188,7 +224,9 @@ def test_random_key_sets_against_the_reference(store: Store, keys: list[str], da
         store.put_object(bucket, k, b"")
     assert listed(store, bucket)[0] == sorted(keys, key=lambda k: k.encode())
     for _ in range(4):
-        prefix = data.draw(st.one_of(st.just(""), st.sampled_from(keys).flatmap(lambda k: st.integers(0, len(k)).map(lambda n: k[:n]))))
+        prefix = data.draw(
+            st.one_of(st.just(""), st.sampled_from(keys).flatmap(lambda k: st.integers(0, len(k)).map(lambda n: k[:n])))
+        )
         delimiter = data.draw(st.sampled_from(["", "/", "a", "é", "😀", "ab", "w"]))
         resume_points = [""] + keys + [v for kind, v in ref_list(keys, prefix, delimiter) if kind == "prefix"]
         after = data.draw(st.sampled_from(resume_points))

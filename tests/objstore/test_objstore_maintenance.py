@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from clocks import Clock
 from objstore_helpers import (
     SMALL,
-    Clock,
     chunk_files,
     chunk_row,
     entries_of,
@@ -60,7 +60,9 @@ def test_wrong_chunk_count_is_found_and_repaired(store: Store, bucket: str, fill
     assert_fsck_clean(store)
 
 
-def test_count_too_low_is_repaired_so_gc_keeps_the_chunk(store: Store, bucket: str, clock: Clock, filled: dict[str, bytes]) -> None:
+def test_count_too_low_is_repaired_so_gc_keeps_the_chunk(
+    store: Store, bucket: str, clock: Clock, filled: dict[str, bytes]
+) -> None:
     digest, size = entries_of(store, store.head_object(bucket, "c"))[0]
     row = refcount.ChunkRow(0, clock() - 10 * store.config.gc_grace_seconds, size)
     store.meta.transact(lambda w: refcount.put(w, digest, row))
@@ -128,13 +130,15 @@ def test_corrupt_chunk_is_found_and_quarantined(store: Store, bucket: str, fille
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     report = fsck(store)
-    assert [p for p in report.problems if "corrupt" in p] == [f"chunk {digest.hex()} is corrupt (content does not hash to its name)"]
+    assert [p for p in report.problems if "corrupt" in p] == [
+        f"chunk {digest.hex()} is corrupt (content does not hash to its name)"
+    ]
     repaired = fsck(store, repair=True)
     assert repaired.repaired >= 1
     assert (store.root / "quarantine" / digest.hex()).read_bytes() == bytes(data)
     assert not path.exists()
     # The bytes are gone; fsck keeps saying so, and the objects not using the chunk are fine.
-    assert [p for p in fsck(store).problems] == [f"chunk {digest.hex()} is missing"]
+    assert fsck(store).problems == [f"chunk {digest.hex()} is missing"]
     assert read(store, bucket, "a") == filled["a"]
 
 
@@ -210,11 +214,18 @@ def test_gc_staging_dirs(store: Store) -> None:
 
 def test_gc_on_an_empty_store(store: Store) -> None:
     report = collect_garbage(store)
-    assert (report.chunks_removed, report.orphans_removed, report.staging_removed, report.uploads_aborted) == (0, 0, 0, 0)
+    assert (report.chunks_removed, report.orphans_removed, report.staging_removed, report.uploads_aborted) == (
+        0,
+        0,
+        0,
+        0,
+    )
 
 
 # snapshots ------------------------------------------------------------------------------------
-def test_snapshot_restores_into_a_new_data_dir(store: Store, bucket: str, tmp_path: Path, filled: dict[str, bytes]) -> None:
+def test_snapshot_restores_into_a_new_data_dir(
+    store: Store, bucket: str, tmp_path: Path, filled: dict[str, bytes]
+) -> None:
     snap = tmp_path / "snap"
     snapshot(store, snap)
     store.put_object(bucket, "after-snapshot", b"later")

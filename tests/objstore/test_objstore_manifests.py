@@ -63,7 +63,9 @@ def test_pages_split_large_lists_and_seek_by_offset(store: Store, monkeypatch: p
 
 
 def test_page_lookup_never_crosses_into_another_manifest(store: Store) -> None:
-    a, b = store.meta.transact(lambda w: (manifests.create_chunked(w, entries(2)), manifests.create_chunked(w, entries(3))))
+    a, b = store.meta.transact(
+        lambda w: (manifests.create_chunked(w, entries(2)), manifests.create_chunked(w, entries(3)))
+    )
     assert store.meta.read(lambda r: manifests.all_entries(r, a)) == entries(2)
     assert store.meta.read(lambda r: manifests.all_entries(r, b)) == entries(3)
 

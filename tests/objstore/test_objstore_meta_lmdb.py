@@ -141,10 +141,19 @@ def test_range_stops_at_its_limit(db: LmdbMetadataStore) -> None:
 
 def test_scan_reads_one_prefix(db: LmdbMetadataStore) -> None:
     put_rows(db, "objects", [b"a", b"a\x00", b"a\x01x", b"a\xff", b"a\xff\xff", b"b", b"\xff", b"\xff\x01"])
-    assert db.read(lambda r: [k for k, _ in scan(r, "objects", b"a")]) == [b"a", b"a\x00", b"a\x01x", b"a\xff", b"a\xff\xff"]
+    assert db.read(lambda r: [k for k, _ in scan(r, "objects", b"a")]) == [
+        b"a",
+        b"a\x00",
+        b"a\x01x",
+        b"a\xff",
+        b"a\xff\xff",
+    ]
     assert db.read(lambda r: [k for k, _ in scan(r, "objects", b"a\xff")]) == [b"a\xff", b"a\xff\xff"]
     assert db.read(lambda r: [k for k, _ in scan(r, "objects", b"\xff")]) == [b"\xff", b"\xff\x01"]
-    assert db.read(lambda r: [k for k, _ in scan(r, "objects", b"a", reverse=True, limit=2)]) == [b"a\xff\xff", b"a\xff"]
+    assert db.read(lambda r: [k for k, _ in scan(r, "objects", b"a", reverse=True, limit=2)]) == [
+        b"a\xff\xff",
+        b"a\xff",
+    ]
 
 
 def test_count_is_the_number_of_rows(db: LmdbMetadataStore) -> None:
@@ -239,7 +248,9 @@ print(json.dumps({"errors": errors, "opens": len(opens)}), flush=True)
 def run_script(script: str, *args: str) -> dict[str, object]:
     """Run `script` in a child process (a deadlock fails the test instead of hanging the suite)."""
     try:
-        done = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True, timeout=15)
+        done = subprocess.run(
+            [sys.executable, "-c", script, *args], cwd=REPO, capture_output=True, text=True, timeout=15
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("the child process hung")
     assert done.returncode == 0, done.stderr

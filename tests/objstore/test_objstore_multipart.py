@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from clocks import Clock
 from objstore_helpers import (
-    Clock,
     chunk_files,
     chunk_row,
     entries_of,
@@ -44,7 +44,10 @@ def upload_part(store: Store, upload_id: str, number: int, data: bytes, piece: i
 
 def multipart_put(store: Store, bucket: str, key: str, data: bytes, part_size: int) -> tuple[str, list[PartRecord]]:
     upload = store.multipart.create_upload(bucket, key, content_type="text/plain", meta={"m": "1"})
-    parts = [upload_part(store, upload.upload_id, n, data[i : i + part_size]) for n, i in enumerate(range(0, len(data), part_size), 1)]
+    parts = [
+        upload_part(store, upload.upload_id, n, data[i : i + part_size])
+        for n, i in enumerate(range(0, len(data), part_size), 1)
+    ]
     return upload.upload_id, parts
 
 
@@ -60,7 +63,12 @@ def test_same_data_one_stream_or_parts_gives_the_same_chunks(store: Store, bucke
         rec = complete(store, upload_id, parts)
         assert entries_of(store, rec) == expected, key
         assert read(store, bucket, key) == DATA
-        assert (rec.size, rec.parts_count, rec.content_type, rec.meta) == (len(DATA), len(parts), "text/plain", {"m": "1"})
+        assert (rec.size, rec.parts_count, rec.content_type, rec.meta) == (
+            len(DATA),
+            len(parts),
+            "text/plain",
+            {"m": "1"},
+        )
     # The parts' leftover boundary chunks are garbage; after GC only the shared chunks remain.
     clock.advance(store.config.gc_grace_seconds + 1)
     collect_garbage(store)
@@ -150,8 +158,12 @@ def test_only_the_last_part_may_be_small(store: Store, bucket: str) -> None:
     upload_id, parts = multipart_put(store, bucket, "k", DATA[:300_000], 100_000)
     small = upload_part(store, upload_id, 4, b"x" * 10)
     with pytest.raises(EntityTooSmall):
-        store.multipart.complete_upload(upload_id, [(p.number, p.etag) for p in parts] + [(4, small.etag)], min_part_size=200_000)
-    rec = store.multipart.complete_upload(upload_id, [(p.number, p.etag) for p in parts] + [(4, small.etag)], min_part_size=100_000)
+        store.multipart.complete_upload(
+            upload_id, [(p.number, p.etag) for p in parts] + [(4, small.etag)], min_part_size=200_000
+        )
+    rec = store.multipart.complete_upload(
+        upload_id, [(p.number, p.etag) for p in parts] + [(4, small.etag)], min_part_size=100_000
+    )
     assert rec.size == 300_010
 
 
@@ -237,7 +249,10 @@ def test_part_refused_at_commit_leaves_nothing_behind(store: Store) -> None:
     store.accounts.create_user("carol", quota=700_000)
     store.create_bucket("carol", "limited")
     upload = store.multipart.create_upload("limited", "k")
-    with store.multipart.open_part_writer(upload.upload_id, 1) as w1, store.multipart.open_part_writer(upload.upload_id, 2) as w2:
+    with (
+        store.multipart.open_part_writer(upload.upload_id, 1) as w1,
+        store.multipart.open_part_writer(upload.upload_id, 2) as w2,
+    ):
         w1.write(DATA[:400_000])
         w2.write(DATA[400_000:800_000])
         w1.commit()
@@ -303,7 +318,9 @@ def test_a_completed_upload_answers_a_retried_complete_with_the_same_part_list(s
         complete(store, upload_id, parts)  # the upload itself is gone
 
 
-def test_completion_records_are_forgotten_after_a_day_and_bounded(store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_completion_records_are_forgotten_after_a_day_and_bounded(
+    store: Store, bucket: str, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     done = []
     for n in range(3):
         upload_id, parts = multipart_put(store, bucket, f"k{n}", DATA[:1000], 1000)
@@ -371,10 +388,17 @@ def test_complete_checks_what_the_request_asserts(store: Store, bucket: str) -> 
     import zlib
 
     whole = base64.b64encode(zlib.crc32(DATA[:150_000]).to_bytes(4, "big")).decode()
-    record = store.multipart.complete_upload(upload.upload_id, wanted, MIN, CompletionChecks(
-        part_checksums={p.number: dict(p.checksums) for p in parts}, object_checksums={"CRC32": whole},
-        checksum_type="FULL_OBJECT", object_size=150_000,
-    ))
+    record = store.multipart.complete_upload(
+        upload.upload_id,
+        wanted,
+        MIN,
+        CompletionChecks(
+            part_checksums={p.number: dict(p.checksums) for p in parts},
+            object_checksums={"CRC32": whole},
+            checksum_type="FULL_OBJECT",
+            object_size=150_000,
+        ),
+    )
     assert record.checksums == {"CRC32": whole}
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from objstore_helpers import SMALL, rand
 
 from objstore.chunks import Entry
 from objstore.chunks.cdc import cut_all
-from objstore.hashing import chunk_digest
 from objstore.chunks.rechunk import Joiner, Part
+from objstore.hashing import chunk_digest
 
 DATA = rand(2_000_000, seed=3)
 
@@ -44,7 +46,7 @@ def expected(data: bytes) -> list[Entry]:
 def join(splits: list[int], data: bytes = DATA) -> tuple[list[Entry], MemoryChunks]:
     mem = MemoryChunks()
     bounds = [0, *sorted(splits), len(data)]
-    parts = [mem.part(data[a:b]) for a, b in zip(bounds, bounds[1:])]
+    parts = [mem.part(data[a:b]) for a, b in pairwise(bounds)]
     joined = Joiner(SMALL, mem.blobs.__getitem__, mem.emit).join(parts)
     return joined, mem
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from objstore_helpers import Clock, chunk_files, chunk_row, entries_of, rand, read
+from clocks import Clock
+from objstore_helpers import chunk_files, chunk_row, entries_of, rand, read
 
 from objstore import Store, refcount
 from objstore.errors import FormatError
@@ -28,7 +29,9 @@ def test_add_then_drop_records_when_a_count_reaches_zero(store: Store) -> None:
     assert store.meta.read(lambda r: refcount.get(r, D1)) == refcount.ChunkRow(1, 0.0, 10)
     assert store.meta.read(lambda r: refcount.get(r, D2)) == refcount.ChunkRow(0, 100.0, 20)
     store.meta.transact(lambda w: refcount.add_refs(w, Counter({D2: 1}), {D2: 20}))
-    assert store.meta.read(lambda r: refcount.get(r, D2)) == refcount.ChunkRow(1, 0.0, 20)  # referenced again: grace cleared
+    assert store.meta.read(lambda r: refcount.get(r, D2)) == refcount.ChunkRow(
+        1, 0.0, 20
+    )  # referenced again: grace cleared
 
 
 def test_drop_never_goes_negative_and_ignores_unknown_chunks(store: Store) -> None:

@@ -118,8 +118,10 @@ def test_a_writer_that_fails_to_open_releases_its_reservation(
 
     monkeypatch.setattr(store.chunks, "batch", no_space)
     upload = store.multipart.create_upload("carols", "mp")
-    for opening in (lambda: store.open_writer("carols", "a", size_hint=500),
-                    lambda: store.multipart.open_part_writer(upload.upload_id, 1, (), 500)):
+    for opening in (
+        lambda: store.open_writer("carols", "a", size_hint=500),
+        lambda: store.multipart.open_part_writer(upload.upload_id, 1, (), 500),
+    ):
         with pytest.raises(OSError):
             opening()
         assert store.admission.held(carol) == 0  # not held until the process exits

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from objstore_helpers import Clock, rand, resumables_with
+from clocks import Clock
+from objstore_helpers import rand, resumables_with
 
 from objstore import Store
 from objstore.errors import EntityTooLarge, NoSuchUpload, QuotaExceeded
@@ -96,8 +97,12 @@ def test_limits_are_checked_at_creation(store: Store, resumables: Resumables) ->
 def test_another_owner_sees_nothing(store: Store, resumables: Resumables) -> None:
     store.accounts.create_user("dave")
     row = resumables.create("carol", 10)
-    for call in (lambda: resumables.get("dave", row.id), lambda: resumables.open_append("dave", row.id, 0),
-                 lambda: resumables.terminate("dave", row.id), lambda: resumables.get("carol", "../etc")):
+    for call in (
+        lambda: resumables.get("dave", row.id),
+        lambda: resumables.open_append("dave", row.id, 0),
+        lambda: resumables.terminate("dave", row.id),
+        lambda: resumables.get("carol", "../etc"),
+    ):
         with pytest.raises(NoSuchUpload):
             call()
 

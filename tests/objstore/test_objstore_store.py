@@ -10,9 +10,9 @@ from pathlib import Path
 
 import blake3
 import pytest
+from clocks import Clock
 from objstore_helpers import (
     SMALL,
-    Clock,
     chunk_files,
     churn,
     churn_process,
@@ -105,7 +105,9 @@ def test_buckets_do_not_see_each_other_s_objects(store: Store, bucket: str) -> N
 # objects ---------------------------------------------------------------------------------------
 def test_put_head_read_delete(store: Store, bucket: str, clock: Clock) -> None:
     data = rand(900_000, seed=5)
-    rec = store.put_object(bucket, "dir/file.bin", data, content_type="image/png", meta={"a": "b"}, headers={"Cache-Control": "no-cache"})
+    rec = store.put_object(
+        bucket, "dir/file.bin", data, content_type="image/png", meta={"a": "b"}, headers={"Cache-Control": "no-cache"}
+    )
     head = store.head_object(bucket, "dir/file.bin")
     assert head == rec
     assert (head.size, head.etag, head.owner, head.created) == (len(data), md5(data), "alice", clock())
@@ -325,7 +327,7 @@ def test_usage_under_concurrent_threads(store: Store, bucket: str) -> None:
     def run(seed: int) -> None:
         try:
             churn(store, bucket, seed, ops=25)
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=run, args=(seed,)) for seed in range(8)]
@@ -372,7 +374,13 @@ def test_copy_shares_the_manifest_and_copies_no_bytes(store: Store, bucket: str,
     files = chunk_files(store)
     clock.advance(5)
     copy, _ = store.copy_object(bucket, "src", bucket, "dst")
-    assert (copy.key, copy.manifest, copy.etag, copy.meta, copy.created) == ("dst", src.manifest, src.etag, {"a": "1"}, clock())
+    assert (copy.key, copy.manifest, copy.etag, copy.meta, copy.created) == (
+        "dst",
+        src.manifest,
+        src.etag,
+        {"a": "1"},
+        clock(),
+    )
     assert chunk_files(store) == files
     assert manifest_refs(store, src.manifest) == 2
     u = store.accounts.get_user("alice")

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from clocks import Clock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from objstore_helpers import SMALL, Clock, rand, read
+from objstore_helpers import SMALL, rand, read
 
 from objstore import Store
 from objstore.errors import (
@@ -27,7 +28,11 @@ from objstore.versions import NULL, NULLS
 def versions_of(store: Store, bucket: str, key: str | None = None) -> list[tuple[str, str, bool, bool]]:
     """(key, version id, delete marker?, latest?) of every version listed, in S3 order."""
     page = store.list_object_versions(bucket, max_keys=1000)
-    return [(v.key, v.version_id, v.delete_marker, v.noncurrent_since is None) for v in page.versions if key in (None, v.key)]
+    return [
+        (v.key, v.version_id, v.delete_marker, v.noncurrent_since is None)
+        for v in page.versions
+        if key in (None, v.key)
+    ]
 
 
 def usage(store: Store, user: str = "alice") -> tuple[int, int]:
@@ -65,7 +70,10 @@ def test_enabled_keeps_every_version_and_delete_adds_a_marker(store: Store, buck
     with pytest.raises(VersionIsDeleteMarker):
         store.head_object(bucket, "k", marker.version_id)
     assert [v[1:] for v in versions_of(store, bucket)] == [
-        (marker.version_id, True, True), (v2.version_id, False, False), (v1.version_id, False, False), (NULL, False, False)
+        (marker.version_id, True, True),
+        (v2.version_id, False, False),
+        (v1.version_id, False, False),
+        (NULL, False, False),
     ]
     assert usage(store) == (9, 3)  # a marker costs nothing
     assert store.list_objects(bucket).objects == []
@@ -250,7 +258,9 @@ OPS = st.lists(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=OPS)
-def test_random_histories_match_the_model(tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, str, int]]) -> None:
+def test_random_histories_match_the_model(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[str, str, int]]
+) -> None:
     store = Store(tmp_path_factory.mktemp("versions") / "data", SMALL, clock=Clock())
     try:
         store.accounts.create_user("alice")

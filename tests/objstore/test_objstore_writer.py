@@ -15,10 +15,10 @@ from pathlib import Path
 
 import blake3
 import pytest
+from clocks import Clock
 from objstore_crash_writer import payload
 from objstore_helpers import (
     SMALL,
-    Clock,
     chunk_files,
     chunk_row,
     entries_of,
@@ -31,10 +31,10 @@ from objstore_helpers import (
 )
 
 from objstore import Store
-from objstore.errors import ChunkMissing, EntityTooLarge, NoSuchKey, QuotaExceeded
-from objstore.maintenance import collect_garbage, fsck
 from objstore.content import ContentWriter
+from objstore.errors import ChunkMissing, EntityTooLarge, NoSuchKey, QuotaExceeded
 from objstore.limits import SizeLimits
+from objstore.maintenance import collect_garbage, fsck
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -139,7 +139,9 @@ def test_gc_between_write_and_commit_cannot_take_a_staged_chunk(store: Store, bu
     assert fsck(store).ok
 
 
-def test_gc_between_publish_and_commit_keeps_the_freshly_published_file(store: Store, bucket: str, clock: Clock) -> None:
+def test_gc_between_publish_and_commit_keeps_the_freshly_published_file(
+    store: Store, bucket: str, clock: Clock
+) -> None:
     """The writer has renamed its chunks into place, over files whose rows expired long ago.
 
     GC may drop the rows but must keep the files (their ctime is fresh), and the commit succeeds.
@@ -203,7 +205,10 @@ def start_writer(mode: str, data_dir: Path) -> subprocess.Popen[str]:
     config = json.dumps(dataclasses.asdict(CRASH_CONFIG))
     return subprocess.Popen(
         [sys.executable, str(HERE / "objstore_crash_writer.py"), mode, str(data_dir), config],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 

@@ -84,10 +84,19 @@ def make_self_signed_cert(directory: Path) -> TlsCert:
     now = dt.datetime.now(dt.UTC)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     usage = x509.KeyUsage(
-        digital_signature=True, key_cert_sign=True, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, crl_sign=False, encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        key_cert_sign=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
     )
-    alt_names = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")])
+    alt_names = x509.SubjectAlternativeName(
+        [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+    )
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -106,7 +115,9 @@ def make_self_signed_cert(directory: Path) -> TlsCert:
     )
     tls = TlsCert(directory / "cert.pem", directory / "key.pem")
     tls.certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     tls.keyfile.write_bytes(pem_key)
     tls.keyfile.chmod(0o600)
     return tls
@@ -178,8 +189,14 @@ class Endpoint:
         """`pyblob ARGS --data-dir <this server's data dir>`, beside the running server."""
         argv = [sys.executable, "-m", "pyblob", *args, "--data-dir", str(self.data_dir)]
         return subprocess.run(
-            argv, check=True, capture_output=True, text=True, timeout=60, env=server_env({}),
-            cwd=self.data_dir.parent, stdin=subprocess.DEVNULL,
+            argv,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=server_env({}),
+            cwd=self.data_dir.parent,
+            stdin=subprocess.DEVNULL,
         )
 
     def usage(self, user: str) -> tuple[int, int]:
@@ -194,11 +211,26 @@ def start_endpoint(root: Path, session: boto3.session.Session, tls: TlsCert | No
     log_dir.mkdir()
     scheme = "https" if tls else "http"
     port = free_port()
-    argv = [sys.executable, "-m", "pyblob", "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
+    argv = [
+        sys.executable,
+        "-m",
+        "pyblob",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
     if tls:
         argv += ["--ssl-certfile", str(tls.certfile), "--ssl-keyfile", str(tls.keyfile)]
     env = server_env(
-        {"PYBLOB_ADMIN_ACCESS_KEY": ADMIN.access_key, "PYBLOB_ADMIN_SECRET_KEY": ADMIN.secret_key, "PYBLOB_DOMAIN": DOMAIN}
+        {
+            "PYBLOB_ADMIN_ACCESS_KEY": ADMIN.access_key,
+            "PYBLOB_ADMIN_SECRET_KEY": ADMIN.secret_key,
+            "PYBLOB_DOMAIN": DOMAIN,
+        }
     )
     with open(log_dir / "stdout", "wb") as out, open(log_dir / "stderr", "wb") as err:
         proc = subprocess.Popen(

@@ -45,8 +45,17 @@ class Signed:
     signature: str
 
 
-def sign(endpoint: Endpoint, method: str, path: str, *, query: str = "", headers: Iterable[tuple[str, str]] = (),
-         body: bytes = b"", payload: str | None = None, creds: Creds = ADMIN) -> Signed:
+def sign(
+    endpoint: Endpoint,
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+    payload: str | None = None,
+    creds: Creds = ADMIN,
+) -> Signed:
     """Sign a request as botocore does; `payload` fixes x-amz-content-sha256 (else the body's hash)."""
     url = endpoint.url + path + (f"?{query}" if query else "")
     request = AWSRequest(method=method, url=url, data=body)
@@ -58,13 +67,30 @@ def sign(endpoint: Endpoint, method: str, path: str, *, query: str = "", headers
     return Signed(url, items, request.headers["X-Amz-Date"], signature)
 
 
-def send(endpoint: Endpoint, method: str, path: str, *, query: str = "", headers: Iterable[tuple[str, str]] = (),
-         body: bytes | Iterable[bytes] = b"", payload: str | None = None, creds: Creds = ADMIN,
-         signed: Signed | None = None) -> httpx.Response:
+def send(
+    endpoint: Endpoint,
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes | Iterable[bytes] = b"",
+    payload: str | None = None,
+    creds: Creds = ADMIN,
+    signed: Signed | None = None,
+) -> httpx.Response:
     """Sign (unless `signed` is given) and send; `body` may differ from what was signed."""
     if signed is None:
-        signed = sign(endpoint, method, path, query=query, headers=headers,
-                      body=body if isinstance(body, bytes) else b"", payload=payload, creds=creds)
+        signed = sign(
+            endpoint,
+            method,
+            path,
+            query=query,
+            headers=headers,
+            body=body if isinstance(body, bytes) else b"",
+            payload=payload,
+            creds=creds,
+        )
     with endpoint.http() as client:
         return client.request(method, signed.url, headers=signed.headers, content=body)
 
@@ -78,13 +104,17 @@ def signing_key(secret: str, date: str, region: str = REGION) -> bytes:
 
 def chunk_signature(key: bytes, amz_date: str, previous: str, chunk: bytes, region: str = REGION) -> str:
     scope = f"{amz_date[:8]}/{region}/s3/aws4_request"
-    text = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, previous, EMPTY_SHA256, hashlib.sha256(chunk).hexdigest()])
+    text = "\n".join(
+        ["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, previous, EMPTY_SHA256, hashlib.sha256(chunk).hexdigest()]
+    )
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
 def trailer_signature(key: bytes, amz_date: str, previous: str, trailer: str, region: str = REGION) -> str:
     scope = f"{amz_date[:8]}/{region}/s3/aws4_request"
-    text = "\n".join(["AWS4-HMAC-SHA256-TRAILER", amz_date, scope, previous, hashlib.sha256(trailer.encode()).hexdigest()])
+    text = "\n".join(
+        ["AWS4-HMAC-SHA256-TRAILER", amz_date, scope, previous, hashlib.sha256(trailer.encode()).hexdigest()]
+    )
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from s3_server import ADMIN, Creds, Endpoint, failure, unique_bucket_name
 from s3_signing import error_of, send, sign
 
-KEY = "dir/with space+plus&é\"%20"
+KEY = 'dir/with space+plus&é"%20'
 
 
 @pytest.fixture
@@ -69,15 +69,21 @@ def test_unknown_access_key(endpoint: Endpoint) -> None:
     assert failure(e) == (403, "InvalidAccessKeyId")
 
 
-@pytest.mark.parametrize("method, path", [("GET", "/"), ("GET", "/{b}"), ("GET", "/{b}/k"), ("PUT", "/{b}/k"), ("DELETE", "/{b}")])
+@pytest.mark.parametrize(
+    "method, path", [("GET", "/"), ("GET", "/{b}"), ("GET", "/{b}/k"), ("PUT", "/{b}/k"), ("DELETE", "/{b}")]
+)
 def test_anonymous_requests_are_denied(endpoint: Endpoint, method: str, path: str) -> None:
     """An existing bucket (or the service) is 403 to anonymous requests; a missing one is 404, as AWS
     answers (bucket names are global: existence is no secret there either)."""
     existing = unique_bucket_name()
     endpoint.client().create_bucket(Bucket=existing)
     with endpoint.http() as client:
-        response = client.request(method, endpoint.url + path.format(b=existing), content=b"x" if method == "PUT" else None)
-        missing = client.request(method, endpoint.url + path.format(b=unique_bucket_name()), content=b"x" if method == "PUT" else None)
+        response = client.request(
+            method, endpoint.url + path.format(b=existing), content=b"x" if method == "PUT" else None
+        )
+        missing = client.request(
+            method, endpoint.url + path.format(b=unique_bucket_name()), content=b"x" if method == "PUT" else None
+        )
     assert (response.status_code, error_of(response)["Code"]) == (403, "AccessDenied")
     if path != "/":
         assert (missing.status_code, error_of(missing)["Code"]) == (404, "NoSuchBucket")
@@ -122,7 +128,9 @@ def test_sigv2_authorization_header(endpoint: Endpoint) -> None:
     """Older s3cmd setups sign with `Authorization: AWS key:signature` (botocore's "s3" signer)."""
     s3 = endpoint.client(signature_version="s3")
     sent: list[str] = []
-    s3.meta.events.register("before-send.s3.*", lambda request, **_: sent.append(str(request.headers["Authorization"], "ascii")))
+    s3.meta.events.register(
+        "before-send.s3.*", lambda request, **_: sent.append(str(request.headers["Authorization"], "ascii"))
+    )
     name = unique_bucket_name()
     s3.create_bucket(Bucket=name)
     s3.put_object(Bucket=name, Key=KEY, Body=b"v2", Metadata={"a": "b"}, ContentType="text/plain")
@@ -148,8 +156,9 @@ def presigner(endpoint: Endpoint, version: str, creds: Creds = ADMIN) -> BaseCli
     return endpoint.client(creds, signature_version=None)
 
 
-def presigned_url(endpoint: Endpoint, version: str, method: str, bucket: str, key: str, expires: int = 600,
-                  creds: Creds = ADMIN) -> str:
+def presigned_url(
+    endpoint: Endpoint, version: str, method: str, bucket: str, key: str, expires: int = 600, creds: Creds = ADMIN
+) -> str:
     operation = {"GET": "get_object", "PUT": "put_object"}[method]
     url = presigner(endpoint, version, creds).generate_presigned_url(
         operation, Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires

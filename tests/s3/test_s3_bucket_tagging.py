@@ -40,7 +40,9 @@ def no_tag_set(s3: BaseClient, bucket: str) -> None:
 
 def test_put_get_replace_and_delete_bucket_tags(s3_http: BaseClient, http_bucket: str) -> None:
     no_tag_set(s3_http, http_bucket)
-    put = s3_http.put_bucket_tagging(Bucket=http_bucket, Tagging=tag_set({"team": "storage", "empty": "", "ñandú": "ü @+-=._:/"}))
+    put = s3_http.put_bucket_tagging(
+        Bucket=http_bucket, Tagging=tag_set({"team": "storage", "empty": "", "ñandú": "ü @+-=._:/"})
+    )
     assert put["ResponseMetadata"]["HTTPStatusCode"] == 204  # as AWS answers it
     assert bucket_tags(s3_http, http_bucket) == {"team": "storage", "empty": "", "ñandú": "ü @+-=._:/"}
     s3_http.put_bucket_tagging(Bucket=http_bucket, Tagging=tag_set({"other": "1"}))  # the whole set is replaced
@@ -124,11 +126,18 @@ def test_every_pair_of_the_tagging_header_is_kept(s3_http: BaseClient, http_buck
     upload = s3_http.create_multipart_upload(Bucket=http_bucket, Key="mp", Tagging="a=b&c")["UploadId"]
     part = s3_http.upload_part(Bucket=http_bucket, Key="mp", UploadId=upload, PartNumber=1, Body=b"y")
     s3_http.complete_multipart_upload(
-        Bucket=http_bucket, Key="mp", UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+        Bucket=http_bucket,
+        Key="mp",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
     )
     assert object_tags(s3_http, http_bucket, "mp") == {"a": "b", "c": ""}
     s3_http.copy_object(
-        Bucket=http_bucket, Key="copy", CopySource={"Bucket": http_bucket, "Key": "put"}, TaggingDirective="REPLACE", Tagging="c&x=y"
+        Bucket=http_bucket,
+        Key="copy",
+        CopySource={"Bucket": http_bucket, "Key": "put"},
+        TaggingDirective="REPLACE",
+        Tagging="c&x=y",
     )
     assert object_tags(s3_http, http_bucket, "copy") == {"c": "", "x": "y"}
 

@@ -77,14 +77,14 @@ CHECK_VALUES = {
     "CRC32C": b64_int(0xE3069283, 4),
     "CRC64NVME": b64_int(0xAE8B14860A799888, 8),
     "SHA1": base64.b64encode(bytes.fromhex("f7c3bc1d808e04732adf679965ccc34ca7ae3441")).decode(),
-    "SHA256": base64.b64encode(bytes.fromhex("15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225")).decode(),
+    "SHA256": base64.b64encode(
+        bytes.fromhex("15e2b0d3c33891ebb0f1ef609ec419420c20e320ce94c65fbc8c3312448eb225")
+    ).decode(),
 }
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_checksum_given_by_the_client_matches_the_standard_check_value(
-    endpoint: Endpoint, algorithm: str
-) -> None:
+def test_checksum_given_by_the_client_matches_the_standard_check_value(endpoint: Endpoint, algorithm: str) -> None:
     s3 = endpoint.client()
     name = unique_bucket_name()
     s3.create_bucket(Bucket=name)
@@ -186,4 +186,6 @@ def test_delete_objects_integrity_by_checksum_or_md5(endpoint: Endpoint, checksu
     s3.put_object(Bucket=name, Key="k", Body=b"x")
     result = s3.delete_objects(Bucket=name, Delete={"Objects": [{"Key": "k"}]})
     assert [d["Key"] for d in result["Deleted"]] == ["k"]
-    assert "content-md5" in sent[0] or any(h.startswith("x-amz-checksum-") for h in sent[0]) or "x-amz-trailer" in sent[0]
+    assert (
+        "content-md5" in sent[0] or any(h.startswith("x-amz-checksum-") for h in sent[0]) or "x-amz-trailer" in sent[0]
+    )

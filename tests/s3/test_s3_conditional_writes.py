@@ -112,7 +112,9 @@ def test_put_conditions_in_a_versioned_bucket(s3_http: BaseClient, http_bucket: 
     ],
     ids=["if-none-match-etag", "if-match-star", "both"],
 )
-def test_put_condition_values_aws_refuses(s3_http: BaseClient, http_bucket: str, headers: dict[str, str], named: str) -> None:
+def test_put_condition_values_aws_refuses(
+    s3_http: BaseClient, http_bucket: str, headers: dict[str, str], named: str
+) -> None:
     s3_http.put_object(Bucket=http_bucket, Key="k", Body=b"kept")
     with pytest.raises(ClientError) as e:
         s3_http.put_object(Bucket=http_bucket, Key="k", Body=b"new", **headers)
@@ -123,10 +125,12 @@ def test_put_condition_values_aws_refuses(s3_http: BaseClient, http_bucket: str,
 
 def test_concurrent_create_only_puts_exactly_one_wins(http_endpoint: Endpoint, http_bucket: str) -> None:
     clients = [http_endpoint.client(ADMIN) for _ in range(WRITERS)]
-    outcomes = race([
-        lambda c=c, i=i: c.put_object(Bucket=http_bucket, Key="lock", Body=f"writer {i}".encode(), IfNoneMatch="*")
-        for i, c in enumerate(clients)
-    ])
+    outcomes = race(
+        [
+            lambda c=c, i=i: c.put_object(Bucket=http_bucket, Key="lock", Body=f"writer {i}".encode(), IfNoneMatch="*")
+            for i, c in enumerate(clients)
+        ]
+    )
     assert statuses(outcomes) == [200] + [412] * (WRITERS - 1)
     winner = next(i for i, o in enumerate(outcomes) if not isinstance(o, ClientError))
     assert body(clients[0], http_bucket, "lock") == f"writer {winner}".encode()
@@ -135,10 +139,12 @@ def test_concurrent_create_only_puts_exactly_one_wins(http_endpoint: Endpoint, h
 def test_concurrent_compare_and_swap_puts_exactly_one_wins(http_endpoint: Endpoint, http_bucket: str) -> None:
     clients = [http_endpoint.client(ADMIN) for _ in range(WRITERS)]
     base = clients[0].put_object(Bucket=http_bucket, Key="state", Body=b"base")["ETag"]
-    outcomes = race([
-        lambda c=c, i=i: c.put_object(Bucket=http_bucket, Key="state", Body=f"update {i}".encode(), IfMatch=base)
-        for i, c in enumerate(clients)
-    ])
+    outcomes = race(
+        [
+            lambda c=c, i=i: c.put_object(Bucket=http_bucket, Key="state", Body=f"update {i}".encode(), IfMatch=base)
+            for i, c in enumerate(clients)
+        ]
+    )
     assert statuses(outcomes) == [200] + [412] * (WRITERS - 1)
     winner = next(i for i, o in enumerate(outcomes) if not isinstance(o, ClientError))
     assert body(clients[0], http_bucket, "state") == f"update {winner}".encode()
@@ -149,27 +155,37 @@ def test_complete_if_none_match(s3_http: BaseClient, http_bucket: str) -> None:
     upload_id, parts = start_upload(s3_http, http_bucket, "k")
     s3_http.put_object(Bucket=http_bucket, Key="k", Body=b"taken")
     with pytest.raises(ClientError) as e:
-        s3_http.complete_multipart_upload(Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfNoneMatch="*")
+        s3_http.complete_multipart_upload(
+            Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfNoneMatch="*"
+        )
     assert condition_of(e) == (412, "PreconditionFailed", "If-None-Match")
     assert body(s3_http, http_bucket, "k") == b"taken"
     assert len(s3_http.list_parts(Bucket=http_bucket, Key="k", UploadId=upload_id)["Parts"]) == 1  # still there
     # Judged when the Complete commits: the key is free again, so the same upload completes (AWS
     # answers 409 ConditionalRequestConflict here, because the key changed after the upload began).
     s3_http.delete_object(Bucket=http_bucket, Key="k")
-    s3_http.complete_multipart_upload(Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfNoneMatch="*")
+    s3_http.complete_multipart_upload(
+        Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfNoneMatch="*"
+    )
     assert body(s3_http, http_bucket, "k") == b"part data"
 
 
 def test_complete_if_match(s3_http: BaseClient, http_bucket: str) -> None:
     upload_id, parts = start_upload(s3_http, http_bucket, "k")
     with pytest.raises(ClientError) as e:
-        s3_http.complete_multipart_upload(Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfMatch=WRONG)
+        s3_http.complete_multipart_upload(
+            Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfMatch=WRONG
+        )
     assert failure(e) == (404, "NoSuchKey")
     etag = s3_http.put_object(Bucket=http_bucket, Key="k", Body=b"current")["ETag"]
     with pytest.raises(ClientError) as e:
-        s3_http.complete_multipart_upload(Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfMatch=WRONG)
+        s3_http.complete_multipart_upload(
+            Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfMatch=WRONG
+        )
     assert condition_of(e) == (412, "PreconditionFailed", "If-Match")
-    done = s3_http.complete_multipart_upload(Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfMatch=etag)
+    done = s3_http.complete_multipart_upload(
+        Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfMatch=etag
+    )
     assert s3_http.head_object(Bucket=http_bucket, Key="k")["ETag"] == done["ETag"]
 
 
@@ -177,8 +193,12 @@ def test_a_retried_conditional_complete_gets_the_first_answer(s3_http: BaseClien
     """The retry is not judged again: its own first attempt made the key exist."""
     bucket = versioned(s3_http, http_bucket)
     upload_id, parts = start_upload(s3_http, bucket, "k")
-    first = s3_http.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfNoneMatch="*")
-    again = s3_http.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfNoneMatch="*")
+    first = s3_http.complete_multipart_upload(
+        Bucket=bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfNoneMatch="*"
+    )
+    again = s3_http.complete_multipart_upload(
+        Bucket=bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfNoneMatch="*"
+    )
     assert (again["ETag"], again["VersionId"]) == (first["ETag"], first["VersionId"])
     assert len(s3_http.list_object_versions(Bucket=bucket)["Versions"]) == 1
 
@@ -186,18 +206,26 @@ def test_a_retried_conditional_complete_gets_the_first_answer(s3_http: BaseClien
 def test_complete_condition_values_aws_refuses(s3_http: BaseClient, http_bucket: str) -> None:
     upload_id, parts = start_upload(s3_http, http_bucket, "k")
     with pytest.raises(ClientError) as e:
-        s3_http.complete_multipart_upload(Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfNoneMatch=WRONG)
+        s3_http.complete_multipart_upload(
+            Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfNoneMatch=WRONG
+        )
     assert failure(e) == (501, "NotImplemented")
-    s3_http.complete_multipart_upload(Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfNoneMatch="*")
+    s3_http.complete_multipart_upload(
+        Bucket=http_bucket, Key="k", UploadId=upload_id, MultipartUpload=parts, IfNoneMatch="*"
+    )
 
 
 def test_concurrent_create_only_completes_exactly_one_wins(http_endpoint: Endpoint, http_bucket: str) -> None:
     clients = [http_endpoint.client(ADMIN) for _ in range(4)]
     uploads = [start_upload(c, http_bucket, "k", f"upload {i}".encode()) for i, c in enumerate(clients)]
-    outcomes = race([
-        lambda c=c, u=u: c.complete_multipart_upload(Bucket=http_bucket, Key="k", UploadId=u[0], MultipartUpload=u[1], IfNoneMatch="*")
-        for c, u in zip(clients, uploads)
-    ])
+    outcomes = race(
+        [
+            lambda c=c, u=u: c.complete_multipart_upload(
+                Bucket=http_bucket, Key="k", UploadId=u[0], MultipartUpload=u[1], IfNoneMatch="*"
+            )
+            for c, u in zip(clients, uploads, strict=True)
+        ]
+    )
     assert statuses(outcomes) == [200, 412, 412, 412]
     winner = next(i for i, o in enumerate(outcomes) if not isinstance(o, ClientError))
     assert body(clients[0], http_bucket, "k") == f"upload {winner}".encode()
@@ -233,7 +261,8 @@ def test_copy_if_none_match_over_a_delete_marker(s3_http: BaseClient, http_bucke
 
 
 @pytest.mark.parametrize(
-    "headers", [{"IfNoneMatch": WRONG}, {"IfMatch": "*"}, {"IfMatch": WRONG, "IfNoneMatch": "*"}],
+    "headers",
+    [{"IfNoneMatch": WRONG}, {"IfMatch": "*"}, {"IfMatch": WRONG, "IfNoneMatch": "*"}],
     ids=["if-none-match-etag", "if-match-star", "both"],
 )
 def test_copy_condition_values_aws_refuses(s3_http: BaseClient, http_bucket: str, headers: dict[str, str]) -> None:
@@ -288,11 +317,22 @@ def test_delete_conditions_of_directory_buckets_are_refused(s3_http: BaseClient,
 
 def test_delete_objects_with_etags(s3_http: BaseClient, http_bucket: str) -> None:
     etags = {k: s3_http.put_object(Bucket=http_bucket, Key=k, Body=k.encode())["ETag"] for k in ("a", "b", "c")}
-    done = s3_http.delete_objects(Bucket=http_bucket, Delete={"Objects": [
-        {"Key": "a", "ETag": etags["a"]}, {"Key": "b", "ETag": WRONG}, {"Key": "c"}, {"Key": "missing", "ETag": etags["a"]},
-    ]})
+    done = s3_http.delete_objects(
+        Bucket=http_bucket,
+        Delete={
+            "Objects": [
+                {"Key": "a", "ETag": etags["a"]},
+                {"Key": "b", "ETag": WRONG},
+                {"Key": "c"},
+                {"Key": "missing", "ETag": etags["a"]},
+            ]
+        },
+    )
     assert sorted(d["Key"] for d in done["Deleted"]) == ["a", "c"]
-    assert sorted((e["Key"], e["Code"]) for e in done["Errors"]) == [("b", "PreconditionFailed"), ("missing", "NoSuchKey")]
+    assert sorted((e["Key"], e["Code"]) for e in done["Errors"]) == [
+        ("b", "PreconditionFailed"),
+        ("missing", "NoSuchKey"),
+    ]
     assert [o["Key"] for o in s3_http.list_objects_v2(Bucket=http_bucket)["Contents"]] == ["b"]
 
 

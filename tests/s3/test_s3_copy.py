@@ -41,7 +41,10 @@ def copy(s3: BaseClient, bucket: str, key: str, source: dict[str, str], **kwargs
 
 
 def attributes(result: dict[str, Any]) -> dict[str, Any]:
-    return {name: result.get(name) for name in ("ContentType", "CacheControl", "ContentDisposition", "ContentLanguage", "Metadata")}
+    return {
+        name: result.get(name)
+        for name in ("ContentType", "CacheControl", "ContentDisposition", "ContentLanguage", "Metadata")
+    }
 
 
 def test_copy_within_a_bucket_keeps_content_and_attributes(s3: BaseClient, bucket: str) -> None:
@@ -80,13 +83,21 @@ def test_copy_source_as_a_string_with_a_leading_slash(s3_http: BaseClient, http_
 def test_replace_replaces_metadata_and_standard_headers(s3: BaseClient, bucket: str) -> None:
     put_source(s3, bucket)
     copy(
-        s3, bucket, "copy", {"Bucket": bucket, "Key": "src"},
-        MetadataDirective="REPLACE", ContentType="application/json", Metadata={"new": "yes"},
+        s3,
+        bucket,
+        "copy",
+        {"Bucket": bucket, "Key": "src"},
+        MetadataDirective="REPLACE",
+        ContentType="application/json",
+        Metadata={"new": "yes"},
     )
     got = s3.get_object(Bucket=bucket, Key="copy")
     assert sha256(got["Body"].read()) == sha256(BODY)
     assert attributes(got) == {
-        "ContentType": "application/json", "CacheControl": None, "ContentDisposition": None, "ContentLanguage": None,
+        "ContentType": "application/json",
+        "CacheControl": None,
+        "ContentDisposition": None,
+        "ContentLanguage": None,
         "Metadata": {"new": "yes"},
     }
     # The source keeps its own.
@@ -99,8 +110,13 @@ def test_copy_onto_itself_with_replace_sets_new_metadata(s3: BaseClient, bucket:
     before = s3.head_object(Bucket=bucket, Key="src")
     time.sleep(1.1)  # LastModified has a resolution of one second
     result = copy(
-        s3, bucket, "src", {"Bucket": bucket, "Key": "src"},
-        MetadataDirective="REPLACE", ContentType="text/x-source", Metadata={"mtime": "1700000000.123"},
+        s3,
+        bucket,
+        "src",
+        {"Bucket": bucket, "Key": "src"},
+        MetadataDirective="REPLACE",
+        ContentType="text/x-source",
+        Metadata={"mtime": "1700000000.123"},
     )
     assert result["CopyObjectResult"]["ETag"] == before["ETag"]
     got = s3.get_object(Bucket=bucket, Key="src")
@@ -173,7 +189,9 @@ def test_missing_source(s3_http: BaseClient, http_bucket: str) -> None:
     assert failure(e) == (404, "NoSuchBucket")
 
 
-def test_copy_from_another_users_bucket_is_denied(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str) -> None:
+def test_copy_from_another_users_bucket_is_denied(
+    http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str
+) -> None:
     put_source(s3_http, http_bucket)
     bob = http_endpoint.client(http_endpoint.users["bob"])
     mine = unique_bucket_name()
@@ -203,7 +221,14 @@ def test_copy_shares_storage(http_endpoint: Endpoint, s3_http: BaseClient, http_
     other = unique_bucket_name()
     s3_http.create_bucket(Bucket=other)
     copy(s3_http, http_bucket, "big-copy", {"Bucket": http_bucket, "Key": "big"})
-    copy(s3_http, other, "big-copy", {"Bucket": http_bucket, "Key": "big"}, MetadataDirective="REPLACE", Metadata={"m": "1"})
+    copy(
+        s3_http,
+        other,
+        "big-copy",
+        {"Bucket": http_bucket, "Key": "big"},
+        MetadataDirective="REPLACE",
+        Metadata={"m": "1"},
+    )
     assert chunk_files(http_endpoint.data_dir) - before_files == set()  # no new chunk file
     # Usage is logical: each copy counts in full.
     assert http_endpoint.usage("admin") == (before_usage[0] + 2 * len(body), before_usage[1] + 2)

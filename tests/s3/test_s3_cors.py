@@ -15,8 +15,13 @@ from s3_server import Endpoint, failure
 APP = "https://app.example"
 RULES = {
     "CORSRules": [
-        {"AllowedOrigins": [APP], "AllowedMethods": ["GET", "PUT", "POST"], "AllowedHeaders": ["*"],
-         "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 600},
+        {
+            "AllowedOrigins": [APP],
+            "AllowedMethods": ["GET", "PUT", "POST"],
+            "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag"],
+            "MaxAgeSeconds": 600,
+        },
         {"AllowedOrigins": ["https://*.viewer.example"], "AllowedMethods": ["GET"]},
     ]
 }
@@ -30,8 +35,10 @@ def cors_bucket(s3_http: BaseClient, http_bucket: str) -> str:
 
 def _preflight(endpoint: Endpoint, bucket: str, origin: str, method: str, headers: str = "") -> httpx.Response:
     extra = {"Access-Control-Request-Headers": headers} if headers else {}
-    return httpx.options(f"{endpoint.url}/{bucket}/upload.bin",
-                         headers={"Origin": origin, "Access-Control-Request-Method": method, **extra})
+    return httpx.options(
+        f"{endpoint.url}/{bucket}/upload.bin",
+        headers={"Origin": origin, "Access-Control-Request-Method": method, **extra},
+    )
 
 
 def test_configuration_round_trip_and_delete(s3_http: BaseClient, cors_bucket: str) -> None:
@@ -94,7 +101,9 @@ def test_errors_carry_cors_headers_too(http_endpoint: Endpoint, s3_http: BaseCli
     assert r.headers["access-control-allow-origin"] == APP
 
 
-def test_no_cors_headers_for_an_origin_no_rule_allows(http_endpoint: Endpoint, s3_http: BaseClient, cors_bucket: str) -> None:
+def test_no_cors_headers_for_an_origin_no_rule_allows(
+    http_endpoint: Endpoint, s3_http: BaseClient, cors_bucket: str
+) -> None:
     s3_http.put_object(Bucket=cors_bucket, Key="public-ish", Body=b"x")
     url = s3_http.generate_presigned_url("get_object", Params={"Bucket": cors_bucket, "Key": "public-ish"})
     r = httpx.get(url, headers={"Origin": "https://evil.example"})

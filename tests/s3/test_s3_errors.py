@@ -45,8 +45,15 @@ def error_bucket(http_endpoint: Endpoint) -> str:
     ],
 )
 def test_error_responses_are_s3_xml(
-    http_endpoint: Endpoint, error_bucket: str, method: str, path: str, query: str, headers: dict[str, str],
-    signed: bool, status: int, code: str,
+    http_endpoint: Endpoint,
+    error_bucket: str,
+    method: str,
+    path: str,
+    query: str,
+    headers: dict[str, str],
+    signed: bool,
+    status: int,
+    code: str,
 ) -> None:
     path = path.replace("{b}", error_bucket)
     if signed:
@@ -66,8 +73,13 @@ def test_error_responses_are_s3_xml(
 
 def test_request_id_on_every_response(http_endpoint: Endpoint, error_bucket: str) -> None:
     ids = set()
-    for method, path in [("GET", "/"), ("GET", f"/{error_bucket}/k"), ("HEAD", f"/{error_bucket}/k"),
-                         ("HEAD", f"/{error_bucket}/missing"), ("HEAD", f"/{error_bucket}-missing")]:
+    for method, path in [
+        ("GET", "/"),
+        ("GET", f"/{error_bucket}/k"),
+        ("HEAD", f"/{error_bucket}/k"),
+        ("HEAD", f"/{error_bucket}/missing"),
+        ("HEAD", f"/{error_bucket}-missing"),
+    ]:
         response = send(http_endpoint, method, path)
         ids.add(response.headers["x-amz-request-id"])
         if method == "HEAD":
@@ -82,7 +94,9 @@ def test_not_implemented_operations_through_boto3(s3_http: BaseClient, http_buck
         lambda: s3_http.get_bucket_encryption(Bucket=http_bucket),
         lambda: s3_http.get_object_lock_configuration(Bucket=http_bucket),
         lambda: s3_http.put_bucket_versioning(
-            Bucket=http_bucket, VersioningConfiguration={"Status": "Enabled", "MFADelete": "Enabled"}, MFA="serial 123456"
+            Bucket=http_bucket,
+            VersioningConfiguration={"Status": "Enabled", "MFADelete": "Enabled"},
+            MFA="serial 123456",
         ),
     ]
     for attempt in attempts:
@@ -101,7 +115,9 @@ def test_server_side_encryption_is_refused_not_ignored(s3_http: BaseClient, http
 def test_xml_request_bodies_are_bounded(http_endpoint: Endpoint, error_bucket: str) -> None:
     body = b"<Delete>" + b"<Object><Key>" + b"k" * (2 * 1024 * 1024) + b"</Key></Object></Delete>"
     md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
-    response = send(http_endpoint, "POST", f"/{error_bucket}", query="delete=", headers=[("Content-MD5", md5)], body=body)
+    response = send(
+        http_endpoint, "POST", f"/{error_bucket}", query="delete=", headers=[("Content-MD5", md5)], body=body
+    )
     assert (response.status_code, error_of(response)["Code"]) == (400, "MaxMessageLengthExceeded")
 
 
@@ -115,5 +131,7 @@ def test_delete_objects_needs_an_integrity_header(http_endpoint: Endpoint, error
 def test_malformed_delete_body(http_endpoint: Endpoint, error_bucket: str) -> None:
     for body in (b"<Delete><Object><Key>k</Key>", b"<NotDelete/>", b"<Delete></Delete>"):
         md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
-        response = send(http_endpoint, "POST", f"/{error_bucket}", query="delete=", headers=[("Content-MD5", md5)], body=body)
+        response = send(
+            http_endpoint, "POST", f"/{error_bucket}", query="delete=", headers=[("Content-MD5", md5)], body=body
+        )
         assert (response.status_code, error_of(response)["Code"]) == (400, "MalformedXML"), body

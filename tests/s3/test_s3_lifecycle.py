@@ -21,13 +21,25 @@ TWO_DAYS = 2 * 86400
 def test_configuration_round_trip_and_delete(s3: BaseClient, bucket: str) -> None:
     rules = [
         {"ID": "logs", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 30}},
-        {"ID": "tagged", "Filter": {"And": {"Prefix": "tmp/", "Tags": [{"Key": "temp", "Value": "yes"}]}},
-         "Status": "Disabled", "Expiration": {"Date": dt.datetime(2030, 1, 1, tzinfo=dt.UTC)}},
-        {"ID": "uploads", "Filter": {"Prefix": ""}, "Status": "Enabled",
-         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
-        {"ID": "versions", "Filter": {"Prefix": "v/"}, "Status": "Enabled",
-         "Expiration": {"ExpiredObjectDeleteMarker": True},
-         "NoncurrentVersionExpiration": {"NoncurrentDays": 30, "NewerNoncurrentVersions": 3}},
+        {
+            "ID": "tagged",
+            "Filter": {"And": {"Prefix": "tmp/", "Tags": [{"Key": "temp", "Value": "yes"}]}},
+            "Status": "Disabled",
+            "Expiration": {"Date": dt.datetime(2030, 1, 1, tzinfo=dt.UTC)},
+        },
+        {
+            "ID": "uploads",
+            "Filter": {"Prefix": ""},
+            "Status": "Enabled",
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+        },
+        {
+            "ID": "versions",
+            "Filter": {"Prefix": "v/"},
+            "Status": "Enabled",
+            "Expiration": {"ExpiredObjectDeleteMarker": True},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 30, "NewerNoncurrentVersions": 3},
+        },
     ]
     s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
     got = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
@@ -51,8 +63,12 @@ def test_each_filter_form_is_given_back_as_written(s3_http: BaseClient, http_buc
         {"ID": "empty", "Filter": {}, "Status": "Enabled", "Expiration": {"Days": 1}},
         {"ID": "prefix", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 2}},
         {"ID": "tag", "Filter": {"Tag": {"Key": "t", "Value": "v"}}, "Status": "Enabled", "Expiration": {"Days": 3}},
-        {"ID": "and", "Filter": {"And": {"Prefix": "p/", "Tags": [{"Key": "a", "Value": "1"}]}}, "Status": "Enabled",
-         "Expiration": {"Days": 4}},
+        {
+            "ID": "and",
+            "Filter": {"And": {"Prefix": "p/", "Tags": [{"Key": "a", "Value": "1"}]}},
+            "Status": "Enabled",
+            "Expiration": {"Days": 4},
+        },
         {"ID": "size", "Filter": {"ObjectSizeGreaterThan": 100}, "Status": "Enabled", "Expiration": {"Days": 5}},
     ]
     s3_http.put_bucket_lifecycle_configuration(Bucket=http_bucket, LifecycleConfiguration={"Rules": rules})
@@ -96,25 +112,64 @@ def _rule(**extra: object) -> dict[str, object]:
         ([_rule(Expiration={"Date": dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)})], (400, "InvalidArgument")),
         ([_rule(Expiration={"Days": 1}), _rule(Expiration={"Days": 2})], (400, "InvalidArgument")),
         ([_rule(ID="x" * 256, Expiration={"Days": 1})], (400, "InvalidArgument")),
-        ([{"ID": "r", "Filter": {"Tag": {"Key": "a", "Value": "b"}}, "Status": "Enabled",
-           "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}], (400, "InvalidArgument")),
+        (
+            [
+                {
+                    "ID": "r",
+                    "Filter": {"Tag": {"Key": "a", "Value": "b"}},
+                    "Status": "Enabled",
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                }
+            ],
+            (400, "InvalidArgument"),
+        ),
         ([_rule()], (400, "InvalidRequest")),
-        ([{"ID": "r", "Filter": {"Prefix": "a"}, "Prefix": "a", "Status": "Enabled", "Expiration": {"Days": 1}}],
-         (400, "MalformedXML")),
+        (
+            [{"ID": "r", "Filter": {"Prefix": "a"}, "Prefix": "a", "Status": "Enabled", "Expiration": {"Days": 1}}],
+            (400, "MalformedXML"),
+        ),
         ([_rule(Transitions=[{"Days": 30, "StorageClass": "GLACIER"}])], (501, "NotImplemented")),
-        ([_rule(NoncurrentVersionTransitions=[{"NoncurrentDays": 30, "StorageClass": "GLACIER"}])], (501, "NotImplemented")),
+        (
+            [_rule(NoncurrentVersionTransitions=[{"NoncurrentDays": 30, "StorageClass": "GLACIER"}])],
+            (501, "NotImplemented"),
+        ),
         ([_rule(NoncurrentVersionExpiration={"NoncurrentDays": 0})], (400, "InvalidArgument")),
-        ([_rule(NoncurrentVersionExpiration={"NoncurrentDays": 1, "NewerNoncurrentVersions": 101})], (400, "InvalidArgument")),
+        (
+            [_rule(NoncurrentVersionExpiration={"NoncurrentDays": 1, "NewerNoncurrentVersions": 101})],
+            (400, "InvalidArgument"),
+        ),
         ([_rule(Expiration={"Days": 1, "ExpiredObjectDeleteMarker": True})], (400, "InvalidArgument")),
-        ([{"ID": "r", "Filter": {"Tag": {"Key": "a", "Value": "b"}}, "Status": "Enabled",
-           "Expiration": {"ExpiredObjectDeleteMarker": True}}], (400, "InvalidArgument")),
+        (
+            [
+                {
+                    "ID": "r",
+                    "Filter": {"Tag": {"Key": "a", "Value": "b"}},
+                    "Status": "Enabled",
+                    "Expiration": {"ExpiredObjectDeleteMarker": True},
+                }
+            ],
+            (400, "InvalidArgument"),
+        ),
     ],
-    ids=["days-0", "date-not-midnight", "duplicate-id", "long-id", "abort-with-tag", "no-action",
-         "filter-and-prefix", "transition", "noncurrent-transition", "noncurrent-days-0", "newer-noncurrent-101",
-         "marker-with-days", "marker-with-tag"],
+    ids=[
+        "days-0",
+        "date-not-midnight",
+        "duplicate-id",
+        "long-id",
+        "abort-with-tag",
+        "no-action",
+        "filter-and-prefix",
+        "transition",
+        "noncurrent-transition",
+        "noncurrent-days-0",
+        "newer-noncurrent-101",
+        "marker-with-days",
+        "marker-with-tag",
+    ],
 )
-def test_invalid_configurations_answer_as_aws(s3_http: BaseClient, http_bucket: str, rules: list[dict[str, object]],
-                                              expected: tuple[int, str]) -> None:
+def test_invalid_configurations_answer_as_aws(
+    s3_http: BaseClient, http_bucket: str, rules: list[dict[str, object]], expected: tuple[int, str]
+) -> None:
     with pytest.raises(ClientError) as e:
         s3_http.put_bucket_lifecycle_configuration(Bucket=http_bucket, LifecycleConfiguration={"Rules": rules})
     assert failure(e) == expected
@@ -133,7 +188,9 @@ def test_too_many_rules_is_malformed(s3_http: BaseClient, http_bucket: str) -> N
 def test_other_users_cannot_read_or_set_it(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str) -> None:
     bob = http_endpoint.client(http_endpoint.users["bob"])
     with pytest.raises(ClientError) as e:
-        bob.put_bucket_lifecycle_configuration(Bucket=http_bucket, LifecycleConfiguration={"Rules": [_rule(Expiration={"Days": 1})]})
+        bob.put_bucket_lifecycle_configuration(
+            Bucket=http_bucket, LifecycleConfiguration={"Rules": [_rule(Expiration={"Days": 1})]}
+        )
     assert failure(e) == (403, "AccessDenied")
 
 
@@ -141,8 +198,16 @@ def gc_in_the_future(endpoint: Endpoint, seconds: float) -> dict[str, str]:
     """`pyblob gc` on the server's data dir with the store's clock `seconds` ahead: its report."""
     argv = [sys.executable, "-m", "pyblob", "gc", "--data-dir", str(endpoint.data_dir)]
     env = server_env({"PYBLOB_CLOCK_OFFSET_SECONDS": str(seconds)})
-    done = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60, env=env,
-                          cwd=endpoint.data_dir.parent, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        argv,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=endpoint.data_dir.parent,
+        stdin=subprocess.DEVNULL,
+    )
     pairs = (line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
     return {label.strip(): value.strip() for label, value in pairs}
 
@@ -150,8 +215,18 @@ def gc_in_the_future(endpoint: Endpoint, seconds: float) -> dict[str, str]:
 def test_expiry_and_stale_uploads_end_to_end(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str) -> None:
     rules = [
         {"ID": "tmp", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 1}},
-        {"ID": "tagged", "Filter": {"Tag": {"Key": "temp", "Value": "yes"}}, "Status": "Enabled", "Expiration": {"Days": 1}},
-        {"ID": "uploads", "Filter": {"Prefix": "big/"}, "Status": "Enabled", "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+        {
+            "ID": "tagged",
+            "Filter": {"Tag": {"Key": "temp", "Value": "yes"}},
+            "Status": "Enabled",
+            "Expiration": {"Days": 1},
+        },
+        {
+            "ID": "uploads",
+            "Filter": {"Prefix": "big/"},
+            "Status": "Enabled",
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        },
     ]
     s3_http.put_bucket_lifecycle_configuration(Bucket=http_bucket, LifecycleConfiguration={"Rules": rules})
     s3_http.put_object(Bucket=http_bucket, Key="tmp/a", Body=b"a" * 1000)
@@ -179,10 +254,24 @@ def test_versioned_expiry_end_to_end(http_endpoint: Endpoint, s3_http: BaseClien
     left with no version below them; usage follows."""
     s3_http.put_bucket_versioning(Bucket=http_bucket, VersioningConfiguration={"Status": "Enabled"})
     rules = [
-        {"ID": "docs", "Filter": {"Prefix": "doc"}, "Status": "Enabled",
-         "NoncurrentVersionExpiration": {"NoncurrentDays": 1, "NewerNoncurrentVersions": 1}},
-        {"ID": "others", "Filter": {"Prefix": "gone"}, "Status": "Enabled", "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
-        {"ID": "markers", "Filter": {"Prefix": ""}, "Status": "Enabled", "Expiration": {"ExpiredObjectDeleteMarker": True}},
+        {
+            "ID": "docs",
+            "Filter": {"Prefix": "doc"},
+            "Status": "Enabled",
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 1, "NewerNoncurrentVersions": 1},
+        },
+        {
+            "ID": "others",
+            "Filter": {"Prefix": "gone"},
+            "Status": "Enabled",
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+        },
+        {
+            "ID": "markers",
+            "Filter": {"Prefix": ""},
+            "Status": "Enabled",
+            "Expiration": {"ExpiredObjectDeleteMarker": True},
+        },
         {"ID": "tmp", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 1}},
     ]
     s3_http.put_bucket_lifecycle_configuration(Bucket=http_bucket, LifecycleConfiguration={"Rules": rules})
@@ -204,10 +293,13 @@ def test_versioned_expiry_end_to_end(http_endpoint: Endpoint, s3_http: BaseClien
     assert (before[0] - after[0], before[1] - after[1]) == (100 + 50, 2)
 
 
-@pytest.mark.parametrize("action", [
-    {"Expiration": {"Days": 10**12}},
-    {"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 10**12}},
-])
+@pytest.mark.parametrize(
+    "action",
+    [
+        {"Expiration": {"Days": 10**12}},
+        {"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 10**12}},
+    ],
+)
 def test_huge_day_counts_are_refused(s3_http: BaseClient, http_bucket: str, action: dict[str, object]) -> None:
     rule = {"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, **action}
     with pytest.raises(ClientError) as e:

@@ -47,8 +47,14 @@ def test_quota_while_streaming_a_body_of_unknown_length(http_endpoint: Endpoint)
         for _ in range(32):
             yield b"z" * (64 * 1024)
 
-    response = send(http_endpoint, "PUT", f"/{bucket}/streamed", body=body(), payload="UNSIGNED-PAYLOAD",
-                    creds=http_endpoint.users["carol"])
+    response = send(
+        http_endpoint,
+        "PUT",
+        f"/{bucket}/streamed",
+        body=body(),
+        payload="UNSIGNED-PAYLOAD",
+        creds=http_endpoint.users["carol"],
+    )
     assert (response.status_code, error_of(response)["Code"]) == (403, "QuotaExceeded")
     assert http_endpoint.usage("carol") == before
 
@@ -72,8 +78,14 @@ def test_per_object_limit_while_streaming(http_endpoint: Endpoint) -> None:
         for _ in range(4):
             yield b"e" * (32 * 1024)
 
-    response = send(http_endpoint, "PUT", f"/{bucket}/streamed", body=body(), payload="UNSIGNED-PAYLOAD",
-                    creds=http_endpoint.users["dave"])
+    response = send(
+        http_endpoint,
+        "PUT",
+        f"/{bucket}/streamed",
+        body=body(),
+        payload="UNSIGNED-PAYLOAD",
+        creds=http_endpoint.users["dave"],
+    )
     assert (response.status_code, error_of(response)["Code"]) == (400, "EntityTooLarge")
     assert "Contents" not in http_endpoint.client(http_endpoint.users["dave"]).list_objects_v2(Bucket=bucket)
 

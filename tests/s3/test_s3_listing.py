@@ -122,7 +122,13 @@ def test_max_keys_zero_is_an_empty_complete_page(s3_http: BaseClient, http_bucke
     for key in ("a", "b"):
         s3_http.put_object(Bucket=http_bucket, Key=key, Body=b"x")
     v2 = s3_http.list_objects_v2(Bucket=http_bucket, MaxKeys=0, Prefix="a")
-    assert (v2["KeyCount"], v2["IsTruncated"], v2["MaxKeys"], v2["Prefix"], "Contents" in v2) == (0, False, 0, "a", False)
+    assert (v2["KeyCount"], v2["IsTruncated"], v2["MaxKeys"], v2["Prefix"], "Contents" in v2) == (
+        0,
+        False,
+        0,
+        "a",
+        False,
+    )
     v1 = s3_http.list_objects(Bucket=http_bucket, MaxKeys=0, Marker="a")
     assert (v1["IsTruncated"], v1["Marker"], "Contents" in v1) == (False, "a", False)
     versions = s3_http.list_object_versions(Bucket=http_bucket, MaxKeys=0)
@@ -134,7 +140,9 @@ def test_an_empty_continuation_token_is_invalid(http_endpoint: Endpoint, http_bu
     assert (response.status_code, error_of(response)["Code"]) == (400, "InvalidArgument")
 
 
-def test_v1_url_encoding_covers_prefix_marker_delimiter_and_next_marker(http_endpoint: Endpoint, http_bucket: str) -> None:
+def test_v1_url_encoding_covers_prefix_marker_delimiter_and_next_marker(
+    http_endpoint: Endpoint, http_bucket: str
+) -> None:
     s3 = http_endpoint.client()
     for key in ("a b/1", "a b/2", "a b+c"):
         s3.put_object(Bucket=http_bucket, Key=key, Body=b"x")

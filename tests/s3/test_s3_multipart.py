@@ -50,7 +50,9 @@ def create(s3: BaseClient, bucket: str, key: str, **kwargs: Any) -> str:
     return str(s3.create_multipart_upload(Bucket=bucket, Key=key, **kwargs)["UploadId"])
 
 
-def upload_parts(s3: BaseClient, bucket: str, key: str, upload_id: str, parts: list[bytes], **kwargs: Any) -> list[dict[str, Any]]:
+def upload_parts(
+    s3: BaseClient, bucket: str, key: str, upload_id: str, parts: list[bytes], **kwargs: Any
+) -> list[dict[str, Any]]:
     """Uploads `parts` as parts 1..N; returns the part list for CompleteMultipartUpload."""
     done = []
     for number, body in enumerate(parts, start=1):
@@ -87,7 +89,9 @@ def test_upload_file_and_download_file(
     source, back = tmp_path / "up.bin", tmp_path / "down.bin"
     source.write_bytes(body)
     default = chunksize == 8 * MiB
-    config = TransferConfig() if default else TransferConfig(multipart_chunksize=chunksize, multipart_threshold=threshold)
+    config = (
+        TransferConfig() if default else TransferConfig(multipart_chunksize=chunksize, multipart_threshold=threshold)
+    )
 
     s3.upload_file(str(source), bucket, "big.bin", Config=config)
     head = s3.head_object(Bucket=bucket, Key="big.bin")
@@ -115,7 +119,10 @@ def test_etag_attributes_and_parts_count(s3: BaseClient, bucket: str) -> None:
     assert done["ETag"] == multipart_etag(parts)
     assert (done["Bucket"], done["Key"]) == (bucket, "dir/obj")
 
-    for result in (s3.head_object(Bucket=bucket, Key="dir/obj", PartNumber=3), s3.get_object(Bucket=bucket, Key="dir/obj", PartNumber=2)):
+    for result in (
+        s3.head_object(Bucket=bucket, Key="dir/obj", PartNumber=3),
+        s3.get_object(Bucket=bucket, Key="dir/obj", PartNumber=2),
+    ):
         assert result["ETag"] == multipart_etag(parts)
         assert result["ContentLength"] == (4 if "Body" not in result else PART)
         assert result["ContentType"] == "application/x-test"
@@ -352,13 +359,25 @@ def test_upload_part_copy_with_ranges(s3: BaseClient, bucket: str) -> None:
     upload_id = create(s3, bucket, "dst")
     copy_source = {"Bucket": bucket, "Key": "src"}
     first = s3.upload_part_copy(
-        Bucket=bucket, Key="dst", UploadId=upload_id, PartNumber=1, CopySource=copy_source, CopySourceRange=f"bytes=0-{PART - 1}"
+        Bucket=bucket,
+        Key="dst",
+        UploadId=upload_id,
+        PartNumber=1,
+        CopySource=copy_source,
+        CopySourceRange=f"bytes=0-{PART - 1}",
     )["CopyPartResult"]
     assert first["ETag"] == f'"{hashlib.md5(source[:PART]).hexdigest()}"'
-    whole = s3.upload_part_copy(Bucket=bucket, Key="dst", UploadId=upload_id, PartNumber=2, CopySource=copy_source)["CopyPartResult"]
+    whole = s3.upload_part_copy(Bucket=bucket, Key="dst", UploadId=upload_id, PartNumber=2, CopySource=copy_source)[
+        "CopyPartResult"
+    ]
     assert whole["ETag"] == f'"{hashlib.md5(source).hexdigest()}"'
     last = s3.upload_part_copy(
-        Bucket=bucket, Key="dst", UploadId=upload_id, PartNumber=3, CopySource=copy_source, CopySourceRange=f"bytes={PART}-{PART + 99}"
+        Bucket=bucket,
+        Key="dst",
+        UploadId=upload_id,
+        PartNumber=3,
+        CopySource=copy_source,
+        CopySourceRange=f"bytes={PART}-{PART + 99}",
     )["CopyPartResult"]
     assert last["ETag"] == f'"{hashlib.md5(source[PART : PART + 100]).hexdigest()}"'
     parts = [{"PartNumber": n, "ETag": p["ETag"]} for n, p in enumerate((first, whole, last), start=1)]
@@ -383,7 +402,9 @@ def test_composite_checksum(s3: BaseClient, bucket: str, algorithm: str) -> None
     upload_id = created["UploadId"]
     done = []
     for number, body in enumerate(parts, start=1):
-        result = s3.upload_part(Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=number, Body=body, ChecksumAlgorithm=algorithm)
+        result = s3.upload_part(
+            Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=number, Body=body, ChecksumAlgorithm=algorithm
+        )
         part_sum = base64.b64encode(checksum(algorithm, body)).decode()
         assert result[f"Checksum{algorithm}"] == part_sum
         done.append({"PartNumber": number, "ETag": result["ETag"], f"Checksum{algorithm}": part_sum})
@@ -399,16 +420,24 @@ def test_composite_checksum(s3: BaseClient, bucket: str, algorithm: str) -> None
 
 def test_completion_with_a_wrong_part_checksum_fails(s3_http: BaseClient, http_bucket: str) -> None:
     upload_id = create(s3_http, http_bucket, "k", ChecksumAlgorithm="SHA256")
-    result = s3_http.upload_part(Bucket=http_bucket, Key="k", UploadId=upload_id, PartNumber=1, Body=b"x", ChecksumAlgorithm="SHA256")
+    result = s3_http.upload_part(
+        Bucket=http_bucket, Key="k", UploadId=upload_id, PartNumber=1, Body=b"x", ChecksumAlgorithm="SHA256"
+    )
     wrong = base64.b64encode(hashlib.sha256(b"y").digest()).decode()
     with pytest.raises(ClientError) as e:
-        complete(s3_http, http_bucket, "k", upload_id, [{"PartNumber": 1, "ETag": result["ETag"], "ChecksumSHA256": wrong}])
+        complete(
+            s3_http, http_bucket, "k", upload_id, [{"PartNumber": 1, "ETag": result["ETag"], "ChecksumSHA256": wrong}]
+        )
     assert failure(e) == (400, "InvalidPart")
 
 
 @pytest.mark.parametrize("number", ["%C2%B2", "%D9%A3"])  # superscript two, Arabic-Indic three
-def test_non_ascii_digits_in_a_part_number(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str, number: str) -> None:
+def test_non_ascii_digits_in_a_part_number(
+    http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str, number: str
+) -> None:
     up = s3_http.create_multipart_upload(Bucket=http_bucket, Key="k")
-    signed = sign(http_endpoint, "PUT", f"/{http_bucket}/k", query=f"partNumber={number}&uploadId={up['UploadId']}", body=b"x")
+    signed = sign(
+        http_endpoint, "PUT", f"/{http_bucket}/k", query=f"partNumber={number}&uploadId={up['UploadId']}", body=b"x"
+    )
     r = httpx.put(signed.url, headers=dict(signed.headers), content=b"x")
     assert r.status_code == 400 and "<Code>InvalidArgument</Code>" in r.text

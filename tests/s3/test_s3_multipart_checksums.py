@@ -19,9 +19,18 @@ def _upload(s3: BaseClient, bucket: str, key: str, alg: str, kind: str | None) -
     up = s3.create_multipart_upload(Bucket=bucket, Key=key, ChecksumAlgorithm=alg, **extra)
     parts = []
     for n, start in enumerate(range(0, len(DATA), PART), 1):
-        r = s3.upload_part(Bucket=bucket, Key=key, UploadId=up["UploadId"], PartNumber=n, Body=DATA[start : start + PART], ChecksumAlgorithm=alg)
+        r = s3.upload_part(
+            Bucket=bucket,
+            Key=key,
+            UploadId=up["UploadId"],
+            PartNumber=n,
+            Body=DATA[start : start + PART],
+            ChecksumAlgorithm=alg,
+        )
         parts.append({"PartNumber": n, "ETag": r["ETag"], f"Checksum{alg}": r[f"Checksum{alg}"]})
-    return s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up["UploadId"], MultipartUpload={"Parts": parts}, **extra)
+    return s3.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=up["UploadId"], MultipartUpload={"Parts": parts}, **extra
+    )
 
 
 def _b64_int(value: int, width: int) -> str:
@@ -36,7 +45,9 @@ def _b64_int(value: int, width: int) -> str:
         ("CRC64NVME", None, _b64_int(crt.crc64nvme(DATA), 8)),  # CRC64NVME is always FULL_OBJECT
     ],
 )
-def test_full_object_checksum_is_the_crc_of_the_whole_object(s3_http: BaseClient, http_bucket: str, alg: str, kind: str | None, whole: str) -> None:
+def test_full_object_checksum_is_the_crc_of_the_whole_object(
+    s3_http: BaseClient, http_bucket: str, alg: str, kind: str | None, whole: str
+) -> None:
     done = _upload(s3_http, http_bucket, alg, alg, kind)
     assert (done[f"Checksum{alg}"], done["ChecksumType"]) == (whole, "FULL_OBJECT")
     head = s3_http.head_object(Bucket=http_bucket, Key=alg, ChecksumMode="ENABLED")

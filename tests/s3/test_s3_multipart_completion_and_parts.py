@@ -68,7 +68,9 @@ def upload(
     return upload_id, listed
 
 
-def complete(s3: BaseClient, bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+def complete(
+    s3: BaseClient, bucket: str, key: str, upload_id: str, parts: list[dict[str, Any]], **kwargs: Any
+) -> dict[str, Any]:
     return s3.complete_multipart_upload(  # type: ignore[no-any-return]
         Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **kwargs
     )
@@ -146,7 +148,7 @@ def test_a_bucket_with_objects_keeps_its_uploads(s3_http: BaseClient, http_bucke
 # GetObject / HeadObject by part number ---------------------------------------------------------------
 @pytest.fixture
 def two_part_object(s3_http: BaseClient, http_bucket: str) -> list[bytes]:
-    """"mp" in the http bucket: a 5 MiB part and a small one."""
+    """ "mp" in the http bucket: a 5 MiB part and a small one."""
     parts = [data(PART, 1), TAIL]
     upload_id, listed = upload(s3_http, http_bucket, "mp", parts)
     complete(s3_http, http_bucket, "mp", upload_id, listed)
@@ -183,7 +185,9 @@ def test_a_part_read_with_checksum_mode_gets_the_part_s_checksum(s3_http: BaseCl
     assert whole["ChecksumSHA256"].endswith("-2")
 
 
-def test_a_part_number_past_the_last_is_416(s3_http: BaseClient, http_bucket: str, two_part_object: list[bytes]) -> None:
+def test_a_part_number_past_the_last_is_416(
+    s3_http: BaseClient, http_bucket: str, two_part_object: list[bytes]
+) -> None:
     assert refused(s3_http.get_object, Bucket=http_bucket, Key="mp", PartNumber=3)[:2] == (416, "InvalidPartNumber")
     assert refused(s3_http.head_object, Bucket=http_bucket, Key="mp", PartNumber=3)[0] == 416
 
@@ -212,7 +216,12 @@ WRONG = b"not what was uploaded"
 @pytest.mark.parametrize(
     "algorithm, kind, spoil, expected",
     [
-        ("CRC32", "FULL_OBJECT", lambda parts: {"ChecksumCRC32": crc32(WRONG), "ChecksumType": "FULL_OBJECT"}, "BadDigest"),
+        (
+            "CRC32",
+            "FULL_OBJECT",
+            lambda parts: {"ChecksumCRC32": crc32(WRONG), "ChecksumType": "FULL_OBJECT"},
+            "BadDigest",
+        ),
         ("CRC32", "FULL_OBJECT", lambda parts: {"parts": [{**parts[0], "ChecksumCRC32": crc32(WRONG)}]}, "InvalidPart"),
         ("SHA256", None, lambda parts: {"parts": [{**parts[0], "ChecksumSHA256": sha256(WRONG)}]}, "InvalidPart"),
         ("SHA256", None, lambda parts: {"ChecksumType": "FULL_OBJECT"}, "InvalidRequest"),
@@ -220,12 +229,23 @@ WRONG = b"not what was uploaded"
         ("SHA256", None, lambda parts: {"parts": [{"PartNumber": 1, "ETag": parts[0]["ETag"]}]}, "InvalidRequest"),
         ("CRC32", "FULL_OBJECT", lambda parts: {"MpuObjectSize": len(BODY[0]) + 1}, "InvalidRequest"),
     ],
-    ids=["whole-object-checksum", "part-crc32", "part-sha256", "type-vs-composite", "type-vs-full-object",
-         "composite-part-without-checksum", "object-size"],
+    ids=[
+        "whole-object-checksum",
+        "part-crc32",
+        "part-sha256",
+        "type-vs-composite",
+        "type-vs-full-object",
+        "composite-part-without-checksum",
+        "object-size",
+    ],
 )
 def test_a_complete_request_that_disagrees_with_the_upload(
-    s3_http: BaseClient, http_bucket: str, algorithm: str, kind: str | None,
-    spoil: Callable[[list[dict[str, Any]]], dict[str, Any]], expected: str,
+    s3_http: BaseClient,
+    http_bucket: str,
+    algorithm: str,
+    kind: str | None,
+    spoil: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    expected: str,
 ) -> None:
     """Refused with AWS's code; the upload stays, and the right request completes it."""
     upload_id, parts = upload(s3_http, http_bucket, "k", BODY, algorithm, **({"ChecksumType": kind} if kind else {}))
@@ -241,7 +261,10 @@ def test_a_complete_request_that_disagrees_with_the_upload(
     if algorithm == "CRC32":
         assert (done["ChecksumCRC32"], done["ChecksumType"]) == (crc32(BODY[0]), "FULL_OBJECT")
     else:
-        assert (done["ChecksumSHA256"], done["ChecksumType"]) == (f"{sha256(hashlib.sha256(BODY[0]).digest())}-1", "COMPOSITE")
+        assert (done["ChecksumSHA256"], done["ChecksumType"]) == (
+            f"{sha256(hashlib.sha256(BODY[0]).digest())}-1",
+            "COMPOSITE",
+        )
     assert s3_http.get_object(Bucket=http_bucket, Key="k")["Body"].read() == BODY[0]
 
 
@@ -254,7 +277,9 @@ def bucket_of(endpoint: Endpoint, user: str, checksums: str = "when_supported") 
 
 
 def part_sizes(s3: BaseClient, bucket: str, key: str, upload_id: str) -> list[tuple[int, int]]:
-    return [(p["PartNumber"], p["Size"]) for p in s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id).get("Parts", [])]
+    return [
+        (p["PartNumber"], p["Size"]) for p in s3.list_parts(Bucket=bucket, Key=key, UploadId=upload_id).get("Parts", [])
+    ]
 
 
 def test_replacing_a_part_frees_its_size_for_the_object_limit(endpoint: Endpoint, checksum_calculation: str) -> None:
@@ -264,7 +289,9 @@ def test_replacing_a_part_frees_its_size_for_the_object_limit(endpoint: Endpoint
     # 44,000 + 20,000 fits in 64 KiB only if the 40,000 bytes it replaces stop counting.
     dave.upload_part(Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=1, Body=data(44_000, 3))
     assert part_sizes(dave, bucket, "k", upload_id) == [(1, 44_000), (2, 20_000)]
-    status, code, message = refused(dave.upload_part, Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=3, Body=data(2_000, 4))
+    status, code, message = refused(
+        dave.upload_part, Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=3, Body=data(2_000, 4)
+    )
     assert (status, code) == (400, "EntityTooLarge")
     assert "per-object limit of dave (64KiB)" in message and "pyblob quota set dave" in message
     assert part_sizes(dave, bucket, "k", upload_id) == [(1, 44_000), (2, 20_000)]
@@ -277,7 +304,9 @@ def test_upload_part_copy_is_held_to_the_object_limit(http_endpoint: Endpoint) -
     dave.put_object(Bucket=bucket, Key="src", Body=data(40_000, 5))
     upload_id, _ = upload(dave, bucket, "k", [data(30_000, 6)])
     source = {"Bucket": bucket, "Key": "src"}
-    copy = functools.partial(dave.upload_part_copy, Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=2, CopySource=source)
+    copy = functools.partial(
+        dave.upload_part_copy, Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=2, CopySource=source
+    )
     status, code, message = refused(copy)
     assert (status, code) == (400, "EntityTooLarge") and "pyblob quota set dave" in message
     assert part_sizes(dave, bucket, "k", upload_id) == [(1, 30_000)]
@@ -296,11 +325,15 @@ def test_parts_are_held_to_the_quota_and_a_replaced_part_gives_its_bytes_back(
     carol.upload_part(Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=1, Body=data(650_000, 8))  # replaces: fits
     assert endpoint.usage("carol") == (before[0] + 650_000, before[1])
 
-    status, code, message = refused(carol.upload_part, Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=2, Body=data(600_000, 9))
+    status, code, message = refused(
+        carol.upload_part, Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=2, Body=data(600_000, 9)
+    )
     assert (status, code) == (403, "QuotaExceeded") and "pyblob quota set carol" in message
     carol.put_object(Bucket=bucket, Key="src", Body=data(300_000, 10))
     source = {"Bucket": bucket, "Key": "src"}
-    copy = functools.partial(carol.upload_part_copy, Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=2, CopySource=source)
+    copy = functools.partial(
+        carol.upload_part_copy, Bucket=bucket, Key="k", UploadId=upload_id, PartNumber=2, CopySource=source
+    )
     status, code, message = refused(copy)
     assert (status, code) == (403, "QuotaExceeded") and "pyblob quota set carol" in message
     assert part_sizes(carol, bucket, "k", upload_id) == [(1, 650_000)]
@@ -324,10 +357,22 @@ def test_a_part_too_large_is_refused_from_its_declared_length(
     upload_id = client.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]
     path = f"/{bucket}/k"
     query = f"partNumber=1&uploadId={upload_id}"
-    signed = sign(http_endpoint, "PUT", path, query=query, headers=[("Content-Length", str(declared))],
-                  payload="UNSIGNED-PAYLOAD", creds=http_endpoint.users[user])
+    signed = sign(
+        http_endpoint,
+        "PUT",
+        path,
+        query=query,
+        headers=[("Content-Length", str(declared))],
+        payload="UNSIGNED-PAYLOAD",
+        creds=http_endpoint.users[user],
+    )
     host, port = http_endpoint.url.removeprefix("http://").split(":")
-    head = [f"PUT {path}?{query} HTTP/1.1", f"Host: {host}:{port}", *(f"{k}: {v}" for k, v in signed.headers), "Connection: close"]
+    head = [
+        f"PUT {path}?{query} HTTP/1.1",
+        f"Host: {host}:{port}",
+        *(f"{k}: {v}" for k, v in signed.headers),
+        "Connection: close",
+    ]
     with socket.create_connection((host, int(port)), timeout=10) as conn:
         conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + b"a few bytes")
         answer = b""
@@ -360,7 +405,11 @@ def test_object_attributes_of_a_multipart_object_with_checksums(s3_http: BaseCli
     assert "VersionId" not in got  # never versioned
     object_parts = got["ObjectParts"]
     assert {k: v for k, v in object_parts.items() if k != "Parts"} == {
-        "TotalPartsCount": 2, "PartNumberMarker": 0, "NextPartNumberMarker": 2, "MaxParts": 1000, "IsTruncated": False,
+        "TotalPartsCount": 2,
+        "PartNumberMarker": 0,
+        "NextPartNumberMarker": 2,
+        "MaxParts": 1000,
+        "IsTruncated": False,
     }
     expected = [{"PartNumber": n, "Size": len(p), "ChecksumSHA256": sha256(p)} for n, p in enumerate(parts, start=1)]
     assert object_parts["Parts"] == expected
@@ -368,9 +417,18 @@ def test_object_attributes_of_a_multipart_object_with_checksums(s3_http: BaseCli
     first = s3_http.get_object_attributes(Bucket=http_bucket, Key="mp", ObjectAttributes=["ObjectParts"], MaxParts=1)
     assert set(first) - {"ResponseMetadata", "LastModified"} == {"ObjectParts"}
     page = first["ObjectParts"]
-    assert (page["Parts"], page["IsTruncated"], page["NextPartNumberMarker"], page["MaxParts"]) == (expected[:1], True, 1, 1)
+    assert (page["Parts"], page["IsTruncated"], page["NextPartNumberMarker"], page["MaxParts"]) == (
+        expected[:1],
+        True,
+        1,
+        1,
+    )
     second = s3_http.get_object_attributes(
-        Bucket=http_bucket, Key="mp", ObjectAttributes=["ObjectParts"], MaxParts=1, PartNumberMarker=page["NextPartNumberMarker"]
+        Bucket=http_bucket,
+        Key="mp",
+        ObjectAttributes=["ObjectParts"],
+        MaxParts=1,
+        PartNumberMarker=page["NextPartNumberMarker"],
     )["ObjectParts"]
     assert (second["Parts"], second["IsTruncated"], second["PartNumberMarker"]) == (expected[1:], False, 1)
 
@@ -379,7 +437,9 @@ def test_object_attributes_without_an_additional_checksum(s3_http: BaseClient, h
     """Parts are listed only for an object with an additional checksum; a single PUT has no ObjectParts."""
     upload_id, listed = upload(s3_http, http_bucket, "mp", [b"one small part"])
     complete(s3_http, http_bucket, "mp", upload_id, listed)
-    got = s3_http.get_object_attributes(Bucket=http_bucket, Key="mp", ObjectAttributes=["ObjectParts", "ETag", "ObjectSize"])
+    got = s3_http.get_object_attributes(
+        Bucket=http_bucket, Key="mp", ObjectAttributes=["ObjectParts", "ETag", "ObjectSize"]
+    )
     assert got["ObjectParts"]["TotalPartsCount"] == 1 and "Parts" not in got["ObjectParts"]
     assert (got["ETag"], got["ObjectSize"]) == (multipart_etag([b"one small part"]), 14)
 
@@ -394,7 +454,9 @@ def test_object_attributes_by_version_id(s3_http: BaseClient, http_bucket: str) 
     s3_http.put_bucket_versioning(Bucket=http_bucket, VersioningConfiguration={"Status": "Enabled"})
     old = s3_http.put_object(Bucket=http_bucket, Key="k", Body=b"short")["VersionId"]
     new = s3_http.put_object(Bucket=http_bucket, Key="k", Body=b"a longer body")["VersionId"]
-    got = s3_http.get_object_attributes(Bucket=http_bucket, Key="k", VersionId=old, ObjectAttributes=["ObjectSize", "ETag"])
+    got = s3_http.get_object_attributes(
+        Bucket=http_bucket, Key="k", VersionId=old, ObjectAttributes=["ObjectSize", "ETag"]
+    )
     assert (got["VersionId"], got["ObjectSize"], got["ETag"]) == (old, 5, hashlib.md5(b"short").hexdigest())
     current = s3_http.get_object_attributes(Bucket=http_bucket, Key="k", ObjectAttributes=["ObjectSize"])
     assert (current["VersionId"], current["ObjectSize"]) == (new, 13)
@@ -403,7 +465,9 @@ def test_object_attributes_by_version_id(s3_http: BaseClient, http_bucket: str) 
     assert gone[:2] == (404, "NoSuchKey")
 
 
-def test_object_attributes_must_be_named_and_known(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str) -> None:
+def test_object_attributes_must_be_named_and_known(
+    http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str
+) -> None:
     s3_http.put_object(Bucket=http_bucket, Key="k", Body=b"x")
     for names in (["Bogus"], ["ETag", "Owner"]):
         unknown = refused(s3_http.get_object_attributes, Bucket=http_bucket, Key="k", ObjectAttributes=names)

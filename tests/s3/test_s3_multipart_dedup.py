@@ -26,8 +26,12 @@ def test_single_put_and_both_part_sizes_share_one_copy(
     env = {"PYBLOB_ADMIN_ACCESS_KEY": KEY_ID, "PYBLOB_ADMIN_SECRET_KEY": SECRET, "PYBLOB_GC_GRACE_SECONDS": "0"}
     server = start_server(env=env)
     s3 = boto3.session.Session().client(
-        "s3", endpoint_url=server.url, aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
-        region_name="us-east-1", config=Config(retries={"max_attempts": 1}),
+        "s3",
+        endpoint_url=server.url,
+        aws_access_key_id=KEY_ID,
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}),
     )
     data = os.urandom(SIZE)
     source = tmp_path / "source.bin"
@@ -37,12 +41,20 @@ def test_single_put_and_both_part_sizes_share_one_copy(
     one_copy = _disk(data_dir)
     for part_mib in (5, 8):
         chunk = part_mib * 1024 * 1024
-        s3.upload_file(str(source), "dedup", f"parts-{part_mib}", Config=TransferConfig(multipart_threshold=chunk, multipart_chunksize=chunk))
+        s3.upload_file(
+            str(source),
+            "dedup",
+            f"parts-{part_mib}",
+            Config=TransferConfig(multipart_threshold=chunk, multipart_chunksize=chunk),
+        )
         assert s3.head_object(Bucket="dedup", Key=f"parts-{part_mib}")["ETag"].endswith(f'-{-(-SIZE // chunk)}"')
     before_gc = _disk(data_dir)
     assert run_pyblob("gc", env=env).returncode == 0
     after_gc = _disk(data_dir)
-    print(f"one copy {one_copy} bytes; three layouts {before_gc} before gc, {after_gc} after ({after_gc / one_copy:.4f} x)")
+    print(
+        f"one copy {one_copy} bytes; three layouts {before_gc} before gc, "
+        f"{after_gc} after ({after_gc / one_copy:.4f} x)"
+    )
     assert one_copy >= SIZE
     assert after_gc <= 1.01 * one_copy  # the parts' boundary chunks were re-cut into the single-PUT chunks
     for key in ("single", "parts-5", "parts-8"):

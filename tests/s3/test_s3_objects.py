@@ -271,7 +271,7 @@ KEYS = [
     "with space",
     "plus+sign",
     "percent%20literal",
-    "&+-é\"",
+    '&+-é"',
     "ünïcödé/日本語/🙂",
     "path/../dot/./segments",
     "a=b&c=d?e#f",
@@ -321,8 +321,18 @@ def test_content_encoding_is_kept_as_sent_without_aws_chunked(
     http_endpoint: Endpoint, http_bucket: str, sent: str, stored: str
 ) -> None:
     """`aws-chunked` belongs to the transfer; every other coding is the object's, kept as written."""
-    response = send(http_endpoint, "PUT", f"/{http_bucket}/enc", headers=[("Content-Encoding", sent)], body=b"data",
-                    payload="UNSIGNED-PAYLOAD") if "aws-chunked" not in sent else None
+    response = (
+        send(
+            http_endpoint,
+            "PUT",
+            f"/{http_bucket}/enc",
+            headers=[("Content-Encoding", sent)],
+            body=b"data",
+            payload="UNSIGNED-PAYLOAD",
+        )
+        if "aws-chunked" not in sent
+        else None
+    )
     if response is None:
         s3 = http_endpoint.client()
         s3.put_object(Bucket=http_bucket, Key="enc", Body=b"data", ContentEncoding=sent)

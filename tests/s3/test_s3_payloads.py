@@ -87,8 +87,12 @@ def test_body_shorter_than_decoded_length_stores_nothing(http_endpoint: Endpoint
     bucket = unique_bucket_name()
     http_endpoint.client().create_bucket(Bucket=bucket)
     path = f"/{bucket}/k"
-    signed = sign(http_endpoint, "PUT", path, headers=chunked_headers(SIGNED_STREAM, len(DATA) + 1), payload=SIGNED_STREAM)
-    response = send(http_endpoint, "PUT", path, body=signed_chunks(CHUNKS, http_endpoint.users["admin"], signed), signed=signed)
+    signed = sign(
+        http_endpoint, "PUT", path, headers=chunked_headers(SIGNED_STREAM, len(DATA) + 1), payload=SIGNED_STREAM
+    )
+    response = send(
+        http_endpoint, "PUT", path, body=signed_chunks(CHUNKS, http_endpoint.users["admin"], signed), signed=signed
+    )
     assert (response.status_code, error_of(response)["Code"]) == (400, "IncompleteBody")
     assert stored(http_endpoint, bucket) is None
 
@@ -278,5 +282,12 @@ def send_raw_put(endpoint: Endpoint, path: str) -> bytes:
     signed = AWSRequest(method="PUT", url=endpoint.url + path, headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
     S3SigV4Auth(Credentials(ADMIN.access_key, ADMIN.secret_key), "s3", "us-east-1").add_auth(signed)
     host = endpoint.url.split("://", 1)[1]
-    lines = [f"PUT {path} HTTP/1.1", f"Host: {host}", *(f"{k}: {v}" for k, v in signed.headers.items()), "Connection: close", "", ""]
+    lines = [
+        f"PUT {path} HTTP/1.1",
+        f"Host: {host}",
+        *(f"{k}: {v}" for k, v in signed.headers.items()),
+        "Connection: close",
+        "",
+        "",
+    ]
     return "\r\n".join(lines).encode()

@@ -24,19 +24,37 @@ APP = "https://app.example"
 
 
 def test_upload_with_201_response(s3_http: BaseClient, http_bucket: str) -> None:
-    fields = {"success_action_status": "201", "Content-Type": "text/plain", "x-amz-meta-owner": "alice",
-              "Cache-Control": "max-age=60"}
-    url, form = presign(s3_http, http_bucket, "uploads/${filename}", fields,
-                          [["content-length-range", 1, 1024], ["starts-with", "$key", "uploads/"]])
+    fields = {
+        "success_action_status": "201",
+        "Content-Type": "text/plain",
+        "x-amz-meta-owner": "alice",
+        "Cache-Control": "max-age=60",
+    }
+    url, form = presign(
+        s3_http,
+        http_bucket,
+        "uploads/${filename}",
+        fields,
+        [["content-length-range", 1, 1024], ["starts-with", "$key", "uploads/"]],
+    )
     r = post(url, form, b"hello from a form", filename="hello.txt")
     assert r.status_code == 201, r.text
     answer = xmltodict.parse(r.content)["PostResponse"]
     etag = '"' + hashlib.md5(b"hello from a form").hexdigest() + '"'
-    assert answer == {"Location": f"{url}/uploads/hello.txt", "Bucket": http_bucket, "Key": "uploads/hello.txt", "ETag": etag}
+    assert answer == {
+        "Location": f"{url}/uploads/hello.txt",
+        "Bucket": http_bucket,
+        "Key": "uploads/hello.txt",
+        "ETag": etag,
+    }
     assert r.headers["etag"] == etag and r.headers["location"] == answer["Location"]
     got = s3_http.get_object(Bucket=http_bucket, Key="uploads/hello.txt")
     assert got["Body"].read() == b"hello from a form"
-    assert (got["ContentType"], got["Metadata"], got["CacheControl"]) == ("text/plain", {"owner": "alice"}, "max-age=60")
+    assert (got["ContentType"], got["Metadata"], got["CacheControl"]) == (
+        "text/plain",
+        {"owner": "alice"},
+        "max-age=60",
+    )
 
 
 def test_upload_answers_204_by_default(s3_http: BaseClient, http_bucket: str) -> None:
@@ -54,8 +72,13 @@ def test_success_action_status_200_and_unknown_values(s3_http: BaseClient, http_
 
 
 def test_success_action_redirect(s3_http: BaseClient, http_bucket: str) -> None:
-    url, form = presign(s3_http, http_bucket, "dir/${filename}", {"success_action_redirect": f"{APP}/done?from=form"},
-                          [["starts-with", "$key", "dir/"]])
+    url, form = presign(
+        s3_http,
+        http_bucket,
+        "dir/${filename}",
+        {"success_action_redirect": f"{APP}/done?from=form"},
+        [["starts-with", "$key", "dir/"]],
+    )
     r = post(url, form, b"redirected", filename="r e.txt")
     assert r.status_code == 303
     etag = hashlib.md5(b"redirected").hexdigest()
@@ -84,8 +107,10 @@ def test_fields_after_the_file_are_ignored(s3_http: BaseClient, http_bucket: str
     url, form = presign(s3_http, http_bucket, "order")
     body = b"".join(
         [f'--B\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in form.items()]
-        + [b'--B\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\nfile bytes\r\n',
-           b'--B\r\nContent-Disposition: form-data; name="unlisted"\r\n\r\nignored\r\n--B--\r\n']
+        + [
+            b'--B\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\nfile bytes\r\n',
+            b'--B\r\nContent-Disposition: form-data; name="unlisted"\r\n\r\nignored\r\n--B--\r\n',
+        ]
     )
     r = httpx.post(url, content=body, headers={"Content-Type": "multipart/form-data; boundary=B"})
     assert r.status_code == 204, r.text
@@ -93,7 +118,11 @@ def test_fields_after_the_file_are_ignored(s3_http: BaseClient, http_bucket: str
 
 
 def test_not_a_form(http_endpoint: Endpoint, http_bucket: str) -> None:
-    r = httpx.post(f"{http_endpoint.url}/{http_bucket}", content=b"key=x", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = httpx.post(
+        f"{http_endpoint.url}/{http_bucket}",
+        content=b"key=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert error_of(r)[:2] == (412, "PreconditionFailed")
 
 
@@ -142,11 +171,15 @@ def test_a_form_upload_to_a_versioned_bucket_is_a_new_version(s3_http: BaseClien
 
 
 @pytest.mark.parametrize("name", ["x-amz-meta-a b", "x-amz-meta-bell\x07", "x-amz-meta-caf\u00e9", "x-amz-meta-a:b"])
-def test_a_field_name_no_header_can_carry_is_refused(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str, name: str) -> None:
+def test_a_field_name_no_header_can_carry_is_refused(
+    http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str, name: str
+) -> None:
     """Issue 9 §6: such a name, even one the policy names, was stored as metadata, and every later GET
     of the object dropped the connection. Now it is InvalidArgument and nothing is stored."""
     s3_http.put_object(Bucket=http_bucket, Key="neighbour", Body=b"still here")
-    form = v2_form(ADMIN, [{"bucket": http_bucket}, {"key": "odd-name"}, ["starts-with", f"${name}", ""]], key="odd-name")
+    form = v2_form(
+        ADMIN, [{"bucket": http_bucket}, {"key": "odd-name"}, ["starts-with", f"${name}", ""]], key="odd-name"
+    )
     body, headers = raw_form([*form.items(), (name, "v")], b"content")
     r = httpx.post(f"{http_endpoint.url}/{http_bucket}", content=body, headers=headers, timeout=30, trust_env=False)
     status, code, message = error_of(r)
@@ -165,9 +198,13 @@ def test_filename_variable_without_a_file_name(http_endpoint: Endpoint, s3_http:
     assert "Contents" not in s3_http.list_objects_v2(Bucket=http_bucket)
 
 
-def test_a_repeated_field_is_one_comma_separated_value(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str) -> None:
+def test_a_repeated_field_is_one_comma_separated_value(
+    http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str
+) -> None:
     """HTTPPOSTForms.html: the policy names the values of a repeated field joined with commas."""
-    form = v2_form(ADMIN, [{"bucket": http_bucket}, {"key": "tagged"}, {"x-amz-meta-tag": "Ninja,Stallman"}], key="tagged")
+    form = v2_form(
+        ADMIN, [{"bucket": http_bucket}, {"key": "tagged"}, {"x-amz-meta-tag": "Ninja,Stallman"}], key="tagged"
+    )
     body, headers = raw_form([*form.items(), ("x-amz-meta-tag", "Ninja"), ("x-amz-meta-tag", "Stallman")], b"content")
     r = httpx.post(f"{http_endpoint.url}/{http_bucket}", content=body, headers=headers, timeout=30, trust_env=False)
     assert r.status_code == 204, r.text
@@ -178,7 +215,12 @@ def test_a_repeated_field_is_one_comma_separated_value(http_endpoint: Endpoint, 
     ("tagging", "code"),
     [
         ("<Tagging><TagSet><Tag><Key>a</Key>", "MalformedXML"),
-        ("<Tagging><TagSet>" + "".join(f"<Tag><Key>k{i}</Key><Value>v</Value></Tag>" for i in range(11)) + "</TagSet></Tagging>", "InvalidTag"),
+        (
+            "<Tagging><TagSet>"
+            + "".join(f"<Tag><Key>k{i}</Key><Value>v</Value></Tag>" for i in range(11))
+            + "</TagSet></Tagging>",
+            "InvalidTag",
+        ),
         ("<Tagging><TagSet><Tag><Key>" + "k" * 129 + "</Key><Value>v</Value></Tag></TagSet></Tagging>", "InvalidTag"),
     ],
 )
@@ -200,16 +242,23 @@ def test_checksum_fields_are_verified(s3_http: BaseClient, http_bucket: str) -> 
     url, form = presign(s3_http, http_bucket, "bad-sha256")
     wrong = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
     assert error_of(post(url, {**form, "x-amz-checksum-sha256": wrong}, content))[:2] == (400, "BadDigest")
-    url, form = presign(s3_http, http_bucket, "bad-md5", {"Content-MD5": base64.b64encode(hashlib.md5(b"other").digest()).decode()})
+    url, form = presign(
+        s3_http, http_bucket, "bad-md5", {"Content-MD5": base64.b64encode(hashlib.md5(b"other").digest()).decode()}
+    )
     assert error_of(post(url, form, content))[:2] == (400, "BadDigest")
     assert missing(s3_http, http_bucket, "bad-sha256") and missing(s3_http, http_bucket, "bad-md5")
 
 
-@pytest.mark.parametrize("redirect", ["ftp://app.example/done", "https://app.example/a b", "https://app.example/\r\nx-injected: 1", "not a url"])
+@pytest.mark.parametrize(
+    "redirect",
+    ["ftp://app.example/done", "https://app.example/a b", "https://app.example/\r\nx-injected: 1", "not a url"],
+)
 def test_a_redirect_that_cannot_be_followed_is_ignored(s3_http: BaseClient, http_bucket: str, redirect: str) -> None:
     """HTTPPOSTForms.html: "If Amazon S3 cannot interpret the URL, it ignores the field"; then
     success_action_status applies."""
-    url, form = presign(s3_http, http_bucket, "kept", {"success_action_redirect": redirect, "success_action_status": "200"})
+    url, form = presign(
+        s3_http, http_bucket, "kept", {"success_action_redirect": redirect, "success_action_status": "200"}
+    )
     r = post(url, form, b"x")
     assert r.status_code == 200 and "x-injected" not in r.headers, r.text
     assert s3_http.get_object(Bucket=http_bucket, Key="kept")["Body"].read() == b"x"

@@ -19,6 +19,7 @@ from botocore.client import BaseClient
 from browsers import WAIT_SECONDS, Origin, chromium, origin
 from post_forms import SCHEMES, form_client, presign
 from s3_server import ADMIN, Endpoint
+
 CONTENT = bytes(range(256)) * 4  # every byte value, zeros included
 
 PAGE = """<!doctype html>
@@ -66,7 +67,9 @@ def upload_from_page(browser: Any, app: Origin, url: str, fields: dict[str, str]
     job = {"url": url, "fields": fields, "content": list(CONTENT), "filename": filename}
     app.pages["/upload.html"] = (PAGE % json.dumps(job).replace("</", "<\\/")).encode()
     browser.get(f"{app.url}/upload.html")
-    result: dict[str, Any] = WebDriverWait(browser, WAIT_SECONDS).until(lambda d: d.execute_script("return window.uploadResult || null"))
+    result: dict[str, Any] = WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda d: d.execute_script("return window.uploadResult || null")
+    )
     return result
 
 
@@ -76,22 +79,28 @@ def allow_origin(s3: BaseClient, bucket: str, origin: str) -> None:
 
 
 @pytest.mark.parametrize("scheme", list(SCHEMES))
-def test_a_page_on_another_origin_uploads_a_file(browser: Any, app_origin: Origin, http_endpoint: Endpoint,
-                                                 s3_http: BaseClient, http_bucket: str, scheme: str) -> None:
+def test_a_page_on_another_origin_uploads_a_file(
+    browser: Any, app_origin: Origin, http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str, scheme: str
+) -> None:
     allow_origin(s3_http, http_bucket, app_origin.url)
-    url, fields = presign(form_client(http_endpoint, ADMIN, scheme), http_bucket, "uploads/${filename}", {"success_action_status": "201"})
+    url, fields = presign(
+        form_client(http_endpoint, ADMIN, scheme), http_bucket, "uploads/${filename}", {"success_action_status": "201"}
+    )
     seen = upload_from_page(browser, app_origin, url, fields, "hello.bin")
     got = s3_http.get_object(Bucket=http_bucket, Key="uploads/hello.bin")
     assert seen == {"status": 201, "etag": got["ETag"], "key": "uploads/hello.bin"}
     assert got["Body"].read() == CONTENT
 
 
-def test_without_a_cors_rule_the_page_cannot_read_the_answer(browser: Any, app_origin: Origin, http_endpoint: Endpoint,
-                                                             s3_http: BaseClient, http_bucket: str) -> None:
+def test_without_a_cors_rule_the_page_cannot_read_the_answer(
+    browser: Any, app_origin: Origin, http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str
+) -> None:
     """The same upload to a bucket that allows no origin: the browser withholds the answer from the page.
     A form POST is a CORS "simple request", sent without a preflight, so the object is stored all the
     same, as at AWS: CORS decides what pages may read, the signed policy what may be written."""
-    url, fields = presign(form_client(http_endpoint, ADMIN, "sigv2-default"), http_bucket, "blocked.bin", {"success_action_status": "201"})
+    url, fields = presign(
+        form_client(http_endpoint, ADMIN, "sigv2-default"), http_bucket, "blocked.bin", {"success_action_status": "201"}
+    )
     seen = upload_from_page(browser, app_origin, url, fields, "blocked.bin")
     assert set(seen) == {"error"} and "Failed to fetch" in seen["error"]
     assert s3_http.get_object(Bucket=http_bucket, Key="blocked.bin")["Body"].read() == CONTENT  # it did reach pyblob

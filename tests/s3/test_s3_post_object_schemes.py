@@ -19,7 +19,10 @@ from botocore.client import BaseClient
 from post_forms import SCHEME_FIELDS, SCHEMES, error_of, form_client, missing, post, presign, v2_form, v2_signed
 from s3_server import ADMIN, Creds, Endpoint, unique_bucket_name
 
-TAGGING = "<Tagging><TagSet><Tag><Key>project</Key><Value>blue</Value></Tag><Tag><Key>empty</Key><Value></Value></Tag></TagSet></Tagging>"
+TAGGING = (
+    "<Tagging><TagSet><Tag><Key>project</Key><Value>blue</Value></Tag>"
+    "<Tag><Key>empty</Key><Value></Value></Tag></TagSet></Tagging>"
+)
 
 
 @pytest.fixture(params=list(SCHEMES))
@@ -33,12 +36,27 @@ def forms(http_endpoint: Endpoint, scheme: str) -> BaseClient:
     return form_client(http_endpoint, ADMIN, scheme)
 
 
-def test_boto3_forms_store_what_they_carry(forms: BaseClient, scheme: str, s3_http: BaseClient, http_bucket: str) -> None:
-    fields = {"success_action_status": "201", "Content-Type": "text/plain", "x-amz-meta-owner": "alice",
-              "Content-Disposition": 'attachment; filename="${filename}"', "tagging": TAGGING}
-    conditions = [{"success_action_status": "201"}, {"Content-Type": "text/plain"}, {"x-amz-meta-owner": "alice"},
-                  ["starts-with", "$Content-Disposition", "attachment; "], {"tagging": TAGGING}, ["content-length-range", 1, 1024]]
-    made = forms.generate_presigned_post(http_bucket, "uploads/${filename}", Fields=fields, Conditions=conditions, ExpiresIn=300)
+def test_boto3_forms_store_what_they_carry(
+    forms: BaseClient, scheme: str, s3_http: BaseClient, http_bucket: str
+) -> None:
+    fields = {
+        "success_action_status": "201",
+        "Content-Type": "text/plain",
+        "x-amz-meta-owner": "alice",
+        "Content-Disposition": 'attachment; filename="${filename}"',
+        "tagging": TAGGING,
+    }
+    conditions = [
+        {"success_action_status": "201"},
+        {"Content-Type": "text/plain"},
+        {"x-amz-meta-owner": "alice"},
+        ["starts-with", "$Content-Disposition", "attachment; "],
+        {"tagging": TAGGING},
+        ["content-length-range", 1, 1024],
+    ]
+    made = forms.generate_presigned_post(
+        http_bucket, "uploads/${filename}", Fields=fields, Conditions=conditions, ExpiresIn=300
+    )
     url, form = made["url"], made["fields"]
     assert SCHEME_FIELDS[scheme] <= form.keys()  # the default really is SigV2
     r = post(url, form, b"from a form", filename="C:\\Users\\me\\notes.txt")
@@ -48,7 +66,11 @@ def test_boto3_forms_store_what_they_carry(forms: BaseClient, scheme: str, s3_ht
     assert xmltodict.parse(r.content)["PostResponse"] == expected
     got = s3_http.get_object(Bucket=http_bucket, Key="uploads/notes.txt")
     assert got["Body"].read() == b"from a form"
-    assert (got["ContentType"], got["Metadata"], got["ContentDisposition"]) == ("text/plain", {"owner": "alice"}, 'attachment; filename="notes.txt"')
+    assert (got["ContentType"], got["Metadata"], got["ContentDisposition"]) == (
+        "text/plain",
+        {"owner": "alice"},
+        'attachment; filename="notes.txt"',
+    )
     tags = s3_http.get_object_tagging(Bucket=http_bucket, Key="uploads/notes.txt")["TagSet"]
     assert tags == [{"Key": "project", "Value": "blue"}, {"Key": "empty", "Value": ""}]
 
@@ -61,7 +83,10 @@ def test_default_answer_and_redirects(forms: BaseClient, http_bucket: str) -> No
         url, form = presign(forms, http_bucket, "r.txt", {name: "https://app.example/done"})
         r = post(url, form, b"redirected")
         etag = hashlib.md5(b"redirected").hexdigest()
-        assert (r.status_code, r.headers["location"]) == (303, f"https://app.example/done?bucket={http_bucket}&key=r.txt&etag=%22{etag}%22")
+        assert (r.status_code, r.headers["location"]) == (
+            303,
+            f"https://app.example/done?bucket={http_bucket}&key=r.txt&etag=%22{etag}%22",
+        )
 
 
 def test_a_tampered_signature_or_policy(forms: BaseClient, s3_http: BaseClient, http_bucket: str) -> None:
@@ -86,16 +111,28 @@ def test_an_unknown_access_key(http_endpoint: Endpoint, scheme: str, s3_http: Ba
 
 def test_an_expired_policy(forms: BaseClient, s3_http: BaseClient, http_bucket: str) -> None:
     url, form = presign(forms, http_bucket, "late", expires_in=-5)
-    assert error_of(post(url, form, b"too late")) == (403, "AccessDenied", "Invalid according to Policy: Policy expired.")
+    assert error_of(post(url, form, b"too late")) == (
+        403,
+        "AccessDenied",
+        "Invalid according to Policy: Policy expired.",
+    )
     assert missing(s3_http, http_bucket, "late")
 
 
 def test_a_condition_that_fails(forms: BaseClient, s3_http: BaseClient, http_bucket: str) -> None:
     url, form = presign(forms, http_bucket, "uploads/${filename}", conditions=[["starts-with", "$x-amz-meta-tag", ""]])
     r = post(url, {**form, "x-amz-meta-tag": "t", "key": "elsewhere/x"}, b"x")
-    assert error_of(r) == (403, "AccessDenied", 'Invalid according to Policy: Policy Condition failed: ["starts-with", "$key", "uploads/"]')
+    assert error_of(r) == (
+        403,
+        "AccessDenied",
+        'Invalid according to Policy: Policy Condition failed: ["starts-with", "$key", "uploads/"]',
+    )
     r = post(url, form, b"x")  # a field the policy names is missing
-    assert error_of(r) == (403, "AccessDenied", 'Invalid according to Policy: Policy Condition failed: ["starts-with", "$x-amz-meta-tag", ""]')
+    assert error_of(r) == (
+        403,
+        "AccessDenied",
+        'Invalid according to Policy: Policy Condition failed: ["starts-with", "$x-amz-meta-tag", ""]',
+    )
     assert missing(s3_http, http_bucket, "elsewhere/x") and missing(s3_http, http_bucket, "uploads/photo.jpg")
 
 
@@ -107,12 +144,18 @@ def test_a_field_no_condition_names(forms: BaseClient, s3_http: BaseClient, http
     assert post(url, {**form, "x-ignore-tracking": "1"}, b"x").status_code == 204  # x-ignore-* needs no condition
 
 
-def test_a_policy_for_another_bucket(forms: BaseClient, http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str) -> None:
+def test_a_policy_for_another_bucket(
+    forms: BaseClient, http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str
+) -> None:
     other = unique_bucket_name()
     s3_http.create_bucket(Bucket=other)
     _, form = presign(forms, other, "k")
     r = post(f"{http_endpoint.url}/{http_bucket}", form, b"x")
-    assert error_of(r) == (403, "AccessDenied", f'Invalid according to Policy: Policy Condition failed: ["eq", "$bucket", "{other}"]')
+    assert error_of(r) == (
+        403,
+        "AccessDenied",
+        f'Invalid according to Policy: Policy Condition failed: ["eq", "$bucket", "{other}"]',
+    )
     assert missing(s3_http, http_bucket, "k") and missing(s3_http, other, "k")
 
 
@@ -142,7 +185,9 @@ def test_a_policy_must_name_the_bucket(http_endpoint: Endpoint, s3_http: BaseCli
     assert post(url, v2_form(ADMIN, [{"bucket": http_bucket}, {"key": "k"}], key="k"), b"x").status_code == 204
 
 
-def test_names_and_operators_are_case_insensitive(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str) -> None:
+def test_names_and_operators_are_case_insensitive(
+    http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str
+) -> None:
     """Conditions as ceph's test_post_object_case_insensitive_condition_fields writes them; the form's
     own names as AWS's SigV2 example form spells them (Policy, Signature)."""
     conditions = [{"bUcKeT": http_bucket}, ["StArTs-WiTh", "$KeY", "foo"], ["EQ", "$CoNtEnT-TyPe", "text/plain"]]
@@ -154,7 +199,9 @@ def test_names_and_operators_are_case_insensitive(http_endpoint: Endpoint, s3_ht
 
 
 @pytest.mark.parametrize("absent", ["signature", "AWSAccessKeyId"])
-def test_a_sigv2_form_without_its_signature_fields(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str, absent: str) -> None:
+def test_a_sigv2_form_without_its_signature_fields(
+    http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str, absent: str
+) -> None:
     form = v2_form(ADMIN, [{"bucket": http_bucket}, {"key": "k"}], key="k")
     del form[absent]
     r = post(f"{http_endpoint.url}/{http_bucket}", form, b"x")
@@ -163,9 +210,14 @@ def test_a_sigv2_form_without_its_signature_fields(http_endpoint: Endpoint, s3_h
     assert missing(s3_http, http_bucket, "k")
 
 
-@pytest.mark.parametrize("expiration", ["2030-01-01 12:00:00.123456+00:00", "2030-01-01T00:00:00", "2030-01-01T00:00:00+01:00", "tomorrow"])
+@pytest.mark.parametrize(
+    "expiration", ["2030-01-01 12:00:00.123456+00:00", "2030-01-01T00:00:00", "2030-01-01T00:00:00+01:00", "tomorrow"]
+)
 def test_an_expiration_not_in_iso8601_utc(http_endpoint: Endpoint, http_bucket: str, expiration: str) -> None:
     """ceph's test_post_object_invalid_date_format: str(datetime) is not the format; 400."""
     form = v2_signed(ADMIN, {"expiration": expiration, "conditions": [{"bucket": http_bucket}, {"key": "k"}]}, key="k")
     assert error_of(post(f"{http_endpoint.url}/{http_bucket}", form, b"x")) == (
-        400, "InvalidPolicyDocument", f"Invalid Policy: Invalid 'expiration' value: '{expiration}'")
+        400,
+        "InvalidPolicyDocument",
+        f"Invalid Policy: Invalid 'expiration' value: '{expiration}'",
+    )

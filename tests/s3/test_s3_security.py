@@ -33,8 +33,15 @@ SEVEN_DAYS = 7 * 86400
 
 
 # helpers ----------------------------------------------------------------------------------------
-def presign_v4(endpoint: Endpoint, path: str, *, host: str | None = None, signed: dict[str, str] | None = None,
-               expires: str = "600", scope_date: str | None = None) -> str:
+def presign_v4(
+    endpoint: Endpoint,
+    path: str,
+    *,
+    host: str | None = None,
+    signed: dict[str, str] | None = None,
+    expires: str = "600",
+    scope_date: str | None = None,
+) -> str:
     """A SigV4 presigned GET URL. `signed`: the headers to sign (default: `host` alone, as every SDK
     does); `scope_date`: the credential's date, if not X-Amz-Date's."""
     amz_date = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -42,14 +49,25 @@ def presign_v4(endpoint: Endpoint, path: str, *, host: str | None = None, signed
     headers = {"host": host} if signed is None else signed
     scope = f"{scope_date or amz_date[:8]}/{REGION}/s3/aws4_request"
     params = {
-        "X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Credential": f"{ADMIN.access_key}/{scope}",
-        "X-Amz-Date": amz_date, "X-Amz-Expires": expires, "X-Amz-SignedHeaders": ";".join(sorted(headers)),
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": f"{ADMIN.access_key}/{scope}",
+        "X-Amz-Date": amz_date,
+        "X-Amz-Expires": expires,
+        "X-Amz-SignedHeaders": ";".join(sorted(headers)),
     }
     pairs = sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in params.items())
     canonical_query = "&".join(f"{k}={v}" for k, v in pairs)
     canonical_headers = "".join(f"{k}:{headers[k]}\n" for k in sorted(headers))
-    canonical = "\n".join(["GET", quote(path, safe="/-_.~"), canonical_query, canonical_headers,
-                           ";".join(sorted(headers)), "UNSIGNED-PAYLOAD"])
+    canonical = "\n".join(
+        [
+            "GET",
+            quote(path, safe="/-_.~"),
+            canonical_query,
+            canonical_headers,
+            ";".join(sorted(headers)),
+            "UNSIGNED-PAYLOAD",
+        ]
+    )
     to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
     key = signing_key(ADMIN.secret_key, scope_date or amz_date[:8])
     signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
@@ -63,7 +81,8 @@ def sign_v2(text: str) -> str:
 def presign_v2(base_url: str, path: str, expires: int) -> str:
     """A SigV2 presigned GET URL valid until the Unix time `expires`."""
     signature = sign_v2(f"GET\n\n\n{expires}\n{path}")
-    return f"{base_url}{quote(path)}?AWSAccessKeyId={ADMIN.access_key}&Expires={expires}&Signature={quote(signature, safe='')}"
+    query = f"AWSAccessKeyId={ADMIN.access_key}&Expires={expires}&Signature={quote(signature, safe='')}"
+    return f"{base_url}{quote(path)}?{query}"
 
 
 def v2_header(method: str, resource: str, date: str, date_line: str | None = None, amz: str = "") -> dict[str, str]:
@@ -90,14 +109,25 @@ def stored(s3_http: BaseClient, http_bucket: str) -> tuple[str, str]:
 
 
 # script on our origin (high) --------------------------------------------------------------------
-ACTIVE_TYPES = ["text/html", "text/html; charset=utf-8", "image/svg+xml", "application/javascript", "text/javascript",
-                "application/xhtml+xml", "text/xml", "application/xml", "unknown/unknown", "no-slash"]
+ACTIVE_TYPES = [
+    "text/html",
+    "text/html; charset=utf-8",
+    "image/svg+xml",
+    "application/javascript",
+    "text/javascript",
+    "application/xhtml+xml",
+    "text/xml",
+    "application/xml",
+    "unknown/unknown",
+    "no-slash",
+]
 INERT_TYPES = ["image/png", "text/plain", "application/pdf", "binary/octet-stream", "video/mp4"]
 
 
 @pytest.mark.parametrize("content_type", ACTIVE_TYPES)
-def test_objects_a_browser_could_run_are_sandboxed(s3_http: BaseClient, http_endpoint: Endpoint, http_bucket: str,
-                                                    content_type: str) -> None:
+def test_objects_a_browser_could_run_are_sandboxed(
+    s3_http: BaseClient, http_endpoint: Endpoint, http_bucket: str, content_type: str
+) -> None:
     """Signed or presigned, GET or HEAD: nosniff and a CSP `sandbox` (no script, an opaque origin), as /s/ sends."""
     s3_http.put_object(Bucket=http_bucket, Key="active", Body=b"<svg onload=alert(1)>", ContentType=content_type)
     url = s3_http.generate_presigned_url("get_object", Params={"Bucket": http_bucket, "Key": "active"})
@@ -110,15 +140,20 @@ def test_objects_a_browser_could_run_are_sandboxed(s3_http: BaseClient, http_end
 
 
 @pytest.mark.parametrize("content_type", INERT_TYPES)
-def test_inert_objects_are_served_as_aws_serves_them(s3_http: BaseClient, http_endpoint: Endpoint, http_bucket: str,
-                                                      content_type: str) -> None:
+def test_inert_objects_are_served_as_aws_serves_them(
+    s3_http: BaseClient, http_endpoint: Endpoint, http_bucket: str, content_type: str
+) -> None:
     s3_http.put_object(Bucket=http_bucket, Key="inert", Body=b"bytes", ContentType=content_type)
-    got = get(http_endpoint, s3_http.generate_presigned_url("get_object", Params={"Bucket": http_bucket, "Key": "inert"}))
+    got = get(
+        http_endpoint, s3_http.generate_presigned_url("get_object", Params={"Bucket": http_bucket, "Key": "inert"})
+    )
     assert got.status_code == 200
     assert "content-security-policy" not in got.headers and "x-content-type-options" not in got.headers
 
 
-def test_a_response_type_override_to_html_is_sandboxed(s3_http: BaseClient, http_endpoint: Endpoint, http_bucket: str) -> None:
+def test_a_response_type_override_to_html_is_sandboxed(
+    s3_http: BaseClient, http_endpoint: Endpoint, http_bucket: str
+) -> None:
     s3_http.put_object(Bucket=http_bucket, Key="notes.txt", Body=b"<script>1</script>", ContentType="text/plain")
     params = {"Bucket": http_bucket, "Key": "notes.txt", "ResponseContentType": "text/html"}
     got = get(http_endpoint, s3_http.generate_presigned_url("get_object", Params=params))
@@ -126,7 +161,9 @@ def test_a_response_type_override_to_html_is_sandboxed(s3_http: BaseClient, http
     assert (got.headers["content-security-policy"], got.headers["x-content-type-options"]) == ("sandbox", "nosniff")
 
 
-def test_service_worker_script_fetches_are_refused(s3_http: BaseClient, http_endpoint: Endpoint, stored: tuple[str, str]) -> None:
+def test_service_worker_script_fetches_are_refused(
+    s3_http: BaseClient, http_endpoint: Endpoint, stored: tuple[str, str]
+) -> None:
     """A browser fetches a service worker's script with `Service-Worker: script`: no user content may be one."""
     bucket, key = stored
     url = s3_http.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key})
@@ -158,8 +195,9 @@ def test_presigned_v4_must_sign_host(s3_http: BaseClient, http_endpoint: Endpoin
         assert s3_error(response) == (400, "AuthorizationQueryParametersError")
 
 
-def test_presigned_v4_credential_date_must_be_the_request_date(s3_http: BaseClient, http_endpoint: Endpoint,
-                                                               stored: tuple[str, str]) -> None:
+def test_presigned_v4_credential_date_must_be_the_request_date(
+    s3_http: BaseClient, http_endpoint: Endpoint, stored: tuple[str, str]
+) -> None:
     bucket, key = stored
     assert get(http_endpoint, presign_v4(http_endpoint, f"/{bucket}/{key}")).status_code == 200
     yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).strftime("%Y%m%d")
@@ -167,16 +205,27 @@ def test_presigned_v4_credential_date_must_be_the_request_date(s3_http: BaseClie
     assert s3_error(response) == (400, "AuthorizationQueryParametersError")
 
 
-@pytest.mark.parametrize("expires, message", [("-1", "non-negative"), ("604801", "less than a week"),
-                                              ("ten", "should be a number"), ("9" * 5000, "less than a week")])
-def test_presigned_v4_expires_out_of_range(http_endpoint: Endpoint, stored: tuple[str, str], expires: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "expires, message",
+    [
+        ("-1", "non-negative"),
+        ("604801", "less than a week"),
+        ("ten", "should be a number"),
+        ("9" * 5000, "less than a week"),
+    ],
+)
+def test_presigned_v4_expires_out_of_range(
+    http_endpoint: Endpoint, stored: tuple[str, str], expires: str, message: str
+) -> None:
     bucket, key = stored
     response = get(http_endpoint, presign_v4(http_endpoint, f"/{bucket}/{key}", expires=expires))
     assert s3_error(response) == (400, "AuthorizationQueryParametersError")
     assert message in str(error_of(response)["Message"])
 
 
-def test_presigned_v4_expiring_at_once_is_expired_not_malformed(http_endpoint: Endpoint, stored: tuple[str, str]) -> None:
+def test_presigned_v4_expiring_at_once_is_expired_not_malformed(
+    http_endpoint: Endpoint, stored: tuple[str, str]
+) -> None:
     """X-Amz-Expires=0 is in range (AWS: "must be non-negative"): the URL has simply expired."""
     bucket, key = stored
     response = get(http_endpoint, presign_v4(http_endpoint, f"/{bucket}/{key}", expires="0"))
@@ -191,7 +240,9 @@ def test_presigned_v4_of_the_longest_expiry_works(http_endpoint: Endpoint, store
 
 # presigned SigV2 --------------------------------------------------------------------------------
 @pytest.mark.parametrize("offset", [0, -1, -3600])
-def test_presigned_v2_expiring_now_or_before_is_expired(http_endpoint: Endpoint, stored: tuple[str, str], offset: int) -> None:
+def test_presigned_v2_expiring_now_or_before_is_expired(
+    http_endpoint: Endpoint, stored: tuple[str, str], offset: int
+) -> None:
     bucket, key = stored
     response = get(http_endpoint, presign_v2(http_endpoint.url, f"/{bucket}/{key}", int(time.time()) + offset))
     assert s3_error(response) == (403, "AccessDenied")
@@ -200,16 +251,27 @@ def test_presigned_v2_expiring_now_or_before_is_expired(http_endpoint: Endpoint,
 
 def test_presigned_v2_is_capped_at_seven_days(http_endpoint: Endpoint, stored: tuple[str, str]) -> None:
     bucket, key = stored
-    assert get(http_endpoint, presign_v2(http_endpoint.url, f"/{bucket}/{key}", int(time.time()) + SEVEN_DAYS)).status_code == 200
-    response = get(http_endpoint, presign_v2(http_endpoint.url, f"/{bucket}/{key}", int(time.time()) + SEVEN_DAYS + 3600))
+    assert (
+        get(http_endpoint, presign_v2(http_endpoint.url, f"/{bucket}/{key}", int(time.time()) + SEVEN_DAYS)).status_code
+        == 200
+    )
+    response = get(
+        http_endpoint, presign_v2(http_endpoint.url, f"/{bucket}/{key}", int(time.time()) + SEVEN_DAYS + 3600)
+    )
     assert s3_error(response) == (403, "AccessDenied")
     assert "PYBLOB_PRESIGN_V2_MAX_SECONDS" in str(error_of(response)["Message"])
 
 
-def test_presigned_v2_cap_is_a_setting(start_server: StartServer, boto_session: boto3.session.Session,
-                                      data_dir: Path) -> None:
-    env = server_env({"PYBLOB_ADMIN_ACCESS_KEY": ADMIN.access_key, "PYBLOB_ADMIN_SECRET_KEY": ADMIN.secret_key,
-                      "PYBLOB_PRESIGN_V2_MAX_SECONDS": "600"})
+def test_presigned_v2_cap_is_a_setting(
+    start_server: StartServer, boto_session: boto3.session.Session, data_dir: Path
+) -> None:
+    env = server_env(
+        {
+            "PYBLOB_ADMIN_ACCESS_KEY": ADMIN.access_key,
+            "PYBLOB_ADMIN_SECRET_KEY": ADMIN.secret_key,
+            "PYBLOB_PRESIGN_V2_MAX_SECONDS": "600",
+        }
+    )
     server = start_server(env=env)
     Endpoint("http", server, data_dir, boto_session, None).client().create_bucket(Bucket="capped")
     assert httpx.get(presign_v2(server.url, "/capped", int(time.time()) + 300)).status_code == 200
@@ -219,7 +281,9 @@ def test_presigned_v2_cap_is_a_setting(start_server: StartServer, boto_session: 
 
 
 # SigV2 header ----------------------------------------------------------------------------------
-def test_sigv2_header_over_an_empty_date_line_needs_x_amz_date(http_endpoint: Endpoint, stored: tuple[str, str]) -> None:
+def test_sigv2_header_over_an_empty_date_line_needs_x_amz_date(
+    http_endpoint: Endpoint, stored: tuple[str, str]
+) -> None:
     """Without x-amz-date the Date header is what dates the request: a signature over an empty Date
     line would stay valid forever, whatever Date is sent with it."""
     bucket, key = stored
@@ -234,14 +298,21 @@ def test_sigv2_header_over_an_empty_date_line_needs_x_amz_date(http_endpoint: En
 
 
 # anonymous requests ----------------------------------------------------------------------------
-@pytest.mark.parametrize("method, path", [("GET", "/{b}/k"), ("PUT", "/{b}/k"), ("GET", "/{b}"), ("DELETE", "/{b}"),
-                                          ("GET", "/{b}/")])
-def test_anonymous_requests_name_a_missing_bucket(http_endpoint: Endpoint, stored: tuple[str, str], method: str, path: str) -> None:
+@pytest.mark.parametrize(
+    "method, path", [("GET", "/{b}/k"), ("PUT", "/{b}/k"), ("GET", "/{b}"), ("DELETE", "/{b}"), ("GET", "/{b}/")]
+)
+def test_anonymous_requests_name_a_missing_bucket(
+    http_endpoint: Endpoint, stored: tuple[str, str], method: str, path: str
+) -> None:
     """Bucket names are global: AWS tells anyone that one does not exist, and only an existing one is 403."""
     missing = unique_bucket_name("gone")
     with http_endpoint.http() as client:
-        absent = client.request(method, http_endpoint.url + path.format(b=missing), content=b"x" if method == "PUT" else None)
-        present = client.request(method, http_endpoint.url + path.format(b=stored[0]), content=b"x" if method == "PUT" else None)
+        absent = client.request(
+            method, http_endpoint.url + path.format(b=missing), content=b"x" if method == "PUT" else None
+        )
+        present = client.request(
+            method, http_endpoint.url + path.format(b=stored[0]), content=b"x" if method == "PUT" else None
+        )
         head = client.head(f"{http_endpoint.url}/{missing}/k")
     assert s3_error(absent) == (404, "NoSuchBucket")
     assert error_of(absent)["BucketName"] == missing
@@ -257,8 +328,13 @@ def test_non_ascii_metadata_round_trips(http_endpoint: Endpoint, http_bucket: st
     s3 = http_endpoint.client(signature_version=signature_version)
     s3.meta.events.unregister("before-parameter-build.s3.PutObject", botocore.handlers.validate_ascii_metadata)
     value = "Grüße, café à la crème"
-    s3.put_object(Bucket=http_bucket, Key="meta", Body=b"x", Metadata={"note": value},
-                  ContentDisposition='attachment; filename="résumé.txt"')
+    s3.put_object(
+        Bucket=http_bucket,
+        Key="meta",
+        Body=b"x",
+        Metadata={"note": value},
+        ContentDisposition='attachment; filename="résumé.txt"',
+    )
     head = s3.head_object(Bucket=http_bucket, Key="meta")
     assert head["Metadata"] == {"note": value}
     assert head["ContentDisposition"] == 'attachment; filename="résumé.txt"'
@@ -299,11 +375,22 @@ def test_multipart_numbers_with_thousands_of_digits(http_endpoint: Endpoint, sto
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
     part = send(http_endpoint, "PUT", f"/{bucket}/mp", query=f"partNumber={HUGE}&uploadId={upload_id}", body=b"x")
     listed = send(http_endpoint, "GET", f"/{bucket}/mp", query=f"part-number-marker={HUGE}&uploadId={upload_id}")
-    attributes = send(http_endpoint, "GET", f"/{bucket}/{key}", query="attributes=",
-                      headers=[("x-amz-object-attributes", "ObjectParts"), ("x-amz-max-parts", HUGE)])
+    attributes = send(
+        http_endpoint,
+        "GET",
+        f"/{bucket}/{key}",
+        query="attributes=",
+        headers=[("x-amz-object-attributes", "ObjectParts"), ("x-amz-max-parts", HUGE)],
+    )
     body = b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>x</ETag></Part></CompleteMultipartUpload>"
-    completed = send(http_endpoint, "POST", f"/{bucket}/mp", query=f"uploadId={upload_id}", body=body,
-                     headers=[("x-amz-mp-object-size", HUGE)])
+    completed = send(
+        http_endpoint,
+        "POST",
+        f"/{bucket}/mp",
+        query=f"uploadId={upload_id}",
+        body=body,
+        headers=[("x-amz-mp-object-size", HUGE)],
+    )
     for response in (part, listed, attributes, completed):
         assert s3_error(response) == (400, "InvalidArgument")
     s3.abort_multipart_upload(Bucket=bucket, Key="mp", UploadId=upload_id)
@@ -319,7 +406,9 @@ def test_range_with_thousands_of_digits(http_endpoint: Endpoint, stored: tuple[s
 
 # 500s only an owner could cause ----------------------------------------------------------------
 @pytest.mark.parametrize("method, path", [("GET", "//{b}/page.html"), ("PUT", "//k"), ("DELETE", "//{b}/k")])
-def test_an_empty_bucket_name_is_invalid(http_endpoint: Endpoint, stored: tuple[str, str], method: str, path: str) -> None:
+def test_an_empty_bucket_name_is_invalid(
+    http_endpoint: Endpoint, stored: tuple[str, str], method: str, path: str
+) -> None:
     response = send(http_endpoint, method, path.format(b=stored[0]), body=b"x" if method == "PUT" else b"")
     assert s3_error(response) == (400, "InvalidBucketName")
 
@@ -330,38 +419,59 @@ def _md5(body: bytes) -> str:
 
 DEEP = 100_000
 NESTED_BODIES = {
-    "cors-value": (b"<CORSConfiguration><CORSRule><AllowedMethod>GET</AllowedMethod><AllowedOrigin>"
-                   + b"<a>" * DEEP + b"</a>" * DEEP + b"</AllowedOrigin></CORSRule></CORSConfiguration>"),
+    "cors-value": (
+        b"<CORSConfiguration><CORSRule><AllowedMethod>GET</AllowedMethod><AllowedOrigin>"
+        + b"<a>" * DEEP
+        + b"</a>" * DEEP
+        + b"</AllowedOrigin></CORSRule></CORSConfiguration>"
+    ),
     "cors-rule": b"<CORSConfiguration><CORSRule>" + b"<a>" * DEEP + b"</a>" * DEEP + b"</CORSRule></CORSConfiguration>",
-    "cors-shallow-value": (b"<CORSConfiguration><CORSRule><AllowedMethod>GET</AllowedMethod><AllowedOrigin><a>x</a>"
-                           b"</AllowedOrigin></CORSRule></CORSConfiguration>"),
+    "cors-shallow-value": (
+        b"<CORSConfiguration><CORSRule><AllowedMethod>GET</AllowedMethod><AllowedOrigin><a>x</a>"
+        b"</AllowedOrigin></CORSRule></CORSConfiguration>"
+    ),
 }
 
 
 @pytest.mark.parametrize("name", NESTED_BODIES)
 def test_nested_xml_in_a_cors_body_is_malformed(http_endpoint: Endpoint, http_bucket: str, name: str) -> None:
     body = NESTED_BODIES[name]
-    response = send(http_endpoint, "PUT", f"/{http_bucket}", query="cors=", headers=[("Content-MD5", _md5(body))], body=body)
+    response = send(
+        http_endpoint, "PUT", f"/{http_bucket}", query="cors=", headers=[("Content-MD5", _md5(body))], body=body
+    )
     assert s3_error(response) == (400, "MalformedXML")
 
 
-@pytest.mark.parametrize("query, root", [("lifecycle=", "LifecycleConfiguration"), ("delete=", "Delete"),
-                                         ("versioning=", "VersioningConfiguration")])
-def test_deeply_nested_xml_is_malformed_everywhere(http_endpoint: Endpoint, http_bucket: str, query: str, root: str) -> None:
+@pytest.mark.parametrize(
+    "query, root",
+    [("lifecycle=", "LifecycleConfiguration"), ("delete=", "Delete"), ("versioning=", "VersioningConfiguration")],
+)
+def test_deeply_nested_xml_is_malformed_everywhere(
+    http_endpoint: Endpoint, http_bucket: str, query: str, root: str
+) -> None:
     body = f"<{root}>".encode() + b"<a>" * DEEP + b"</a>" * DEEP + f"</{root}>".encode()
     method = "POST" if query == "delete=" else "PUT"
-    response = send(http_endpoint, method, f"/{http_bucket}", query=query, headers=[("Content-MD5", _md5(body))], body=body)
+    response = send(
+        http_endpoint, method, f"/{http_bucket}", query=query, headers=[("Content-MD5", _md5(body))], body=body
+    )
     assert s3_error(response) == (400, "MalformedXML")
 
 
-OVERRIDES = ["response-content-disposition", "response-content-type", "response-content-language",
-             "response-cache-control", "response-content-encoding", "response-expires"]
+OVERRIDES = [
+    "response-content-disposition",
+    "response-content-type",
+    "response-content-language",
+    "response-cache-control",
+    "response-content-encoding",
+    "response-expires",
+]
 
 
 @pytest.mark.parametrize("param", OVERRIDES)
 @pytest.mark.parametrize("value", ["attachment\r\nX-Injected: 1", "a\nb", "bad\x00byte", "curly \u2019quote"])
-def test_response_overrides_that_are_not_header_values(http_endpoint: Endpoint, stored: tuple[str, str], param: str,
-                                                       value: str) -> None:
+def test_response_overrides_that_are_not_header_values(
+    http_endpoint: Endpoint, stored: tuple[str, str], param: str, value: str
+) -> None:
     """Each answered 400 InvalidArgument naming the parameter (AWS: "Header value cannot be represented
     using ISO-8859-1."), never a dropped connection or a 500."""
     bucket, key = stored
@@ -374,7 +484,9 @@ def test_response_overrides_that_are_not_header_values(http_endpoint: Endpoint, 
 def test_response_overrides_keep_latin1_text(http_endpoint: Endpoint, stored: tuple[str, str]) -> None:
     bucket, key = stored
     value = 'attachment; filename="café.txt"'
-    response = send(http_endpoint, "GET", f"/{bucket}/{key}", query=f"response-content-disposition={quote(value, safe='')}")
+    response = send(
+        http_endpoint, "GET", f"/{bucket}/{key}", query=f"response-content-disposition={quote(value, safe='')}"
+    )
     assert response.status_code == 200
     assert response.headers.raw and dict(response.headers.raw)[b"content-disposition"] == value.encode("latin-1")
 

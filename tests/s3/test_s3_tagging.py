@@ -60,10 +60,14 @@ def test_copy_keeps_or_replaces_tags(s3: BaseClient, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="src", Body=b"x", Tagging="a=1")
     s3.copy_object(Bucket=bucket, Key="kept", CopySource={"Bucket": bucket, "Key": "src"})
     assert _tags(s3, bucket, "kept") == {"a": "1"}
-    s3.copy_object(Bucket=bucket, Key="new", CopySource={"Bucket": bucket, "Key": "src"}, TaggingDirective="REPLACE", Tagging="b=2")
+    s3.copy_object(
+        Bucket=bucket, Key="new", CopySource={"Bucket": bucket, "Key": "src"}, TaggingDirective="REPLACE", Tagging="b=2"
+    )
     assert _tags(s3, bucket, "new") == {"b": "2"}
     # Onto itself: changing only the tags is a change, as for AWS.
-    s3.copy_object(Bucket=bucket, Key="src", CopySource={"Bucket": bucket, "Key": "src"}, TaggingDirective="REPLACE", Tagging="c=3")
+    s3.copy_object(
+        Bucket=bucket, Key="src", CopySource={"Bucket": bucket, "Key": "src"}, TaggingDirective="REPLACE", Tagging="c=3"
+    )
     assert _tags(s3, bucket, "src") == {"c": "3"}
 
 
@@ -71,7 +75,10 @@ def test_multipart_upload_carries_its_tags(s3: BaseClient, bucket: str) -> None:
     up = s3.create_multipart_upload(Bucket=bucket, Key="m", Tagging="mp=yes")
     part = s3.upload_part(Bucket=bucket, Key="m", UploadId=up["UploadId"], PartNumber=1, Body=b"abc")
     s3.complete_multipart_upload(
-        Bucket=bucket, Key="m", UploadId=up["UploadId"], MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+        Bucket=bucket,
+        Key="m",
+        UploadId=up["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
     )
     assert _tags(s3, bucket, "m") == {"mp": "yes"}
 
@@ -85,8 +92,12 @@ def test_multipart_upload_carries_its_tags(s3: BaseClient, bucket: str) -> None:
     ],
     ids=["unknown-element", "extra-in-tag", "extra-in-tagset"],
 )
-def test_a_tagging_document_with_unknown_elements_is_malformed(http_endpoint: Endpoint, http_bucket: str, body: bytes) -> None:
+def test_a_tagging_document_with_unknown_elements_is_malformed(
+    http_endpoint: Endpoint, http_bucket: str, body: bytes
+) -> None:
     http_endpoint.client().put_object(Bucket=http_bucket, Key="k", Body=b"x")
     md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
-    response = send(http_endpoint, "PUT", f"/{http_bucket}/k", query="tagging=", body=body, headers=[("Content-MD5", md5)])
+    response = send(
+        http_endpoint, "PUT", f"/{http_bucket}/k", query="tagging=", body=body, headers=[("Content-MD5", md5)]
+    )
     assert (response.status_code, error_of(response)["Code"]) == (400, "MalformedXML")

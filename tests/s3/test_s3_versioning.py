@@ -44,11 +44,14 @@ def headers_of(e: pytest.ExceptionInfo[ClientError]) -> dict[str, str]:
     return e.value.response["ResponseMetadata"]["HTTPHeaders"]  # type: ignore[no-any-return]
 
 
-def versions_of(s3: BaseClient, bucket: str, **kwargs: Any) -> tuple[list[tuple[str, str, bool]], list[tuple[str, str, bool]]]:
+def versions_of(
+    s3: BaseClient, bucket: str, **kwargs: Any
+) -> tuple[list[tuple[str, str, bool]], list[tuple[str, str, bool]]]:
     """(versions, delete markers) as (key, version id, is latest), each in the order listed."""
     listed = s3.list_object_versions(Bucket=bucket, **kwargs)
     versions, markers = (
-        [(v["Key"], v["VersionId"], v["IsLatest"]) for v in listed.get(name, [])] for name in ("Versions", "DeleteMarkers")
+        [(v["Key"], v["VersionId"], v["IsLatest"]) for v in listed.get(name, [])]
+        for name in ("Versions", "DeleteMarkers")
     )
     return versions, markers
 
@@ -81,7 +84,9 @@ def test_versioning_configuration_states(s3_http: BaseClient, http_bucket: str) 
     for status in ("Enabled", "Suspended", "Enabled"):
         set_versioning(s3_http, http_bucket, status)
         assert s3_http.get_bucket_versioning(Bucket=http_bucket)["Status"] == status
-    s3_http.put_bucket_versioning(Bucket=http_bucket, VersioningConfiguration={"Status": "Suspended", "MFADelete": "Disabled"})
+    s3_http.put_bucket_versioning(
+        Bucket=http_bucket, VersioningConfiguration={"Status": "Suspended", "MFADelete": "Disabled"}
+    )
     assert s3_http.get_bucket_versioning(Bucket=http_bucket)["Status"] == "Suspended"
 
 
@@ -133,7 +138,9 @@ def test_an_object_written_before_versioning_is_the_null_version(s3_http: BaseCl
     assert read(s3_http, http_bucket, "k") == b"new"
 
 
-def test_suspended_writes_replace_the_null_version(http_endpoint: Endpoint, s3_http: BaseClient, versioned: str) -> None:
+def test_suspended_writes_replace_the_null_version(
+    http_endpoint: Endpoint, s3_http: BaseClient, versioned: str
+) -> None:
     """Suspended: each write is "null" and replaces the earlier "null" version, current or not,
     which gives its bytes back; versions with ids stay."""
     first = put(s3_http, versioned, "k", b"a" * 100)
@@ -206,7 +213,9 @@ def test_a_version_that_is_a_marker_answers_405(s3_http: BaseClient, versioned: 
     assert e.value.response["Error"]["Method"] == "PUT"  # the request's method, as AWS names it
 
 
-def test_deleting_a_version_by_id_removes_it_for_good(http_endpoint: Endpoint, s3_http: BaseClient, versioned: str) -> None:
+def test_deleting_a_version_by_id_removes_it_for_good(
+    http_endpoint: Endpoint, s3_http: BaseClient, versioned: str
+) -> None:
     """The latest removed: the next newest becomes current. Usage follows every version's bytes,
     and a delete marker costs nothing."""
     before = http_endpoint.usage("admin")
@@ -255,7 +264,9 @@ def test_deleting_an_unknown_version_is_idempotent_a_malformed_one_is_not(s3_htt
 
 
 # reads and writes by version id -------------------------------------------------------------------
-@pytest.mark.parametrize("version, expected", [(MALFORMED, (400, "InvalidArgument")), (UNKNOWN, (404, "NoSuchVersion"))])
+@pytest.mark.parametrize(
+    "version, expected", [(MALFORMED, (400, "InvalidArgument")), (UNKNOWN, (404, "NoSuchVersion"))]
+)
 def test_a_bad_version_id_on_every_operation_that_takes_one(
     s3_http: BaseClient, versioned: str, version: str, expected: tuple[int, str]
 ) -> None:
@@ -266,13 +277,16 @@ def test_a_bad_version_id_on_every_operation_that_takes_one(
         "GetObject": lambda: s3_http.get_object(Bucket=versioned, Key="k", VersionId=version),
         "GetObjectTagging": lambda: s3_http.get_object_tagging(Bucket=versioned, Key="k", VersionId=version),
         "PutObjectTagging": lambda: s3_http.put_object_tagging(
-            Bucket=versioned, Key="k", VersionId=version, Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}),
+            Bucket=versioned, Key="k", VersionId=version, Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}
+        ),
         "DeleteObjectTagging": lambda: s3_http.delete_object_tagging(Bucket=versioned, Key="k", VersionId=version),
         "CopyObject": lambda: s3_http.copy_object(Bucket=versioned, Key="copy", CopySource=source),
         "UploadPartCopy": lambda: s3_http.upload_part_copy(
-            Bucket=versioned, Key="dst", UploadId=upload_id, PartNumber=1, CopySource=source),
+            Bucket=versioned, Key="dst", UploadId=upload_id, PartNumber=1, CopySource=source
+        ),
         "GetObjectAttributes": lambda: s3_http.get_object_attributes(
-            Bucket=versioned, Key="k", VersionId=version, ObjectAttributes=["ObjectSize"]),
+            Bucket=versioned, Key="k", VersionId=version, ObjectAttributes=["ObjectSize"]
+        ),
     }
     for name, attempt in attempts.items():
         with pytest.raises(ClientError) as e:
@@ -294,7 +308,9 @@ def test_tagging_by_version_id(s3_http: BaseClient, versioned: str) -> None:
     got = s3_http.get_object_tagging(Bucket=versioned, Key="k", VersionId=old)
     assert got["VersionId"] == old and tags(VersionId=old) == {"v": "old"}
 
-    done = s3_http.put_object_tagging(Bucket=versioned, Key="k", VersionId=old, Tagging={"TagSet": [{"Key": "v", "Value": "re"}]})
+    done = s3_http.put_object_tagging(
+        Bucket=versioned, Key="k", VersionId=old, Tagging={"TagSet": [{"Key": "v", "Value": "re"}]}
+    )
     assert done["VersionId"] == old
     assert (tags(VersionId=old), tags(), tags(VersionId=new)) == ({"v": "re"}, {"v": "new"}, {"v": "new"})
     assert s3_http.delete_object_tagging(Bucket=versioned, Key="k", VersionId=old)["VersionId"] == old
@@ -305,10 +321,16 @@ def test_tagging_by_version_id(s3_http: BaseClient, versioned: str) -> None:
 def test_copy_from_a_version(s3_http: BaseClient, versioned: str) -> None:
     old = put(s3_http, versioned, "src", b"old source", ContentType="text/x-old")
     put(s3_http, versioned, "src", b"new source")
-    done = s3_http.copy_object(Bucket=versioned, Key="dst", CopySource={"Bucket": versioned, "Key": "src", "VersionId": old})
+    done = s3_http.copy_object(
+        Bucket=versioned, Key="dst", CopySource={"Bucket": versioned, "Key": "src", "VersionId": old}
+    )
     assert done["CopySourceVersionId"] == old and VERSION_ID.match(done["VersionId"])
     got = s3_http.get_object(Bucket=versioned, Key="dst")
-    assert (got["Body"].read(), got["ContentType"], got["VersionId"]) == (b"old source", "text/x-old", done["VersionId"])
+    assert (got["Body"].read(), got["ContentType"], got["VersionId"]) == (
+        b"old source",
+        "text/x-old",
+        done["VersionId"],
+    )
 
 
 def test_a_delete_marker_cannot_be_copied(s3_http: BaseClient, versioned: str) -> None:
@@ -318,7 +340,9 @@ def test_a_delete_marker_cannot_be_copied(s3_http: BaseClient, versioned: str) -
     upload_id = s3_http.create_multipart_upload(Bucket=versioned, Key="dst")["UploadId"]
     for attempt in (
         lambda: s3_http.copy_object(Bucket=versioned, Key="dst", CopySource=by_id),
-        lambda: s3_http.upload_part_copy(Bucket=versioned, Key="dst", UploadId=upload_id, PartNumber=1, CopySource=by_id),
+        lambda: s3_http.upload_part_copy(
+            Bucket=versioned, Key="dst", UploadId=upload_id, PartNumber=1, CopySource=by_id
+        ),
     ):
         with pytest.raises(ClientError) as e:
             attempt()
@@ -334,12 +358,18 @@ def test_upload_part_copy_from_a_version(s3_http: BaseClient, versioned: str) ->
     put(s3_http, versioned, "src", b"second words")
     upload_id = s3_http.create_multipart_upload(Bucket=versioned, Key="dst")["UploadId"]
     done = s3_http.upload_part_copy(
-        Bucket=versioned, Key="dst", UploadId=upload_id, PartNumber=1,
-        CopySource={"Bucket": versioned, "Key": "src", "VersionId": old}, CopySourceRange="bytes=0-4",
+        Bucket=versioned,
+        Key="dst",
+        UploadId=upload_id,
+        PartNumber=1,
+        CopySource={"Bucket": versioned, "Key": "src", "VersionId": old},
+        CopySourceRange="bytes=0-4",
     )
     assert done["CopySourceVersionId"] == old
     parts = [{"PartNumber": 1, "ETag": done["CopyPartResult"]["ETag"]}]
-    result = s3_http.complete_multipart_upload(Bucket=versioned, Key="dst", UploadId=upload_id, MultipartUpload={"Parts": parts})
+    result = s3_http.complete_multipart_upload(
+        Bucket=versioned, Key="dst", UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
     assert VERSION_ID.match(result["VersionId"])  # Complete names the version it made
     assert read(s3_http, versioned, "dst") == b"first"
     assert s3_http.head_object(Bucket=versioned, Key="dst")["VersionId"] == result["VersionId"]
@@ -361,8 +391,12 @@ def history(s3_http: BaseClient, versioned: str) -> dict[str, Any]:
 
 def expected_order(ids: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     return [
-        ("DeleteMarker", "a", ids["a marker"], True), ("Version", "a", ids["a"][1], False), ("Version", "a", ids["a"][0], False),
-        ("Version", "b/c", ids["b/c"], True), ("DeleteMarker", "b/d", ids["b/d marker"], True), ("Version", "e", ids["e"], True),
+        ("DeleteMarker", "a", ids["a marker"], True),
+        ("Version", "a", ids["a"][1], False),
+        ("Version", "a", ids["a"][0], False),
+        ("Version", "b/c", ids["b/c"], True),
+        ("DeleteMarker", "b/d", ids["b/d marker"], True),
+        ("Version", "e", ids["e"], True),
     ]
 
 
@@ -372,7 +406,9 @@ def test_list_object_versions_in_s3_order(http_endpoint: Endpoint, versioned: st
 
 
 @pytest.mark.parametrize("page_size", [1, 2, 4])
-def test_list_object_versions_pages(s3_http: BaseClient, versioned: str, history: dict[str, Any], page_size: int) -> None:
+def test_list_object_versions_pages(
+    s3_http: BaseClient, versioned: str, history: dict[str, Any], page_size: int
+) -> None:
     """KeyMarker/VersionIdMarker pagination: each page is the next slice of the S3 order, even when it
     ends inside a key's versions (boto3 splits a page into versions and markers, so a page is a set)."""
     order = [(key, version) for _, key, version, _ in expected_order(history)]
@@ -389,7 +425,9 @@ def test_list_object_versions_pages(s3_http: BaseClient, versioned: str, history
     assert pages == [set(order[i : i + page_size]) for i in range(0, len(order), page_size)]
 
 
-def test_list_object_versions_pages_with_a_delimiter(s3_http: BaseClient, versioned: str, history: dict[str, Any]) -> None:
+def test_list_object_versions_pages_with_a_delimiter(
+    s3_http: BaseClient, versioned: str, history: dict[str, Any]
+) -> None:
     """A page may end on a common prefix; the next one goes on after it."""
     entries: list[str] = []
     markers: dict[str, str] = {}
@@ -423,7 +461,9 @@ def test_list_object_versions_pages_through_a_null_version(s3_http: BaseClient, 
     assert "Versions" not in page and not page["IsTruncated"]
 
 
-def test_list_object_versions_resumes_after_a_marker_version_deleted_meanwhile(s3_http: BaseClient, versioned: str) -> None:
+def test_list_object_versions_resumes_after_a_marker_version_deleted_meanwhile(
+    s3_http: BaseClient, versioned: str
+) -> None:
     """Emptying a bucket page by page deletes the very version the next page resumes after: the
     listing must go on with the older versions, not skip them (the bucket would never empty)."""
     ids = [put(s3_http, versioned, "k", bytes([n])) for n in range(4)]
@@ -438,7 +478,9 @@ def test_list_object_versions_resumes_after_a_marker_version_deleted_meanwhile(s
     assert [(v["Key"], v["VersionId"]) for v in following["Versions"]] == [("k", ids[1]), ("k", ids[0])]
 
 
-def test_list_object_versions_prefix_delimiter_and_encoding(s3_http: BaseClient, versioned: str, history: dict[str, Any]) -> None:
+def test_list_object_versions_prefix_delimiter_and_encoding(
+    s3_http: BaseClient, versioned: str, history: dict[str, Any]
+) -> None:
     versions, markers = versions_of(s3_http, versioned, Prefix="b/")
     assert (versions, markers) == ([("b/c", history["b/c"], True)], [("b/d", history["b/d marker"], True)])
     grouped = s3_http.list_object_versions(Bucket=versioned, Delimiter="/")
@@ -461,7 +503,10 @@ def test_list_objects_never_shows_delete_markers(s3_http: BaseClient, versioned:
     assert [o["Key"] for o in s3_http.list_objects_v2(Bucket=versioned)["Contents"]] == ["b/c", "e"]
     assert [o["Key"] for o in s3_http.list_objects(Bucket=versioned)["Contents"]] == ["b/c", "e"]
     s3_http.delete_object(Bucket=versioned, Key="b/c")
-    for listed in (s3_http.list_objects_v2(Bucket=versioned, Delimiter="/"), s3_http.list_objects(Bucket=versioned, Delimiter="/")):
+    for listed in (
+        s3_http.list_objects_v2(Bucket=versioned, Delimiter="/"),
+        s3_http.list_objects(Bucket=versioned, Delimiter="/"),
+    ):
         assert [o["Key"] for o in listed["Contents"]] == ["e"]
         assert "CommonPrefixes" not in listed
     assert s3_http.list_objects_v2(Bucket=versioned, Prefix="b/")["KeyCount"] == 0
@@ -476,7 +521,12 @@ def test_delete_objects_with_version_ids(s3: BaseClient, bucket: str) -> None:
     a1, a2 = put(s3, bucket, "a", b"1"), put(s3, bucket, "a", b"2")
     put(s3, bucket, "b", b"b")
     marker = s3.delete_object(Bucket=bucket, Key="c")["VersionId"]  # a marker alone
-    objects = [{"Key": "a", "VersionId": a1}, {"Key": "b"}, {"Key": "c", "VersionId": marker}, {"Key": "a", "VersionId": UNKNOWN}]
+    objects = [
+        {"Key": "a", "VersionId": a1},
+        {"Key": "b"},
+        {"Key": "c", "VersionId": marker},
+        {"Key": "a", "VersionId": UNKNOWN},
+    ]
     result = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects})
     assert "Errors" not in result
     deleted = {(d["Key"], d.get("VersionId")): d for d in result["Deleted"]}
@@ -531,14 +581,20 @@ def test_versioning_workflow(s3_http: BaseClient, http_bucket: str) -> None:
     with pytest.raises(ClientError) as e:
         read(s3_http, bucket, "doc.txt")
     assert failure(e) == (404, "NoSuchKey")
-    assert versions_of(s3_http, bucket) == ([("doc.txt", v2, False), ("doc.txt", v1, False)], [("doc.txt", marker, True)])
+    assert versions_of(s3_http, bucket) == (
+        [("doc.txt", v2, False), ("doc.txt", v1, False)],
+        [("doc.txt", marker, True)],
+    )
 
-    restored = s3_http.copy_object(Bucket=bucket, Key="doc.txt", CopySource={"Bucket": bucket, "Key": "doc.txt", "VersionId": v1})
+    restored = s3_http.copy_object(
+        Bucket=bucket, Key="doc.txt", CopySource={"Bucket": bucket, "Key": "doc.txt", "VersionId": v1}
+    )
     v3 = restored["VersionId"]
     assert restored["CopySourceVersionId"] == v1 and v3 not in (v1, v2, marker)
     assert read(s3_http, bucket, "doc.txt") == b"draft one"
     assert versions_of(s3_http, bucket) == (
-        [("doc.txt", v3, True), ("doc.txt", v2, False), ("doc.txt", v1, False)], [("doc.txt", marker, False)]
+        [("doc.txt", v3, True), ("doc.txt", v2, False), ("doc.txt", v1, False)],
+        [("doc.txt", marker, False)],
     )
 
     s3_http.delete_object(Bucket=bucket, Key="doc.txt", VersionId=v3)  # undo the restore: the marker is current again

@@ -16,7 +16,9 @@ from botocore.credentials import Credentials
 from s3_server import ADMIN, DOMAIN, REGION, Endpoint
 
 
-def _send(endpoint: Endpoint, method: str, bucket: str, key: str, body: bytes = b"", v2: bool = False) -> httpx.Response:
+def _send(
+    endpoint: Endpoint, method: str, bucket: str, key: str, body: bytes = b"", v2: bool = False
+) -> httpx.Response:
     port = urlsplit(endpoint.url).port
     request = AWSRequest(method=method, url=f"http://{bucket}.{DOMAIN}:{port}/{key}", data=body)
     request.auth_path = f"/{bucket}/{key}"  # what botocore's virtual-host handler sets: SigV2 signs it
@@ -28,7 +30,9 @@ def _send(endpoint: Endpoint, method: str, bucket: str, key: str, body: bytes = 
         return client.request(method, f"http://127.0.0.1:{port}/{key}", headers=headers, content=body)
 
 
-def test_put_and_get_through_the_bucket_host_with_sigv4(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str) -> None:
+def test_put_and_get_through_the_bucket_host_with_sigv4(
+    http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str
+) -> None:
     put = _send(http_endpoint, "PUT", http_bucket, "virtual/key.txt", b"hosted")
     assert put.status_code == 200, put.text
     got = _send(http_endpoint, "GET", http_bucket, "virtual/key.txt")
@@ -37,7 +41,9 @@ def test_put_and_get_through_the_bucket_host_with_sigv4(http_endpoint: Endpoint,
     assert s3_http.get_object(Bucket=http_bucket, Key="virtual/key.txt")["Body"].read() == b"hosted"
 
 
-def test_sigv2_signs_the_bucket_even_when_it_is_in_the_host(http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str) -> None:
+def test_sigv2_signs_the_bucket_even_when_it_is_in_the_host(
+    http_endpoint: Endpoint, s3_http: BaseClient, http_bucket: str
+) -> None:
     s3_http.put_object(Bucket=http_bucket, Key="v2.txt", Body=b"two")
     got = _send(http_endpoint, "GET", http_bucket, "v2.txt", v2=True)
     assert (got.status_code, got.content) == (200, b"two")

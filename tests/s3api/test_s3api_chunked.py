@@ -34,7 +34,8 @@ def signing() -> Signing:
 
 def example_body() -> bytes:
     """AWS's example body (66824 bytes for 66560 of data), with the published chunk signatures."""
-    parts = [f"{len(c):x};chunk-signature={s}\r\n".encode() + c + b"\r\n" for c, s in zip(EXAMPLE_CHUNKS, EXAMPLE_SIGNATURES)]
+    signed = zip(EXAMPLE_CHUNKS, EXAMPLE_SIGNATURES, strict=True)
+    parts = [f"{len(c):x};chunk-signature={s}\r\n".encode() + c + b"\r\n" for c, s in signed]
     return b"".join(parts)
 
 
@@ -84,7 +85,9 @@ def signed_trailer_body(data: bytes, trailer: dict[str, str]) -> bytes:
     s = signing()
     previous, out = s.seed, b""
     for chunk in (data, b""):
-        previous = sigv4.sign(s.key, sigv4.chunk_string_to_sign(AMZ_DATE, SCOPE, previous, hashlib.sha256(chunk).hexdigest()))
+        previous = sigv4.sign(
+            s.key, sigv4.chunk_string_to_sign(AMZ_DATE, SCOPE, previous, hashlib.sha256(chunk).hexdigest())
+        )
         out += f"{len(chunk):x};chunk-signature={previous}\r\n".encode() + chunk + (b"\r\n" if chunk else b"")
     text = "".join(f"{k}:{v}\n" for k, v in trailer.items())
     signature = sigv4.sign(s.key, sigv4.trailer_string_to_sign(AMZ_DATE, SCOPE, previous, text))
@@ -106,7 +109,9 @@ def test_signed_trailer(step: int | None) -> None:
 
 def test_signed_trailer_with_changed_value() -> None:
     data = b"hello"
-    body = signed_trailer_body(data, {"x-amz-checksum-crc32": crc32(data)}).replace(crc32(data).encode(), crc32(b"x").encode())
+    body = signed_trailer_body(data, {"x-amz-checksum-crc32": crc32(data)}).replace(
+        crc32(data).encode(), crc32(b"x").encode()
+    )
     with pytest.raises(S3Error) as e:
         decode(ChunkedDecoder(signing(), trailer=True), body, None)
     assert e.value.code == "SignatureDoesNotMatch"

@@ -12,7 +12,13 @@ import pytest
 from objstore import ObjectRecord
 from s3api import errors as s3_errors
 from s3api.conditional import (
-    ConditionFailed, RangeNotSatisfiable, Span, check_conditions, etag_matches, not_modified, parse_range,
+    ConditionFailed,
+    RangeNotSatisfiable,
+    Span,
+    check_conditions,
+    etag_matches,
+    not_modified,
+    parse_range,
     requested_span,
 )
 from shortlinks import errors as link_errors
@@ -51,7 +57,14 @@ def test_parse_range(header: str | None, expected: tuple[int, int] | None) -> No
 
 @pytest.mark.parametrize(
     "header, size",
-    [("bytes=100-", 100), ("bytes=100-200", 100), ("bytes=1000-", 100), ("bytes=-0", 100), ("bytes=0-", 0), ("bytes=-5", 0)],
+    [
+        ("bytes=100-", 100),
+        ("bytes=100-200", 100),
+        ("bytes=1000-", 100),
+        ("bytes=-0", 100),
+        ("bytes=0-", 0),
+        ("bytes=-5", 0),
+    ],
 )
 def test_unsatisfiable_range(header: str, size: int) -> None:
     with pytest.raises(RangeNotSatisfiable) as e:

@@ -28,14 +28,16 @@ def sources() -> list[Path]:
 
 def code_references(tree: ast.AST) -> list[ast.Attribute]:
     return [
-        node for node in ast.walk(tree)
+        node
+        for node in ast.walk(tree)
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "S3Code"
     ]
 
 
 def s3_error_calls(tree: ast.AST) -> list[ast.Call]:
     return [
-        node for node in ast.walk(tree)
+        node
+        for node in ast.walk(tree)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "S3Error"
     ]
 
@@ -57,8 +59,11 @@ def test_an_error_takes_a_registered_code_only() -> None:
 def test_every_code_written_is_registered(path: Path) -> None:
     """`S3Code.Typo` would be an AttributeError (a 500) on the request that reaches it: none exists."""
     tree = ast.parse(path.read_text(), str(path))
-    unknown = [f"line {n.lineno}: S3Code.{n.attr}" for n in code_references(tree) if n.attr not in S3Code.__members__
-               and n.attr not in ("status", "message", "name", "value")]
+    unknown = [
+        f"line {n.lineno}: S3Code.{n.attr}"
+        for n in code_references(tree)
+        if n.attr not in S3Code.__members__ and n.attr not in ("status", "message", "name", "value")
+    ]
     assert not unknown
 
 
@@ -78,7 +83,14 @@ def test_every_s3_error_names_its_code(path: Path) -> None:
 
 def test_the_engine_errors_are_found() -> None:
     names = {cls.__name__ for cls in ENGINE_CLASSES}
-    assert {"NoSuchKey", "DeleteMarkerIsCurrent", "ChunkMissing", "OffsetMismatch", "UploadBusy", "TooManyUploads"} <= names
+    assert {
+        "NoSuchKey",
+        "DeleteMarkerIsCurrent",
+        "ChunkMissing",
+        "OffsetMismatch",
+        "UploadBusy",
+        "TooManyUploads",
+    } <= names
 
 
 @pytest.mark.parametrize("cls", ENGINE_CLASSES, ids=class_id)

@@ -49,8 +49,12 @@ def merged(events: list[object]) -> list[object]:
 @pytest.mark.parametrize("step", [1, 2, 7, 38, 39, 40, len(BODY)])
 def test_parts_whatever_the_feeds(step: int) -> None:
     assert merged(parse(BODY, step)) == [
-        PartStart("key", None, None), PartData(b"uploads/${filename}", BODY.index(b"uploads/")), PartEnd(),
-        PartStart("file", 'a "b".txt', "text/plain"), PartData(FILE, BODY.index(FILE)), PartEnd(),
+        PartStart("key", None, None),
+        PartData(b"uploads/${filename}", BODY.index(b"uploads/")),
+        PartEnd(),
+        PartStart("file", 'a "b".txt', "text/plain"),
+        PartData(FILE, BODY.index(FILE)),
+        PartEnd(),
     ]
 
 

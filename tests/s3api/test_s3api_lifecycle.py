@@ -38,8 +38,10 @@ def test_parse_round_trips_the_golden_document() -> None:
 
 
 def test_legacy_prefix_and_empty_filter() -> None:
-    doc = ("<LifecycleConfiguration><Rule><Prefix>a/</Prefix><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>"
-           "<Rule><Filter/><Status>Enabled</Status><Expiration><Date>2030-01-01</Date></Expiration></Rule></LifecycleConfiguration>")
+    doc = (
+        "<LifecycleConfiguration><Rule><Prefix>a/</Prefix><Status>Enabled</Status><Expiration><Days>1</Days></Expiration></Rule>"
+        "<Rule><Filter/><Status>Enabled</Status><Expiration><Date>2030-01-01</Date></Expiration></Rule></LifecycleConfiguration>"
+    )
     got = parse_rules(parse(doc.encode(), "LifecycleConfiguration", FORCE_LIST))
     assert got == [
         LifecycleRule(prefix="a/", expiration_days=1, filter_form="prefix-element"),
@@ -55,16 +57,27 @@ def test_legacy_prefix_and_empty_filter() -> None:
         ("<Status>On</Status><Filter/><Expiration><Days>1</Days></Expiration>", "MalformedXML"),
         ("<Status>Enabled</Status><Expiration><Days>1</Days></Expiration>", "MalformedXML"),
         ("<Status>Enabled</Status><Filter/><Expiration><Days>one</Days></Expiration>", "MalformedXML"),
-        ("<Status>Enabled</Status><Filter><Prefix>a</Prefix><Tag><Key>k</Key><Value>v</Value></Tag></Filter>"
-         "<Expiration><Days>1</Days></Expiration>", "MalformedXML"),
+        (
+            "<Status>Enabled</Status><Filter><Prefix>a</Prefix><Tag><Key>k</Key><Value>v</Value></Tag></Filter>"
+            "<Expiration><Days>1</Days></Expiration>",
+            "MalformedXML",
+        ),
         ("<Status>Enabled</Status><Filter/><Expiration><Date>soon</Date></Expiration>", "InvalidArgument"),
         ("<Status>Enabled</Status><Filter/>", "InvalidRequest"),
-        ("<Status>Enabled</Status><Filter/><Transition><Days>1</Days><StorageClass>GLACIER</StorageClass></Transition>",
-         "NotImplemented"),
-        ("<Status>Enabled</Status><Filter/><NoncurrentVersionExpiration><NewerNoncurrentVersions>2"
-         "</NewerNoncurrentVersions></NoncurrentVersionExpiration>", "MalformedXML"),
-        ("<Status>Enabled</Status><Filter/><Expiration><ExpiredObjectDeleteMarker>yes</ExpiredObjectDeleteMarker>"
-         "</Expiration>", "MalformedXML"),
+        (
+            "<Status>Enabled</Status><Filter/><Transition><Days>1</Days><StorageClass>GLACIER</StorageClass></Transition>",
+            "NotImplemented",
+        ),
+        (
+            "<Status>Enabled</Status><Filter/><NoncurrentVersionExpiration><NewerNoncurrentVersions>2"
+            "</NewerNoncurrentVersions></NoncurrentVersionExpiration>",
+            "MalformedXML",
+        ),
+        (
+            "<Status>Enabled</Status><Filter/><Expiration><ExpiredObjectDeleteMarker>yes</ExpiredObjectDeleteMarker>"
+            "</Expiration>",
+            "MalformedXML",
+        ),
     ],
 )
 def test_refusals(rule: str, code: str) -> None:

@@ -18,9 +18,7 @@ from s3api import policy
 from s3api.errors import S3Error
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-EXAMPLE_POLICY = (
-    "eyJleHBpcmF0aW9uIjoiMjAxMy0wOC0wNlQxMjowMDowMC4wMDBaIiwiY29uZGl0aW9ucyI6W3siYWNsIjoicHVibGljLXJlYWQifSxbInN0YXJ0cy13aXRoIiwiJENvbnRlbnQtVHlwZSIsImltYWdlLyJdLFsic3RhcnRzLXdpdGgiLCIka2V5IiwidXNlci91c2VyMS8iXSxbInN0YXJ0cy13aXRoIiwiJHgtYW16LW1ldGEtdGFnIiwiIl0seyJ4LWFtei1tZXRhLXV1aWQiOiIxNDM2NTEyMzY1MTI3NCJ9LHsiYnVja2V0IjoiZXhhbXBsZWJ1Y2tldCJ9LHsieC1hbXotYWxnb3JpdGhtIjoiQVdTNC1ITUFDLVNIQTI1NiJ9LHsieC1hbXotY3JlZGVudGlhbCI6IkFLSUFJT1NGT0ROTjdFWEFNUExFLzIwMTMwODA2L3VzLWVhc3QtMS9zMy9hd3M0X3JlcXVlc3QifSx7IngtYW16LWRhdGUiOiIyMDEzMDgwNlQxMjAwMDBaIn1dfQ=="
-)
+EXAMPLE_POLICY = "eyJleHBpcmF0aW9uIjoiMjAxMy0wOC0wNlQxMjowMDowMC4wMDBaIiwiY29uZGl0aW9ucyI6W3siYWNsIjoicHVibGljLXJlYWQifSxbInN0YXJ0cy13aXRoIiwiJENvbnRlbnQtVHlwZSIsImltYWdlLyJdLFsic3RhcnRzLXdpdGgiLCIka2V5IiwidXNlci91c2VyMS8iXSxbInN0YXJ0cy13aXRoIiwiJHgtYW16LW1ldGEtdGFnIiwiIl0seyJ4LWFtei1tZXRhLXV1aWQiOiIxNDM2NTEyMzY1MTI3NCJ9LHsiYnVja2V0IjoiZXhhbXBsZWJ1Y2tldCJ9LHsieC1hbXotYWxnb3JpdGhtIjoiQVdTNC1ITUFDLVNIQTI1NiJ9LHsieC1hbXotY3JlZGVudGlhbCI6IkFLSUFJT1NGT0ROTjdFWEFNUExFLzIwMTMwODA2L3VzLWVhc3QtMS9zMy9hd3M0X3JlcXVlc3QifSx7IngtYW16LWRhdGUiOiIyMDEzMDgwNlQxMjAwMDBaIn1dfQ=="
 EXAMPLE_SIGNATURE = "5bc8a7be4a6fc6445b94d0f4096f8cf3dfa00303529f8a68ea7dc0c23bb83cd9"
 EXAMPLE_FIELDS = {
     "acl": "public-read",
@@ -66,7 +64,10 @@ def test_example_policy_parses_and_admits_its_form() -> None:
 
 def test_example_policy_refuses_another_bucket_and_a_later_time() -> None:
     p = policy.parse(EXAMPLE_POLICY)
-    assert denial(p, EXAMPLE_FIELDS, "otherbucket") == 'Invalid according to Policy: Policy Condition failed: ["eq", "$bucket", "examplebucket"]'
+    assert (
+        denial(p, EXAMPLE_FIELDS, "otherbucket")
+        == 'Invalid according to Policy: Policy Condition failed: ["eq", "$bucket", "examplebucket"]'
+    )
     later = datetime(2013, 8, 6, 12, 0, 1, tzinfo=UTC).timestamp()
     assert denial(p, EXAMPLE_FIELDS, "examplebucket", later) == "Invalid according to Policy: Policy expired."
 
@@ -108,7 +109,10 @@ def test_a_condition_on_a_missing_field_fails() -> None:
 
 def test_every_field_must_be_named_by_a_condition() -> None:
     p = make({"key": "k"})
-    assert denial(p, {"key": "k", "x-amz-meta-sneaky": "1"}, now=0) == "Invalid according to Policy: Extra input fields: x-amz-meta-sneaky"
+    assert (
+        denial(p, {"key": "k", "x-amz-meta-sneaky": "1"}, now=0)
+        == "Invalid according to Policy: Extra input fields: x-amz-meta-sneaky"
+    )
     exempt = {"key": "k", "policy": "...", "x-amz-signature": "...", "file": "", "x-ignore-me": "1"}
     policy.check(p, exempt, "b", 0)
 

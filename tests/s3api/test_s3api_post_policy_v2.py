@@ -61,7 +61,10 @@ def test_the_example_form_satisfies_its_policy_under_sigv2_rules() -> None:
 
 def test_each_scheme_exempts_only_its_own_signature_fields() -> None:
     """SigV2 forms need no condition for AWSAccessKeyId and signature, SigV4 forms for x-amz-signature."""
-    assert denial(EXAMPLE_FIELDS, policy.EXEMPT) == "Invalid according to Policy: Extra input fields: awsaccesskeyid, signature"
+    assert (
+        denial(EXAMPLE_FIELDS, policy.EXEMPT)
+        == "Invalid according to Policy: Extra input fields: awsaccesskeyid, signature"
+    )
     v4_signed = {**EXAMPLE_FIELDS, "x-amz-signature": "0" * 64}
     assert denial(v4_signed, policy.EXEMPT_V2) == "Invalid according to Policy: Extra input fields: x-amz-signature"
 
@@ -72,7 +75,11 @@ def test_ignored_and_checksum_fields_need_no_condition() -> None:
 
 
 def test_the_bucket_must_be_named_when_it_is_an_input() -> None:
-    p = policy.parse(base64.b64encode(json.dumps({"expiration": "2030-01-01T00:00:00Z", "conditions": [{"key": "k"}]}).encode()).decode())
+    p = policy.parse(
+        base64.b64encode(
+            json.dumps({"expiration": "2030-01-01T00:00:00Z", "conditions": [{"key": "k"}]}).encode()
+        ).decode()
+    )
     with pytest.raises(S3Error) as e:
         policy.check(p, {"key": "k", "bucket": "b"}, "b", 0, policy.EXEMPT_V2)
     assert e.value.message == "Invalid according to Policy: Extra input fields: bucket"
@@ -93,11 +100,21 @@ def test_expiration_in_iso8601_utc(expiration: str, when: float) -> None:
 
 @pytest.mark.parametrize(
     "expiration",
-    ["2030-01-01T00:00:00", "2030-01-01T00:00:00+00:00", "2030-01-01 00:00:00Z", "2030-13-01T00:00:00Z", "2030-01-01T00:00:00.Z", ""],
+    [
+        "2030-01-01T00:00:00",
+        "2030-01-01T00:00:00+00:00",
+        "2030-01-01 00:00:00Z",
+        "2030-13-01T00:00:00Z",
+        "2030-01-01T00:00:00.Z",
+        "",
+    ],
 )
 def test_expiration_in_any_other_form_is_invalid(expiration: str) -> None:
     """ceph's s3-tests (test_post_object_invalid_date_format): AWS answers 400 to str(datetime)."""
     doc = {"expiration": expiration, "conditions": []}
     with pytest.raises(S3Error) as e:
         policy.parse(base64.b64encode(json.dumps(doc).encode()).decode())
-    assert (e.value.code, e.value.message) == ("InvalidPolicyDocument", f"Invalid Policy: Invalid 'expiration' value: '{expiration}'")
+    assert (e.value.code, e.value.message) == (
+        "InvalidPolicyDocument",
+        f"Invalid Policy: Invalid 'expiration' value: '{expiration}'",
+    )

@@ -95,7 +95,9 @@ TABLE: list[tuple[str, str, str, dict[str, str], Op | None]] = [
 
 
 @pytest.mark.parametrize(
-    "method, path, query, headers, op", TABLE, ids=[f"{m} {p}?{q}{'+copy' if h is COPY else ''}" for m, p, q, h, _ in TABLE]
+    "method, path, query, headers, op",
+    TABLE,
+    ids=[f"{m} {p}?{q}{'+copy' if h is COPY else ''}" for m, p, q, h, _ in TABLE],
 )
 def test_request_to_operation(method: str, path: str, query: str, headers: dict[str, str], op: Op | None) -> None:
     bucket, key, _ = split_path(unquote(path), "127.0.0.1:8000", "")

@@ -57,14 +57,16 @@ def test_get_object_example() -> None:
     canonical = sigv4.canonical_request("GET", "/test.txt", "", GET_HEADERS, GET_SIGNED, EMPTY)
     assert canonical == GET_CANONICAL
     text = sigv4.string_to_sign(AMZ_DATE, sigv4.scope(DATE, "us-east-1"), canonical)
-    assert text == f"AWS4-HMAC-SHA256\n{AMZ_DATE}\n{SCOPE}\n7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972"
+    assert (
+        text
+        == f"AWS4-HMAC-SHA256\n{AMZ_DATE}\n{SCOPE}\n7344ae5b7ee6c3e7e6b0fe0640412a37625d1fbfff95c48bbb2dc43964946972"
+    )
     assert sigv4.sign(sigv4.signing_key(SECRET, DATE, "us-east-1"), text) == GET_SIGNATURE
 
 
 def get_request(signature: str = GET_SIGNATURE, **header_changes: str) -> RequestView:
     authorization = (
-        f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{SCOPE},"
-        f"SignedHeaders={';'.join(GET_SIGNED)},Signature={signature}"
+        f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{SCOPE},SignedHeaders={';'.join(GET_SIGNED)},Signature={signature}"
     )
     headers = {**GET_HEADERS, "authorization": authorization, **header_changes}
     return RequestView("GET", "/test.txt", [], headers)
@@ -131,7 +133,7 @@ STREAM_CHUNKS = [b"a" * 65536, b"a" * 1024, b""]
 def streaming_example_body() -> bytes:
     """The example's body: 64 KiB, 1 KiB and the final chunk, each with its published signature."""
     out = b""
-    for chunk, signature in zip(STREAM_CHUNKS, CHUNK_SIGNATURES):
+    for chunk, signature in zip(STREAM_CHUNKS, CHUNK_SIGNATURES, strict=True):
         out += f"{len(chunk):x};chunk-signature={signature}\r\n".encode() + chunk + b"\r\n"
     return out
 
@@ -148,8 +150,10 @@ def test_streaming_example_seed_signature() -> None:
 def test_streaming_example_chunk_signatures() -> None:
     key = sigv4.signing_key(SECRET, DATE, "us-east-1")
     previous = STREAM_SEED
-    for chunk, published in zip(STREAM_CHUNKS, CHUNK_SIGNATURES):
-        previous = sigv4.sign(key, sigv4.chunk_string_to_sign(AMZ_DATE, SCOPE, previous, hashlib.sha256(chunk).hexdigest()))
+    for chunk, published in zip(STREAM_CHUNKS, CHUNK_SIGNATURES, strict=True):
+        previous = sigv4.sign(
+            key, sigv4.chunk_string_to_sign(AMZ_DATE, SCOPE, previous, hashlib.sha256(chunk).hexdigest())
+        )
         assert previous == published
     body = streaming_example_body()
     assert len(body) == int(STREAM_HEADERS["content-length"])
@@ -187,7 +191,9 @@ def test_presigned_example() -> None:
     canonical = sigv4.canonical_request(
         "GET", "/test.txt", query, {"host": "examplebucket.s3.amazonaws.com"}, ["host"], "UNSIGNED-PAYLOAD"
     )
-    assert canonical == f"GET\n/test.txt\n{PRESIGNED_QUERY}\nhost:examplebucket.s3.amazonaws.com\n\nhost\nUNSIGNED-PAYLOAD"
+    assert (
+        canonical == f"GET\n/test.txt\n{PRESIGNED_QUERY}\nhost:examplebucket.s3.amazonaws.com\n\nhost\nUNSIGNED-PAYLOAD"
+    )
     key = sigv4.signing_key(SECRET, DATE, "us-east-1")
     assert sigv4.sign(key, sigv4.string_to_sign(AMZ_DATE, SCOPE, canonical)) == PRESIGNED_SIGNATURE
 
@@ -242,9 +248,20 @@ def test_query_is_decoded_with_plus_kept() -> None:
 @pytest.mark.parametrize(
     "method, headers, date, resource, signature",
     [
-        ("GET", {}, "Tue, 27 Mar 2007 19:36:42 +0000", "/awsexamplebucket1/photos/puppy.jpg", "qgk2+6Sv9/oM7G3qLEjTH1a1l1g="),
-        ("PUT", {"content-type": "image/jpeg"}, "Tue, 27 Mar 2007 21:15:45 +0000", "/awsexamplebucket1/photos/puppy.jpg",
-         "iqRzw+ileNPu1fhspnRs8nOjjIA="),
+        (
+            "GET",
+            {},
+            "Tue, 27 Mar 2007 19:36:42 +0000",
+            "/awsexamplebucket1/photos/puppy.jpg",
+            "qgk2+6Sv9/oM7G3qLEjTH1a1l1g=",
+        ),
+        (
+            "PUT",
+            {"content-type": "image/jpeg"},
+            "Tue, 27 Mar 2007 21:15:45 +0000",
+            "/awsexamplebucket1/photos/puppy.jpg",
+            "iqRzw+ileNPu1fhspnRs8nOjjIA=",
+        ),
         ("GET", {}, "1175139620", "/johnsmith/photos/puppy.jpg", "NpgCjnDzrM+WFzoENXmpNDUsSn8="),  # query string auth
         (
             "PUT",

@@ -48,7 +48,9 @@ class S3:
         routes = [Route("/", s3.endpoint, methods=S3_METHODS), Route("/{path:path}", s3.endpoint, methods=S3_METHODS)]
         self.app = Starlette(routes=routes)
 
-    def request(self, method: str, path: str, query: str = "", body: bytes = b"", headers: dict[str, str] | None = None) -> httpx.Response:
+    def request(
+        self, method: str, path: str, query: str = "", body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         url = f"http://testserver{path}" + (f"?{query}" if query else "")
         signed = AWSRequest(method=method, url=url, data=body, headers=headers or {})
         S3SigV4Auth(Credentials(ACCESS_KEY, SECRET), "s3", "us-east-1").add_auth(signed)
@@ -100,8 +102,13 @@ def xml(body: str) -> bytes:
 
 
 def test_list_buckets(s3: S3) -> None:
-    bucket = "<Bucket><Name>{}</Name><CreationDate>" + DATE + "</CreationDate><BucketRegion>us-east-1</BucketRegion></Bucket>"
-    expected = f"<ListAllMyBucketsResult {NS}>{OWNER}<Buckets>{bucket.format('docs-2')}{bucket.format('photos')}</Buckets></ListAllMyBucketsResult>"
+    bucket = (
+        "<Bucket><Name>{}</Name><CreationDate>"
+        + DATE
+        + "</CreationDate><BucketRegion>us-east-1</BucketRegion></Bucket>"
+    )
+    buckets = bucket.format("docs-2") + bucket.format("photos")
+    expected = f"<ListAllMyBucketsResult {NS}>{OWNER}<Buckets>{buckets}</Buckets></ListAllMyBucketsResult>"
     response = s3.request("GET", "/")
     assert response.headers["content-type"] == "application/xml"
     assert response.content == xml(expected)
@@ -131,7 +138,9 @@ def test_list_objects_v2_truncated(s3: S3) -> None:
         f"<KeyCount>1</KeyCount><IsTruncated>true</IsTruncated><NextContinuationToken>{token}</NextContinuationToken>"
         f"{contents('a.txt')}</ListBucketResult>"
     )
-    assert s3.request("GET", "/photos", "list-type=2&delimiter=%2F&max-keys=1&fetch-owner=true").content == xml(expected)
+    assert s3.request("GET", "/photos", "list-type=2&delimiter=%2F&max-keys=1&fetch-owner=true").content == xml(
+        expected
+    )
 
 
 def test_list_objects_v2_continued_with_prefixes(s3: S3) -> None:
@@ -198,7 +207,9 @@ def test_delete_result(s3: S3) -> None:
 def test_delete_result_quiet_and_empty(s3: S3) -> None:
     body = b"<Delete><Quiet>true</Quiet><Object><Key>never-was</Key></Object></Delete>"
     md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
-    assert s3.request("POST", "/docs-2", "delete=", body, {"Content-MD5": md5}).content == xml(f"<DeleteResult {NS}></DeleteResult>")
+    assert s3.request("POST", "/docs-2", "delete=", body, {"Content-MD5": md5}).content == xml(
+        f"<DeleteResult {NS}></DeleteResult>"
+    )
 
 
 def test_location_constraint(s3: S3) -> None:
@@ -206,11 +217,15 @@ def test_location_constraint(s3: S3) -> None:
 
 
 def test_location_constraint_of_another_region() -> None:
-    assert render("LocationConstraint", {"#text": "eu-west-1"}) == xml(f"<LocationConstraint {NS}>eu-west-1</LocationConstraint>")
+    assert render("LocationConstraint", {"#text": "eu-west-1"}) == xml(
+        f"<LocationConstraint {NS}>eu-west-1</LocationConstraint>"
+    )
 
 
 def test_versioning_configuration(s3: S3) -> None:
-    assert s3.request("GET", "/photos", "versioning").content == xml(f"<VersioningConfiguration {NS}></VersioningConfiguration>")
+    assert s3.request("GET", "/photos", "versioning").content == xml(
+        f"<VersioningConfiguration {NS}></VersioningConfiguration>"
+    )
 
 
 def test_bucket_acl(s3: S3) -> None:

@@ -124,9 +124,16 @@ def _wait_for_moto(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
 @pytest.fixture(scope="session")
 def moto(moto_url: str, boto_session: boto3.session.Session) -> BaseClient:
     """boto3 on moto, configured like `Endpoint.client` (path-style, SigV4, no retries)."""
-    config = Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"mode": "standard", "max_attempts": 1})
+    config = Config(
+        s3={"addressing_style": "path"}, signature_version="s3v4", retries={"mode": "standard", "max_attempts": 1}
+    )
     return boto_session.client(
-        "s3", endpoint_url=moto_url, region_name=REGION, aws_access_key_id="moto", aws_secret_access_key="moto", config=config
+        "s3",
+        endpoint_url=moto_url,
+        region_name=REGION,
+        aws_access_key_id="moto",
+        aws_secret_access_key="moto",
+        config=config,
     )
 
 
@@ -163,4 +170,3 @@ def rclone(pyblob: Endpoint, home: Path) -> Rclone:
 def s3cmd(request: pytest.FixtureRequest, pyblob: Endpoint, home: Path) -> S3cmd:
     """s3cmd signing with SigV4 (its default) and with `signature_v2 = True`."""
     return S3cmd(pyblob.url, ADMIN, home, signature_v2=request.param == "v2")
-

@@ -36,7 +36,9 @@ def aws_executable() -> str:
     """aws-cli v1 from the test extras, beside this interpreter (pip puts it in the venv's bin)."""
     path = Path(sys.executable).parent / "aws"
     if not path.exists():
-        pytest.fail(f"aws-cli is not installed at {path}: `pip install -e '.[test]'` (scripts/test does it)", pytrace=False)
+        pytest.fail(
+            f"aws-cli is not installed at {path}: `pip install -e '.[test]'` (scripts/test does it)", pytrace=False
+        )
     return str(path)
 
 
@@ -71,9 +73,7 @@ def debian_tool(name: str) -> str:
 def client_env(home: Path, extra: Mapping[str, str]) -> dict[str, str]:
     """The machine's environment without AWS_*, RCLONE_*, XDG_* or proxies; HOME is `home`."""
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(SCRUBBED_PREFIXES) and k.lower() not in PROXY_VARIABLES
+        k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES) and k.lower() not in PROXY_VARIABLES
     }
     env.update(HOME=str(home), LC_ALL="C.UTF-8", PYTHONUTF8="1", PYTHONIOENCODING="utf-8")
     env.update(extra)
@@ -82,7 +82,14 @@ def client_env(home: Path, extra: Mapping[str, str]) -> dict[str, str]:
 
 def run(argv: list[str], env: dict[str, str], cwd: Path, check: bool) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
-        argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=CLIENT_TIMEOUT, stdin=subprocess.DEVNULL, check=False
+        argv,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=CLIENT_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
     if check and proc.returncode != 0:
         pytest.fail(
@@ -238,4 +245,6 @@ def digests(root: Path) -> dict[str, str]:
 
 
 def md5s(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }

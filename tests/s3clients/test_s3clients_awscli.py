@@ -87,7 +87,9 @@ def test_rm_recursive_then_rb(aws: AwsCli, s3: BaseClient, bucket_name: str, tmp
     assert refused.returncode != 0 and "BucketNotEmpty" in refused.stderr, refused.stderr
 
     removed = aws("s3", "rm", "--recursive", f"s3://{bucket_name}/")
-    assert sorted(lines_starting(removed.stdout, "delete:")) == sorted(f"delete: s3://{bucket_name}/{rel}" for rel in TREE)
+    assert sorted(lines_starting(removed.stdout, "delete:")) == sorted(
+        f"delete: s3://{bucket_name}/{rel}" for rel in TREE
+    )
     assert s3.list_objects_v2(Bucket=bucket_name)["KeyCount"] == 0
 
     assert aws("s3", "rb", f"s3://{bucket_name}").stdout.strip() == f"remove_bucket: {bucket_name}"
@@ -114,25 +116,51 @@ def test_presigned_url_from_aws_s3_presign(aws: AwsCli, s3: BaseClient, bucket_n
     assert denied.value.code == 403
 
 
-def test_lifecycle_rules_come_back_as_aws_cli_wrote_them(aws: AwsCli, aws2: AwsCli, s3: BaseClient, bucket_name: str,
-                                                         tmp_path: Path) -> None:
+def test_lifecycle_rules_come_back_as_aws_cli_wrote_them(
+    aws: AwsCli, aws2: AwsCli, s3: BaseClient, bucket_name: str, tmp_path: Path
+) -> None:
     """What `aws s3api put-bucket-lifecycle-configuration` set is what `get-...` reads, form included:
     tools that diff the two (plans, drift checks) see no change."""
     s3.create_bucket(Bucket=bucket_name)
-    rules = {"Rules": [
-        {"ID": "empty", "Filter": {}, "Status": "Enabled", "Expiration": {"Days": 7}},
-        {"ID": "tag", "Filter": {"Tag": {"Key": "tmp", "Value": "yes"}}, "Status": "Enabled", "Expiration": {"Days": 1}},
-        {"ID": "versions", "Filter": {"Prefix": "docs/"}, "Status": "Enabled",
-         "NoncurrentVersionExpiration": {"NoncurrentDays": 30, "NewerNoncurrentVersions": 2}},
-    ]}
+    rules = {
+        "Rules": [
+            {"ID": "empty", "Filter": {}, "Status": "Enabled", "Expiration": {"Days": 7}},
+            {
+                "ID": "tag",
+                "Filter": {"Tag": {"Key": "tmp", "Value": "yes"}},
+                "Status": "Enabled",
+                "Expiration": {"Days": 1},
+            },
+            {
+                "ID": "versions",
+                "Filter": {"Prefix": "docs/"},
+                "Status": "Enabled",
+                "NoncurrentVersionExpiration": {"NoncurrentDays": 30, "NewerNoncurrentVersions": 2},
+            },
+        ]
+    }
     config = tmp_path / "lifecycle.json"
     config.write_text(json.dumps(rules))
-    aws("s3api", "put-bucket-lifecycle-configuration", "--bucket", bucket_name, "--lifecycle-configuration", f"file://{config}")
+    aws(
+        "s3api",
+        "put-bucket-lifecycle-configuration",
+        "--bucket",
+        bucket_name,
+        "--lifecycle-configuration",
+        f"file://{config}",
+    )
     for client in (aws, aws2):
         got = json.loads(client("s3api", "get-bucket-lifecycle-configuration", "--bucket", bucket_name).stdout)
         assert got["Rules"] == rules["Rules"]
     legacy = {"Rules": [{"ID": "old", "Prefix": "logs/", "Status": "Enabled", "Expiration": {"Days": 3}}]}
     config.write_text(json.dumps(legacy))
-    aws2("s3api", "put-bucket-lifecycle-configuration", "--bucket", bucket_name, "--lifecycle-configuration", f"file://{config}")
+    aws2(
+        "s3api",
+        "put-bucket-lifecycle-configuration",
+        "--bucket",
+        bucket_name,
+        "--lifecycle-configuration",
+        f"file://{config}",
+    )
     got = json.loads(aws2("s3api", "get-bucket-lifecycle-configuration", "--bucket", bucket_name).stdout)
     assert got["Rules"] == legacy["Rules"]

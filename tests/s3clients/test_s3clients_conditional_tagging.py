@@ -28,7 +28,9 @@ def refused(proc: subprocess.CompletedProcess[str], code: str) -> bool:
     return proc.returncode != 0 and f"({code})" in proc.stderr
 
 
-def test_aws_cli_put_object_if_none_match_and_if_match(aws: AwsCli, s3: BaseClient, bucket_name: str, tmp_path: Path) -> None:
+def test_aws_cli_put_object_if_none_match_and_if_match(
+    aws: AwsCli, s3: BaseClient, bucket_name: str, tmp_path: Path
+) -> None:
     s3.create_bucket(Bucket=bucket_name)
     first, second = tmp_path / "first", tmp_path / "second"
     first.write_bytes(b"first")
@@ -36,8 +38,10 @@ def test_aws_cli_put_object_if_none_match_and_if_match(aws: AwsCli, s3: BaseClie
     put = ["s3api", "put-object", "--bucket", bucket_name, "--key", "lock"]
     etag = as_json(aws(*put, "--body", str(first), "--if-none-match", "*"))["ETag"]
     assert refused(aws(*put, "--body", str(second), "--if-none-match", "*", check=False), "PreconditionFailed")
-    assert refused(aws(*put, "--body", str(second), "--if-match", '"0123456789abcdef0123456789abcdef"', check=False),
-                   "PreconditionFailed")
+    assert refused(
+        aws(*put, "--body", str(second), "--if-match", '"0123456789abcdef0123456789abcdef"', check=False),
+        "PreconditionFailed",
+    )
     aws(*put, "--body", str(second), "--if-match", etag)
     assert s3.get_object(Bucket=bucket_name, Key="lock")["Body"].read() == b"second"
     missing = ["s3api", "put-object", "--bucket", bucket_name, "--key", "missing", "--body", str(first)]
@@ -49,11 +53,35 @@ def test_aws_cli_complete_copy_and_delete_with_conditions(aws: AwsCli, s3: BaseC
     upload_id = s3.create_multipart_upload(Bucket=bucket_name, Key="mp")["UploadId"]
     part = s3.upload_part(Bucket=bucket_name, Key="mp", UploadId=upload_id, PartNumber=1, Body=b"part")
     parts = json.dumps({"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
-    complete = ["s3api", "complete-multipart-upload", "--bucket", bucket_name, "--key", "mp", "--upload-id", upload_id,
-                "--multipart-upload", parts, "--if-none-match", "*"]
+    complete = [
+        "s3api",
+        "complete-multipart-upload",
+        "--bucket",
+        bucket_name,
+        "--key",
+        "mp",
+        "--upload-id",
+        upload_id,
+        "--multipart-upload",
+        parts,
+        "--if-none-match",
+        "*",
+    ]
     etag = as_json(aws(*complete))["ETag"]
-    copy = ["s3api", "copy-object", "--bucket", bucket_name, "--key", "mp", "--copy-source", f"{bucket_name}/mp",
-            "--metadata-directive", "REPLACE", "--content-type", "text/plain"]
+    copy = [
+        "s3api",
+        "copy-object",
+        "--bucket",
+        bucket_name,
+        "--key",
+        "mp",
+        "--copy-source",
+        f"{bucket_name}/mp",
+        "--metadata-directive",
+        "REPLACE",
+        "--content-type",
+        "text/plain",
+    ]
     assert refused(aws(*copy, "--if-none-match", "*", check=False), "PreconditionFailed")
     etag = as_json(aws(*copy, "--if-match", etag))["CopyObjectResult"]["ETag"]
     delete = ["s3api", "delete-object", "--bucket", bucket_name, "--key", "mp"]
@@ -62,7 +90,9 @@ def test_aws_cli_complete_copy_and_delete_with_conditions(aws: AwsCli, s3: BaseC
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket_name)
 
 
-def test_s3cmd_create_only_put_with_an_added_header(s3cmd: S3cmd, s3: BaseClient, bucket_name: str, tmp_path: Path) -> None:
+def test_s3cmd_create_only_put_with_an_added_header(
+    s3cmd: S3cmd, s3: BaseClient, bucket_name: str, tmp_path: Path
+) -> None:
     s3.create_bucket(Bucket=bucket_name)
     first, second = tmp_path / "first", tmp_path / "second"
     first.write_bytes(b"first")

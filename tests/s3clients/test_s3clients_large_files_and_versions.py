@@ -80,8 +80,13 @@ def hundred_mib(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
 
 @pytest.mark.parametrize("major", [1, 2])
 def test_aws_s3_cp_of_100_mib_up_and_down_by_the_first_start_admin(
-    major: int, request: pytest.FixtureRequest, pyblob: Endpoint, s3: BaseClient, hundred_mib: tuple[Path, str],
-    bucket_name: str, tmp_path: Path,
+    major: int,
+    request: pytest.FixtureRequest,
+    pyblob: Endpoint,
+    s3: BaseClient,
+    hundred_mib: tuple[Path, str],
+    bucket_name: str,
+    tmp_path: Path,
 ) -> None:
     aws: AwsCli = request.getfixturevalue("aws" if major == 1 else "aws2")
     assert aws.version().startswith(f"aws-cli/{major}.")
@@ -124,7 +129,9 @@ def test_rclone_sync_of_files_over_10_mib_check_and_sync_again(
     assert s3.head_object(Bucket=bucket_name, Key="tree/big/twenty-four.bin")["ETag"] == single_put
 
     checked = rclone("check", str(local), f"{remote}/tree")
-    assert "0 differences found" in checked.stderr and f"{len(BIG_TREE)} matching files" in checked.stderr, checked.stderr
+    assert "0 differences found" in checked.stderr and f"{len(BIG_TREE)} matching files" in checked.stderr, (
+        checked.stderr
+    )
     assert "hashes could not be checked" not in checked.stderr, checked.stderr
 
     again = rclone("sync", "-v", str(local), f"{remote}/tree")
@@ -175,13 +182,14 @@ def test_rclone_versions_restore_an_old_one_and_suspend(
     assert names(rclone, remote, "--s3-versions") == sorted(old)
     assert rclone("cat", "--s3-versions", f"{remote}/{old[1]}").stdout == "version two, longer\n"
     # The bucket as it was between the two uploads: only the first version.
-    between = f'{(second["LastModified"] - dt.timedelta(milliseconds=1)).astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S.%fZ}'
+    between = f"{(second['LastModified'] - dt.timedelta(milliseconds=1)).astimezone(dt.UTC):%Y-%m-%dT%H:%M:%S.%fZ}"
     assert names(rclone, remote, "--s3-version-at", between) == ["doc.txt"]
     assert rclone("cat", "--s3-version-at", between, f"{remote}/doc.txt").stdout == "version one\n"
     # Every version down to a local directory: a backup of the history.
     rclone("copy", "--s3-versions", remote, str(tmp_path / "history"))
     assert {p.name: p.read_text() for p in (tmp_path / "history").iterdir()} == {
-        old[0]: "version one\n", old[1]: "version two, longer\n"
+        old[0]: "version one\n",
+        old[1]: "version two, longer\n",
     }
 
     # Restore the first version: a server-side copy of that version onto the key.
@@ -317,8 +325,21 @@ def test_aws_retried_complete_and_object_attributes_of_a_multipart_object_with_c
     for number, body in enumerate(bodies, 1):
         path = tmp_path / f"part{number}"
         path.write_bytes(body)
-        answer = as_json(aws("s3api", "upload-part", *key, "--upload-id", upload, "--part-number", str(number),
-                             "--body", str(path), "--checksum-algorithm", "CRC32"))
+        answer = as_json(
+            aws(
+                "s3api",
+                "upload-part",
+                *key,
+                "--upload-id",
+                upload,
+                "--part-number",
+                str(number),
+                "--body",
+                str(path),
+                "--checksum-algorithm",
+                "CRC32",
+            )
+        )
         assert answer["ChecksumCRC32"] == b64(crc32(body))
         parts.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": answer["ChecksumCRC32"]})
 

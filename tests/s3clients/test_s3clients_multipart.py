@@ -57,7 +57,9 @@ def test_aws_sync_of_a_tree_with_a_large_file(aws: AwsCli, s3: BaseClient, bucke
     remote = f"s3://{bucket_name}/tree/"
 
     aws("s3", "sync", "--no-progress", str(local), remote)
-    assert s3.head_object(Bucket=bucket_name, Key="tree/sub/large.bin")["ETag"] == multipart_etag(local / "sub/large.bin", 8 * MiB)
+    assert s3.head_object(Bucket=bucket_name, Key="tree/sub/large.bin")["ETag"] == multipart_etag(
+        local / "sub/large.bin", 8 * MiB
+    )
     assert stored_sha256(s3, bucket_name, "tree/sub/large.bin") == expected["sub/large.bin"]
     assert aws("s3", "sync", "--no-progress", str(local), remote).stdout.strip() == ""
 
@@ -72,7 +74,9 @@ def lsjson(rclone: Rclone, path: str) -> dict[str, dict[str, object]]:
     return {entry["Path"]: entry for entry in json.loads(out)}
 
 
-def test_rclone_multipart_copy_check_and_server_side_copies(rclone: Rclone, s3: BaseClient, bucket_name: str, tmp_path: Path) -> None:
+def test_rclone_multipart_copy_check_and_server_side_copies(
+    rclone: Rclone, s3: BaseClient, bucket_name: str, tmp_path: Path
+) -> None:
     local = tmp_path / "local"
     source = random_file(local / "big.bin", 12 * MiB)
     remote = f"{rclone.remote}:{bucket_name}"

@@ -36,11 +36,17 @@ def test_aws_cp_over_https_sends_aws_chunked_with_a_crc32_trailer(
     debug = aws_tls("--debug", "s3", "cp", "--no-progress", str(source), f"s3://{bucket_name}/three.bin").stderr
     put = [line for line in debug.splitlines() if "Sending http request" in line and "method=PUT" in line]
     assert len(put) == 1, "\n".join(put)
-    assert re.search(r"'x-amz-content-sha256': b'STREAMING-(UNSIGNED-PAYLOAD|AWS4-HMAC-SHA256-PAYLOAD)-TRAILER'", put[0]), put[0]
-    assert "'Content-Encoding': b'aws-chunked'" in put[0] and "'X-Amz-Trailer': b'x-amz-checksum-crc32'" in put[0], put[0]
+    assert re.search(
+        r"'x-amz-content-sha256': b'STREAMING-(UNSIGNED-PAYLOAD|AWS4-HMAC-SHA256-PAYLOAD)-TRAILER'", put[0]
+    ), put[0]
+    assert "'Content-Encoding': b'aws-chunked'" in put[0] and "'X-Amz-Trailer': b'x-amz-checksum-crc32'" in put[0], put[
+        0
+    ]
 
     head = json.loads(
-        aws_tls("s3api", "head-object", "--bucket", bucket_name, "--key", "three.bin", "--checksum-mode", "ENABLED").stdout
+        aws_tls(
+            "s3api", "head-object", "--bucket", bucket_name, "--key", "three.bin", "--checksum-mode", "ENABLED"
+        ).stdout
     )
     assert head["ContentLength"] == 3 << 20
     assert head["ChecksumCRC32"] == crc32_b64(source)  # read from the trailer and kept
@@ -56,7 +62,9 @@ def test_aws_refuses_the_server_without_its_ca_bundle(pyblob_tls: Endpoint, home
     assert refused.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in refused.stderr, refused.stderr
 
 
-def test_rclone_copy_and_check_over_https(pyblob_tls: Endpoint, tls_cert: TlsCert, home: Path, bucket_name: str, tmp_path: Path) -> None:
+def test_rclone_copy_and_check_over_https(
+    pyblob_tls: Endpoint, tls_cert: TlsCert, home: Path, bucket_name: str, tmp_path: Path
+) -> None:
     rclone = Rclone(pyblob_tls.url, ADMIN, home, ca_cert=tls_cert.certfile)
     local = tmp_path / "tree"
     expected = make_tree(local)

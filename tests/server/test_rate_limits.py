@@ -64,7 +64,9 @@ def statuses(url: str, n: int, **kwargs: Any) -> list[int]:
 
 def assert_429(response: httpx.Response) -> None:
     assert response.status_code == 429
-    assert re.fullmatch(r"rate limit exceeded \(the limit is PYBLOB_RATELIMIT_(LINKS|REST)_(IP|USER)_RATE\)", response.json()["detail"])
+    assert re.fullmatch(
+        r"rate limit exceeded \(the limit is PYBLOB_RATELIMIT_(LINKS|REST)_(IP|USER)_RATE\)", response.json()["detail"]
+    )
     assert int(response.headers["retry-after"]) >= 1
     assert response.headers["cache-control"] == "no-store"
 
@@ -170,7 +172,9 @@ def test_s3_per_address_answers_slowdown_xml(start_server: StartServer) -> None:
     assert refused.status_code == 503
     assert refused.headers["content-type"] == "application/xml"
     assert "<Code>SlowDown</Code>" in refused.text
-    assert "<Message>Please reduce your request rate (the limit is PYBLOB_RATELIMIT_S3_IP_RATE).</Message>" in refused.text
+    assert (
+        "<Message>Please reduce your request rate (the limit is PYBLOB_RATELIMIT_S3_IP_RATE).</Message>" in refused.text
+    )
     assert "<Resource>/some-bucket/key</Resource>" in refused.text
     assert int(refused.headers["retry-after"]) >= 1
     assert refused.headers["x-amz-request-id"]
@@ -334,5 +338,7 @@ def test_form_uploads_spend_their_signer_s_tokens(start_server: StartServer, run
     s3 = s3_client(server, alice)
     s3.create_bucket(Bucket="forms")  # one token
     form = s3.generate_presigned_post("forms", "up.txt", ExpiresIn=300)
-    statuses = [httpx.post(form["url"], data=form["fields"], files={"file": ("up.txt", b"x")}).status_code for _ in range(2)]
+    statuses = [
+        httpx.post(form["url"], data=form["fields"], files={"file": ("up.txt", b"x")}).status_code for _ in range(2)
+    ]
     assert statuses == [204, 503]

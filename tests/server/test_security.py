@@ -61,8 +61,12 @@ def start(start_server: StartServer, run_pyblob: RunPyblob, **env: str) -> Runni
     creds = json.loads(made.stdout)
     server = start_server(env=env)
     s3 = boto3.client(
-        "s3", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id=creds["access_key"],
-        aws_secret_access_key=creds["secret_key"], config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        "s3",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=creds["access_key"],
+        aws_secret_access_key=creds["secret_key"],
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
     s3.create_bucket(Bucket=BUCKET)
     return Running(server, creds, s3)
@@ -121,8 +125,12 @@ def test_the_access_log_redacts_signatures_and_credentials(running: Running) -> 
     running.s3.put_object(Bucket=BUCKET, Key="k", Body=b"v")
     v4 = running.s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "k"})
     v2_client = boto3.client(
-        "s3", endpoint_url=running.url, region_name="us-east-1", aws_access_key_id=running.creds["access_key"],
-        aws_secret_access_key=running.creds["secret_key"], config=Config(signature_version="s3", s3={"addressing_style": "path"}),
+        "s3",
+        endpoint_url=running.url,
+        region_name="us-east-1",
+        aws_access_key_id=running.creds["access_key"],
+        aws_secret_access_key=running.creds["secret_key"],
+        config=Config(signature_version="s3", s3={"addressing_style": "path"}),
     )
     v2 = v2_client.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": "k"})
     assert httpx.get(v4).status_code == 200 and httpx.get(v2).status_code == 200
@@ -214,14 +222,23 @@ def test_the_links_host_serves_nothing_else(split: Running) -> None:
     assert httpx.get(f"{split.url}/health", headers={"host": LINKS_HOST}).status_code == 200
     port = urlsplit(split.url).port
     with pytest.raises(InvalidStatus) as refused:  # the Host of the URL, over a socket to this server
-        connect(f"ws://{LINKS_HOST}:{port}/upload_socket", sock=socket.create_connection(("127.0.0.1", port)),
-                additional_headers=split.auth(), proxy=None, open_timeout=10)
+        connect(
+            f"ws://{LINKS_HOST}:{port}/upload_socket",
+            sock=socket.create_connection(("127.0.0.1", port)),
+            additional_headers=split.auth(),
+            proxy=None,
+            open_timeout=10,
+        )
     assert refused.value.response.status_code == 404
 
 
 def test_a_links_url_on_the_public_host_is_refused(run_pyblob: RunPyblob) -> None:
-    result = run_pyblob("serve", "--port", "1", env={"PYBLOB_LINKS_URL": "http://localhost:1",
-                                                    "PYBLOB_PUBLIC_URL": "http://localhost:1"})
+    result = run_pyblob(
+        "serve",
+        "--port",
+        "1",
+        env={"PYBLOB_LINKS_URL": "http://localhost:1", "PYBLOB_PUBLIC_URL": "http://localhost:1"},
+    )
     assert result.returncode == 2
     assert "PYBLOB_LINKS_URL" in result.stderr and "Traceback" not in result.stderr
 
@@ -258,7 +275,9 @@ def settled_title(browser: Any) -> str:
     return str(browser.title)
 
 
-def test_in_chromium_no_stored_page_can_take_over_short_links(browser: Any, running: Running, other_origin: Origin) -> None:
+def test_in_chromium_no_stored_page_can_take_over_short_links(
+    browser: Any, running: Running, other_origin: Origin
+) -> None:
     """Both layers, in the browser the probe used. The controls (the same page and worker on another
     local origin) show this Chromium runs the page and registers the worker where nothing stops them."""
     link = running.link("sw.js", WORKER, "text/javascript")
@@ -277,6 +296,9 @@ def test_in_chromium_no_stored_page_can_take_over_short_links(browser: Any, runn
     browser.get(f"{running.url}/health")
     refused = browser.execute_async_script(REGISTER, worker_path, "/s/")
     assert refused.startswith("refused:") and "403" in refused
-    assert browser.execute_async_script("navigator.serviceWorker.getRegistrations().then(r => arguments[0](r.length))") == 0
+    assert (
+        browser.execute_async_script("navigator.serviceWorker.getRegistrations().then(r => arguments[0](r.length))")
+        == 0
+    )
     browser.get(link["url"])
     assert "served by the worker" not in browser.page_source

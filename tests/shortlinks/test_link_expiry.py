@@ -36,7 +36,9 @@ def listed(site: Site) -> dict[str, dict[str, object]]:
     return {f["file_id"]: f for f in files}
 
 
-def test_ttl_and_idle_expiry_then_gc_deletes_the_files(site: Site, start_server: StartServer, run_pyblob: RunPyblob) -> None:
+def test_ttl_and_idle_expiry_then_gc_deletes_the_files(
+    site: Site, start_server: StartServer, run_pyblob: RunPyblob
+) -> None:
     short = uploaded_id(site, b"s" * 1000, "short.txt", expires_in=3600)
     idle = uploaded_id(site, b"i" * 2000, "idle.txt")
     busy = uploaded_id(site, b"b" * 3000, "busy.txt")

@@ -204,7 +204,9 @@ def test_curl_sees_json_errors(site: Site) -> None:
     assert status == "401" and '"detail"' in body
 
 
-def test_the_upload_file_size_setting_bounds_rest_tus_and_websocket_only(run_pyblob: RunPyblob, start_server: StartServer) -> None:
+def test_the_upload_file_size_setting_bounds_rest_tus_and_websocket_only(
+    run_pyblob: RunPyblob, start_server: StartServer
+) -> None:
     """PYBLOB_UPLOAD_MAX_FILE_SIZE (pyBlobServer's FILE_SIZE_LIMIT_MB) holds on the REST surface,
     whoever uploads, and says so; S3 clients of the same user are not bound by it."""
     import boto3
@@ -224,12 +226,20 @@ def test_the_upload_file_size_setting_bounds_rest_tus_and_websocket_only(run_pyb
     assert options.headers["tus-max-size"] == str(64 * KiB)
     created = httpx.post(f"{server.url}/upload_tus/", headers={**tus, "upload-length": str(100 * KiB)})
     assert created.status_code == 413 and "PYBLOB_UPLOAD_MAX_FILE_SIZE" in created.json()["detail"]
-    with websockets.sync.client.connect(server.url.replace("http", "ws") + "/upload_socket", additional_headers=token) as ws:
+    with websockets.sync.client.connect(
+        server.url.replace("http", "ws") + "/upload_socket", additional_headers=token
+    ) as ws:
         ws.recv()
-        ws.send('{"name": "big.bin", "size": %d}' % (100 * KiB))
+        ws.send(json.dumps({"name": "big.bin", "size": 100 * KiB}))
         assert "PYBLOB_UPLOAD_MAX_FILE_SIZE" in ws.recv()
-    s3 = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id=creds["access_key"],
-                      aws_secret_access_key=creds["secret_key"], config=Config(s3={"addressing_style": "path"}))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=creds["access_key"],
+        aws_secret_access_key=creds["secret_key"],
+        config=Config(s3={"addressing_style": "path"}),
+    )
     s3.create_bucket(Bucket="uma-s3")
     s3.put_object(Bucket="uma-s3", Key="big.bin", Body=os.urandom(100 * KiB))
     assert s3.head_object(Bucket="uma-s3", Key="big.bin")["ContentLength"] == 100 * KiB

@@ -12,12 +12,13 @@ from shortlinks_site import Site
 
 USER_FIELDS = {
     "user", "total_size", "quota", "max_file_size", "available_space", "available_bytes", "file_count",
-    "total_upload_times", "total_upload_byte", "total_download_times", "total_download_byte", "last_upload_at", "last_download_at",
-    "created_at",
+    "total_upload_times", "total_upload_byte", "total_download_times", "total_download_byte",
+    "last_upload_at", "last_download_at", "created_at",
 }  # fmt: skip
 ENDPOINTS = [
-    ("POST", "/upload"), ("POST", "/upload_batch"), ("POST", "/batch_upload"), ("GET", "/list"), ("DELETE", "/delete/abcdefgh"),
-    ("DELETE", "/delete_all?confirm=yes"), ("DELETE", "/delete_all/?confirm=yes"), ("GET", "/user/me"),
+    ("POST", "/upload"), ("POST", "/upload_batch"), ("POST", "/batch_upload"), ("GET", "/list"),
+    ("DELETE", "/delete/abcdefgh"), ("DELETE", "/delete_all?confirm=yes"), ("DELETE", "/delete_all/?confirm=yes"),
+    ("GET", "/user/me"),
     ("POST", "/user/me/token"), ("GET", "/auth"), ("GET", "/user/alice"),
     ("GET", "/user/alice?function=change_token"), ("GET", "/api/links"),
 ]  # fmt: skip
@@ -32,7 +33,12 @@ def test_user_me_shows_usage_and_counters(site: Site) -> None:
     file_id = uploaded_id(site, b"12345")
     assert httpx.get(f"{site.url}/s/{file_id}").content == b"12345"
     after = me(site)
-    assert (after["total_size"], after["file_count"], after["total_upload_times"], after["total_upload_byte"]) == (5, 1, 1, 5)
+    assert (after["total_size"], after["file_count"], after["total_upload_times"], after["total_upload_byte"]) == (
+        5,
+        1,
+        1,
+        5,
+    )
     assert (after["total_download_times"], after["total_download_byte"]) == (1, 5)
     assert datetime.fromisoformat(after["created_at"]) <= datetime.fromisoformat(after["last_upload_at"])
     assert after["last_download_at"] is not None

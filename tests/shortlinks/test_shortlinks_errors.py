@@ -20,7 +20,9 @@ def test_every_engine_error_has_a_deliberate_status(cls: type[StoreError]) -> No
     assert status == expected if expected is not None else 400 <= status < 500
     error = from_store(instance_of(cls))
     assert error.status == status
-    assert error.detail and (status < 500 or error.detail in ("internal error", "the upload raced a cleanup; please retry"))
+    assert error.detail and (
+        status < 500 or error.detail in ("internal error", "the upload raced a cleanup; please retry")
+    )
 
 
 def test_no_status_for_a_code_the_engine_does_not_have() -> None:

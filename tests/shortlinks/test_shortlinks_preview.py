@@ -16,7 +16,7 @@ from shortlinks_site import Site
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(100)
 # A key's last segment is the file name: with a "/" in it, only what follows is shown.
 XSS_KEYS = {
-    '"><script>alert(1)<img src=x onerror=alert(1)>\'.png': '"><script>alert(1)<img src=x onerror=alert(1)>\'.png',
+    "\"><script>alert(1)<img src=x onerror=alert(1)>'.png": "\"><script>alert(1)<img src=x onerror=alert(1)>'.png",
     '"><script>alert(1)</script><img src=x onerror=alert(1)>.png': "script><img src=x onerror=alert(1)>.png",
 }
 EMBEDDING_TAGS = {"img", "video", "audio", "iframe", "object", "embed"}
@@ -162,8 +162,13 @@ def test_hostile_content_type_is_escaped(site: Site) -> None:
 
 @pytest.mark.parametrize(
     ("key", "kind"),
-    [("x.svg", "image/svg+xml"), ("x.html", "text/html"), ("x.xml", "application/xml"),
-     ("x.js", "text/javascript"), ("x.xhtml", "application/xhtml+xml")],
+    [
+        ("x.svg", "image/svg+xml"),
+        ("x.html", "text/html"),
+        ("x.xml", "application/xml"),
+        ("x.js", "text/javascript"),
+        ("x.xhtml", "application/xhtml+xml"),
+    ],
 )
 def test_script_capable_types_are_never_embedded(site: Site, key: str, kind: str) -> None:
     link_id = site.link_for(key, b"<svg onload=alert(1)><script>alert(1)</script></svg>", kind)

@@ -97,8 +97,12 @@ def test_json_output_has_metadata_and_never_the_owner(site: Site) -> None:
 
 
 def test_script_capable_types_are_attachments(site: Site) -> None:
-    for key, kind in [("x.html", "text/html"), ("x.svg", "image/svg+xml"), ("x.xml", "application/xml"),
-                      ("x.js", "text/javascript")]:
+    for key, kind in [
+        ("x.html", "text/html"),
+        ("x.svg", "image/svg+xml"),
+        ("x.xml", "application/xml"),
+        ("x.js", "text/javascript"),
+    ]:
         link_id = site.link_for(key, b"<script>alert(1)</script>", kind)
         response = get(site, link_id)
         assert response.status_code == 200
@@ -145,22 +149,36 @@ def test_link_follows_an_overwritten_object(site: Site) -> None:
 def test_types_no_header_can_carry_do_not_break_a_link(site: Site, run_pyblob: RunPyblob) -> None:
     """A part's Content-Type with a control character, a tus `filetype` outside Latin-1, a POST Object
     `Content-Type` field: each was stored as sent and every GET of the link lost its connection."""
-    form = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
-            b"Content-Type: text/plain\x01\r\n\r\nhi\r\n--b--\r\n")
+    form = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        b"Content-Type: text/plain\x01\r\n\r\nhi\r\n--b--\r\n"
+    )
     headers = {**site.auth("alice"), "content-type": "multipart/form-data; boundary=b"}
     form_id = httpx.post(f"{site.url}/upload", content=form, headers=headers).json()["file_id"]
     assert get(site, form_id).headers["content-type"] == "text/plain"  # the name's type
     filetype = base64.b64encode("image/p\u1e57ng".encode()).decode()
-    tus = {**site.auth("alice"), "tus-resumable": "1.0.0", "upload-length": "2",
-           "content-type": "application/offset+octet-stream", "upload-metadata": f"filename eC5wbmc=,filetype {filetype}"}
+    tus = {
+        **site.auth("alice"),
+        "tus-resumable": "1.0.0",
+        "upload-length": "2",
+        "content-type": "application/offset+octet-stream",
+        "upload-metadata": f"filename eC5wbmc=,filetype {filetype}",
+    }
     link_url = httpx.post(f"{site.url}/upload_tus/", content=b"hi", headers=tus).headers["upload-link"]
     assert httpx.get(link_url).headers["content-type"] == "image/png"
     # An S3 POST Object field no header can carry is refused (InvalidArgument) rather than stored.
     carol = json.loads(run_pyblob("user", "add", "carol", "--json").stdout)
-    s3 = boto3.client("s3", endpoint_url=site.url, region_name="us-east-1", aws_access_key_id=carol["access_key"],
-                      aws_secret_access_key=carol["secret_key"], config=Config(signature_version="s3v4"))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=site.url,
+        region_name="us-east-1",
+        aws_access_key_id=carol["access_key"],
+        aws_secret_access_key=carol["secret_key"],
+        config=Config(signature_version="s3v4"),
+    )
     s3.create_bucket(Bucket="carols")
-    post = s3.generate_presigned_post("carols", "a.txt", Fields={"Content-Type": "text/plain\x01"},
-                                      Conditions=[["starts-with", "$Content-Type", ""]])
+    post = s3.generate_presigned_post(
+        "carols", "a.txt", Fields={"Content-Type": "text/plain\x01"}, Conditions=[["starts-with", "$Content-Type", ""]]
+    )
     refused = httpx.post(post["url"], data=post["fields"], files={"file": ("a.txt", b"hi")})
     assert refused.status_code == 400 and b"<Code>InvalidArgument</Code>" in refused.content

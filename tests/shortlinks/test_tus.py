@@ -175,8 +175,11 @@ def test_another_users_upload_is_404(site: Site) -> None:
 
 
 def test_options_advertises_the_protocol_and_answers_cors_preflight(site: Site) -> None:
-    preflight = {"origin": "https://app.example", "access-control-request-method": "PATCH",
-                 "access-control-request-headers": "tus-resumable,upload-offset,content-type,authorization"}
+    preflight = {
+        "origin": "https://app.example",
+        "access-control-request-method": "PATCH",
+        "access-control-request-headers": "tus-resumable,upload-offset,content-type,authorization",
+    }
     response = httpx.options(f"{site.url}/upload_tus/", headers=preflight)
     assert response.status_code == 204
     assert response.headers["tus-version"] == "1.0.0"
@@ -191,15 +194,26 @@ def test_options_advertises_the_protocol_and_answers_cors_preflight(site: Site) 
 
 
 def test_creation_with_upload_and_empty_files(site: Site, run_pyblob: RunPyblob) -> None:
-    response = httpx.post(f"{site.url}/upload_tus/", content=b"hello", headers={
-        **TUS, **site.auth("alice"), "upload-length": "5", "content-type": OFFSET_TYPE,
-        "upload-metadata": metadata(filename="hello.txt")})
+    response = httpx.post(
+        f"{site.url}/upload_tus/",
+        content=b"hello",
+        headers={
+            **TUS,
+            **site.auth("alice"),
+            "upload-length": "5",
+            "content-type": OFFSET_TYPE,
+            "upload-metadata": metadata(filename="hello.txt"),
+        },
+    )
     assert response.status_code == 201 and response.headers["upload-offset"] == "5"
     assert download(response.headers["upload-link"]) == b"hello"
     empty = create(site, 0, **{"upload-metadata": metadata(filename="empty.txt")})
     assert empty.status_code == 201 and download(empty.headers["upload-link"]) == b""
-    too_long = httpx.post(f"{site.url}/upload_tus/", content=b"hello!", headers={
-        **TUS, **site.auth("alice"), "upload-length": "5", "content-type": OFFSET_TYPE})
+    too_long = httpx.post(
+        f"{site.url}/upload_tus/",
+        content=b"hello!",
+        headers={**TUS, **site.auth("alice"), "upload-length": "5", "content-type": OFFSET_TYPE},
+    )
     assert too_long.status_code == 413 and "location" not in too_long.headers
     assert usage(run_pyblob) == 5  # hello.txt alone: nothing is held for the refused upload
 
@@ -230,8 +244,13 @@ def test_a_real_tus_client(site: Site) -> None:
 @pytest.mark.parametrize("method", ["PATCH", "DELETE"])
 def test_method_override_for_clients_without_patch(site: Site, method: str) -> None:
     location = created(site, 3)
-    headers = {**TUS, **site.auth("alice"), "x-http-method-override": method, "upload-offset": "0",
-               "content-type": OFFSET_TYPE}
+    headers = {
+        **TUS,
+        **site.auth("alice"),
+        "x-http-method-override": method,
+        "upload-offset": "0",
+        "content-type": OFFSET_TYPE,
+    }
     response = httpx.post(location, content=b"abc", headers=headers)
     assert response.status_code == 204
     assert head(location, site.auth("alice")).status_code == (200 if method == "PATCH" else 404)
@@ -242,6 +261,8 @@ def test_non_ascii_digits_in_lengths_and_offsets_are_400(site: Site) -> None:
     sent = {**TUS, **site.auth("alice")}
     creation = httpx.post(f"{site.url}/upload_tus/", headers={**sent, "upload-length": b"\xb2"})
     location = created(site, 10)
-    patching = httpx.patch(location, content=b"x", headers={**sent, "content-type": OFFSET_TYPE, "upload-offset": b"\xb2"})
+    patching = httpx.patch(
+        location, content=b"x", headers={**sent, "content-type": OFFSET_TYPE, "upload-offset": b"\xb2"}
+    )
     for response in (creation, patching):
         assert response.status_code == 400 and "detail" in response.json(), response.text
