@@ -1,8 +1,12 @@
 """The ASGI application: settings, one `Store` per worker process, and the routers of the web layers.
 
 The store is opened in the lifespan startup, i.e. inside the worker process: an LMDB environment
-must never be carried across fork() (see objstore/db.py), and uvicorn's `--workers` starts the
-processes before any request arrives. The background jobs (`sweeper.py`) live and die with it.
+must never be carried across fork() (see objstore/meta/lmdb.py), and uvicorn's `--workers` starts
+the processes before any request arrives. The background jobs (`sweeper.py`) live and die with it.
+
+Requests pass the edge (rate limits, then `EdgeGuard`) and are dispatched by their first path
+segment: S3 straight to `S3App`, everything else (links, REST, tus, WebSocket, docs, health) to a
+FastAPI app (`dispatch.py`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.routing import Router
+from starlette.types import Receive, Scope, Send
 
 from s3api.app import S3App
 from s3api.auth import PresignLimit
@@ -22,6 +28,7 @@ from shortlinks.tus import tus_routes
 from shortlinks.websocket import websocket_routes
 
 from .bootstrap import new_store
+from .dispatch import Dispatch
 from .edge import EdgeGuard
 from .ratebuckets import TABLES as rate_tables
 from .ratebuckets import TokenBuckets
@@ -31,9 +38,33 @@ from .settings import Settings, load_settings
 from .sweeper import background_jobs
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class PyblobApp:
+    """The ASGI app uvicorn runs: the edge, then `dispatch.py`; `web` is the FastAPI app (every route but S3)."""
+
+    def __init__(self, web: FastAPI, s3: S3App):
+        self.web = web
+        limiter: RateLimiter = web.state.rate_limiter
+        links = Router(routes=web.state.link_routes, default=web)  # a path no link route takes: FastAPI's 404
+        settings: Settings = web.state.settings
+        guarded = EdgeGuard(Dispatch(web, s3, links), links_url=settings.links_url, public_url=settings.public_url)
+        self.edge = RateLimitMiddleware(guarded, limiter=limiter)  # the outer one: limits hold for all
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.edge(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None) -> PyblobApp:
     """The application; with no settings given they are read from the environment (uvicorn's factory form)."""
-    settings = settings or load_settings()
+    web = create_web_app(settings or load_settings())
+    s3 = s3_app(web)
+    # Behind pyblob's own routes, for the requests they do not take (a PUT of /health, /upload/x):
+    # S3's answer, e.g. InvalidBucketName for a reserved name. Every other S3 path skips FastAPI.
+    web.add_route("/{path:path}", s3.endpoint, methods=S3_METHODS, include_in_schema=False)
+    return PyblobApp(web, s3)
+
+
+def create_web_app(settings: Settings) -> FastAPI:
+    """Every route but S3's, with the store's lifespan."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,17 +85,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="pyblob", lifespan=lifespan, docs_url="/docs", redoc_url="/redoc", openapi_url="/openapi.json")
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(RateLimits.from_settings(settings), lambda: app.state.rate_buckets)
-    app.add_middleware(EdgeGuard, links_url=settings.links_url, public_url=settings.public_url)
-    app.add_middleware(RateLimitMiddleware, limiter=app.state.rate_limiter)  # the outer one: limits hold for all
     app.add_api_route("/health", health, methods=["GET", "HEAD"], include_in_schema=False)
     links_url = settings.links_url or settings.public_url  # what the links handed out start with
     links = link_routes(lambda: app.state.store, links_url, settings.link_cache_max_age)
-    app.router.routes.extend(links)  # before the S3 catch-all
+    app.state.link_routes = links  # also served past FastAPI (dispatch.py); here for the route table
+    app.router.routes.extend(links)
     app.router.routes.extend(api_routes(lambda: app.state.store, links_url))
     app.include_router(rest_router(lambda: app.state.store, links_url))
     app.router.routes.extend(tus_routes(lambda: app.state.store, settings.public_url, links_url))
     app.router.routes.extend(websocket_routes(lambda: app.state.store, links_url))
-    mount_web_layers(app)
     return app
 
 
@@ -76,19 +105,14 @@ async def health() -> dict[str, str]:
 S3_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"]
 
 
-def mount_web_layers(app: FastAPI) -> None:
-    """Mount the S3 API as the catch-all after pyblob's own routes.
-
-    Routes registered before this call (`/health`) take precedence over the S3 paths.
-    """
+def s3_app(app: FastAPI) -> S3App:
+    """The S3 API over the store the FastAPI app's lifespan opens; every path pyblob does not route."""
     settings: Settings = app.state.settings
     config = S3Config(region=settings.region, domain=settings.domain, reserved_buckets=RESERVED_PATHS)
-    s3 = S3App(
+    return S3App(
         lambda: app.state.store,
         config,
         rate_limit=app.state.rate_limiter.s3_key_wait,
         rate_limit_name=setting_name("s3", "key"),
         presign_v2=PresignLimit(settings.presign_v2_max_seconds, "PYBLOB_PRESIGN_V2_MAX_SECONDS"),
     )
-    app.add_route("/", s3.endpoint, methods=S3_METHODS, include_in_schema=False)
-    app.add_route("/{path:path}", s3.endpoint, methods=S3_METHODS, include_in_schema=False)

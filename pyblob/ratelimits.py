@@ -23,7 +23,6 @@ of the state's writer lock keeps it for microseconds.
 from __future__ import annotations
 
 import ipaddress
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -32,7 +31,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketClose
 
-from s3api.app import error_response, has_body
+from s3api.app import error_response, has_body, new_request_id
 from s3api.errors import S3Error, slow_down
 from shortlinks.errors import ApiError, render
 from shortlinks.ratelimit import USER_LIMIT, USER_LIMIT_NAME, rate_limited
@@ -152,7 +151,7 @@ async def send_refusal(
     """Refuse a request before any route runs, in its surface's format: `s3_error` as S3's XML, else
     `api_error` as JSON; a WebSocket handshake gets it as its denial response where the server can send one."""
     if surface == "s3":
-        response = error_response(Request(scope), s3_error, secrets.token_hex(8).upper())
+        response = error_response(Request(scope), s3_error, new_request_id())
     else:
         response = render(api_error)
     if scope["type"] == "websocket":

@@ -6,15 +6,17 @@ API are matched first and everything else is S3 (route table first, then S3, no 
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from objstore import Store
 from objstore.errors import StoreError
@@ -119,6 +121,24 @@ def request_headers(request: Request) -> dict[str, str]:
     return {name: ",".join(values) for name, values in found.items()}
 
 
+class _RequestIds:
+    """Request ids: 16 hex digits, a random prefix per process and a counter, unique without a
+    random draw per request (os.urandom is a system call; a forked worker draws its own prefix)."""
+
+    def __init__(self) -> None:
+        self.pid = -1
+        self.prefix = ""
+        self.counter = itertools.count()
+
+    def __call__(self) -> str:
+        if self.pid != os.getpid():
+            self.pid, self.prefix = os.getpid(), secrets.token_hex(4).upper()
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFF:08X}"
+
+
+new_request_id = _RequestIds()
+
+
 class S3App:
     """The S3 endpoint over a store. `rate_limit(access_key)`: the whole seconds that key must wait
     (0: go on; the composition layer keeps the limits), asked once it is authenticated;
@@ -138,9 +158,14 @@ class S3App:
         self.rate_limit_name = rate_limit_name
         self.presign_v2 = presign_v2
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The S3 endpoint as a plain ASGI app, for a composition that routes S3 paths to it directly."""
+        response = await self.endpoint(Request(scope, receive))
+        await response(scope, receive, send)
+
     async def endpoint(self, request: Request) -> Response:
         """The Starlette endpoint for every S3 path."""
-        request_id = secrets.token_hex(8).upper()
+        request_id = new_request_id()
         try:
             response = await self._handle(request, request_id)
         except S3Error as e:
@@ -189,8 +214,8 @@ class S3App:
         view = RequestView(request.method, raw_path, query, headers, bucket_name if virtual else "")
         if route.op is not Op.PostObject:  # POST Object is signed in its form (ops/post.py)
             if bucket_name and is_anonymous(view):  # bucket names are global: AWS says 404 to anyone
-                await ctx.run(ctx.store.get_bucket, bucket_name)
-            ctx.identity = await ctx.run(authenticate, view, ctx.store.accounts, time.time(), self.presign_v2)
+                ctx.lookup(ctx.store.get_bucket, bucket_name)
+            ctx.identity = ctx.lookup(authenticate, view, ctx.store.accounts, time.time(), self.presign_v2)
             ctx.check_rate(ctx.identity.access_key)
         handler = HANDLERS.get(route.op)
         if handler is None:
@@ -203,7 +228,7 @@ class S3App:
         if not bucket_name or bucket_name in self.config.reserved_buckets:
             return
         try:
-            record = await run_in_threadpool(self.get_store().get_bucket, bucket_name)
+            record = self.get_store().get_bucket(bucket_name)  # one row, on the loop (S3Context.lookup)
         except StoreError:
             return
         origin = request.headers["origin"]

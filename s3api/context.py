@@ -76,8 +76,16 @@ class S3Context:
         return parse(raw, root, force_list=force_list)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Blocking engine work (LMDB, disk) off the event loop."""
+        """Blocking engine work (writes, syncs, chunk reads, listings) off the event loop."""
         return await run_in_threadpool(fn, *args, **kwargs)
+
+    def lookup(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A metadata read of a few rows (a key, a bucket, an object's row), on the event loop.
+
+        LMDB reads are memory-mapped page lookups of microseconds; a thread hand-off costs more than
+        that many times over (docs/benchmarks.md, "Serving"), so these run where the request is.
+        """
+        return fn(*args, **kwargs)
 
     def version_id(self, name: str = "versionId") -> str | None:
         """The request's version id (query `versionId`), checked for form; None when not given."""
@@ -94,7 +102,7 @@ class S3Context:
         """The request's bucket if the caller owns it: NoSuchBucket or AccessDenied otherwise."""
         if self.bucket in self.config.reserved_buckets:
             raise NoSuchBucket(self.bucket)
-        record = await self.run(self.store.get_bucket, self.bucket)
+        record = self.lookup(self.store.get_bucket, self.bucket)
         if record.owner != self.user:
             raise S3Error(S3Code.AccessDenied, resource=f"/{self.bucket}")
         return record

@@ -26,6 +26,12 @@ OVERRIDES = {
     "response-content-encoding": "content-encoding",
 }
 MAX_USER_METADATA = 2048  # bytes of x-amz-meta-* names and values, as S3 limits them
+# How a body is read, S3 GET and /s/ alike: up to LOOP_READ_MAX on the event loop (an inline row, or
+# one chunk file: objects this small are one chunk), up to WHOLE_READ_MAX in one thread call, larger
+# ones streamed with a thread call per piece. A thread hand-off costs ~0.1 ms of CPU under load, more
+# than reading 64 KiB from the page cache (docs/benchmarks.md, "Serving").
+LOOP_READ_MAX = 64 * 1024
+WHOLE_READ_MAX = 256 * 1024
 _HEADER_SAFE = re.compile(r"[\t\x20-\x7e\xa0-\xff]*")
 
 

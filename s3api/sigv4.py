@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
+from functools import lru_cache
 from urllib.parse import quote
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -53,6 +54,7 @@ def string_to_sign(amz_date: str, credential_scope: str, canonical: str) -> str:
     return f"{ALGORITHM}\n{amz_date}\n{credential_scope}\n{digest}"
 
 
+@lru_cache(maxsize=1024)  # one key a day per access key and region: four HMACs saved per request
 def signing_key(secret: str, date: str, region: str, service: str = "s3") -> bytes:
     key = _hmac(("AWS4" + secret).encode(), date)
     for part in (region, service, "aws4_request"):

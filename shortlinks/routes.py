@@ -22,7 +22,7 @@ from objstore.errors import StoreError
 from objstore.records import LinkRecord
 from s3api.activecontent import SANDBOX_CSP
 from s3api.conditional import ConditionFailed, RangeNotSatisfiable, not_modified, requested_span, validators
-from s3api.http import iso8601
+from s3api.http import LOOP_READ_MAX, WHOLE_READ_MAX, iso8601
 
 from .disposition import content_disposition, filename_of, is_inline_safe, served_type
 from .errors import ApiError, from_conditional, from_store, render
@@ -30,10 +30,6 @@ from .preview import PAGE_CSP, TEXT_PREVIEW_BYTES, Preview, preview_kind, render
 
 DEFAULT_CSP = SANDBOX_CSP  # what S3 GET sends on script-capable types (s3api/activecontent.py)
 OUTPUTS = ("file", "download", "json", "html")
-# Files up to this size are read in the same worker-thread call as the lookup and answered in one
-# piece: a StreamingResponse costs a thread hop per piece, which dominated small-file requests
-# (docs/benchmarks.md, "Short links vs nginx").
-WHOLE_READ_MAX = 256 * 1024
 
 GetStore = Callable[[], Store]
 
@@ -73,7 +69,14 @@ class ShortLinks:
             raise ApiError(400, f"output must be one of {', '.join(OUTPUTS)}")
         store = self.get_store()
         serving = output in ("file", "download") and request.method == "GET"
-        link, record, whole = await run_in_threadpool(lookup, store, request.path_params["id"], serving)
+        # The link and its object's row are read on the event loop (a few LMDB rows), small bytes with
+        # them (s3api.http.LOOP_READ_MAX), bigger ones in one thread call: one hand-off at most.
+        link, record = store.links.resolve(request.path_params["id"], store.clock())
+        whole = None
+        if serving and record.size <= LOOP_READ_MAX:
+            whole = read_whole(store, record)
+        elif serving and record.size <= WHOLE_READ_MAX:
+            whole = await run_in_threadpool(read_whole, store, record)
         if output == "json":
             pending = store.stats.pending(link.id).downloads
             return JSONResponse(public_metadata(link, record, pending), headers={"cache-control": "no-cache"})
@@ -121,11 +124,8 @@ class ShortLinks:
         return Response(b"" if request.method == "HEAD" else body, headers=headers, media_type="text/html")
 
 
-def lookup(store: Store, link_id: str, serving: bool) -> tuple[LinkRecord, ObjectRecord, bytes | None]:
-    """The link, its object and, when a small file's bytes are about to be sent, those (one thread call)."""
-    link, record = store.links.resolve(link_id, store.clock())
-    small = serving and record.size <= WHOLE_READ_MAX
-    return link, record, b"".join(store.read_object(record)) if small else None
+def read_whole(store: Store, record: ObjectRecord) -> bytes:
+    return b"".join(store.read_object(record))
 
 
 def read_head(store: Store, record: ObjectRecord) -> bytes:

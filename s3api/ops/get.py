@@ -12,13 +12,13 @@ from ..activecontent import SANDBOX_HEADERS, needs_sandbox
 from ..conditional import not_modified, parse_range, span
 from ..context import S3Context, version_headers
 from ..errors import S3Code, S3Error
-from ..http import OVERRIDES, check_header_value, object_headers, parse_count
+from ..http import LOOP_READ_MAX, OVERRIDES, WHOLE_READ_MAX, check_header_value, object_headers, parse_count
 
 
 async def load_object(ctx: S3Context) -> tuple[BucketRecord, ObjectRecord]:
     """The request's bucket and the version it names (the current one without `versionId`)."""
     bucket = await ctx.owned_bucket()
-    record = await ctx.run(ctx.store.head_object, ctx.bucket, ctx.key, ctx.version_id())
+    record = ctx.lookup(ctx.store.head_object, ctx.bucket, ctx.key, ctx.version_id())
     return bucket, record
 
 
@@ -88,7 +88,7 @@ async def _serve(ctx: S3Context, with_body: bool) -> Response:
     fresh = not_modified(ctx.headers, record)  # a failed condition raises ConditionFailed: 412
     if fresh is not None:
         return Response(status_code=304, headers=fresh)
-    part = await ctx.run(ctx.store.object_part, record, number) if number is not None else None
+    part = ctx.lookup(ctx.store.object_part, record, number) if number is not None else None
     rng = _part_range(record, part) if part is not None else parse_range(ctx.headers.get("range"), record.size)
     sent = span(rng, record.size)
     whole = rng is None or (part is not None and not record.parts_count)  # part 1 of a single PUT is all of it
@@ -100,8 +100,20 @@ async def _serve(ctx: S3Context, with_body: bool) -> Response:
     headers.update(sent.headers())
     if not with_body:
         return Response(status_code=sent.status, headers=headers)
-    body = ctx.store.read_object(record, sent.start, sent.end)
-    return StreamingResponse(body, status_code=sent.status, headers=headers)
+    length = sent.end - sent.start
+    if length <= LOOP_READ_MAX:  # inline in LMDB, or one chunk file in the page cache: microseconds
+        body = b"".join(ctx.store.read_object(record, sent.start, sent.end))
+        return Response(body, status_code=sent.status, headers=headers)
+    if length <= WHOLE_READ_MAX:  # one thread hand-off for all of it, not one per piece
+        body = await ctx.run(_read_all, ctx, record, sent.start, sent.end)
+        return Response(body, status_code=sent.status, headers=headers)
+    return StreamingResponse(
+        ctx.store.read_object(record, sent.start, sent.end), status_code=sent.status, headers=headers
+    )
+
+
+def _read_all(ctx: S3Context, record: ObjectRecord, start: int, end: int) -> bytes:
+    return b"".join(ctx.store.read_object(record, start, end))
 
 
 def _part_range(record: ObjectRecord, part: PartInfo) -> tuple[int, int] | None:

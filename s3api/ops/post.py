@@ -189,7 +189,7 @@ async def authorize(ctx: S3Context, fields: dict[str, str]) -> policy.Policy:
     if "policy" not in fields:
         raise S3Error(S3Code.AccessDenied, "Access Denied")  # an anonymous upload: pyblob has no public buckets
     signed = form_signature(fields)
-    record = await ctx.run(ctx.store.accounts.lookup_key, signed.access_key) if signed.access_key else None
+    record = ctx.lookup(ctx.store.accounts.lookup_key, signed.access_key) if signed.access_key else None
     if record is None:
         raise S3Error(S3Code.InvalidAccessKeyId, AWSAccessKeyId=signed.access_key)
     if not sigv4.signatures_match(signed.expected(record.secret_key), signed.given):

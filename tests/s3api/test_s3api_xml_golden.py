@@ -19,11 +19,8 @@ import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from starlette.applications import Starlette
-from starlette.routing import Route
 
 from objstore import Store, StoreConfig
-from pyblob.app import S3_METHODS
 from pyblob.routes import RESERVED_PATHS
 from s3api.app import S3App
 from s3api.context import S3Config
@@ -44,9 +41,7 @@ class S3:
     def __init__(self, root: Path):
         self.store = Store(root, StoreConfig(durable=False), clock=lambda: NOW)
         self.store.accounts.create_user_with_credentials("admin", access_key=ACCESS_KEY, secret_key=SECRET)
-        s3 = S3App(lambda: self.store, S3Config(reserved_buckets=RESERVED_PATHS))
-        routes = [Route("/", s3.endpoint, methods=S3_METHODS), Route("/{path:path}", s3.endpoint, methods=S3_METHODS)]
-        self.app = Starlette(routes=routes)
+        self.app = S3App(lambda: self.store, S3Config(reserved_buckets=RESERVED_PATHS))
 
     def request(
         self, method: str, path: str, query: str = "", body: bytes = b"", headers: dict[str, str] | None = None

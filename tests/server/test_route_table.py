@@ -61,7 +61,7 @@ def test_each_web_layer_route_has_its_surface(routes: list[BaseRoute], kind: str
 def test_every_route_of_the_app_is_reserved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no `.env` of the checkout
     app = create_app(Settings(data_dir=tmp_path / "data"))  # the store opens in the lifespan: not here
-    segments = first_segments(app.routes)
+    segments = first_segments(app.web.routes)
     assert {"health", "docs", "s", "api", "upload"} <= segments
     assert segments <= RESERVED_PATHS
 
