@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import manifests, refcount
-from .chunks import ChunkStore, Entry
+from .chunks import ChunkBatch, ChunkStore, Entry
 from .chunks.cdc import Chunker
 from .config import StoreConfig
 from .errors import ChunkMissing
@@ -45,17 +45,22 @@ class ChunkSink:
     def __init__(self, meta: MetadataStore, chunks: ChunkStore):
         self.meta = meta
         self.chunks = chunks
-        self.batch = chunks.batch()
+        # Opened at the first chunk to stage: content small enough to live inline in the metadata
+        # (most small PUTs) never touches the chunk store's staging.
+        self.batch: ChunkBatch | None = None
 
     def add(self, chunk: bytes) -> Entry:
         digest = chunk_digest(chunk)
-        if not self.batch.holds(digest) and not self._is_live(digest):
+        if (self.batch is None or not self.batch.holds(digest)) and not self._is_live(digest):
+            if self.batch is None:
+                self.batch = self.chunks.batch()
             self.batch.put(digest, chunk)
         return digest, len(chunk)
 
     def publish(self) -> None:
         """Staged chunks durable and in place; call before opening the write transaction."""
-        self.batch.publish()
+        if self.batch is not None:
+            self.batch.publish()
 
     def install(self, w: WriteTxn, entries: list[Entry]) -> bytes:
         """Create a manifest of `entries` (inside `w`) once every chunk is known to be stored."""
@@ -65,7 +70,8 @@ class ChunkSink:
         return manifests.create_chunked(w, entries)
 
     def close(self) -> None:
-        self.batch.close()
+        if self.batch is not None:
+            self.batch.close()
 
     def _is_live(self, digest: bytes) -> bool:
         row = self.meta.read(lambda r: refcount.get(r, digest))

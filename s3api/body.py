@@ -23,6 +23,7 @@ STREAMING = {
     "STREAMING-UNSIGNED-PAYLOAD-TRAILER": (False, True),
 }
 BATCH = 1024 * 1024  # hand the writer at least this much at a time (one thread hop per MiB)
+INLINE_HASH_MAX = 64 * 1024
 
 
 class Payload:
@@ -87,9 +88,13 @@ class Payload:
 
     @staticmethod
     async def _hashed(sha: hashlib._Hash | None, piece: bytes) -> bytes:
-        """The body's SHA-256 (a signed payload) on a worker thread: it would stall the event loop."""
+        """The body's SHA-256 (a signed payload): small pieces on the loop (~30 µs for 64 KiB), big
+        ones on a worker thread, where they would stall the event loop."""
         if sha is not None:
-            await run_in_threadpool(sha.update, piece)
+            if len(piece) <= INLINE_HASH_MAX:
+                sha.update(piece)
+            else:
+                await run_in_threadpool(sha.update, piece)
         return piece
 
     async def _raw(self) -> AsyncIterator[bytes]:

@@ -8,11 +8,12 @@ as AWS was measured answering them. The engine judges them atomically (objstore/
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from starlette.responses import Response
 
+from objstore import ObjectRecord
 from objstore.conditions import ALWAYS, ANY, Precondition
 from objstore.errors import PreconditionFailed
 from objstore.limits import human
@@ -23,7 +24,9 @@ from ..body import Payload
 from ..conditional import quoted
 from ..context import S3Context, version_headers
 from ..errors import S3Code, S3Error
-from ..http import request_attributes
+from ..http import LOOP_READ_MAX, request_attributes
+
+SMALL_BODY_MAX = LOOP_READ_MAX  # bodies up to this are read whole before the engine sees them
 
 UNSUPPORTED_HEADERS = (
     "x-amz-server-side-encryption",
@@ -85,6 +88,19 @@ async def stream_into(ctx: S3Context, writer: ObjectWriter, payload: Payload) ->
     return checksums.given_values(ctx.headers, payload.trailers, content.checksums)
 
 
+def _store_small(
+    ctx: S3Context, writer: ObjectWriter, payload: Payload, body: bytes, commit: Callable[[], ObjectRecord]
+) -> tuple[ObjectRecord, dict[str, str]]:
+    """`stream_into` and the commit for a body already read, on one worker thread."""
+    try:
+        writer.write(body)
+        content = writer.finish()
+        checksums.verify(ctx.headers, payload.trailers, content.md5, content.checksums)
+        return commit(), checksums.given_values(ctx.headers, payload.trailers, content.checksums)
+    finally:
+        writer.close()  # releases the reservation here too; the caller's close is then a no-op
+
+
 async def handle_put_object(ctx: S3Context) -> Response:
     """https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html"""
     bucket = await ctx.owned_bucket()
@@ -103,21 +119,29 @@ async def handle_put_object(ctx: S3Context) -> Response:
         )
     algorithms = checksums.with_default(checksums.requested(ctx.headers))
     writer = await ctx.run(ctx.store.open_writer, ctx.bucket, ctx.key, algorithms, payload.declared, 0, ceiling)
+
+    def commit() -> ObjectRecord:
+        return writer.commit(
+            content_type, standard, meta, condition.if_none_match, "FULL_OBJECT", tags, if_match=condition.if_match
+        )
+
+    small = payload.declared is not None and payload.declared <= SMALL_BODY_MAX
     try:
-        kept = await stream_into(ctx, writer, payload)
-        with condition_errors(condition):
-            record = await ctx.run(
-                writer.commit,
-                content_type,
-                standard,
-                meta,
-                condition.if_none_match,
-                "FULL_OBJECT",
-                tags,
-                if_match=condition.if_match,
-            )
+        if small:
+            # Read on the loop, then write, verify, commit and close in one thread call: two
+            # hand-offs for a small PUT instead of one per step (docs/benchmarks.md, "Serving").
+            body = b"".join([piece async for piece in payload.pieces()])
+            with condition_errors(condition):
+                record, kept = await ctx.run(_store_small, ctx, writer, payload, body, commit)
+        else:
+            kept = await stream_into(ctx, writer, payload)
+            with condition_errors(condition):
+                record = await ctx.run(commit)
     finally:
-        await ctx.run(writer.close)
+        if small:
+            writer.close()  # nothing staged: only the reservation to release, a volatile row
+        else:
+            await ctx.run(writer.close)
     headers = {"etag": quoted(record.etag), **version_headers(bucket, record)}
     headers.update({f"x-amz-checksum-{alg.lower()}": v for alg, v in kept.items()})
     if kept:

@@ -113,10 +113,11 @@ def test_object_count_quota(store: Store, carol: str) -> None:
 def test_a_writer_that_fails_to_open_releases_its_reservation(
     store: Store, carol: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_space() -> None:
+    def no_space(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store.chunks, "batch", no_space)
+    monkeypatch.setattr("objstore.objects.ContentWriter", no_space)  # the step after the reservation
+    monkeypatch.setattr("objstore.multipart.ContentWriter", no_space)
     upload = store.multipart.create_upload("carols", "mp")
     for opening in (
         lambda: store.open_writer("carols", "a", size_hint=500),
