@@ -2,8 +2,11 @@
 
 The only module that imports `lmdb`. LMDB serialises writers itself (across threads and processes),
 so a transaction function runs exactly once here; side effects registered with `on_commit` run
-after the commit. An environment must never be carried across fork(): a store opens its
-environment lazily, in the process that uses it, and again after a fork.
+after the commit, in the caller's thread. Durable commits are grouped (`GroupCommit`): concurrent
+write transactions of one process share one synced LMDB commit, each in a nested transaction of its
+own, so a failing one takes nothing of the others with it. An environment must never be carried
+across fork(): a store opens its environment lazily, in the process that uses it, and again after
+a fork.
 
 Two kinds share the code: `LmdbMetadataStore` (the data dir's `meta/`, synced commits, a schema
 version) and `LmdbVolatileStore` (`state/`, shared by the workers but never synced: nothing in it
@@ -170,6 +173,80 @@ class LmdbStore:
         self._env = None
 
 
+class _Pending:
+    """A write transaction waiting for the group commit: its function, then its outcome."""
+
+    def __init__(self, fn: Callable[[WriteTxn], Any]):
+        self.fn = fn
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.after: list[Callable[[], None]] = []
+        self.done = False
+
+
+class GroupCommit:
+    """Concurrent durable write transactions share one synced commit.
+
+    A thread whose transaction arrives while none is being committed leads: it runs every function
+    waiting at that moment, each in a nested transaction of one LMDB write transaction (a function
+    that raises is rolled back alone), commits it with one sync, and wakes the others; whatever
+    arrived meanwhile forms the next group. Each function still runs exactly once and sees the
+    writes of those before it, so the outcome is that of running them one after another; none is
+    answered before the commit that holds it is on disk. A 4 KiB PUT paid one sync of its own
+    before; under load they now share them (docs/benchmarks.md, "Serving").
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        self.pending: list[_Pending] = []
+        self.leading = False
+
+    def run(self, env: lmdb.Environment, dbs: Tables, fn: Callable[[WriteTxn], T]) -> T:
+        mine = _Pending(fn)
+        with self.lock:
+            self.pending.append(mine)
+            while not mine.done and self.leading:
+                self.changed.wait()
+            if not mine.done:
+                self.leading = True
+                group, self.pending = self.pending, []
+        if not mine.done:
+            try:
+                _commit_group(env, dbs, group)
+            finally:
+                with self.lock:
+                    self.leading = False
+                    self.changed.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        for after in mine.after:
+            after()
+        return mine.result  # type: ignore[no-any-return]
+
+
+def _commit_group(env: lmdb.Environment, dbs: Tables, group: list[_Pending]) -> None:
+    """Run `group` in one write transaction, each function in a nested one; commit (synced)."""
+    try:
+        with env.begin(write=True) as parent:
+            for item in group:
+                child = LmdbTxn(env.begin(write=True, parent=parent), dbs)
+                try:
+                    item.result = item.fn(child)
+                except BaseException as e:
+                    child.txn.abort()
+                    item.error = e
+                    continue
+                child.txn.commit()
+                item.after = child.after
+    except BaseException as e:  # the commit itself failed: nothing of the group is stored
+        for item in group:
+            if item.error is None:
+                item.error, item.after = e, []
+    for item in group:
+        item.done = True
+
+
 class LmdbMetadataStore(LmdbStore):
     """The data dir's metadata: synced commits (unless not durable), the schema version checked on open."""
 
@@ -192,7 +269,14 @@ class LmdbMetadataStore(LmdbStore):
         )
 
     def _opened(self) -> None:
+        self._group = GroupCommit()  # fresh in each process: a lock is never carried across fork()
         self.transact(self._check_schema)
+
+    def transact(self, fn: Callable[[WriteTxn], T]) -> T:
+        if not self.durable:
+            return super().transact(fn)
+        env = self.env
+        return self._group.run(env, self._dbs, fn)
 
     def _check_schema(self, w: WriteTxn) -> None:
         """A newer schema is refused; an older one, whose rows read as they are, is recorded as ours."""

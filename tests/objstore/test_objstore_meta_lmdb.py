@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,13 +19,14 @@ from objstore.store import SCHEMA_VERSION, TABLES
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
-def open_meta(path: Path) -> LmdbMetadataStore:
-    return LmdbMetadataStore(path, TABLES, 1 << 26, False, SCHEMA_VERSION)
+def open_meta(path: Path, durable: bool = False) -> LmdbMetadataStore:
+    return LmdbMetadataStore(path, TABLES, 1 << 26, durable, SCHEMA_VERSION)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[LmdbMetadataStore]:
-    d = open_meta(tmp_path / "meta")
+@pytest.fixture(params=[False, True], ids=["unsynced", "durable"])
+def db(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LmdbMetadataStore]:
+    """Both commit paths: unsynced (one LMDB transaction per call) and durable (group commit)."""
+    d = open_meta(tmp_path / "meta", durable=request.param)
     yield d
     d.close()
 
@@ -290,3 +292,46 @@ def test_a_store_made_before_fork_opens_in_the_process_that_uses_it(tmp_path: Pa
     """An environment is never carried across fork(): a store opens it lazily, so one made before the
     fork opens in the child that uses it (whose writes the parent then reads with its own)."""
     assert run_script(FORK, str(tmp_path / "meta")) == {"child": 0, "seen": True}
+
+
+def test_concurrent_durable_transactions_each_commit_once_and_fail_alone(tmp_path: Path) -> None:
+    """Group commit: 16 threads × 25 transactions, every fifth one failing after its writes. Each
+    caller gets its own result, its own side effects (in its own thread) and its own exception; the
+    failed ones leave nothing; the sequence counts every committed transaction exactly once."""
+    store = open_meta(tmp_path / "meta", durable=True)
+    outcomes: list[tuple[str, object]] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        for i in range(25):
+            key = f"{n:02d}-{i:02d}".encode()
+            effects: list[int] = []
+
+            def write(w: WriteTxn, key: bytes = key, i: int = i, effects: list[int] = effects) -> int:
+                w.put("buckets", key, b"row")
+                w.on_commit(lambda: effects.append(threading.get_ident()))
+                if i % 5 == 4:
+                    raise ValueError(key.decode())
+                return w.next_id("test")
+
+            try:
+                got: object = store.transact(write)
+            except ValueError as e:
+                got = e
+            with lock:
+                outcomes.append((key.decode(), got))
+                assert effects == ([] if isinstance(got, ValueError) else [threading.get_ident()])
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failed = {key for key, got in outcomes if isinstance(got, ValueError)}
+    assert failed == {f"{n:02d}-{i:02d}" for n in range(16) for i in range(4, 25, 5)}
+    assert all(str(got) == key for key, got in outcomes if key in failed)
+    ids = sorted(got for key, got in outcomes if key not in failed)
+    assert ids == list(range(1, 16 * 20 + 1))  # each committed transaction drew one id, once
+    stored = {k.decode() for k, _ in store.read(lambda r: list(r.range("buckets")))}
+    assert stored == {key for key, _ in outcomes} - failed
+    store.close()
