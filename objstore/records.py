@@ -21,7 +21,8 @@ class Record:
     VERSION: ClassVar[int] = 1
 
     def encode(self) -> bytes:
-        body = dataclasses.asdict(self)
+        # Fields hold JSON values only (no nested records): read as they are, not deep-copied by asdict.
+        body = {name: getattr(self, name) for name in _field_names(type(self))}
         body["v"] = self.VERSION
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -31,8 +32,19 @@ class Record:
         version = body.pop("v", None)
         if version != cls.VERSION:
             raise FormatError(f"{cls.__name__} row has format version {version}, expected {cls.VERSION}")
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = _field_names(cls)
         return cls(**{k: v for k, v in body.items() if k in known})
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Record]) -> tuple[str, ...]:
+    """A record class's field names, in order; looked up on every row read and written."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 @dataclass
