@@ -174,7 +174,8 @@ class LmdbStore:
 
 
 class _Pending:
-    """A write transaction waiting for the group commit: its function, then its outcome."""
+    """A write transaction waiting for the group commit: its function, then its outcome. `wake` is
+    set when it is done, or when its thread is to lead the next group."""
 
     def __init__(self, fn: Callable[[WriteTxn], Any]):
         self.fn = fn
@@ -182,6 +183,7 @@ class _Pending:
         self.error: BaseException | None = None
         self.after: list[Callable[[], None]] = []
         self.done = False
+        self.wake = threading.Event()
 
 
 class GroupCommit:
@@ -198,7 +200,6 @@ class GroupCommit:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.changed = threading.Condition(self.lock)
         self.pending: list[_Pending] = []
         self.leading = False
 
@@ -206,23 +207,33 @@ class GroupCommit:
         mine = _Pending(fn)
         with self.lock:
             self.pending.append(mine)
-            while not mine.done and self.leading:
-                self.changed.wait()
-            if not mine.done:
-                self.leading = True
-                group, self.pending = self.pending, []
+            lead = not self.leading
+            self.leading = True
+        if not lead:
+            mine.wake.wait()  # done, or handed the lead (then still pending, first in line)
         if not mine.done:
-            try:
-                _commit_group(env, dbs, group)
-            finally:
-                with self.lock:
-                    self.leading = False
-                    self.changed.notify_all()
+            self._lead(env, dbs)
         if mine.error is not None:
             raise mine.error
         for after in mine.after:
             after()
         return mine.result  # type: ignore[no-any-return]
+
+    def _lead(self, env: lmdb.Environment, dbs: Tables) -> None:
+        """Commit what is waiting (the leader's own transaction included), wake its owners, and hand
+        the lead to the first of those that arrived meanwhile: each thread is woken once."""
+        with self.lock:
+            group, self.pending = self.pending, []
+        try:
+            _commit_group(env, dbs, group)
+        finally:
+            with self.lock:
+                successor = self.pending[0] if self.pending else None
+                self.leading = successor is not None
+            for item in group:
+                item.wake.set()
+            if successor is not None:
+                successor.wake.set()
 
 
 def _commit_group(env: lmdb.Environment, dbs: Tables, group: list[_Pending]) -> None:
