@@ -32,8 +32,11 @@ class Record:
         version = body.pop("v", None)
         if version != cls.VERSION:
             raise FormatError(f"{cls.__name__} row has format version {version}, expected {cls.VERSION}")
-        known = _field_names(cls)
-        return cls(**{k: v for k, v in body.items() if k in known})
+        try:
+            return cls(**body)
+        except TypeError:  # a field this version does not know (written by a newer one): dropped
+            known = _field_names(cls)
+            return cls(**{k: v for k, v in body.items() if k in known})
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
