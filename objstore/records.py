@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+import orjson
+
 from .errors import FormatError
 
 T = TypeVar("T", bound="Record")
@@ -28,7 +30,7 @@ class Record:
 
     @classmethod
     def decode(cls: type[T], raw: bytes) -> T:
-        body: dict[str, Any] = json.loads(raw)
+        body: dict[str, Any] = orjson.loads(raw)
         version = body.pop("v", None)
         if version != cls.VERSION:
             raise FormatError(f"{cls.__name__} row has format version {version}, expected {cls.VERSION}")
