@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from starlette.requests import Request
@@ -102,10 +103,15 @@ def client_address(scope: Scope) -> str:
     peer = scope.get("client")
     if not peer:
         return "-"
+    return _address_bucket(str(peer[0]))
+
+
+@lru_cache(maxsize=4096)  # parsing an address is ~10 µs of a small request; clients come back
+def _address_bucket(host: str) -> str:
     try:
-        address = ipaddress.ip_address(peer[0])
+        address = ipaddress.ip_address(host)
     except ValueError:
-        return str(peer[0])
+        return host
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)

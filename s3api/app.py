@@ -168,6 +168,10 @@ class S3App:
         request_id = new_request_id()
         try:
             response = await self._handle(request, request_id)
+            # Appended, not set through `response.headers` (which searches the list): no handler
+            # sets them, and the error responses below carry them already.
+            raw_id = request_id.encode()
+            response.raw_headers += ((b"x-amz-request-id", raw_id), (b"x-amz-id-2", raw_id))
         except S3Error as e:
             response = self._error(request, e, request_id)
         except StoreError as e:
@@ -181,8 +185,6 @@ class S3App:
                 S3Error(S3Code.InternalError, "We encountered an internal error. Please try again."),
                 request_id,
             )
-        response.headers["x-amz-request-id"] = request_id
-        response.headers["x-amz-id-2"] = request_id
         if request.method != "OPTIONS" and "origin" in request.headers:
             await self._add_cors(request, response)
         if response.status_code >= 400 and has_body(request):
@@ -193,7 +195,7 @@ class S3App:
         return response
 
     async def _handle(self, request: Request, request_id: str) -> Response:
-        raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?", 1)[0]
+        raw_path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1").split("?", 1)[0]
         query = parse_query(request.scope.get("query_string", b"").decode("latin-1"))
         headers = request_headers(request)
         bucket_name, key, virtual = split_path(decoded_path(raw_path), headers.get("host", ""), self.config.domain)

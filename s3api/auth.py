@@ -93,7 +93,7 @@ def parse_query(raw_query: str) -> list[tuple[str, str]]:
     for part in raw_query.split("&"):
         if part:
             name, _, value = part.partition("=")
-            pairs.append((unquote(name), unquote(value)))
+            pairs.append((unquote(name) if "%" in name else name, unquote(value) if "%" in value else value))
     return pairs
 
 

@@ -27,6 +27,19 @@ import lmdb
 from .interface import ReadTxn, Row, WriteTxn
 
 T = TypeVar("T")
+
+
+class _Process:
+    """This process's id, kept up to date across fork() without a getpid system call per transaction."""
+
+    pid = os.getpid()
+
+    @classmethod
+    def forked(cls) -> None:
+        cls.pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_Process.forked)
 Tables = dict[str, Any]  # table name -> lmdb database handle
 MAX_KEY_BYTES = 511  # LMDB's key size limit (liblmdb's default MDB_MAXKEYSIZE)
 META = "meta"  # this module's own table: the schema version and the sequences
@@ -124,16 +137,16 @@ class LmdbStore:
 
     @property
     def env(self) -> lmdb.Environment:
-        if self._env is None or self._pid != os.getpid():
+        if self._env is None or self._pid != _Process.pid:
             with self._open_lock:  # server threads may all touch a fresh store at once
-                if self._env is None or self._pid != os.getpid():
+                if self._env is None or self._pid != _Process.pid:
                     env = self._open()
                     try:
                         self._dbs = {name: env.open_db(name.encode()) for name in self.tables}
                     except BaseException:
                         env.close()
                         raise
-                    self._env, self._pid = env, os.getpid()
+                    self._env, self._pid = env, _Process.pid
                     self._opened()
         assert self._env is not None
         return self._env
@@ -168,7 +181,7 @@ class LmdbStore:
         self.env.copy(str(dest), compact=True)
 
     def close(self) -> None:
-        if self._env is not None and self._pid == os.getpid():
+        if self._env is not None and self._pid == _Process.pid:
             self._env.close()
         self._env = None
 
