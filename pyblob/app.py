@@ -4,7 +4,7 @@ The store is opened in the lifespan startup, i.e. inside the worker process: an 
 must never be carried across fork() (see objstore/meta/lmdb.py), and uvicorn's `--workers` starts
 the processes before any request arrives. The background jobs (`sweeper.py`) live and die with it.
 
-Requests pass the edge (rate limits, then `EdgeGuard`) and are dispatched by their first path
+Requests pass the edge (the access log, rate limits, then `EdgeGuard`) and are dispatched by their first path
 segment: S3 straight to `S3App`, everything else (links, REST, tus, WebSocket, docs, health) to a
 FastAPI app (`dispatch.py`).
 """
@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.routing import Router
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from s3api.app import S3App
 from s3api.auth import PresignLimit
@@ -27,6 +27,7 @@ from shortlinks.routes import link_routes
 from shortlinks.tus import tus_routes
 from shortlinks.websocket import websocket_routes
 
+from .accesslog import AccessLog
 from .bootstrap import new_store
 from .dispatch import Dispatch
 from .edge import EdgeGuard
@@ -47,7 +48,9 @@ class PyblobApp:
         links = Router(routes=web.state.link_routes, default=web)  # a path no link route takes: FastAPI's 404
         settings: Settings = web.state.settings
         guarded = EdgeGuard(Dispatch(web, s3, links), links_url=settings.links_url, public_url=settings.public_url)
-        self.edge = RateLimitMiddleware(guarded, limiter=limiter)  # the outer one: limits hold for all
+        self.edge: ASGIApp = RateLimitMiddleware(guarded, limiter=limiter)  # limits hold for all
+        if settings.access_log:
+            self.edge = AccessLog(self.edge)  # outermost: refusals are logged too
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.edge(scope, receive, send)

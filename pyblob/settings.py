@@ -213,8 +213,9 @@ class Settings(BaseSettings):
     access_log: bool = Field(
         default=True,
         description=(
-            "Log every request (uvicorn's access log); about 3% of the CPU of a small short-link request "
-            "(docs/benchmarks.md)."
+            "Log every request on standard error, one line each in uvicorn's format (client, request line "
+            "with presigned URLs' signatures and credentials redacted, status); about 5% of the CPU of a small "
+            "S3 GET (docs/benchmarks.md, Serving)."
         ),
     )
 

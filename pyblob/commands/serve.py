@@ -6,16 +6,11 @@ its workers: each worker opens its own store in the app's lifespan (see `pyblob.
 
 from __future__ import annotations
 
-import copy
-import logging
 import os
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote
 
 import click
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG
 
 from ..bootstrap import admin_banner, ensure_admin, open_store
 from ..boundedhttp import PROTOCOL as BOUNDED_HTTP
@@ -81,8 +76,7 @@ def serve(
         # X-Forwarded-For/-Proto only from the configured proxies (uvicorn would trust loopback):
         # the client address it reports names the client's rate-limit buckets.
         forwarded_allow_ips=[str(network) for network in proxy_networks(settings.trusted_proxies)],
-        access_log=settings.access_log,
-        log_config=log_config(),  # uvicorn's, with presigned URLs' signatures redacted from the access log
+        access_log=False,  # pyblob writes its own (PYBLOB_ACCESS_LOG, see accesslog.py)
         http=BOUNDED_HTTP,  # httptools with a bound on request heads (see boundedhttp.py)
         # WebSocket uploads (/upload_socket): one message at most 16 MiB, at most 4 queued per connection.
         ws_max_size=WS_MAX_MESSAGE,
@@ -101,37 +95,3 @@ def export_settings(settings: Settings) -> None:
     """Hand the command line's choices to the app factory, which reads the environment."""
     for name in ("data_dir", "host", "port", "workers"):
         os.environ[ENV_PREFIX + name.upper()] = str(getattr(settings, name))
-
-
-# Query parameters that would let whoever reads the log replay a presigned URL (SigV4 and SigV2).
-REDACTED_PARAMS = frozenset({"signature", "x-amz-signature", "x-amz-credential"})
-
-
-class RedactSignatures(logging.Filter):
-    """Replaces the values of REDACTED_PARAMS in the request lines of uvicorn's access log: a
-    presigned URL is a bearer credential until it expires."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact_query(arg) if isinstance(arg, str) else arg for arg in record.args)
-        return True
-
-
-def redact_query(text: str) -> str:
-    """`/b/k?X-Amz-Signature=abc&x=1` -> `/b/k?X-Amz-Signature=REDACTED&x=1`; names matched decoded."""
-    path, sep, query = text.partition("?")
-    if not sep:
-        return text
-    pairs = [pair.partition("=") for pair in query.split("&")]
-    kept = [
-        f"{name}={'REDACTED' if unquote(name).lower() in REDACTED_PARAMS else value}" if eq else name
-        for name, eq, value in pairs
-    ]
-    return path + "?" + "&".join(kept)
-
-
-def log_config() -> dict[str, Any]:
-    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["redact_signatures"] = {"()": f"{__name__}.RedactSignatures"}
-    config["handlers"]["access"]["filters"] = ["redact_signatures"]
-    return config

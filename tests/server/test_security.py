@@ -146,6 +146,27 @@ def test_the_access_log_redacts_signatures_and_credentials(running: Running) -> 
     assert "X-Amz-Credential=REDACTED" in log and "X-Amz-Date=" in log
 
 
+def test_the_access_log_has_one_line_per_request_with_its_status(running: Running) -> None:
+    running.s3.put_object(Bucket=BUCKET, Key="k", Body=b"v")
+    assert httpx.get(f"{running.url}/{BUCKET}/missing").status_code == 403  # anonymous
+    assert httpx.get(f"{running.url}/health").status_code == 200
+    running.server.stop()
+    lines = (running.server.stdout + running.server.stderr).splitlines()
+    assert sum(f'"PUT /{BUCKET}/k HTTP/1.1" 200 OK' in line for line in lines) == 1
+    assert sum(f'"GET /{BUCKET}/missing HTTP/1.1" 403 Forbidden' in line for line in lines) == 1
+    assert any(line.startswith("INFO:     127.0.0.1:") and '"GET /health HTTP/1.1" 200' in line for line in lines)
+
+
+def test_no_access_log_when_it_is_turned_off(start_server: StartServer, run_pyblob: RunPyblob) -> None:
+    site = start(start_server, run_pyblob, PYBLOB_ACCESS_LOG="false")
+    site.s3.put_object(Bucket=BUCKET, Key="k", Body=b"v")
+    assert httpx.get(f"{site.url}/health").status_code == 200
+    site.server.stop()
+    log = site.server.stdout + site.server.stderr
+    assert "PUT /" not in log and "GET /health" not in log
+    assert "Uvicorn running" in log  # the server's own lines still come
+
+
 # WebSocket uploads -------------------------------------------------------------------------------
 def socket_url(running: Running) -> str:
     return running.url.replace("http://", "ws://") + "/upload_socket"
