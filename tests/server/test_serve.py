@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -12,6 +13,7 @@ import httpx
 from processes import RunPyblob, Server, StartServer
 
 from objstore import Store
+from pyblob.boundedhttp import CoalescingTransport
 
 BANNER = "These credentials are shown only this once"
 MiB = 1024 * 1024
@@ -114,3 +116,57 @@ def test_an_endless_request_line_or_header_is_refused(server: Server) -> None:
     # A large but sane head (big cookies, a long presigned URL) still passes.
     big = httpx.get(server.url + "/health", params={"q": "a" * 8000}, headers={"x-big": "b" * 16000})
     assert big.status_code == 200
+
+
+def test_pipelined_requests_get_whole_answers_in_order(server: Server) -> None:
+    """Writes are held to the end of an event-loop turn (boundedhttp.CoalescingTransport): answers to
+    requests sent back to back on one connection still come whole and in order, the last one closing."""
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    paths = ["/health", "/nobucket-here-pipelined/k", "/health"]
+    heads = [
+        f"GET {p} HTTP/1.1\r\nHost: x\r\n" + ("Connection: close\r\n" if i == 2 else "") + "\r\n"
+        for i, p in enumerate(paths)
+    ]
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall("".join(heads).encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
+    assert statuses == [b"200", b"404", b"200"], answer[:500]
+    assert answer.count(b'{"status":"ok"}') == 2 and b"<Code>NoSuchBucket</Code>" in answer
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def test_the_writes_of_one_loop_turn_leave_as_one() -> None:
+    async def scenario() -> RecordingTransport:
+        inner = RecordingTransport()
+        transport = CoalescingTransport(inner, asyncio.get_running_loop())
+        transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        transport.write(memoryview(b"body"))
+        assert inner.writes == [] and transport.get_write_buffer_size() == 23
+        await asyncio.sleep(0)
+        transport.write(b"next")
+        transport.close()  # flushes what is held before closing
+        assert inner.closed
+        return inner
+
+    inner = asyncio.run(scenario())
+    assert inner.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"next"]
