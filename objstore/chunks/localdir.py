@@ -39,12 +39,17 @@ class LocalChunkStore:
         self.chunks = root / CHUNK_DIR
         self.tmp = root / STAGING_DIR
         self.durable = durable
+        self._chunks_prefix = f"{self.chunks}{os.sep}"
         for d in (self.chunks, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
 
     def path(self, digest: bytes) -> Path:
+        return Path(self._file(digest))
+
+    def _file(self, digest: bytes) -> str:
+        """`path` as a string, for the read path: pathlib's joins cost ~20 µs of a small GET."""
         h = digest.hex()
-        return self.chunks / h[:2] / h[2:4] / h
+        return f"{self._chunks_prefix}{h[:2]}{os.sep}{h[2:4]}{os.sep}{h}"
 
     def batch(self) -> Staging:
         return Staging(self)
@@ -55,11 +60,11 @@ class LocalChunkStore:
             staging.publish()
 
     def exists(self, digest: bytes) -> bool:
-        return self.path(digest).exists()
+        return os.path.exists(self._file(digest))
 
     def read(self, digest: bytes, start: int, length: int) -> Iterator[bytes]:
         """Pieces stay below glibc's mmap threshold, which keeps large reads at memcpy speed."""
-        fd = os.open(self.path(digest), os.O_RDONLY)
+        fd = os.open(self._file(digest), os.O_RDONLY)
         try:
             while length > 0:
                 piece = os.pread(fd, min(length, READ_BLOCK), start)
@@ -72,7 +77,7 @@ class LocalChunkStore:
             os.close(fd)
 
     def read_all(self, digest: bytes) -> bytes:
-        with open(self.path(digest), "rb") as f:
+        with open(self._file(digest), "rb") as f:
             return f.read()
 
     def delete(self, digest: bytes, unless_written_after: float) -> bool:
