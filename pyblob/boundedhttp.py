@@ -87,10 +87,9 @@ class CoalescingTransport:
 
     def flush(self) -> None:
         if self._pending:
-            data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
-            self._pending.clear()
+            pieces, self._pending = self._pending, []
             if not self._transport.is_closing():
-                self._transport.write(data)
+                self._transport.writelines(pieces)  # one sendmsg() of all of them, nothing joined
 
     def get_write_buffer_size(self) -> int:
         return int(self._transport.get_write_buffer_size()) + sum(map(len, self._pending))

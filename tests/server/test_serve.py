@@ -145,6 +145,9 @@ class RecordingTransport:
     def write(self, data: bytes) -> None:
         self.writes.append(data)
 
+    def writelines(self, pieces: list[bytes]) -> None:  # one system call for all the pieces
+        self.writes.append(b"".join(pieces))
+
     def is_closing(self) -> bool:
         return self.closed
 
