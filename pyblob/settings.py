@@ -214,8 +214,8 @@ class Settings(BaseSettings):
         default=True,
         description=(
             "Log every request on standard error, one line each in uvicorn's format (client, request line "
-            "with presigned URLs' signatures and credentials redacted, status); about 5% of the CPU of a small "
-            "S3 GET (docs/benchmarks.md, Serving)."
+            "with presigned URLs' signatures and credentials redacted, status); about 5-10% of the CPU of a "
+            "small S3 GET (docs/benchmarks.md, Serving)."
         ),
     )
 
