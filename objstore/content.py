@@ -131,6 +131,11 @@ class ContentWriter:
             )
         return self._content
 
+    def stages_chunks(self) -> bool:
+        """Whether `publish` has chunk files to put in place (not for inline or deduplicated content)."""
+        self.finish()
+        return self._sink.batch is not None
+
     def publish(self) -> None:
         """Before the write transaction: make this content's new chunks durable and in place."""
         self.finish()

@@ -420,6 +420,8 @@ class ObjectWriter:
 
         def make_visible(w: WriteTxn) -> ObjectRecord:
             bucket = buckets.require(w, self.bucket.name)
+            if bucket.id != self.bucket.id:  # deleted and made again while this writer ran
+                raise NoSuchBucket(self.bucket.name)
             mid = self.content.install(w)
             record = ObjectRecord(
                 key=self.raw_key.decode(),
@@ -442,9 +444,10 @@ class ObjectWriter:
             return record
 
         try:
-            objects.meta.read(
-                lambda r: objects.check_replace(r, self.bucket, self.raw_key, content.size, condition, self.credit)
-            )
+            if self.content.stages_chunks():  # a write bound to fail must leave no chunk files behind
+                objects.meta.read(
+                    lambda r: objects.check_replace(r, self.bucket, self.raw_key, content.size, condition, self.credit)
+                )
             self.content.publish()
             return objects.meta.transact(make_visible)
         finally:
