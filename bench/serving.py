@@ -1,7 +1,7 @@
-"""Serving benchmark: pyblob against nginx (the limit) and moto (a Python S3), same run, same bytes.
+"""Serving benchmark: pyblob against nginx (the limit), moto (a Python S3) and s3rver (a Node S3), same run.
 
     python bench/serving.py [--seconds 5] [--connections 32] [--big-mib 1024] [--list-keys 10000]
-                            [--workers-check] [--dir DIR]
+                            [--workers-check] [--no-s3rver] [--dir DIR]
 
 Each server runs pinned to core 0 (`taskset -c 0`), the load generator to core 1, so a figure is what
 one core of server gives. The servers are started and stopped (by PID) by this script on free
@@ -11,7 +11,9 @@ one core of server gives. The servers are started and stopped (by PID) by this s
   S3), the bench user's key imported;
 - nginx: one worker, `sendfile`, `access_log off`; static GET/HEAD of the same files, WebDAV PUT
   (`dav_methods PUT`) for uploads;
-- moto: `python -m moto.server`, state in memory.
+- moto: `python -m moto.server`, state in memory;
+- s3rver (Node, the issue's third reference): installed with npm into the temp dir at the start
+  (it needs npm; `--no-s3rver` skips it), files under the temp dir, no fsync.
 
 Small requests are driven by bench/loadgen.c (a C epoll client, built with gcc at the start; wrk
 cannot send HEAD), 1 GiB transfers by `curl`.
@@ -42,11 +44,14 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from links import tree_cpu  # bench/links.py, next to this file
 from s3 import free_port, random_bytes, server, server_env, start_run  # bench/s3.py
 
 KiB, MiB = 1024, 1024 * 1024
 ACCESS_KEY, SECRET_KEY = "PYBLOBSERVINGBENCH01", "pyblob-serving-bench-secret-000000000000"
+S3RVER_KEYS = ("S3RVER", "S3RVER")  # the only credentials s3rver accepts
+S3RVER_PACKAGE = "s3rver@3.7.1"
 BUCKET = "bench"
 SERVER_CORE, CLIENT_CORE = "0", "1"
 SMALL = {"4k": 4 * KiB, "64k": 64 * KiB}
@@ -70,6 +75,7 @@ class Target:
     url: str
     pid: int
     urls: dict[str, str] = field(default_factory=dict)  # figure -> URL (presigned for S3)
+    keys: tuple[str, str] = (ACCESS_KEY, SECRET_KEY)
 
 
 def pinned(core: str, argv: list[str]) -> list[str]:
@@ -159,6 +165,25 @@ def start_moto(stack: ExitStack, root: Path) -> Target:
     return Target("moto", url, pid_listening(port))
 
 
+def install_s3rver(root: Path) -> Path:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SystemExit("npm not found: install Node.js and npm, or pass --no-s3rver")
+    prefix = root / "s3rver"
+    argv = [npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix), S3RVER_PACKAGE]
+    subprocess.run(argv, check=True, timeout=600)
+    return prefix / "node_modules" / ".bin" / "s3rver"
+
+
+def start_s3rver(stack: ExitStack, root: Path, exe: Path) -> Target:
+    data = root / "s3rver-data"
+    data.mkdir()
+    port = free_port()
+    argv = [str(exe), "--directory", str(data), "--address", "127.0.0.1", "--port", str(port), "--silent"]
+    url = stack.enter_context(server("s3rver", pinned(SERVER_CORE, argv), server_env(), root, port))
+    return Target("s3rver", url, pid_listening(port), keys=S3RVER_KEYS)
+
+
 def pid_listening(port: int) -> int:
     """The PID of the process whose command line ends in `--port PORT` / `-p PORT` (the supervisor)."""
     for name in (str(port).encode(),):
@@ -208,12 +233,12 @@ def peak_rss_mib(pid: int) -> float:
 
 
 # S3 setup ---------------------------------------------------------------------------------------------
-def s3_client(url: str) -> Any:
+def s3_client(url: str, keys: tuple[str, str] = (ACCESS_KEY, SECRET_KEY)) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=url,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
+        aws_access_key_id=keys[0],
+        aws_secret_access_key=keys[1],
         region_name="us-east-1",
         config=Config(
             signature_version="s3v4",  # presigned URLs too: SigV4, which signs the host and no body header
@@ -224,7 +249,7 @@ def s3_client(url: str) -> Any:
 
 
 def prepare_s3(target: Target, files: dict[str, bytes]) -> None:
-    s3 = s3_client(target.url)
+    s3 = s3_client(target.url, target.keys)
     s3.create_bucket(Bucket=BUCKET)
     for name, data in files.items():
         s3.put_object(Bucket=BUCKET, Key=f"{name}.bin", Body=data)
@@ -284,14 +309,14 @@ def big_put_url(target: Target) -> str:
     if target.name == "nginx":
         return f"{target.url}/put/big-put.bin"
     params = {"Bucket": BUCKET, "Key": "big.bin"}
-    return str(s3_client(target.url).generate_presigned_url("put_object", Params=params, ExpiresIn=3600))
+    return str(s3_client(target.url, target.keys).generate_presigned_url("put_object", Params=params, ExpiresIn=3600))
 
 
 def big_get_url(target: Target) -> str:
     if target.name == "nginx":
         return f"{target.url}/big.bin"
     params = {"Bucket": BUCKET, "Key": "big.bin"}
-    return str(s3_client(target.url).generate_presigned_url("get_object", Params=params, ExpiresIn=3600))
+    return str(s3_client(target.url, target.keys).generate_presigned_url("get_object", Params=params, ExpiresIn=3600))
 
 
 def boto3_download(target: Target, root: Path, size: int) -> float:
@@ -305,14 +330,14 @@ def boto3_download(target: Target, root: Path, size: int) -> float:
         "print(time.perf_counter() - t)"
     )
     dest = root / "download.bin"
-    argv = [sys.executable, "-c", code, target.url, ACCESS_KEY, SECRET_KEY, BUCKET, str(dest)]
+    argv = [sys.executable, "-c", code, target.url, *target.keys, BUCKET, str(dest)]
     out = subprocess.run(pinned(CLIENT_CORE, argv), capture_output=True, text=True, check=True, timeout=900)
     dest.unlink()
     return size / float(out.stdout) / 1e6
 
 
 def fill_keys(target: Target, count: int) -> None:
-    s3 = s3_client(target.url)
+    s3 = s3_client(target.url, target.keys)
     s3.create_bucket(Bucket="listing")
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         keys = (f"dir{i % 100:03d}/key{i:07d}" for i in range(count))
@@ -321,7 +346,7 @@ def fill_keys(target: Target, count: int) -> None:
 
 def list_all(target: Target, page: int) -> tuple[float, int]:
     """Seconds to list the `listing` bucket in pages of `page` keys with ListObjectsV2; the key count."""
-    s3 = s3_client(target.url)
+    s3 = s3_client(target.url, target.keys)
     start, seen, token = time.perf_counter(), 0, None
     while True:
         kwargs = {"Bucket": "listing", "MaxKeys": page} | ({"ContinuationToken": token} if token else {})
@@ -342,8 +367,8 @@ def ratio(ours: float, ref: float | None, higher_is_better: bool = True) -> str:
 def show(figure: str, unit: str, values: Mapping[str, float | None], higher_is_better: bool = True) -> None:
     cells = [f"{values.get(n):>10,.1f}" if values.get(n) is not None else f"{'—':>10}" for n in NAMES]
     ours = values.get("pyblob") or 0.0
-    vs = [ratio(ours, values.get(n), higher_is_better) for n in ("nginx", "moto")]
-    print(f"{figure:<40} {unit:<6} {' '.join(cells)}   ×nginx {vs[0]:>6}  ×moto {vs[1]:>6}", flush=True)
+    vs = "  ".join(f"×{n} {ratio(ours, values.get(n), higher_is_better):>6}" for n in REFERENCES)
+    print(f"{figure:<40} {unit:<6} {' '.join(cells)}   {vs}", flush=True)
 
 
 def show_load(figure: str, loads: dict[str, Load]) -> None:
@@ -356,13 +381,15 @@ def show_load(figure: str, loads: dict[str, Load]) -> None:
     print(f"{'':<47}{details}", flush=True)
 
 
-NAMES = ("nginx", "moto", "pyblob")
+NAMES = ("nginx", "moto", "s3rver", "pyblob")
+REFERENCES = ("nginx", "moto", "s3rver")
+S3_REFERENCES = ("moto", "s3rver")  # the S3 servers besides pyblob (nginx serves files)
 
 
 # the run ---------------------------------------------------------------------------------------------------
 def measure(targets: dict[str, Target], links: dict[str, str], root: Path, args: argparse.Namespace) -> None:
     c, secs = args.connections, args.seconds
-    print(f"{'figure':<40} {'unit':<6} {'nginx':>10} {'moto':>10} {'pyblob':>10}   pyblob's ratios", flush=True)
+    print(f"{'figure':<40} {'unit':<6} {' '.join(f'{n:>10}' for n in NAMES)}   pyblob's ratios", flush=True)
     for method in ("GET", "HEAD"):
         for name in SMALL:
             loads = {n: load(t, t.urls[f"{method} {name}"], method, c, secs) for n, t in targets.items()}
@@ -372,7 +399,7 @@ def measure(targets: dict[str, Target], links: dict[str, str], root: Path, args:
         loads["nginx"] = load(targets["nginx"], targets["nginx"].urls[f"GET {name}"], "GET", c, secs)
         show_load(f"{name} GET /s/<id>, {c} connections", loads)
     loads = {n: load(t, t.urls["PUT"], "PUT", c, secs, 4 * KiB) for n, t in targets.items()}
-    show_load(f"4k PUT, {c} connections (nginx, moto: no fsync)", loads)
+    show_load(f"4k PUT, {c} connections (others: no fsync)", loads)
     loads = {n: load(t, t.urls["PUT"], "PUT", 1, secs, 4 * KiB) for n, t in targets.items()}
     show_load("4k PUT, 1 connection", loads)
     show("4k PUT, 1 connection, p50", "ms", {n: ld.p50_ms for n, ld in loads.items()}, higher_is_better=False)
@@ -388,19 +415,28 @@ def measure(targets: dict[str, Target], links: dict[str, str], root: Path, args:
     show(f"{size // MiB} MiB PUT (curl), servers on both cores", "MB/s", put)
     get = {n: curl([big_get_url(t)], "speed_download") for n, t in targets.items()}
     show(f"{size // MiB} MiB GET (curl)", "MB/s", get)
-    down = {"pyblob": boto3_download(targets["pyblob"], root, size)}
+    down: dict[str, float] = {n: boto3_download(t, root, size) for n, t in targets.items() if n in ("s3rver", "pyblob")}
     if args.moto_download:
         down["moto"] = boto3_download(targets["moto"], root, size)
     show(f"boto3 download_file {size // MiB} MiB", "MB/s", down)
 
     if args.list_keys:
-        for n in ("moto", "pyblob"):
+        listed = [n for n in (*S3_REFERENCES, "pyblob") if n in targets]
+        for n in listed:
             fill_keys(targets[n], args.list_keys)
         page = max(1, args.list_keys // 10)
         listing, server_cpu = {}, {}
-        for n in ("moto", "pyblob"):
+        for n in listed:
             cpu_before = tree_cpu(targets[n].pid)
-            listing[n] = list_all(targets[n], page)
+            try:
+                listing[n] = list_all(targets[n], page)
+            except ClientError as e:
+                if n == "pyblob":
+                    raise
+                # s3rver 3.7.1 answers InternalError to boto3's ListObjectsV2 (even a first page of 5 keys): a
+                # reference's failure is reported, not fatal.
+                print(f"    ({n}: ListObjectsV2 failed: {e})", flush=True)
+                continue
             server_cpu[n] = tree_cpu(targets[n].pid) - cpu_before
         assert all(seen == args.list_keys for _, seen in listing.values()), listing
         show(f"ListObjectsV2, {args.list_keys:,} keys in 10 pages", "s", {n: s for n, (s, _) in listing.items()}, False)
@@ -428,6 +464,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--big-mib", type=int, default=1024, help="size of the large transfers")
     p.add_argument("--list-keys", type=int, default=10_000, help="keys listed in 10 pages (0: skip)")
     p.add_argument("--moto-download", action="store_true", help="also boto3 download_file from moto (slow)")
+    p.add_argument("--no-s3rver", action="store_true", help="without s3rver (no npm install)")
     p.add_argument("--workers-check", action="store_true", help="also 1 vs 2 workers on both cores")
     p.add_argument("--dir", type=Path, default=Path("bench-data"), help="parent of the temp dir")
     p.add_argument("--budget-s", type=int, default=1800, help="stop after this many seconds")
@@ -458,14 +495,14 @@ def main() -> None:
             f.write(random_bytes(f"big{i}", MiB))
     try:
         with ExitStack() as stack:
-            targets = {
-                "nginx": start_nginx(stack, root, www),
-                "moto": start_moto(stack, root),
-                "pyblob": start_pyblob(stack, root),
-            }
+            targets = {"nginx": start_nginx(stack, root, www), "moto": start_moto(stack, root)}
+            if not args.no_s3rver:
+                targets["s3rver"] = start_s3rver(stack, root, install_s3rver(root))
+            targets["pyblob"] = start_pyblob(stack, root)
             prepare_nginx(targets["nginx"], www, files)
-            for n in ("moto", "pyblob"):
-                prepare_s3(targets[n], files)
+            for n in (*S3_REFERENCES, "pyblob"):
+                if n in targets:
+                    prepare_s3(targets[n], files)
             links = prepare_links(targets["pyblob"], files)
             measure(targets, links, root, args)
         if args.workers_check:
