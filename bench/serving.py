@@ -1,7 +1,7 @@
 """Serving benchmark: pyblob against nginx (the limit), moto (a Python S3) and s3rver (a Node S3), same run.
 
     python bench/serving.py [--seconds 5] [--connections 32] [--big-mib 1024] [--list-keys 10000]
-                            [--workers-check] [--no-s3rver] [--dir DIR]
+                            [--workers-check] [--no-s3rver] [--rss-gib 10] [--dir DIR]
 
 Each server runs pinned to core 0 (`taskset -c 0`), the load generator to core 1, so a figure is what
 one core of server gives. The servers are started and stopped (by PID) by this script on free
@@ -34,6 +34,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Mapping
@@ -457,6 +458,48 @@ def workers_check(stack: ExitStack, root: Path, files: dict[str, bytes], args: a
         print(f"{'4k GET, --workers ' + str(workers) + ', both cores':<40} req/s  {rps:>10,.1f}", flush=True)
 
 
+def rss_through_upload(stack: ExitStack, root: Path, gib: int) -> None:
+    """pyblob's memory through one boto3 `upload_file` of `gib` GiB (multipart, its defaults): the
+    resident size of the server's processes at each GiB sent, and their peak."""
+    (root / "rss").mkdir()
+    target = start_pyblob(stack, root / "rss", core="0,1")
+    s3 = s3_client(target.url, target.keys)
+    s3.create_bucket(Bucket=BUCKET)
+    source = root / "rss" / "huge.bin"
+    with open(source, "wb") as f:
+        for i in range(gib * 1024):
+            f.write(random_bytes(f"huge{i}", MiB))
+    sent, marks, lock = 0, list[float](), threading.Lock()
+
+    def progress(count: int) -> None:  # boto3 calls this from its transfer threads
+        nonlocal sent
+        with lock:
+            sent += count
+            while len(marks) < sent // (1024 * MiB):
+                marks.append(current_rss_mib(target.pid))
+
+    started = time.perf_counter()
+    s3.upload_file(str(source), BUCKET, "huge.bin", Callback=progress)
+    speed = gib * 1024 * MiB / (time.perf_counter() - started) / 1e6
+    source.unlink()
+    print(f"{gib} GiB upload_file (multipart, boto3 defaults): {speed:,.0f} MB/s", flush=True)
+    print(f"  server RSS at each GiB sent, MiB: {', '.join(f'{m:.0f}' for m in marks)}", flush=True)
+    print(f"  server peak RSS (VmHWM), MiB: {peak_rss_mib(target.pid):.0f}", flush=True)
+
+
+def current_rss_mib(pid: int) -> float:
+    """VmRSS of the process and its descendants, summed (MiB)."""
+    total = 0
+    for proc in tree(pid):
+        try:
+            status = Path(f"/proc/{proc}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        found = re.search(r"VmRSS:\s+(\d+) kB", status)
+        total += int(found.group(1)) if found else 0
+    return total / 1024
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=5, help="length of each load run")
@@ -465,6 +508,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--list-keys", type=int, default=10_000, help="keys listed in 10 pages (0: skip)")
     p.add_argument("--moto-download", action="store_true", help="also boto3 download_file from moto (slow)")
     p.add_argument("--no-s3rver", action="store_true", help="without s3rver (no npm install)")
+    p.add_argument("--rss-gib", type=int, default=0, help="also pyblob's memory through an upload of this many GiB")
     p.add_argument("--workers-check", action="store_true", help="also 1 vs 2 workers on both cores")
     p.add_argument("--dir", type=Path, default=Path("bench-data"), help="parent of the temp dir")
     p.add_argument("--budget-s", type=int, default=1800, help="stop after this many seconds")
@@ -508,6 +552,9 @@ def main() -> None:
         if args.workers_check:
             with ExitStack() as stack:
                 workers_check(stack, root, files, args)
+        if args.rss_gib:
+            with ExitStack() as stack:
+                rss_through_upload(stack, root, args.rss_gib)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"total time {time.perf_counter() - started:.0f} s", flush=True)

@@ -31,6 +31,7 @@ from .accesslog import AccessLog
 from .bootstrap import new_store
 from .dispatch import Dispatch
 from .edge import EdgeGuard
+from .memory import keep_large_buffers_unmapped
 from .ratebuckets import TABLES as rate_tables
 from .ratebuckets import TokenBuckets
 from .ratelimits import RateLimiter, RateLimitMiddleware, RateLimits, setting_name
@@ -71,6 +72,7 @@ def create_web_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keep_large_buffers_unmapped()  # in each worker process (see memory.py)
         store = new_store(settings, volatile_tables=rate_tables)
         app.state.store = store
         app.state.rate_buckets = TokenBuckets(store.volatile, store.clock)
