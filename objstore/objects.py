@@ -108,17 +108,12 @@ class Objects:
     ) -> list[ObjectRecord]:
         """Whether bucket/key may get a new version of `size` bytes; returns the versions it removes.
 
-        Runs inside the commit's write transaction, and before publishing chunks in a read one, so a
-        write that is bound to fail leaves no files behind. `condition`: asked of the key's current
-        version (see conditions.py); `credit`: see `open_writer`.
+        Runs inside the commit's write transaction (see `replace`), and before publishing chunks in a
+        read one, so a write that is bound to fail leaves no files behind. `condition`: asked of the
+        key's current version (see conditions.py); `credit`: see `open_writer`.
         """
-        fresh = buckets.require(r, bucket.name)
-        if fresh.id != bucket.id:
-            raise NoSuchBucket(bucket.name)
-        condition.check(raw_key.decode(), versions.current(r, bucket.id, raw_key))
-        removed = versions.replaced_by_write(r, fresh, raw_key)
-        admit(r, bucket.owner, size, freed_bytes=_bytes(removed) + credit, new_objects=1 - _count(removed))
-        return removed
+        fresh = self._same_bucket(r, bucket)
+        return self._admit(r, fresh, raw_key, size, condition, credit, versions.current(r, fresh.id, raw_key))
 
     def replace(
         self,
@@ -130,12 +125,37 @@ class Objects:
         credit: int = 0,
     ) -> ObjectRecord:
         """Make `new` the latest version of bucket/key inside `w`, if `condition` holds, with its usage,
-        quota and the references of the versions it removes; returns it with its version id."""
-        self.check_replace(w, bucket, raw_key, new.size, condition, credit)
-        fresh = buckets.require(w, bucket.name)
+        quota and the references of the versions it removes; returns it with its version id. The
+        bucket and the key's current version are read once (a small PUT's commit read them four times)."""
+        fresh = self._same_bucket(w, bucket)
+        latest = versions.current(w, fresh.id, raw_key)
+        self._admit(w, fresh, raw_key, new.size, condition, credit, latest)
         new = versions.stamp(w, fresh, new)
-        self._account(w, fresh.owner, new, versions.put_latest(w, fresh, raw_key, new))
+        self._account(w, fresh.owner, new, versions.put_latest(w, fresh, raw_key, new, latest))
         return new
+
+    @staticmethod
+    def _same_bucket(r: ReadTxn, bucket: BucketRecord) -> BucketRecord:
+        """The bucket's row now; NoSuchBucket if it was deleted (or deleted and made again) since."""
+        fresh = buckets.require(r, bucket.name)
+        if fresh.id != bucket.id:
+            raise NoSuchBucket(bucket.name)
+        return fresh
+
+    @staticmethod
+    def _admit(
+        r: ReadTxn,
+        fresh: BucketRecord,
+        raw_key: bytes,
+        size: int,
+        condition: Precondition,
+        credit: int,
+        latest: ObjectRecord | None,
+    ) -> list[ObjectRecord]:
+        condition.check(raw_key.decode(), latest)
+        removed = versions.replaced_by_write(r, fresh, raw_key, latest)
+        admit(r, fresh.owner, size, freed_bytes=_bytes(removed) + credit, new_objects=1 - _count(removed))
+        return removed
 
     def copy(
         self,
@@ -419,16 +439,14 @@ class ObjectWriter:
         condition = Precondition(if_none_match, if_match)
 
         def make_visible(w: WriteTxn) -> ObjectRecord:
-            bucket = buckets.require(w, self.bucket.name)
-            if bucket.id != self.bucket.id:  # deleted and made again while this writer ran
-                raise NoSuchBucket(self.bucket.name)
+            # `replace` refuses a bucket deleted (or deleted and made again) while this writer ran.
             mid = self.content.install(w)
             record = ObjectRecord(
                 key=self.raw_key.decode(),
                 size=content.size,
                 etag=content.md5,
                 manifest=mid.hex(),
-                owner=bucket.owner,
+                owner=self.bucket.owner,
                 created=objects.clock(),
                 content_type=content_type,
                 headers=dict(headers or {}),
@@ -438,7 +456,7 @@ class ObjectWriter:
                 blake3=content.blake3,
                 tags=dict(tags or {}),
             )
-            record = objects.replace(w, bucket, self.raw_key, record, condition, self.credit)
+            record = objects.replace(w, self.bucket, self.raw_key, record, condition, self.credit)
             if also is not None:
                 also(w, record)
             return record

@@ -85,6 +85,13 @@ def is_marker_row(raw: bytes) -> bool:
 
 
 # reading ------------------------------------------------------------------------------------------
+class Unread:
+    """A row not read yet (None would say "read, and there is none")."""
+
+
+UNREAD = Unread()
+
+
 def current(r: ReadTxn, bucket_id: int, raw_key: bytes) -> ObjectRecord | None:
     """The latest version of the key (maybe a delete marker), or None."""
     raw = r.get(OBJECTS, keys.encode(bucket_id, raw_key))
@@ -142,9 +149,13 @@ def all_versions(r: ReadTxn, bucket_id: int, raw_key: bytes) -> list[ObjectRecor
     return [latest, *noncurrent(r, bucket_id, raw_key)] if latest is not None else []
 
 
-def replaced_by_write(r: ReadTxn, bucket: BucketRecord, raw_key: bytes) -> list[ObjectRecord]:
-    """The versions a new version of the key would remove for good (see the module docstring)."""
-    latest = current(r, bucket.id, raw_key)
+def replaced_by_write(
+    r: ReadTxn, bucket: BucketRecord, raw_key: bytes, latest: ObjectRecord | Unread | None = UNREAD
+) -> list[ObjectRecord]:
+    """The versions a new version of the key would remove for good (see the module docstring).
+    `latest`: the key's current version when the caller has read it in this transaction already."""
+    if isinstance(latest, Unread):
+        latest = current(r, bucket.id, raw_key)
     if bucket.versioning == ENABLED:
         return []
     if bucket.versioning == "":
@@ -186,11 +197,20 @@ def stamp(w: WriteTxn, bucket: BucketRecord, record: ObjectRecord) -> ObjectReco
     return dataclasses.replace(record, seq=seq, version_id=version_id, noncurrent_since=None)
 
 
-def put_latest(w: WriteTxn, bucket: BucketRecord, raw_key: bytes, new: ObjectRecord) -> list[ObjectRecord]:
-    """Make `new` (stamped) the latest version; returns the versions removed for good."""
-    removed = replaced_by_write(w, bucket, raw_key)
+def put_latest(
+    w: WriteTxn,
+    bucket: BucketRecord,
+    raw_key: bytes,
+    new: ObjectRecord,
+    latest: ObjectRecord | Unread | None = UNREAD,
+) -> list[ObjectRecord]:
+    """Make `new` (stamped) the latest version; returns the versions removed for good. `latest`:
+    the key's current version, when the caller has read it in this transaction (and written nothing
+    of the key since)."""
+    if isinstance(latest, Unread):
+        latest = current(w, bucket.id, raw_key)
+    removed = replaced_by_write(w, bucket, raw_key, latest)
     gone = {v.seq for v in removed}
-    latest = current(w, bucket.id, raw_key)
     for old in removed:
         if latest is None or old.seq != latest.seq:
             _delete_noncurrent(w, bucket.id, raw_key, old)
