@@ -75,7 +75,8 @@ class Objects:
 
         def target(r: ReadTxn) -> tuple[BucketRecord, int]:
             record = buckets.require(r, bucket)
-            return record, _bytes(versions.replaced_by_write(r, record, raw_key))
+            latest = versions.current(r, record.id, raw_key)
+            return record, _bytes(versions.replaced_by_write(r, record, raw_key, latest))
 
         record, replacing = self.meta.read(target)
         room, reservation = self.admission.room(
@@ -252,7 +253,7 @@ class Objects:
             changed = self.delete_in(w, bucket, key, versions.NULL).changed if latest is not None else False
             return Deletion(None, False, changed)
         marker = versions.stamp(w, record, versions.delete_marker(raw_key, record.owner, self.clock()))
-        self._account(w, record.owner, None, versions.put_latest(w, record, raw_key, marker))
+        self._account(w, record.owner, None, versions.put_latest(w, record, raw_key, marker, latest))
         return Deletion(marker.version_id, True, True)
 
     def expire_noncurrent(

@@ -85,13 +85,6 @@ def is_marker_row(raw: bytes) -> bool:
 
 
 # reading ------------------------------------------------------------------------------------------
-class Unread:
-    """A row not read yet (None would say "read, and there is none")."""
-
-
-UNREAD = Unread()
-
-
 def current(r: ReadTxn, bucket_id: int, raw_key: bytes) -> ObjectRecord | None:
     """The latest version of the key (maybe a delete marker), or None."""
     raw = r.get(OBJECTS, keys.encode(bucket_id, raw_key))
@@ -150,12 +143,10 @@ def all_versions(r: ReadTxn, bucket_id: int, raw_key: bytes) -> list[ObjectRecor
 
 
 def replaced_by_write(
-    r: ReadTxn, bucket: BucketRecord, raw_key: bytes, latest: ObjectRecord | Unread | None = UNREAD
+    r: ReadTxn, bucket: BucketRecord, raw_key: bytes, latest: ObjectRecord | None
 ) -> list[ObjectRecord]:
-    """The versions a new version of the key would remove for good (see the module docstring).
-    `latest`: the key's current version when the caller has read it in this transaction already."""
-    if isinstance(latest, Unread):
-        latest = current(r, bucket.id, raw_key)
+    """The versions a new version of the key would remove for good (see the module docstring);
+    `latest` is the key's current version (`current`), read by the caller in this transaction."""
     if bucket.versioning == ENABLED:
         return []
     if bucket.versioning == "":
@@ -202,13 +193,10 @@ def put_latest(
     bucket: BucketRecord,
     raw_key: bytes,
     new: ObjectRecord,
-    latest: ObjectRecord | Unread | None = UNREAD,
+    latest: ObjectRecord | None,
 ) -> list[ObjectRecord]:
-    """Make `new` (stamped) the latest version; returns the versions removed for good. `latest`:
-    the key's current version, when the caller has read it in this transaction (and written nothing
-    of the key since)."""
-    if isinstance(latest, Unread):
-        latest = current(w, bucket.id, raw_key)
+    """Make `new` (stamped) the latest version; returns the versions removed for good. `latest`: the
+    key's current version, read by the caller in this transaction (nothing of the key written since)."""
     removed = replaced_by_write(w, bucket, raw_key, latest)
     gone = {v.seq for v in removed}
     for old in removed:

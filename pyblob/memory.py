@@ -5,7 +5,8 @@ pieces). glibc serves buffers above its mmap threshold (128 KiB) with mmap and u
 freed, but each such free raises the threshold up to the freed size, after which MiB buffers come
 from the heap arenas of the worker threads, where freed space stays resident. During a 10 GiB
 multipart upload (boto3's 10 parts at once) the server sat at 160-256 MiB with a 285 MiB peak;
-with the threshold fixed at `MMAP_THRESHOLD` it stays near 100-150 (docs/benchmarks.md, "Serving").
+with the threshold fixed at `MMAP_THRESHOLD`, at 124-173 MiB with a 207 MiB peak (docs/benchmarks.md,
+"Serving").
 Reads of chunk files stay below it (256 KiB pieces), so they keep their memcpy speed.
 """
 

@@ -25,7 +25,7 @@ def render(root: str, body: dict[str, Any], namespace: bool = True) -> bytes:
 
     Written out directly rather than through xmltodict's SAX writer, which cost ~40 µs per listed
     key (a ListObjectsV2 page of 1,000 took 39 ms); the output is the same, byte for byte
-    (tests/s3api/test_xml_render.py): keys starting with `@` are attributes, `#text` is text, None
+    (tests/s3api/test_s3api_xml_render.py): keys starting with `@` are attributes, `#text` is text, None
     an empty element, bools `true`/`false`."""
     content = {"@xmlns": NAMESPACE, **body} if namespace else body
     out = [XML_DECLARATION]

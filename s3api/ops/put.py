@@ -120,8 +120,8 @@ async def handle_put_object(ctx: S3Context) -> Response:
     algorithms = checksums.with_default(checksums.requested(ctx.headers))
     small = payload.declared is not None and payload.declared <= SMALL_BODY_MAX
     opening = (ctx.store.open_writer, ctx.bucket, ctx.key, algorithms, payload.declared, 0, ceiling)
-    # Opening a writer reads two rows (and writes a volatile, unsynced reservation under a quota): on
-    # the loop for a small body, whose whole PUT then takes one thread hand-off.
+    # Opening a writer reads a few rows (and writes a volatile, unsynced reservation under a quota):
+    # on the loop for a small body, whose whole PUT then takes one thread hand-off.
     writer = ctx.lookup(*opening) if small else await ctx.run(*opening)
 
     def commit() -> ObjectRecord:
