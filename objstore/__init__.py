@@ -4,8 +4,9 @@ Knows nothing of HTTP. The web layers (`s3api`, `shortlinks`) call `Store` and t
 `objstore.errors` into their own wire formats.
 """
 
+from .chunks import FileRegion
 from .config import StoreConfig
 from .records import BucketRecord, ObjectRecord, UserRecord
 from .store import Store
 
-__all__ = ["BucketRecord", "ObjectRecord", "Store", "StoreConfig", "UserRecord"]
+__all__ = ["BucketRecord", "FileRegion", "ObjectRecord", "Store", "StoreConfig", "UserRecord"]

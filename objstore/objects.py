@@ -21,7 +21,7 @@ from typing import Any
 from . import buckets, keys, limits, listing, manifests, versions
 from .accounts import charge
 from .admission import Admission, admit
-from .chunks import ChunkStore
+from .chunks import ChunkStore, FileRegion
 from .conditions import ALWAYS, Precondition
 from .config import StoreConfig
 from .content import Content, ContentWriter
@@ -322,6 +322,28 @@ class Objects:
 
     def read(self, record: ObjectRecord, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The bytes [start, end) of an object, streamed chunk by chunk; short read txns only."""
+        for piece in self.spans(record, start, end):
+            if isinstance(piece, bytes):
+                yield piece
+            else:
+                yield from self.chunks.read(*piece)
+
+    def regions(self, record: ObjectRecord, start: int = 0, end: int | None = None) -> Iterator[bytes | FileRegion]:
+        """The bytes [start, end) of an object as inline bytes and regions of local chunk files, for
+        a server that sends files without reading them (a store of remote chunks gives bytes)."""
+        for piece in self.spans(record, start, end):
+            if isinstance(piece, bytes):
+                yield piece
+            elif (region := self.chunks.region(*piece)) is not None:
+                yield region
+            else:
+                yield from self.chunks.read(*piece)
+
+    def spans(
+        self, record: ObjectRecord, start: int = 0, end: int | None = None
+    ) -> Iterator[bytes | tuple[bytes, int, int]]:
+        """Where the bytes [start, end) of an object are: its inline bytes, or (chunk digest, offset
+        in the chunk, length) for each chunk the range touches."""
         end = record.size if end is None else min(end, record.size)
         mid = bytes.fromhex(record.manifest)
         head = self.meta.read(lambda r: manifests.get_head(r, mid))
@@ -341,7 +363,7 @@ class Objects:
             for digest, length in entries:
                 if offset + length > pos:
                     lo, hi = pos - offset, min(length, end - offset)
-                    yield from self.chunks.read(digest, lo, hi - lo)
+                    yield digest, lo, hi - lo
                     pos = offset + hi
                     if pos >= end:
                         return

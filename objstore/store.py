@@ -16,6 +16,7 @@ from typing import Any
 from . import accounts, admission, buckets, lifecycle, limits, listing, manifests, multipart, refcount, versions
 from .accounts import Accounts
 from .admission import Admission
+from .chunks import FileRegion
 from .chunks.localdir import LocalChunkStore
 from .conditions import ALWAYS, Precondition
 from .config import StoreConfig
@@ -199,6 +200,11 @@ class Store:
 
     def read_object(self, record: ObjectRecord, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         return self.objects.read(record, start, end)
+
+    def read_regions(
+        self, record: ObjectRecord, start: int = 0, end: int | None = None
+    ) -> Iterator[bytes | FileRegion]:
+        return self.objects.regions(record, start, end)
 
     def object_part(self, record: ObjectRecord, number: int) -> manifests.PartInfo:
         return self.objects.part(record, number)

@@ -10,16 +10,32 @@ uvicorn writes a response's head and its body to the transport one after the oth
 system calls and two TCP segments for a small response. `CoalescingTransport` holds the writes of
 one event-loop turn and sends them as one at the end of it, which took a 4 KiB S3 GET from ~5,100
 to ~6,600 requests a second on one core (docs/benchmarks.md, "Serving").
+
+Object bodies that lie in chunk files leave with `sendfile`: the protocol offers ASGI's zero-copy
+send extension (`http.response.zerocopysend`: a file, an offset and a count), which uvicorn does not,
+and `CoalescingTransport.sendfile` writes the held response head and then the file's bytes straight
+to the socket, without reading them into Python or copying them through it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 MAX_HEAD_BYTES = 64 * 1024  # nginx allows 4 x 8 KiB header lines by default, h11 16 KiB in all
 PROTOCOL = "pyblob.boundedhttp:BoundedHttpToolsProtocol"  # uvicorn's `http=`, importable by every worker
+ZEROCOPY = "http.response.zerocopysend"  # https://asgi.readthedocs.io/en/latest/extensions.html
+LOOP_SENDFILE_MAX = 64 * 1024  # larger sends go to a thread: a file not in the page cache blocks on the disk
+SENDFILE_MAX = 1 << 30  # Linux moves at most ~2 GiB per call
+COPY_BLOCK = 256 * 1024
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -29,10 +45,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.head_bytes: int | None = None  # bytes of the current request's head; None: not in a head
 
     def connection_made(self, transport: Any) -> None:
-        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        self.coalescing = CoalescingTransport(transport, self.loop)
+        super().connection_made(self.coalescing)  # type: ignore[arg-type]
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        if self.coalescing.can_sendfile:
+            self.scope["extensions"] = {ZEROCOPY: {}}
         self.messages += 1
         self.head_bytes = 0
 
@@ -51,6 +70,44 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self.head_bytes > MAX_HEAD_BYTES:
             self.refuse_head()
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        cycle.send = partial(self.send_or_sendfile, cycle, cycle.send)  # type: ignore[method-assign,arg-type]
+        super()._start_asgi_task(cycle, app)
+
+    async def send_or_sendfile(self, cycle: RequestResponseCycle, send: Send, message: dict[str, Any]) -> None:
+        """uvicorn's `send`, and the zero-copy send: the file's bytes go out with `sendfile` when the
+        response has a Content-Length and nothing else waits in the transport; else they are read and
+        sent as a body (the same bytes, copied)."""
+        if message["type"] != ZEROCOPY:
+            return await send(message)
+        if cycle.disconnected:
+            return
+        fd = message["file"].fileno()
+        offset = message.get("offset")
+        offset = os.lseek(fd, 0, os.SEEK_CUR) if offset is None else offset
+        count = message.get("count")
+        count = os.fstat(fd).st_size - offset if count is None else count
+        more = bool(message.get("more_body", False))
+        direct = (
+            cycle.response_started
+            and not cycle.response_complete
+            and cycle.chunked_encoding is False
+            and count <= cycle.expected_content_length
+            and self.coalescing.get_write_buffer_size() == len(self.coalescing)  # only our held head waits
+        )
+        if cycle.scope["method"] == "HEAD":
+            pass  # no body: uvicorn drops it
+        elif direct:
+            cycle.expected_content_length -= count
+            if not await self.coalescing.sendfile(fd, offset, count, threaded=count > LOOP_SENDFILE_MAX):
+                cycle.disconnected = True  # part of the body is out: the connection cannot carry on
+                self.transport.abort()
+                return
+        else:
+            await copy_file(send, fd, offset, count)
+        if not more:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
     def refuse_head(self) -> None:
         msg = b"Request line and headers too large."
         head = [
@@ -62,6 +119,34 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+async def copy_file(send: Send, fd: int, offset: int, count: int) -> None:
+    """`count` bytes of the file from `offset` sent as body pieces (the zero-copy send's fallback)."""
+    loop = asyncio.get_running_loop()
+    while count > 0:
+        size = min(count, COPY_BLOCK)
+        piece = (
+            os.pread(fd, size, offset)
+            if size <= LOOP_SENDFILE_MAX
+            else await loop.run_in_executor(None, os.pread, fd, size, offset)
+        )
+        if not piece:
+            raise EOFError("file ended before the bytes to send")
+        await send({"type": "http.response.body", "body": piece, "more_body": True})
+        offset += len(piece)
+        count -= len(piece)
+
+
+def sendfile_some(sock: int, fd: int, offset: int, count: int) -> int:
+    """Bytes of the file that went into the socket's buffer; 0 when it is full."""
+    try:
+        sent = os.sendfile(sock, fd, offset, min(count, SENDFILE_MAX))
+    except BlockingIOError:
+        return 0
+    if sent == 0:
+        raise EOFError("file ended before the bytes to send")
+    return sent
+
+
 class CoalescingTransport:
     """A transport whose writes of one event-loop turn leave as one: a response's head and its body
     (uvicorn writes them one after the other) cost one send() system call, not two."""
@@ -70,6 +155,14 @@ class CoalescingTransport:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._socket = transport.get_extra_info("socket")
+        self._sock = self._socket.fileno() if self._socket is not None else -1
+        # Over TLS the bytes must pass through the TLS layer: no sendfile to the socket.
+        self.can_sendfile = self._sock >= 0 and transport.get_extra_info("ssl_object") is None
+
+    def __len__(self) -> int:
+        """Bytes written and held for the end of this loop turn."""
+        return sum(map(len, self._pending))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -92,7 +185,39 @@ class CoalescingTransport:
                 self._transport.writelines(pieces)  # one sendmsg() of all of them, nothing joined
 
     def get_write_buffer_size(self) -> int:
-        return int(self._transport.get_write_buffer_size()) + sum(map(len, self._pending))
+        return int(self._transport.get_write_buffer_size()) + len(self)
+
+    async def sendfile(self, fd: int, offset: int, count: int, threaded: bool) -> bool:
+        """The held writes, then `count` bytes of the file from `offset`, straight into the socket
+        (the transport's own buffer must be empty). False if the connection failed part way."""
+        head, self._pending = self._pending, []
+        waiter = _Writable(self._loop, self._sock)
+        corked = bool(head)  # the head waits for the file's first bytes: one segment, as nginx's tcp_nopush
+        try:
+            if corked:
+                self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            while head:
+                sent = _writev_some(self._sock, head)
+                head = _drop(head, sent)
+                if head:
+                    await waiter.wait(self._transport)
+            while count > 0:
+                if threaded:
+                    sent = await self._loop.run_in_executor(None, sendfile_some, self._sock, fd, offset, count)
+                else:
+                    sent = sendfile_some(self._sock, fd, offset, count)
+                offset += sent
+                count -= sent
+                if count > 0 and not sent:
+                    await waiter.wait(self._transport)
+            return True
+        except (OSError, EOFError):
+            return False
+        finally:
+            waiter.close()
+            if corked:
+                with contextlib.suppress(OSError):
+                    self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
 
     def close(self) -> None:
         self.flush()
@@ -109,3 +234,55 @@ class CoalescingTransport:
     def set_protocol(self, protocol: Any) -> None:
         self.flush()
         self._transport.set_protocol(protocol)
+
+
+def _writev_some(sock: int, pieces: list[bytes]) -> int:
+    try:
+        return os.writev(sock, pieces)
+    except BlockingIOError:
+        return 0
+
+
+def _drop(pieces: list[bytes], sent: int) -> list[bytes]:
+    """What is left of `pieces` once their first `sent` bytes are out."""
+    while pieces and sent >= len(pieces[0]):
+        sent -= len(pieces[0])
+        pieces = pieces[1:]
+    if pieces and sent:
+        pieces = [pieces[0][sent:], *pieces[1:]]
+    return pieces
+
+
+class _Writable:
+    """Waits for room in a socket that a transport owns: the event loop refuses to watch a
+    transport's descriptor, so this watches a duplicate of it (made on the first wait)."""
+
+    CHECK_SECONDS = 1.0  # how often a wait looks whether the transport was closed meanwhile
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: int):
+        self._loop = loop
+        self._sock = sock
+        self._dup = -1
+
+    async def wait(self, transport: Any) -> None:
+        if self._dup < 0:
+            self._dup = os.dup(self._sock)
+        ready: asyncio.Future[None] = self._loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        self._loop.add_writer(self._dup, wake)
+        try:
+            while not ready.done():
+                if transport.is_closing():
+                    raise ConnectionResetError("the transport was closed")
+                await asyncio.wait([ready], timeout=self.CHECK_SECONDS)
+        finally:
+            self._loop.remove_writer(self._dup)
+
+    def close(self) -> None:
+        if self._dup >= 0:
+            os.close(self._dup)
+            self._dup = -1

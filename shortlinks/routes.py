@@ -23,6 +23,7 @@ from objstore.records import LinkRecord
 from s3api.activecontent import SANDBOX_CSP
 from s3api.conditional import ConditionFailed, RangeNotSatisfiable, not_modified, requested_span, validators
 from s3api.http import LOOP_READ_MAX, WHOLE_READ_MAX, iso8601
+from s3api.objectbody import ObjectBody, offers_zero_copy
 
 from .disposition import content_disposition, filename_of, is_inline_safe, served_type
 from .errors import ApiError, from_conditional, from_store, render
@@ -70,12 +71,13 @@ class ShortLinks:
         store = self.get_store()
         serving = output in ("file", "download") and request.method == "GET"
         # The link and its object's row are read on the event loop (a few LMDB rows), small bytes with
-        # them (s3api.http.LOOP_READ_MAX), bigger ones in one thread call: one hand-off at most.
+        # them (s3api.http.LOOP_READ_MAX); bigger ones are sent from their chunk files by the server
+        # (s3api/objectbody.py) or, where it cannot, read in one thread call: one hand-off at most.
         link, record = store.links.resolve(request.path_params["id"], store.clock())
         whole = None
         if serving and record.size <= LOOP_READ_MAX:
             whole = read_whole(store, record)
-        elif serving and record.size <= WHOLE_READ_MAX:
+        elif serving and record.size <= WHOLE_READ_MAX and not offers_zero_copy(request.scope):
             whole = await run_in_threadpool(read_whole, store, record)
         if output == "json":
             pending = store.stats.pending(link.id).downloads
@@ -108,9 +110,12 @@ class ShortLinks:
             if link.max_downloads is None:
                 store.stats.add(link.id, 1 if start == 0 else 0, end - start)
             return Response(whole[start:end], status_code=status, headers=headers)
+        count = link.max_downloads is None  # batched; a player's follow-up ranges (seeking) add bytes, not downloads
+        if offers_zero_copy(request.scope):
+            pieces = store.read_regions(record, start, end)
+            return ObjectBody(store.stats.counted(link.id, pieces, start == 0) if count else pieces, status, headers)
         body = store.read_object(record, start, end)
-        if link.max_downloads is None:  # batched; a player's follow-up ranges (seeking) add bytes, not downloads
-            body = store.stats.counted(link.id, body, download=start == 0)
+        body = store.stats.counted(link.id, body, download=start == 0) if count else body
         return StreamingResponse(body, status_code=status, headers=headers)
 
     async def _serve_preview(self, request: Request, store: Store, link: LinkRecord, record: ObjectRecord) -> Response:

@@ -17,10 +17,24 @@ Reads of a chunk that is not there raise `FileNotFoundError`; reads of one short
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 Entry = tuple[bytes, int]  # (chunk digest, length): one step of a manifest
 StoredChunk = tuple[bytes, float]  # (chunk digest, when its bytes were last written)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRegion:
+    """Bytes of a chunk where they lie in a local file: what a server can send without copying
+    them through Python (`sendfile`). `len()` is the number of bytes, as for the bytes it stands for."""
+
+    path: str
+    offset: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
 
 
 class ChunkBatch(Protocol):
@@ -53,6 +67,11 @@ class ChunkStore(Protocol):
         ...
 
     def read_all(self, digest: bytes) -> bytes: ...
+
+    def region(self, digest: bytes, start: int, length: int) -> FileRegion | None:
+        """Where `length` bytes of the chunk from `start` lie in a local file; None for a store whose
+        chunks are not local files (its bytes are then read with `read`)."""
+        ...
 
     def exists(self, digest: bytes) -> bool: ...
 

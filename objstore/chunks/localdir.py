@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..durability import fsync_dir, fsync_path, syncfs
-from .interface import StoredChunk
+from .interface import FileRegion, StoredChunk
 
 READ_BLOCK = 256 * 1024
 CHUNK_DIR = "chunks"
@@ -75,6 +75,9 @@ class LocalChunkStore:
                 length -= len(piece)
         finally:
             os.close(fd)
+
+    def region(self, digest: bytes, start: int, length: int) -> FileRegion:
+        return FileRegion(self._file(digest), start, length)
 
     def read_all(self, digest: bytes) -> bytes:
         with open(self._file(digest), "rb") as f:

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ..meta import MetadataStore, WriteTxn
 from .links import add_downloads
+
+Piece = TypeVar("Piece", bound=Sized)
 
 log = logging.getLogger("objstore.linkstats")
 FLUSH_AT = 512  # pending links that force a flush without waiting for the timer
@@ -60,8 +63,9 @@ class DownloadStats:
             tally = self._pending.get(link_id)
             return Tally(tally.downloads, tally.nbytes, tally.last) if tally else Tally()
 
-    def counted(self, link_id: str, chunks: Iterator[bytes], download: bool) -> Iterator[bytes]:
-        """`chunks` passed through, adding the bytes actually sent (and the download) when they end."""
+    def counted(self, link_id: str, chunks: Iterator[Piece], download: bool) -> Iterator[Piece]:
+        """`chunks` (bytes, or regions of chunk files) passed through, adding the bytes actually sent
+        (and the download) when they end."""
         sent = 0
         try:
             for chunk in chunks:

@@ -13,6 +13,7 @@ from ..conditional import not_modified, parse_range, span
 from ..context import S3Context, version_headers
 from ..errors import S3Code, S3Error
 from ..http import LOOP_READ_MAX, OVERRIDES, WHOLE_READ_MAX, check_header_value, object_headers, parse_count
+from ..objectbody import ObjectBody, offers_zero_copy
 
 
 async def load_object(ctx: S3Context) -> tuple[BucketRecord, ObjectRecord]:
@@ -104,6 +105,8 @@ async def _serve(ctx: S3Context, with_body: bool) -> Response:
     if length <= LOOP_READ_MAX:  # inline in LMDB, or one chunk file in the page cache: microseconds
         body = b"".join(ctx.store.read_object(record, sent.start, sent.end))
         return Response(body, status_code=sent.status, headers=headers)
+    if offers_zero_copy(ctx.request.scope):  # sent from the chunk files by the kernel
+        return ObjectBody(ctx.store.read_regions(record, sent.start, sent.end), sent.status, headers)
     if length <= WHOLE_READ_MAX:  # one thread hand-off for all of it, not one per piece
         body = await ctx.run(_read_all, ctx, record, sent.start, sent.end)
         return Response(body, status_code=sent.status, headers=headers)

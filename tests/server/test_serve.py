@@ -157,6 +157,9 @@ class RecordingTransport:
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
 
 def test_the_writes_of_one_loop_turn_leave_as_one() -> None:
     async def scenario() -> RecordingTransport:

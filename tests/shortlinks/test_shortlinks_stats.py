@@ -53,6 +53,18 @@ def test_ranges_add_bytes_and_only_a_start_counts_as_a_download(site: Site) -> N
     assert (row["downloads"], row["bytes_served"]) == (1, 250)
 
 
+def test_a_large_file_sent_from_its_chunk_files_is_counted_exactly(site: Site) -> None:
+    """Above 64 KiB the bytes leave from the chunk files (sendfile): the same bytes, the same counts."""
+    big = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MiB: several chunks
+    link_id = site.link_for("film.mp4", big, "video/mp4")
+    whole = httpx.get(f"{site.url}/s/{link_id}")
+    assert whole.status_code == 200 and whole.content == big
+    seek = httpx.get(f"{site.url}/s/{link_id}", headers={"range": "bytes=1000000-2999999"})
+    assert seek.status_code == 206 and seek.content == big[1000000:3000000]
+    row = wait_for(site, link_id, "bytes_served", len(big) + 2000000)
+    assert (row["downloads"], row["bytes_served"]) == (1, len(big) + 2000000)
+
+
 def test_download_budget_is_exact_under_concurrency(site: Site) -> None:
     link_id = site.link_for("limited.bin", DATA, max_downloads=25)
     statuses = [r.status_code for r in asyncio.run(fetch_all([f"{site.url}/s/{link_id}"] * 60))]
