@@ -51,7 +51,7 @@ class PyblobApp:
         guarded = EdgeGuard(Dispatch(web, s3, links), links_url=settings.links_url, public_url=settings.public_url)
         self.edge: ASGIApp = RateLimitMiddleware(guarded, limiter=limiter)  # limits hold for all
         if settings.access_log:
-            self.edge = AccessLog(self.edge)  # outermost: refusals are logged too
+            self.edge = AccessLog(self.edge, json_lines=settings.log_format == "json")  # outermost: refusals too
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.edge(scope, receive, send)

@@ -29,9 +29,10 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
+from s3api.objectbody import ZEROCOPY
+
 MAX_HEAD_BYTES = 64 * 1024  # nginx allows 4 x 8 KiB header lines by default, h11 16 KiB in all
 PROTOCOL = "pyblob.boundedhttp:BoundedHttpToolsProtocol"  # uvicorn's `http=`, importable by every worker
-ZEROCOPY = "http.response.zerocopysend"  # https://asgi.readthedocs.io/en/latest/extensions.html
 LOOP_SENDFILE_MAX = 64 * 1024  # larger sends go to a thread: a file not in the page cache blocks on the disk
 SENDFILE_MAX = 1 << 30  # Linux moves at most ~2 GiB per call
 COPY_BLOCK = 256 * 1024

@@ -32,8 +32,9 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketClose
 
-from s3api.app import error_response, has_body, new_request_id
+from s3api.app import error_response, has_body
 from s3api.errors import S3Error, slow_down
+from s3api.requestinfo import request_id
 from shortlinks.errors import ApiError, render
 from shortlinks.ratelimit import USER_LIMIT, USER_LIMIT_NAME, rate_limited
 
@@ -157,7 +158,7 @@ async def send_refusal(
     """Refuse a request before any route runs, in its surface's format: `s3_error` as S3's XML, else
     `api_error` as JSON; a WebSocket handshake gets it as its denial response where the server can send one."""
     if surface == "s3":
-        response = error_response(Request(scope), s3_error, new_request_id())
+        response = error_response(Request(scope), s3_error, request_id())
     else:
         response = render(api_error)
     if scope["type"] == "websocket":

@@ -10,7 +10,7 @@ import ipaddress
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -217,6 +217,12 @@ class Settings(BaseSettings):
             "with presigned URLs' signatures and credentials redacted, status); about 5-10% of the CPU of a "
             "small S3 GET (docs/benchmarks.md, Serving)."
         ),
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`text`: the access log line above. `json`: one JSON object per request instead, with time, "
+        "request id (the one in `x-amz-request-id` and REST error bodies), client, method, path (redacted), "
+        "surface, S3 operation, user and access key, bucket, key, status, bytes in and out, duration.",
     )
 
     @model_validator(mode="after")

@@ -6,10 +6,7 @@ API are matched first and everything else is S3 (route table first, then S3, no 
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
@@ -21,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from objstore import Store
 from objstore.errors import StoreError
 
-from . import cors
+from . import cors, requestinfo
 from .auth import PresignLimit, RequestView, authenticate, is_anonymous, parse_query
 from .conditional import ConditionFailed, RangeNotSatisfiable
 from .context import S3Config, S3Context
@@ -121,24 +118,6 @@ def request_headers(request: Request) -> dict[str, str]:
     return {name: ",".join(values) for name, values in found.items()}
 
 
-class _RequestIds:
-    """Request ids: 16 hex digits, a random prefix per process and a counter, unique without a
-    random draw per request (os.urandom is a system call; a forked worker draws its own prefix)."""
-
-    def __init__(self) -> None:
-        self.pid = -1
-        self.prefix = ""
-        self.counter = itertools.count()
-
-    def __call__(self) -> str:
-        if self.pid != os.getpid():
-            self.pid, self.prefix = os.getpid(), secrets.token_hex(4).upper()
-        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFF:08X}"
-
-
-new_request_id = _RequestIds()
-
-
 class S3App:
     """The S3 endpoint over a store. `rate_limit(access_key)`: the whole seconds that key must wait
     (0: go on; the composition layer keeps the limits), asked once it is authenticated;
@@ -165,7 +144,7 @@ class S3App:
 
     async def endpoint(self, request: Request) -> Response:
         """The Starlette endpoint for every S3 path."""
-        request_id = new_request_id()
+        request_id = requestinfo.request_id()
         try:
             response = await self._handle(request, request_id)
             # Appended, not set through `response.headers` (which searches the list): no handler
@@ -202,6 +181,9 @@ class S3App:
         if not bucket_name and (key or virtual):  # `//key`: an empty name would reach the engine
             raise S3Error(S3Code.InvalidBucketName, "The specified bucket is not valid.", BucketName="")
         route = classify(request.method, bucket_name, key, dict(query), headers)
+        info = requestinfo.current.get()
+        if info is not None:
+            info.operation, info.bucket, info.key = route.op.value if route.op else "", route.bucket, route.key
         if route.op is None:
             raise S3Error(
                 S3Code.MethodNotAllowed,
@@ -222,7 +204,11 @@ class S3App:
         handler = HANDLERS.get(route.op)
         if handler is None:
             raise S3Error(S3Code.NotImplemented, f"{route.op.value} is not implemented by pyblob.")
-        return await handler(ctx)
+        try:
+            return await handler(ctx)
+        finally:
+            if info is not None:  # POST Object learns its signer in the handler
+                info.user, info.access_key = ctx.identity.user, ctx.identity.access_key
 
     async def _add_cors(self, request: Request, response: Response) -> None:
         """CORS headers on an actual (non-preflight) response, errors included, from the bucket's rules."""

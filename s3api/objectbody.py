@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from objstore import FileRegion
 
-ZEROCOPY = "http.response.zerocopysend"
+ZEROCOPY = "http.response.zerocopysend"  # https://asgi.readthedocs.io/en/latest/extensions.html
 
 
 def offers_zero_copy(scope: Scope) -> bool:

@@ -20,6 +20,7 @@ from objstore import Store
 from objstore.errors import NoSuchLink, StoreError
 from objstore.links import MAX_EXPIRES_IN
 from objstore.records import LinkRecord
+from s3api.requestinfo import note_user
 
 from .errors import ApiError, from_store, render
 from .ratelimit import check_user_rate
@@ -112,6 +113,7 @@ async def authenticate(request: Request, store: Store) -> str:
     user = await run_in_threadpool(store.accounts.user_for_token, token) if token else None
     if user is None:
         raise ApiError(401, "missing or invalid bearer token", {"www-authenticate": "Bearer"})
+    note_user(user)
     check_user_rate(request, user)
     return user
 

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 
 from objstore.errors import StoreError
 from s3api.conditional import ConditionFailed, RangeNotSatisfiable
+from s3api.requestinfo import request_id
 
 log = logging.getLogger("pyblob.shortlinks")
 
@@ -90,6 +91,9 @@ def from_conditional(exc: ConditionFailed | RangeNotSatisfiable) -> ApiError:
 
 
 def render(err: ApiError, extra_headers: dict[str, str] | None = None) -> JSONResponse:
+    """`{"detail": ..., "request_id": ...}`: pyBlobServer's body, with the id the access log has too."""
     return JSONResponse(
-        {"detail": err.detail}, status_code=err.status, headers={**err.headers, **(extra_headers or {})}
+        {"detail": err.detail, "request_id": request_id()},
+        status_code=err.status,
+        headers={**err.headers, **(extra_headers or {})},
     )

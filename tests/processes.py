@@ -16,8 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
+from botocore.client import BaseClient
+from botocore.config import Config
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -98,3 +101,16 @@ def wait_healthy(server: Server, verify: ssl.SSLContext | bool = True) -> None:
 
 
 StartServer = Callable[..., Server]
+
+
+def user_s3_client(url: str, creds: dict[str, str]) -> BaseClient:
+    """boto3 for a user made by `pyblob user add --json` (its `access_key` and `secret_key`): SigV4,
+    path-style, as the tests of one server address it."""
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=creds["access_key"],
+        aws_secret_access_key=creds["secret_key"],
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )

@@ -20,7 +20,7 @@ import pytest
 from botocore.client import BaseClient
 from botocore.config import Config
 from browsers import WAIT_SECONDS, Origin, chromium, origin
-from processes import RunPyblob, Server, StartServer, isolate_from_aws
+from processes import RunPyblob, Server, StartServer, isolate_from_aws, user_s3_client
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -60,14 +60,7 @@ def start(start_server: StartServer, run_pyblob: RunPyblob, **env: str) -> Runni
     assert made.returncode == 0, made.stderr
     creds = json.loads(made.stdout)
     server = start_server(env=env)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id=creds["access_key"],
-        aws_secret_access_key=creds["secret_key"],
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-    )
+    s3 = user_s3_client(server.url, creds)
     s3.create_bucket(Bucket=BUCKET)
     return Running(server, creds, s3)
 

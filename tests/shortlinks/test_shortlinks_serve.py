@@ -113,7 +113,7 @@ def test_script_capable_types_are_attachments(site: Site) -> None:
 def test_unknown_id_is_404_json(site: Site) -> None:
     response = get(site, "zzzzzzzz")
     assert response.status_code == 404
-    assert response.json() == {"detail": "link not found"}
+    assert response.json()["detail"] == "link not found"
     assert_safe(response)
 
 
@@ -128,7 +128,7 @@ def test_expired_link_is_410(site: Site) -> None:
     time.sleep(1.5)
     response = get(site, link_id)
     assert response.status_code == 410
-    assert response.json() == {"detail": "link expired"}
+    assert response.json()["detail"] == "link expired"
     assert_safe(response)
 
 
