@@ -207,6 +207,12 @@ def _check_rows(r: ReadTxn, exp: _Expected, report: FsckReport) -> None:
     for digest in rows.keys() - exp.chunk_refs.keys():
         if rows[digest].count != 0:
             report.problems.append(f"chunk {digest.hex()} counts {rows[digest].count}, manifests hold 0")
+    if not refcount.totals_agree(r):
+        stored = refcount.totals(r)
+        report.problems.append(
+            f"chunk totals say {stored.chunks} chunks / {stored.nbytes} bytes, rows hold {len(rows)} / "
+            f"{sum(row.size for row in rows.values())}"
+        )
     for user in accounts.all_users(r):
         if (user.usage_bytes, user.object_count) != (exp.usage[user.name], exp.objects[user.name]):
             report.problems.append(
@@ -242,7 +248,8 @@ def _repair(store: Store, bad: set[bytes], report: FsckReport) -> None:
 
     def recount(w: WriteTxn) -> int:
         exp = _expected(w)
-        return _recount_manifests(w, exp) + _recount_chunks(w, exp, store.clock()) + _recount_usage(w, exp)
+        fixed = _recount_manifests(w, exp) + _recount_chunks(w, exp, store.clock()) + _recount_usage(w, exp)
+        return fixed + int(refcount.recount_totals(w))
 
     report.repaired += store.meta.transact(recount)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from .lifecycle import LifecycleRule
 from .lifecycle_sweep import LifecycleReport, apply_lifecycle
 from .links import DownloadStats, Links, LinkSweepReport, LinkUploads, Resumables, delete_links, resumable, sweep_links
 from .links import links as link_rows
-from .meta import WriteTxn
+from .meta import ReadTxn, WriteTxn
 from .meta.lmdb import LmdbMetadataStore, LmdbVolatileStore
 from .multipart import Multipart
 from .objects import Deletion, Objects, ObjectWriter
@@ -48,7 +49,25 @@ TABLES = (
 # misreading versions it does not know about.
 SCHEMA_VERSION = 2
 
-__all__ = ["SCHEMA_VERSION", "TABLES", "Deletion", "Store"]
+__all__ = ["SCHEMA_VERSION", "TABLES", "Deletion", "StorageTotals", "Store"]
+
+
+@dataclass
+class StorageTotals:
+    """What a store holds, for `pyblob stats` and `/metrics`. Logical bytes count every version of
+    every object as its owners are charged; physical bytes are the chunk files (objects up to the
+    inline limit live in the metadata and are not in them)."""
+
+    users: int
+    objects: int
+    logical_bytes: int
+    chunks: int
+    physical_bytes: int
+    links: int
+
+    @property
+    def dedup_ratio(self) -> float:
+        return self.logical_bytes / self.physical_bytes if self.physical_bytes else 1.0
 
 
 class Store:
@@ -261,6 +280,15 @@ class Store:
         max_keys: int = 1000,
     ) -> listing.VersionPage:
         return self.objects.list_versions(bucket, prefix, delimiter, key_marker, version_marker, max_keys)
+
+    def storage_totals(self) -> StorageTotals:
+        def read(r: ReadTxn) -> StorageTotals:
+            users = accounts.all_users(r)
+            chunks = refcount.totals(r)
+            objects, logical = sum(u.object_count for u in users), sum(u.usage_bytes for u in users)
+            return StorageTotals(len(users), objects, logical, chunks.chunks, chunks.nbytes, link_rows.count(r))
+
+        return self.meta.read(read)
 
     # sweeps ----------------------------------------------------------------------------------
     def apply_lifecycle(self, now: float, stop: Callable[[], bool] | None = None) -> LifecycleReport:

@@ -56,6 +56,11 @@ MAX_PAGE = 1000
 MAX_EXPIRES_IN = 100 * 365 * 86400.0  # expiry times must stay representable (and sortable) floats
 
 
+def count(r: ReadTxn) -> int:
+    """How many links there are (spent, expired and revoked ones until they are swept)."""
+    return r.count(LINKS)
+
+
 def new_link_id(length: int = ID_LENGTH) -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(length))
 

@@ -94,6 +94,36 @@ def test_counted_chunk_nobody_references_is_released(store: Store, clock: Clock,
     assert chunk_row(store, stray) is None
 
 
+def chunk_file_bytes(store: Store) -> int:
+    return sum(p.stat().st_size for p in store.chunks.chunks.rglob("*") if p.is_file())
+
+
+def test_storage_totals_follow_writes_deletes_and_gc(
+    store: Store, bucket: str, clock: Clock, filled: dict[str, bytes]
+) -> None:
+    totals = store.storage_totals()
+    assert (totals.chunks, totals.physical_bytes) == (len(chunk_files(store)), chunk_file_bytes(store))
+    assert totals.objects == len(filled) and totals.logical_bytes >= sum(map(len, filled.values()))
+    assert totals.dedup_ratio > 1.0  # "a" and "b" are the same bytes
+    for key in ("a", "b", "c"):
+        store.delete_object(bucket, key)
+    clock.advance(store.config.gc_grace_seconds + 1)
+    assert collect_garbage(store).chunks_removed > 0
+    after = store.storage_totals()
+    assert (after.chunks, after.physical_bytes) == (len(chunk_files(store)), chunk_file_bytes(store))
+    assert after.objects == 1 and after.physical_bytes < totals.physical_bytes
+    assert_fsck_clean(store)
+
+
+def test_wrong_chunk_totals_are_found_and_repaired(store: Store, filled: dict[str, bytes]) -> None:
+    store.meta.transact(lambda w: w.put(refcount.TOTALS, b"all", b"\x01" + b"\x00" * 16))
+    assert store.storage_totals().chunks == 0
+    assert any("chunk totals" in p for p in fsck(store).problems)
+    assert fsck(store, repair=True).repaired >= 1
+    assert_fsck_clean(store)
+    assert store.storage_totals().physical_bytes == chunk_file_bytes(store)
+
+
 def test_wrong_manifest_refcount_is_found_and_repaired(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
     mid = bytes.fromhex(store.head_object(bucket, "a").manifest)
     head = store.meta.read(lambda r: manifests.get_head(r, mid))
