@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 import orjson
@@ -72,6 +73,9 @@ class Exchange:
     bytes_out: int = 0
 
 
+Observer = Callable[[Scope, RequestInfo, Exchange, float], None]
+
+
 def json_line(scope: Scope, info: RequestInfo, exchange: Exchange, started: float, seconds: float) -> bytes:
     client = scope.get("client")
     record: dict[str, Any] = {
@@ -80,13 +84,14 @@ def json_line(scope: Scope, info: RequestInfo, exchange: Exchange, started: floa
         "client": client[0] if client else None,
         "method": scope["method"],
         "path": request_target(scope),
-        "surface": surface_of(scope["path"]) or "web",
+        "surface": info.surface or surface_of(scope["path"]) or "web",
         "operation": info.operation or None,
         "user": info.user or None,
         "access_key": info.access_key or None,
         "bucket": info.bucket or None,
         "key": info.key[:KEY_SHOWN] if info.key else None,
         "status": exchange.status,
+        "error": info.error or None,
         "bytes_in": exchange.bytes_in,
         "bytes_out": exchange.bytes_out,
         "duration_ms": round(seconds * 1000, 3),
@@ -98,16 +103,24 @@ class AccessLog:
     """Logs each HTTP request once its response has started (a request that fails before any answer
     is logged as the 500 the server sends for it)."""
 
-    def __init__(self, app: ASGIApp, fd: int = STDERR, json_lines: bool = False):
+    def __init__(
+        self,
+        app: ASGIApp,
+        fd: int = STDERR,
+        form: Literal["text", "json", ""] = "text",
+        observer: Observer | None = None,
+    ):
+        """`form`: the line's format ("": no line); `observer`: told of every request (the metrics)."""
         self.app = app
         self.fd = fd
-        self.json_lines = json_lines
+        self.form = form
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if self.json_lines:
-            return await self.log_json(scope, receive, send)
+        if self.form != "text" or self.observer is not None:
+            return await self.observe(scope, receive, send)
         status = 500
 
         async def send_and_note(message: Message) -> None:
@@ -121,7 +134,8 @@ class AccessLog:
         finally:
             self.write(line(scope, status))
 
-    async def log_json(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def observe(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request with what the layers behind learn of it, its bytes and its time noted."""
         info, exchange = RequestInfo(), Exchange()
         token = current.set(info)
         started, clock = time.time(), time.perf_counter()
@@ -146,7 +160,13 @@ class AccessLog:
             await self.app(scope, receive_and_count, send_and_count)
         finally:
             current.reset(token)
-            self.write_bytes(json_line(scope, info, exchange, started, time.perf_counter() - clock))
+            seconds = time.perf_counter() - clock
+            if self.form == "json":
+                self.write_bytes(json_line(scope, info, exchange, started, seconds))
+            elif self.form == "text":
+                self.write(line(scope, exchange.status))
+            if self.observer is not None:
+                self.observer(scope, info, exchange, seconds)
 
     def write(self, text: str) -> None:
         self.write_bytes(text.encode("utf-8", "replace"))

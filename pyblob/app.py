@@ -36,6 +36,7 @@ from .ratebuckets import TABLES as rate_tables
 from .ratebuckets import TokenBuckets
 from .ratelimits import RateLimiter, RateLimitMiddleware, RateLimits, setting_name
 from .routes import RESERVED_PATHS
+from .scrapegate import ScrapeGate
 from .settings import Settings, load_settings
 from .sweeper import background_jobs
 
@@ -50,8 +51,17 @@ class PyblobApp:
         settings: Settings = web.state.settings
         guarded = EdgeGuard(Dispatch(web, s3, links), links_url=settings.links_url, public_url=settings.public_url)
         self.edge: ASGIApp = RateLimitMiddleware(guarded, limiter=limiter)  # limits hold for all
-        if settings.access_log:
-            self.edge = AccessLog(self.edge, json_lines=settings.log_format == "json")  # outermost: refusals too
+        observer, scrape = None, None
+        if settings.metrics_token:
+            from . import metrics  # imported once PROMETHEUS_MULTIPROC_DIR is set (see metrics.py)
+
+            metrics.start_counting()
+            self.edge = metrics.InFlight(self.edge)
+            observer, scrape = metrics.observe, metrics.Scrape(lambda: web.state.store).answer
+        self.edge = ScrapeGate(self.edge, settings.metrics_token, scrape)
+        form = settings.log_format if settings.access_log else ""
+        if form or observer is not None:
+            self.edge = AccessLog(self.edge, form=form, observer=observer)  # outermost: refusals too
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.edge(scope, receive, send)

@@ -37,6 +37,7 @@ LOOP_SENDFILE_MAX = 64 * 1024  # larger sends go to a thread: a file not in the 
 SENDFILE_MAX = 1 << 30  # Linux moves at most ~2 GiB per call
 COPY_BLOCK = 256 * 1024
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+connection_gauge: Any = None  # open connections, when the metrics are on (pyblob/metrics.py)
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -48,6 +49,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: Any) -> None:
         self.coalescing = CoalescingTransport(transport, self.loop)
         super().connection_made(self.coalescing)  # type: ignore[arg-type]
+        self.gauge = connection_gauge
+        if self.gauge is not None:
+            self.gauge.inc()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.gauge is not None:
+            self.gauge.dec()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

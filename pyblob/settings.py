@@ -218,6 +218,12 @@ class Settings(BaseSettings):
             "small S3 GET (docs/benchmarks.md, Serving)."
         ),
     )
+    metrics_token: str | None = Field(
+        default=None,
+        description="Bearer token of Prometheus scrapes: `GET /metrics` with `Authorization: Bearer <token>` "
+        "answers the metrics (requests, latency, bytes, refusals, connections, storage and dedup, background "
+        "jobs), summed over the worker processes. Unset: no metrics, nothing measured.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text",
         description="`text`: the access log line above. `json`: one JSON object per request instead, with time, "

@@ -24,6 +24,8 @@ from objstore.links import LinkSweepReport
 log = logging.getLogger("pyblob.sweeper")
 FIRST_SWEEP_MAX_DELAY = 300.0  # a server restarted often still sweeps; workers start spread out
 STATS_FLUSH_INTERVAL = 1.0  # what a crash may lose of the download statistics
+# Told of every run (job name, whether it succeeded, what it returned): the metrics, when they are on.
+run_observer: Callable[[str, bool, Any], None] | None = None
 
 
 class Periodic:
@@ -56,12 +58,16 @@ class Periodic:
         await asyncio.sleep(random.uniform(0, min(self.interval, FIRST_SWEEP_MAX_DELAY)) if delay is None else delay)
         while True:
             self.running = asyncio.ensure_future(asyncio.to_thread(self.work))
+            ok, result = True, None
             try:
-                await asyncio.shield(self.running)
+                result = await asyncio.shield(self.running)
             except asyncio.CancelledError:
                 raise
             except Exception:
+                ok = False
                 log.exception("%s failed; retrying in %s s", self.name, self.interval)
+            if run_observer is not None:
+                run_observer(self.name, ok, result)
             await asyncio.sleep(self.interval)
 
 

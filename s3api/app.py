@@ -235,6 +235,7 @@ class S3App:
 
 def error_response(request: Request, error: S3Error, request_id: str) -> Response:
     """An S3 error as S3 answers it: XML (no body for HEAD) with the error's own headers."""
+    requestinfo.note_error(error.code)
     if not error.resource:
         error.resource = request.url.path
     body = b"" if request.method == "HEAD" else render("Error", error.body(request_id)["Error"], namespace=False)

@@ -42,6 +42,8 @@ class RequestInfo:
     operation: str = ""  # the S3 operation (GetObject, ...); empty elsewhere
     bucket: str = ""
     key: str = ""
+    error: str = ""  # the S3 error code, or the engine's code behind a REST error
+    surface: str = ""  # set only where the path does not tell (`pyblob.routes.surface_of`)
 
 
 current: ContextVar[RequestInfo | None] = ContextVar("pyblob_request_info", default=None)
@@ -61,3 +63,9 @@ def note_user(user: str, access_key: str = "") -> None:
     info = current.get()
     if info is not None:
         info.user, info.access_key = user, access_key
+
+
+def note_error(code: str) -> None:
+    info = current.get()
+    if info is not None:
+        info.error = code

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 
 from objstore.errors import StoreError
 from s3api.conditional import ConditionFailed, RangeNotSatisfiable
-from s3api.requestinfo import request_id
+from s3api.requestinfo import note_error, request_id
 
 log = logging.getLogger("pyblob.shortlinks")
 
@@ -65,11 +65,12 @@ DETAIL = {
 class ApiError(Exception):
     """An error the edge itself raises (no token, a malformed body, an unsatisfiable range)."""
 
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None, code: str = ""):
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.headers = headers or {}
+        self.code = code  # the engine's error code behind it, for the log and the metrics
 
 
 def from_store(exc: StoreError) -> ApiError:
@@ -80,7 +81,7 @@ def from_store(exc: StoreError) -> ApiError:
         status = 500
     detail = DETAIL.get(exc.code) or (str(exc) if status < 500 else "internal error")
     challenge = {"www-authenticate": "Bearer"} if status == 401 else None
-    return ApiError(status, detail, challenge)
+    return ApiError(status, detail, challenge, code=exc.code)
 
 
 def from_conditional(exc: ConditionFailed | RangeNotSatisfiable) -> ApiError:
@@ -92,6 +93,7 @@ def from_conditional(exc: ConditionFailed | RangeNotSatisfiable) -> ApiError:
 
 def render(err: ApiError, extra_headers: dict[str, str] | None = None) -> JSONResponse:
     """`{"detail": ..., "request_id": ...}`: pyBlobServer's body, with the id the access log has too."""
+    note_error(err.code)
     return JSONResponse(
         {"detail": err.detail, "request_id": request_id()},
         status_code=err.status,

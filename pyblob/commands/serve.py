@@ -6,7 +6,10 @@ its workers: each worker opens its own store in the app's lifespan (see `pyblob.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -18,6 +21,7 @@ from ..settings import ENV_PREFIX, Settings, load_settings, proxy_networks
 from .common import data_dir_option
 
 APP_FACTORY = "pyblob.app:create_app"
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @click.command()
@@ -61,6 +65,26 @@ def serve(
     if creds is not None:
         click.echo(admin_banner(creds, imported=settings.admin_access_key is not None))
     export_settings(settings)
+    with metrics_dir(settings):
+        run_server(settings)
+
+
+@contextlib.contextmanager
+def metrics_dir(settings: Settings) -> Iterator[None]:
+    """With metrics on, a fresh directory for the worker processes' values (prometheus_client's
+    multiprocess mode), removed when the server stops; one the environment names is used as it is."""
+    if not settings.metrics_token or os.environ.get(MULTIPROC_DIR):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="pyblob-metrics-") as path:
+        os.environ[MULTIPROC_DIR] = path
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROC_DIR]
+
+
+def run_server(settings: Settings) -> None:
     # The factory form in every case: workers (and the single in-process server) build the app from
     # the environment, so a worker never inherits an object created here.
     uvicorn.run(

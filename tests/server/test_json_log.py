@@ -73,7 +73,7 @@ def test_each_s3_request_is_one_json_line_with_its_request_id(
     assert get_line["client"] == "127.0.0.1" and get_line["time"].endswith("Z") and get_line["duration_ms"] >= 0
     error_line = lines[missing_id]
     assert (error_line["operation"], error_line["status"], error_line["key"]) == ("GetObject", 404, "nothing-here")
-    assert error_line["bytes_out"] > 0  # the NoSuchKey document
+    assert error_line["bytes_out"] > 0 and error_line["error"] == "NoSuchKey"
 
 
 def test_a_rest_error_body_names_the_log_line_of_its_request(server: Server, alice: dict[str, str]) -> None:
@@ -88,6 +88,7 @@ def test_a_rest_error_body_names_the_log_line_of_its_request(server: Server, ali
     lines = log_lines(server)
     line = next(line for line in lines if line["request_id"] == request_id)
     assert (line["surface"], line["user"], line["status"], line["operation"]) == ("rest", "alice", 404, None)
+    assert line["error"] == "NoSuchLink"
     refused_line = next(line for line in lines if line["request_id"] == refused.json()["request_id"])
     assert (refused_line["status"], refused_line["user"]) == (401, None)
     assert {line["surface"] for line in lines if line["path"] == "/health"} == {"web"}  # the start polls it too
