@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from objstore.errors import StoreError
 
-from .commands import accounts, maintenance, serve, tokens
+from .commands import accounts, maintenance, serve, stats, tokens
 from .settings import ENV_PREFIX
 
 
@@ -63,6 +63,7 @@ for command in (
     maintenance.gc,
     maintenance.fsck,
     maintenance.snapshot,
+    stats.stats,
 ):
     cli.add_command(command)
 

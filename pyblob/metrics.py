@@ -69,19 +69,40 @@ def operation_of(scope: Scope, info: RequestInfo) -> str:
     return f"{scope['method']} /{first}" if first in ROUTE_PREFIXES else scope["method"]
 
 
+class _Series:
+    """The labelled children one kind of request touches, looked up once (a lookup costs ~1 µs)."""
+
+    __slots__ = ("latency", "received", "requests", "sent")
+
+    def __init__(self, surface: str, operation: str, status: int):
+        self.requests = REQUESTS.labels(surface, operation, str(status))
+        self.latency = LATENCY.labels(surface, operation)
+        self.received = BYTES_IN.labels(surface)
+        self.sent = BYTES_OUT.labels(surface)
+
+
+_series: dict[tuple[str, str, int], _Series] = {}  # few keys: operations and statuses are bounded sets
+
+
 def observe(scope: Scope, info: RequestInfo, exchange: Exchange, seconds: float) -> None:
     """Count one finished request (the access log layer calls this)."""
     surface = info.surface or surface_of(scope["path"]) or "web"
-    operation = operation_of(scope, info)
-    REQUESTS.labels(surface, operation, str(exchange.status)).inc()
-    LATENCY.labels(surface, operation).observe(seconds)
+    key = (surface, operation_of(scope, info), exchange.status)
+    series = _series.get(key)
+    if series is None:
+        series = _series[key] = _Series(*key)
+    series.requests.inc()
+    series.latency.observe(seconds)
     if exchange.bytes_in:
-        BYTES_IN.labels(surface).inc(exchange.bytes_in)
+        series.received.inc(exchange.bytes_in)
     if exchange.bytes_out:
-        BYTES_OUT.labels(surface).inc(exchange.bytes_out)
-    reason = REFUSALS.get(info.error) or ("rate_limit" if exchange.status == 429 else None)
-    if reason is not None:
-        REFUSED.labels(reason).inc()
+        series.sent.inc(exchange.bytes_out)
+    if info.error:
+        reason = REFUSALS.get(info.error)
+        if reason is not None:
+            REFUSED.labels(reason).inc()
+    elif exchange.status == 429:
+        REFUSED.labels("rate_limit").inc()
 
 
 class StoreCollector(Collector):

@@ -23,6 +23,7 @@ download budget, whose count must be exact at the moment of the download.
 
 from __future__ import annotations
 
+import heapq
 import secrets
 import struct
 from collections.abc import Callable, Iterator, Sequence
@@ -104,6 +105,12 @@ def rows_after(r: ReadTxn, after: str, limit: int) -> list[LinkRecord]:
     """Up to `limit` links by id after `after` ("" for the first)."""
     start = after.encode() + b"\0" if after else b""
     return [LinkRecord.decode(v) for _, v in r.range(LINKS, start, limit=limit)]
+
+
+def most_downloaded(r: ReadTxn, limit: int) -> list[LinkRecord]:
+    """The `limit` links with the most downloads (then bytes served), read in one pass."""
+    rows = (LinkRecord.decode(v) for _, v in r.range(LINKS))
+    return heapq.nlargest(limit, rows, key=lambda link: (link.downloads, link.bytes_served))
 
 
 def add_downloads(w: WriteTxn, link_id: str, downloads: int, nbytes: int, last: float) -> bool:
@@ -319,6 +326,9 @@ class Links:
             return _row(w, link_id)
 
         return self.meta.transact(count)
+
+    def most_downloaded(self, limit: int) -> Sequence[LinkRecord]:
+        return self.meta.read(lambda r: most_downloaded(r, limit))
 
     def all_owned_by(self, owner: str) -> Iterator[LinkPage]:
         """Every page of `owner`'s live links, newest first (each page read when asked for)."""
