@@ -1,6 +1,9 @@
-"""The links REST API for frontends: `POST`/`GET /api/links`, `GET`/`DELETE /api/links/{id}` (bearer token).
+"""The links REST API for frontends (bearer token): `POST`/`GET /api/links`, `GET`/`PATCH`/`DELETE
+/api/links/{id}`, the owner's own view of a link's file (`GET /api/links/{id}/content`: thumbnails in
+the console, never counted as a download), and the caller's S3 buckets and keys, read-only
+(`GET /api/buckets`, `GET /api/buckets/{bucket}/objects`).
 
-A link of another user answers 404, exactly as an unknown one: ids are not an oracle.
+A link or bucket of another user answers 404, exactly as an unknown one: ids are not an oracle.
 """
 
 from __future__ import annotations
@@ -9,15 +12,16 @@ import json
 import math
 import re
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from objstore import Store
-from objstore.errors import NoSuchLink, StoreError
+from objstore.errors import NoSuchBucket, NoSuchLink, StoreError
 from objstore.links import MAX_EXPIRES_IN
 from objstore.records import LinkRecord
 from s3api.requestinfo import note_user
@@ -29,6 +33,7 @@ GetStore = Callable[[], Store]
 Handler = Callable[[Request, Store, str], Awaitable[Response]]
 CURSOR = re.compile(r"^[0-9a-f]{16}$")
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
+MAX_KEY_CHARS = 1024
 MAX_JSON_BODY = 64 * 1024  # a link's request is a bucket, a key (at most 1 KiB) and two numbers
 
 
@@ -39,6 +44,10 @@ def api_routes(get_store: GetStore, public_url: str) -> list[Route]:
         Route("/api/links", api.wrap(api.list_links), methods=["GET"]),
         Route("/api/links/{id}", api.wrap(api.get_link), methods=["GET"]),
         Route("/api/links/{id}", api.wrap(api.delete_link), methods=["DELETE"]),
+        Route("/api/links/{id}", api.wrap(api.change_link), methods=["PATCH"]),
+        Route("/api/links/{id}/content", api.wrap(api.link_content), methods=["GET"]),
+        Route("/api/buckets", api.wrap(api.list_buckets), methods=["GET"]),
+        Route("/api/buckets/{bucket}/objects", api.wrap(api.list_objects), methods=["GET"]),
     ]
 
 
@@ -90,6 +99,56 @@ class LinksApi:
     async def delete_link(self, request: Request, store: Store, user: str) -> Response:
         link = await run_in_threadpool(store.links.revoke, request.path_params["id"], user)
         return JSONResponse(self.link_json(link))
+
+    async def change_link(self, request: Request, store: Store, user: str) -> Response:
+        """`{"expires_in": seconds or null, "max_downloads": n or null}`; a field left out stays."""
+        body = await json_body(request)
+        changes: dict[str, Any] = {}
+        if "expires_in" in body:
+            changes["expires_in"] = optional_number(body, "expires_in")
+            check_expires_in(changes["expires_in"])
+        if "max_downloads" in body:
+            changes["max_downloads"] = optional_int(body, "max_downloads")
+        link = await run_in_threadpool(partial(store.links.change, request.path_params["id"], user, **changes))
+        return JSONResponse(self.link_json(link))
+
+    async def link_content(self, request: Request, store: Store, user: str) -> Response:
+        """The file behind the caller's own link, for its owner's eyes: not a download (no count, no
+        budget spent), served as an attachment-safe resource (sandboxed, never sniffed)."""
+        link = await run_in_threadpool(store.links.get, request.path_params["id"])
+        if link.owner != user:
+            raise NoSuchLink(link.id)
+        record = await run_in_threadpool(store.head_object, link.bucket, link.key, link.version_id)
+        headers = {
+            "content-length": str(record.size),
+            "cache-control": "private, no-store",
+            "x-content-type-options": "nosniff",
+            "content-security-policy": "sandbox",
+        }
+        body = store.read_object(record)
+        return StreamingResponse(body, media_type=record.content_type or "application/octet-stream", headers=headers)
+
+    async def list_buckets(self, request: Request, store: Store, user: str) -> Response:
+        buckets = await run_in_threadpool(store.list_buckets, user)
+        return JSONResponse({"buckets": [{"name": b.name, "created": b.created} for b in buckets]})
+
+    async def list_objects(self, request: Request, store: Store, user: str) -> Response:
+        """One level of a bucket: `?prefix=` (ending in `/` for a folder), `?after=` the last key of
+        the page before, `?limit=` (1-1000)."""
+        name, query = request.path_params["bucket"], request.query_params
+        prefix, after, limit = query.get("prefix", ""), query.get("after", ""), page_limit(query.get("limit"))
+        if len(prefix) > MAX_KEY_CHARS or len(after) > MAX_KEY_CHARS:
+            raise ApiError(400, "prefix and after are keys: at most 1024 characters")
+        bucket = await run_in_threadpool(store.get_bucket, name)
+        if bucket.owner != user:
+            raise NoSuchBucket(name)
+        page = await run_in_threadpool(store.list_objects, name, prefix, "/", after, limit)
+        objects = [
+            {"key": o.key, "size": o.size, "last_modified": o.created, "content_type": o.content_type}
+            for o in page.objects
+        ]
+        next_after = page.last if page.truncated else None
+        return JSONResponse({"objects": objects, "folders": page.prefixes, "next_after": next_after})
 
     def link_json(self, link: LinkRecord) -> dict[str, Any]:
         return {

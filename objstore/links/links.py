@@ -54,6 +54,7 @@ ID_LENGTH = 8
 MIN_ID_LENGTH, MAX_ID_LENGTH = 6, 32
 MAX_ATTEMPTS = 16  # 31^8 ids: a collision is rare, sixteen in a row means something is broken
 MAX_PAGE = 1000
+KEEP = object()  # `Links.change`: leave this limit as it is
 MAX_EXPIRES_IN = 100 * 365 * 86400.0  # expiry times must stay representable (and sortable) floats
 
 
@@ -253,6 +254,33 @@ class Links:
             return link
 
         return self.meta.transact(revoke)
+
+    def change(
+        self,
+        link_id: str,
+        owner: str,
+        expires_in: float | object | None = KEEP,
+        max_downloads: int | object | None = KEEP,
+    ) -> LinkRecord:
+        """New limits for a live link: `expires_in` seconds from now (None: never), `max_downloads`
+        (None: no limit); `KEEP` leaves one as it is. A revoked or swept link is NoSuchLink."""
+
+        def change(w: WriteTxn) -> LinkRecord:
+            link = _row(w, link_id)
+            if link.owner != owner or link.revoked or link.expired:
+                raise NoSuchLink(link_id)
+            if expires_in is not KEEP:
+                assert expires_in is None or isinstance(expires_in, (int, float))
+                check_limits(expires_in, None)
+                link.expires_at = None if expires_in is None else self.clock() + expires_in
+            if max_downloads is not KEEP:
+                assert max_downloads is None or isinstance(max_downloads, int)
+                check_limits(None, max_downloads)
+                link.max_downloads = max_downloads
+            put(w, link)
+            return link
+
+        return self.meta.transact(change)
 
     def delete(self, link_id: str, owner: str) -> LinkRecord:
         """Remove the link and, when it was uploaded for it, its object (quota given back)."""

@@ -116,3 +116,56 @@ def test_links_follow_the_current_version_or_keep_the_one_they_name(site: Site) 
     assert site.create_link("v.txt", version_id=first).status_code == 404
     assert site.create_link("v.txt", version_id="not-a-version").status_code == 400
     assert site.create_link("v.txt", version_id=7).status_code == 400
+
+
+def test_patch_changes_expiry_and_budget_and_only_for_the_owner(site: Site) -> None:
+    site.s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a")
+    link = site.create_link("a.txt", expires_in=60, max_downloads=2).json()
+    url = f"{site.url}/api/links/{link['id']}"
+    longer = httpx.patch(url, json={"expires_in": 86400}, headers=site.auth("alice"))
+    assert longer.status_code == 200
+    assert longer.json()["expires_at"] > link["expires_at"] + 80000 and longer.json()["max_downloads"] == 2
+    unlimited = httpx.patch(url, json={"expires_in": None, "max_downloads": None}, headers=site.auth("alice"))
+    assert (unlimited.json()["expires_at"], unlimited.json()["max_downloads"]) == (None, None)
+    assert httpx.patch(url, json={"max_downloads": 0}, headers=site.auth("alice")).status_code == 400
+    assert httpx.patch(url, json={"expires_in": -5}, headers=site.auth("alice")).status_code == 400
+    assert httpx.patch(url, json={"max_downloads": 3}, headers=site.auth("bob")).status_code == 404
+    assert httpx.patch(url, json={"max_downloads": 3}).status_code == 401
+    httpx.delete(url, headers=site.auth("alice"))
+    assert httpx.patch(url, json={"max_downloads": 3}, headers=site.auth("alice")).status_code == 404  # revoked
+
+
+def test_the_owner_sees_the_file_without_spending_a_download(site: Site) -> None:
+    link_id = site.link_for("pic.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml", max_downloads=1)
+    content = f"{site.url}/api/links/{link_id}/content"
+    for _ in range(3):
+        seen = httpx.get(content, headers=site.auth("alice"))
+        assert seen.status_code == 200 and seen.content.startswith(b"<svg")
+        assert (
+            seen.headers["content-security-policy"] == "sandbox" and seen.headers["x-content-type-options"] == "nosniff"
+        )
+    assert httpx.get(content, headers=site.auth("bob")).status_code == 404
+    assert httpx.get(content).status_code == 401
+    assert httpx.get(f"{site.url}/s/{link_id}").status_code == 200  # the one download is still there
+    assert httpx.get(f"{site.url}/s/{link_id}").status_code == 410
+
+
+def test_buckets_and_keys_are_browsable_by_their_owner_only(site: Site) -> None:
+    for key in ("top.txt", "photos/a.jpg", "photos/b.jpg", "photos/2024/c.jpg"):
+        site.s3.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+    buckets = httpx.get(f"{site.url}/api/buckets", headers=site.auth("alice")).json()["buckets"]
+    assert BUCKET in [b["name"] for b in buckets]
+    assert httpx.get(f"{site.url}/api/buckets", headers=site.auth("bob")).json()["buckets"] == []
+    objects = f"{site.url}/api/buckets/{BUCKET}/objects"
+    top = httpx.get(objects, headers=site.auth("alice")).json()
+    assert [o["key"] for o in top["objects"]] == ["top.txt"] and top["folders"] == ["photos/"]
+    first = httpx.get(objects, params={"prefix": "photos/", "limit": 1}, headers=site.auth("alice")).json()
+    assert first["folders"] == ["photos/2024/"] and first["objects"] == [] and first["next_after"] == "photos/2024/"
+    rest = httpx.get(
+        objects, params={"prefix": "photos/", "after": first["next_after"]}, headers=site.auth("alice")
+    ).json()
+    assert [o["key"] for o in rest["objects"]] == ["photos/a.jpg", "photos/b.jpg"] and rest["next_after"] is None
+    assert httpx.get(objects, headers=site.auth("bob")).status_code == 404
+    assert (
+        httpx.get(f"{site.url}/api/buckets/no-such-bucket-here/objects", headers=site.auth("alice")).status_code == 404
+    )
