@@ -39,6 +39,7 @@ from .routes import RESERVED_PATHS
 from .scrapegate import ScrapeGate
 from .settings import Settings, load_settings
 from .sweeper import background_jobs
+from .webconsole import console_routes
 
 
 class PyblobApp:
@@ -109,6 +110,7 @@ def create_web_app(settings: Settings) -> FastAPI:
     app.include_router(rest_router(lambda: app.state.store, links_url))
     app.router.routes.extend(tus_routes(lambda: app.state.store, settings.public_url, links_url))
     app.router.routes.extend(websocket_routes(lambda: app.state.store, links_url))
+    app.router.routes.extend(console_routes())
     return app
 
 

@@ -31,6 +31,7 @@ ROUTE_PREFIXES: dict[str, Kind] = {
     "redoc": "unlimited",
     "openapi.json": "unlimited",
     "static": "unlimited",
+    "ui": "unlimited",  # the web console, pyblob/webconsole.py
     "favicon.ico": "unlimited",
 }
 RESERVED_PATHS = frozenset(ROUTE_PREFIXES)
