@@ -5,7 +5,6 @@ temporary directory (printed with `-s`). Every wait is bounded."""
 
 from __future__ import annotations
 
-import json
 import struct
 import time
 import zlib
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from browsers import WAIT_SECONDS, chromium
-from processes import RunPyblob, Server, StartServer
+from processes import Server, StartServer
 
 BIG = 9 * 1024 * 1024  # above the console's 8 MiB: uploaded through tus
 UPLOAD_WAIT = 60
@@ -31,14 +30,6 @@ def png(width: int = 4, height: int = 4) -> bytes:
     rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-
-
-@pytest.fixture
-def alice(run_pyblob: RunPyblob) -> dict[str, str]:
-    made = run_pyblob("user", "add", "alice", "--json")
-    assert made.returncode == 0, made.stderr
-    creds: dict[str, str] = json.loads(made.stdout)
-    return creds
 
 
 @pytest.fixture

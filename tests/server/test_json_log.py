@@ -13,7 +13,7 @@ import httpx
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from processes import RunPyblob, Server, StartServer, isolate_from_aws, user_s3_client
+from processes import Server, StartServer, isolate_from_aws, user_s3_client
 
 BUCKET = "logged"
 
@@ -21,14 +21,6 @@ BUCKET = "logged"
 @pytest.fixture(autouse=True)
 def no_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     isolate_from_aws(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def alice(run_pyblob: RunPyblob) -> dict[str, str]:
-    made = run_pyblob("user", "add", "alice", "--json")
-    assert made.returncode == 0, made.stderr
-    creds: dict[str, str] = json.loads(made.stdout)
-    return creds
 
 
 @pytest.fixture
