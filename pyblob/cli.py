@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from objstore.errors import StoreError
 
-from .commands import accounts, maintenance, serve, stats, tokens
+from .commands import accounts, doctor, maintenance, serve, stats, tokens
 from .settings import ENV_PREFIX
 
 
@@ -64,6 +64,7 @@ for command in (
     maintenance.fsck,
     maintenance.snapshot,
     stats.stats,
+    doctor.doctor,
 ):
     cli.add_command(command)
 

@@ -197,12 +197,19 @@ def _verify_v4(
     key = sigv4.signing_key(secret, date, region, service)
     scope = sigv4.scope(date, region, service)
     cq = sigv4.canonical_query(query)
+    tried: list[tuple[str, str]] = []
     for uri in _canonical_uris(req.raw_path):
         canonical = sigv4.canonical_request(req.method, uri, cq, req.headers, signed, payload)
-        expected = sigv4.sign(key, sigv4.string_to_sign(amz_date, scope, canonical))
-        if sigv4.signatures_match(expected, given.lower()):
+        to_sign = sigv4.string_to_sign(amz_date, scope, canonical)
+        if sigv4.signatures_match(sigv4.sign(key, to_sign), given.lower()):
             return key
-    raise S3Error(S3Code.SignatureDoesNotMatch)
+        tried.append((canonical, to_sign))
+    # As S3 does: what the server signed, so the client can see what differs (a proxy that rewrote
+    # the Host header, a path encoded differently). Nothing in it is secret.
+    canonical, to_sign = tried[0]
+    raise S3Error(
+        S3Code.SignatureDoesNotMatch, StringToSign=to_sign, SignatureProvided=given, CanonicalRequest=canonical
+    )
 
 
 def _require_signed_amz_headers(req: RequestView, signed: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -75,3 +76,12 @@ def start_server(tmp_path: Path, data_dir: Path) -> Iterator[StartServer]:
 @pytest.fixture
 def server(start_server: StartServer) -> Server:
     return start_server()
+
+
+@pytest.fixture
+def alice(run_pyblob: RunPyblob) -> dict[str, str]:
+    """A user made with `pyblob user add alice --json`: `user`, `access_key`, `secret_key`, `token`."""
+    made = run_pyblob("user", "add", "alice", "--json")
+    assert made.returncode == 0, made.stderr
+    creds: dict[str, str] = json.loads(made.stdout)
+    return creds
