@@ -35,7 +35,7 @@ MULTIPART_SIZE = 20 * 1024 * 1024
 ORIGIN = "https://doctor.pyblob.test"
 HOST_FIX = (
     "the proxy in front must pass the Host header on unchanged, SigV4 signs it "
-    "(nginx: `proxy_set_header Host $host;`, Caddy keeps it by default)"
+    "(nginx: `proxy_set_header Host $http_host;`, Caddy keeps it by default; see deploy/)"
 )
 BODY_FIX = (
     "let the proxy pass large bodies (nginx: `client_max_body_size 0;` and `proxy_request_buffering off;`; "

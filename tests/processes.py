@@ -114,3 +114,17 @@ def user_s3_client(url: str, creds: dict[str, str]) -> BaseClient:
         aws_secret_access_key=creds["secret_key"],
         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Until something accepts connections on 127.0.0.1:`port`; fails with the log if `proc` exits."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args!r} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"nothing listened on port {port} in {START_TIMEOUT}s:\n{log.read_text()[-3000:]}")

@@ -46,7 +46,7 @@ def test_a_proxy_that_rewrites_host_is_named(
         result = doctor(run_pyblob, url, alice)
     assert result.returncode == 1
     assert "FAIL  sigv4: CreateBucket: the server saw Host" in result.stdout, result.stdout
-    assert "proxy_set_header Host $host" in result.stdout
+    assert "proxy_set_header Host $http_host" in result.stdout
 
 
 def test_a_proxy_that_limits_bodies_is_named(
