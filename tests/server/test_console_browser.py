@@ -5,6 +5,7 @@ temporary directory (printed with `-s`). Every wait is bounded."""
 
 from __future__ import annotations
 
+import json
 import struct
 import time
 import zlib
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from browsers import WAIT_SECONDS, chromium
-from processes import Server, StartServer
+from processes import RunPyblob, Server, StartServer
 
 BIG = 9 * 1024 * 1024  # above the console's 8 MiB: uploaded through tus
 UPLOAD_WAIT = 60
@@ -163,3 +164,28 @@ def test_buckets_are_browsable_and_a_key_becomes_a_short_link(
     anchor = until(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#bucket-list .meta a"))
     assert httpx.get(anchor.get_attribute("href")).content == b"sand"
     browser.save_screenshot(str(tmp_path / "buckets.png"))
+
+
+def test_a_refused_upload_says_why_with_the_limit(
+    start_server: StartServer, run_pyblob: RunPyblob, browser: Any, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    made = run_pyblob("user", "add", "bob", "--quota", "1KiB", "--json")
+    assert made.returncode == 0, made.stderr
+    bob = json.loads(made.stdout)
+    server = start_server()
+    browser.get(f"{server.url}/ui/")
+    browser.find_element(By.ID, "token").send_keys(bob["token"])
+    browser.find_element(By.CSS_SELECTOR, "#signin-form button").click()
+    until(browser, lambda d: "Signed in" in d.find_element(By.ID, "message").text)
+    until(browser, lambda d: "of 1.0 KiB" in d.find_element(By.ID, "usage-text").text)  # usage against the quota
+    too_big = tmp_path / "too big.txt"
+    too_big.write_bytes(b"x" * 4096)
+    browser.execute_script("document.getElementById('picker').hidden = false")
+    browser.find_element(By.ID, "picker").send_keys(str(too_big))
+    failed = until(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#uploads li.failed"), UPLOAD_WAIT)
+    text = failed.get_attribute("textContent")
+    assert "exceed the quota of bob (1KiB" in text and "HTTP 403" in text, text
+    browser.save_screenshot(str(tmp_path / "refused.png"))
+    print(f"\nrefused upload screenshot: {tmp_path / 'refused.png'}")
