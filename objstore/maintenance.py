@@ -8,13 +8,14 @@ chunk. These jobs span every part, so they take the `Store` and sit above it (it
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from . import accounts, manifests, multipart, refcount, versions
+from . import accounts, manifests, multipart, refcount, runs, versions
 from .errors import NoSuchUpload
 from .hashing import chunk_digest
 from .links.resumable import charged_bytes
@@ -52,7 +53,12 @@ def collect_garbage(store: Store, progress: Progress | None = None) -> GcReport:
     _remove_expired_chunks(store, report, progress)
     _remove_orphans(store, report, progress)
     report.staging_removed = store.chunks.cleanup(STAGING_MIN_AGE)
+    _record_run(store, "gc", dataclasses.asdict(report))
     return report
+
+
+def _record_run(store: Store, job: str, findings: dict[str, int]) -> None:
+    store.meta.transact(lambda w: runs.record(w, job, store.clock(), findings))
 
 
 def _abort_stale_uploads(store: Store) -> int:
@@ -180,6 +186,8 @@ def fsck(store: Store, repair: bool = False, progress: Progress | None = None) -
     bad = _check_files(store, exp, report, progress)
     if repair and (report.problems or bad):
         _repair(store, bad, report)
+    findings = {"problems": len(report.problems), "repaired": report.repaired, "chunks_checked": report.chunks_checked}
+    _record_run(store, "fsck", findings)
     return report
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import accounts, admission, buckets, lifecycle, limits, listing, manifests, multipart, refcount, versions
+from . import accounts, admission, buckets, lifecycle, limits, listing, manifests, multipart, refcount, runs, versions
 from .accounts import Accounts
 from .admission import Admission
 from .chunks import FileRegion
@@ -42,6 +42,7 @@ TABLES = (
     *multipart.TABLES,
     *link_rows.TABLES,
     *resumable.TABLES,
+    *runs.TABLES,
 )
 # 2: object versions (`versions` table, version fields of objects), completed uploads, part layouts.
 # Rows of 1 read as they are (new fields have defaults, new tables start empty), so opening a data
@@ -289,6 +290,10 @@ class Store:
             return StorageTotals(len(users), objects, logical, chunks.chunks, chunks.nbytes, link_rows.count(r))
 
         return self.meta.read(read)
+
+    def maintenance_runs(self) -> dict[str, runs.JobRuns]:
+        """What `gc` and `fsck` did, by job: how many runs, when the last ended, what it found."""
+        return self.meta.read(runs.all_jobs)
 
     # sweeps ----------------------------------------------------------------------------------
     def apply_lifecycle(self, now: float, stop: Callable[[], bool] | None = None) -> LifecycleReport:

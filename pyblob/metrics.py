@@ -20,12 +20,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from objstore import Store
+from objstore.runs import JobRuns
 from s3api.requestinfo import RequestInfo, current
 
 from . import boundedhttp, sweeper
@@ -111,7 +112,7 @@ class StoreCollector(Collector):
     def __init__(self, get_store: Callable[[], Store]):
         self.get_store = get_store
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         totals = self.get_store().storage_totals()
         yield GaugeMetricFamily("pyblob_users", "Users.", value=totals.users)
         yield GaugeMetricFamily("pyblob_objects", "Object versions (delete markers excluded).", value=totals.objects)
@@ -122,6 +123,24 @@ class StoreCollector(Collector):
         yield GaugeMetricFamily("pyblob_dedup_ratio", "Logical bytes over physical bytes.", value=totals.dedup_ratio)
         yield GaugeMetricFamily("pyblob_chunks", "Chunks stored (shared ones once).", value=totals.chunks)
         yield GaugeMetricFamily("pyblob_links", "Short links.", value=totals.links)
+        yield from maintenance_families(self.get_store().maintenance_runs())
+
+
+def maintenance_families(jobs: dict[str, JobRuns]) -> Iterator[Metric]:
+    """`pyblob gc` and `pyblob fsck`, which run beside the server: as their runs recorded them."""
+    runs = CounterMetricFamily("pyblob_maintenance_runs", "Runs of pyblob gc and pyblob fsck.", labels=["job"])
+    last = GaugeMetricFamily(
+        "pyblob_maintenance_last_run_timestamp_seconds", "When the last run of a job ended.", labels=["job"]
+    )
+    found = GaugeMetricFamily(
+        "pyblob_maintenance_last_findings", "What the last run of a job found or did, by kind.", labels=["job", "kind"]
+    )
+    for job, record in sorted(jobs.items()):
+        runs.add_metric([job], record.runs)
+        last.add_metric([job], record.last_finished)
+        for kind, value in sorted(record.last_findings.items()):
+            found.add_metric([job, kind], value)
+    yield from (runs, last, found)
 
 
 class InFlight:

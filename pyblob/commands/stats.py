@@ -26,6 +26,7 @@ def stats(top: int, as_json: bool, data_dir: Path | None) -> None:
         totals = store.storage_totals()
         users = sorted(store.accounts.list_users(), key=lambda u: (-u.usage_bytes, u.name))
         links = store.links.most_downloaded(top) if top else []
+        jobs = store.maintenance_runs()
     report: dict[str, Any] = {
         "users": totals.users,
         "objects": totals.objects,
@@ -50,6 +51,10 @@ def stats(top: int, as_json: bool, data_dir: Path | None) -> None:
             }
             for link in links
         ],
+        "maintenance": {
+            job: {"runs": run.runs, "last_finished": timestamp(run.last_finished), "last_findings": run.last_findings}
+            for job, run in sorted(jobs.items())
+        },
     }
     if as_json:
         echo_json(report)
@@ -67,6 +72,9 @@ def stats(top: int, as_json: bool, data_dir: Path | None) -> None:
     click.echo("\nuser                 used        objects  quota")
     for u in users:
         click.echo(f"{u.name:<20} {approx(u.usage_bytes):>10}  {u.object_count:>7}  {limit(u.quota)}")
+    for job, run in sorted(jobs.items()):
+        found = ", ".join(f"{kind} {value}" for kind, value in run.last_findings.items() if value) or "nothing"
+        click.echo(f"\n{job}: {run.runs} runs, the last ended {timestamp(run.last_finished)}: {found}")
     if links:
         click.echo("\nlink        downloads  served      owner                object")
         for link in links:

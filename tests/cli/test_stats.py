@@ -39,6 +39,7 @@ def test_stats_as_json_count_everything(run_pyblob: RunPyblob, data_dir: Path) -
     assert report["dedup_ratio"] >= 3.0 and report["saved_bytes"] == 2 * len(BIG) + 4
     assert [u["user"] for u in report["per_user"]] == ["kim", "lee"]  # most used first
     assert report["per_user"][1] == {"user": "lee", "bytes": len(BIG) + 4, "objects": 2, "quota": None}
+    assert report["maintenance"] == {}  # no gc or fsck yet
     [top] = report["top_links"]
     assert (top["owner"], top["key"], top["downloads"], top["bytes_served"]) == ("kim", "a.bin", 3, 3 * len(BIG))
 
@@ -52,3 +53,14 @@ def test_stats_as_a_table(run_pyblob: RunPyblob, data_dir: Path) -> None:
     assert any(line.startswith("kim ") and "2.0 MiB" in line for line in lines)
     assert any(line.startswith("on disk:") and "1.0 MiB in 1 chunks" in line for line in lines)
     assert any("photos/a.bin" in line and " 3 " in line for line in lines)
+
+
+def test_stats_show_the_last_gc_and_fsck(run_pyblob: RunPyblob, data_dir: Path) -> None:
+    fill(data_dir)
+    assert run_pyblob("gc").returncode == 0 and run_pyblob("fsck").returncode == 0
+    report = json.loads(run_pyblob("stats", "--json").stdout)
+    assert set(report["maintenance"]) == {"gc", "fsck"}
+    assert (
+        report["maintenance"]["fsck"]["runs"] == 1 and report["maintenance"]["fsck"]["last_findings"]["problems"] == 0
+    )
+    assert "fsck: 1 runs" in run_pyblob("stats").stdout

@@ -272,3 +272,15 @@ def test_snapshot_restores_into_a_new_data_dir(
     copy.close()
     with pytest.raises(FileExistsError):
         snapshot(store, snap)
+
+
+def test_gc_and_fsck_runs_are_recorded(store: Store, clock: Clock, filled: dict[str, bytes]) -> None:
+    assert store.maintenance_runs() == {}
+    collect_garbage(store)
+    clock.advance(10)
+    collect_garbage(store)
+    report = fsck(store)
+    jobs = store.maintenance_runs()
+    assert (jobs["gc"].runs, jobs["fsck"].runs) == (2, 1)
+    assert jobs["gc"].last_finished == clock() and "chunks_removed" in jobs["gc"].last_findings
+    assert jobs["fsck"].last_findings == {"problems": 0, "repaired": 0, "chunks_checked": report.chunks_checked}

@@ -130,3 +130,15 @@ def test_background_sweeps_and_what_they_found_are_counted(start_server: StartSe
     assert expired == 1
     assert value(found, "pyblob_background_runs_total", job="link sweep", outcome="ok") >= 1
     assert value(found, "pyblob_background_runs_total", job="link sweep", outcome="failed") == 0
+
+
+def test_gc_and_fsck_beside_the_server_show_in_its_metrics(start_server: StartServer, run_pyblob: RunPyblob) -> None:
+    server = start_server(env={"PYBLOB_METRICS_TOKEN": TOKEN})
+    for command in ("gc", "fsck", "gc"):
+        done = run_pyblob(command)
+        assert done.returncode == 0, done.stdout + done.stderr
+    found = samples(server)
+    assert value(found, "pyblob_maintenance_runs_total", job="gc") == 2
+    assert value(found, "pyblob_maintenance_runs_total", job="fsck") == 1
+    assert value(found, "pyblob_maintenance_last_findings", job="fsck", kind="problems") == 0
+    assert value(found, "pyblob_maintenance_last_run_timestamp_seconds", job="gc") > time.time() - 300
