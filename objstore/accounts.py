@@ -287,6 +287,42 @@ class Accounts:
 
         return self.meta.transact(revoke)
 
+    def import_user(self, name: str, token: str, created: float) -> tuple[bool, bool]:
+        """A user carried over from elsewhere with the bearer token it had (kept as its hash, like
+        every token): (user created, token kept). An existing user is left as it is; a token that
+        belongs to another user already is not taken over."""
+
+        def run(w: WriteTxn) -> tuple[bool, bool]:
+            made = find_user(w, name) is None
+            if made:
+                user = self._add_user(w, name, None, None)
+                user.created = created
+                put_user(w, user)
+            holder = w.get(TOKENS, token_hash(token)) if token else None
+            if holder is not None:
+                return made, TokenRecord.decode(holder).user == name
+            if token:
+                self._put_token(w, name, token)
+            return made, bool(token)
+
+        return self.meta.transact(run)
+
+    def set_counters(self, name: str, **counters: int | float | None) -> UserRecord:
+        """Set a user's upload and download counters (`uploads`, `bytes_uploaded`, `last_upload`,
+        `downloads`, `bytes_served`, `last_download`), as an import carries them over."""
+        allowed = {"uploads", "bytes_uploaded", "last_upload", "downloads", "bytes_served", "last_download"}
+        if not set(counters) <= allowed:
+            raise InvalidArgument(f"not counters: {sorted(set(counters) - allowed)}")
+
+        def run(w: WriteTxn) -> UserRecord:
+            user = require_user(w, name)
+            for field_name, value in counters.items():
+                setattr(user, field_name, value)
+            put_user(w, user)
+            return user
+
+        return self.meta.transact(run)
+
     def user_for_token(self, token: str) -> str | None:
         raw = self.meta.read(lambda r: r.get(TOKENS, token_hash(token)))
         return TokenRecord.decode(raw).user if raw is not None else None

@@ -188,6 +188,7 @@ class LinkRecord(Record):
     last_download: float | None = None
     expired: bool = False  # swept: kept as a tombstone so the id answers 410, not 404
     version_id: str | None = None  # serve this version of the key, not whatever is current
+    imported: float | None = None  # when it was carried over from another server: its idle time starts there
 
 
 @dataclass

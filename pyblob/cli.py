@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from objstore.errors import StoreError
 
-from .commands import accounts, doctor, maintenance, serve, stats, tokens
+from .commands import accounts, doctor, imports, maintenance, serve, stats, tokens
 from .settings import ENV_PREFIX
 
 
@@ -65,6 +65,7 @@ for command in (
     maintenance.snapshot,
     stats.stats,
     doctor.doctor,
+    imports.import_,
 ):
     cli.add_command(command)
 

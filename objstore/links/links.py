@@ -24,6 +24,7 @@ download budget, whose count must be exact at the moment of the download.
 from __future__ import annotations
 
 import heapq
+import re
 import secrets
 import struct
 from collections.abc import Callable, Iterator, Sequence
@@ -52,6 +53,7 @@ TABLES = (LINKS, OWNERS)
 ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 ID_LENGTH = 8
 MIN_ID_LENGTH, MAX_ID_LENGTH = 6, 32
+VALID_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_ATTEMPTS = 16  # 31^8 ids: a collision is rare, sixteen in a row means something is broken
 MAX_PAGE = 1000
 KEEP = object()  # `Links.change`: leave this limit as it is
@@ -68,7 +70,9 @@ def new_link_id(length: int = ID_LENGTH) -> str:
 
 
 def is_valid_id(link_id: str) -> bool:
-    return MIN_ID_LENGTH <= len(link_id) <= MAX_ID_LENGTH and all(c in ALPHABET for c in link_id)
+    """What a link id may be: pyblob's own (ALPHABET), or one kept from pyBlobServer (letters of
+    both cases and digits; `pyblob import pyblobserver`)."""
+    return VALID_ID.fullmatch(link_id) is not None
 
 
 def owner_index_key(owner: str, seq: int) -> bytes:
@@ -86,7 +90,7 @@ def is_spent(link: LinkRecord, now: float, idle_seconds: float = 0) -> bool:
     """Past its expiry time, out of downloads, idle too long, or already swept."""
     if link.expired or (link.expires_at is not None and now >= link.expires_at):
         return True
-    if idle_seconds > 0 and now >= (link.last_download or link.created) + idle_seconds:
+    if idle_seconds > 0 and now >= max(link.last_download or link.created, link.imported or 0.0) + idle_seconds:
         return True
     return link.max_downloads is not None and link.downloads >= link.max_downloads
 
@@ -190,7 +194,8 @@ class Links:
     def add(self, w: WriteTxn, link_id: str, owner: str, bucket: str, key: str, **attrs: object) -> LinkRecord:
         """Write a new link row and its owner-index entry inside `w`."""
         expires_in = attrs.pop("expires_in", None)
-        now = self.clock()
+        created = attrs.pop("created", None)  # an imported link keeps its creation time
+        now = self.clock() if created is None else float(created)  # type: ignore[arg-type]
         expires_at = now + float(expires_in) if expires_in is not None else None  # type: ignore[arg-type]
         seq = w.next_id("link")
         record = LinkRecord(link_id, owner, bucket, key, now, expires_at, seq=seq, **attrs)  # type: ignore[arg-type]
@@ -354,6 +359,10 @@ class Links:
             return _row(w, link_id)
 
         return self.meta.transact(count)
+
+    def exists(self, link_id: str) -> bool:
+        """Whether a link row has this id (revoked and swept ones included)."""
+        return self.meta.read(lambda r: find(r, link_id)) is not None
 
     def most_downloaded(self, limit: int) -> Sequence[LinkRecord]:
         return self.meta.read(lambda r: most_downloaded(r, limit))

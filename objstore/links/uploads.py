@@ -57,17 +57,20 @@ class LinkUploads:
         max_downloads: int | None = None,
         credit: int = 0,
         also: Callable[[WriteTxn, LinkRecord], None] | None = None,
+        link_id: str | None = None,
+        link_fields: dict[str, object] | None = None,
     ) -> LinkUpload:
         """A new upload of one file for a link. `credit`: bytes already charged for this file (see
-        `Objects.open_writer`), which `also` must uncharge: it runs in the commit's transaction."""
+        `Objects.open_writer`), which `also` must uncharge: it runs in the commit's transaction.
+        `link_id` and `link_fields` (created, downloads, ...): a link carried over from elsewhere."""
         check_limits(expires_in, max_downloads)
         bucket = self.default_bucket(owner)
-        link_id = self.meta.read(self.links.free_id)
+        link_id = link_id or self.meta.read(self.links.free_id)
         name = safe_name(filename)
         key = f"{link_id}/{name}"
         ceiling = self.config.upload_max_file_size or None
         writer = self.objects.open_writer(bucket, key, (), size_hint, credit, ceiling, UPLOAD_CEILING)
-        options = {"expires_in": expires_in, "max_downloads": max_downloads}
+        options: dict[str, object] = {"expires_in": expires_in, "max_downloads": max_downloads, **(link_fields or {})}
         return LinkUpload(self.links, writer, owner, bucket, link_id, name, content_type, options, also)
 
     def default_bucket(self, owner: str) -> str:
@@ -112,7 +115,7 @@ class LinkUpload:
         link_id: str,
         name: str,
         content_type: str | None,
-        options: dict[str, float | int | None],
+        options: dict[str, object],
         also: Callable[[WriteTxn, LinkRecord], None] | None = None,
     ):
         self.links = links

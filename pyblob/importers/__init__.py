@@ -1,0 +1,1 @@
+"""Moving in: `pyblob import ...` brings data from elsewhere into a store (`pyblobserver.py`)."""
