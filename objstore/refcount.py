@@ -87,10 +87,10 @@ def _put_totals(w: WriteTxn, t: Totals) -> None:
     w.put(TOTALS, _TOTALS_KEY, _TOTALS.pack(_VERSION, t.chunks, t.nbytes))
 
 
-def _change_totals(w: WriteTxn, before: Totals, chunks: int, nbytes: int) -> None:
-    """`before`: the totals read before the rows changed (counted from the rows when never stored)."""
-    if chunks or nbytes or w.get(TOTALS, _TOTALS_KEY) is None:
-        _put_totals(w, Totals(before.chunks + chunks, before.nbytes + nbytes))
+def _change_totals(w: WriteTxn, chunks: int, nbytes: int) -> None:
+    """Called before the rows change: the totals are counted from the rows when never stored."""
+    before = totals(w)
+    _put_totals(w, Totals(before.chunks + chunks, before.nbytes + nbytes))
 
 
 def get(r: ReadTxn, digest: bytes) -> ChunkRow | None:
@@ -101,14 +101,14 @@ def get(r: ReadTxn, digest: bytes) -> ChunkRow | None:
 def put(w: WriteTxn, digest: bytes, row: ChunkRow) -> None:
     """Write a row; a new one counts in the totals (the callers that change rows use this too)."""
     if get(w, digest) is None:
-        _change_totals(w, totals(w), 1, row.size)
+        _change_totals(w, 1, row.size)
     w.put(TABLE, digest, row.encode())
 
 
 def remove(w: WriteTxn, digest: bytes) -> None:
     row = get(w, digest)
     if row is not None:
-        _change_totals(w, totals(w), -1, -row.size)
+        _change_totals(w, -1, -row.size)
         w.delete(TABLE, digest)
 
 
@@ -119,16 +119,15 @@ def all_rows(r: ReadTxn) -> Iterator[tuple[bytes, ChunkRow]]:
 
 def add_refs(w: WriteTxn, refs: Counter[bytes], sizes: dict[bytes, int]) -> None:
     """Count `refs[digest]` more references to each chunk; new chunks get a row."""
-    before, new_chunks, new_bytes = totals(w), 0, 0
+    rows = {digest: get(w, digest) for digest in refs}
+    new = [digest for digest, row in rows.items() if row is None]
+    if new:  # the totals change only with new rows: no extra read for a write of known chunks
+        _change_totals(w, len(new), sum(sizes[digest] for digest in new))
     for digest, n in refs.items():
-        row = get(w, digest)
-        if row is None:
-            row = ChunkRow(0, 0.0, sizes[digest])
-            new_chunks, new_bytes = new_chunks + 1, new_bytes + row.size
+        row = rows[digest] or ChunkRow(0, 0.0, sizes[digest])
         row.count += n
         row.zero_since = 0.0
         w.put(TABLE, digest, row.encode())
-    _change_totals(w, before, new_chunks, new_bytes)
 
 
 def drop_refs(w: WriteTxn, refs: Counter[bytes], now: float) -> None:

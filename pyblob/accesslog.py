@@ -76,6 +76,11 @@ class Exchange:
 Observer = Callable[[Scope, RequestInfo, Exchange, float], None]
 
 
+def surface(scope: Scope, info: RequestInfo) -> str:
+    """The surface a request is logged and counted on: `web` for health, docs and scrapes."""
+    return info.surface or surface_of(scope["path"]) or "web"
+
+
 def json_line(scope: Scope, info: RequestInfo, exchange: Exchange, started: float, seconds: float) -> bytes:
     client = scope.get("client")
     record: dict[str, Any] = {
@@ -84,7 +89,7 @@ def json_line(scope: Scope, info: RequestInfo, exchange: Exchange, started: floa
         "client": client[0] if client else None,
         "method": scope["method"],
         "path": request_target(scope),
-        "surface": info.surface or surface_of(scope["path"]) or "web",
+        "surface": surface(scope, info),
         "operation": info.operation or None,
         "user": info.user or None,
         "access_key": info.access_key or None,

@@ -30,8 +30,8 @@ from objstore.runs import JobRuns
 from s3api.requestinfo import RequestInfo, current
 
 from . import boundedhttp, sweeper
-from .accesslog import Exchange
-from .routes import ROUTE_PREFIXES, surface_of
+from .accesslog import Exchange, surface
+from .routes import ROUTE_PREFIXES
 
 SCRAPE = "GET /metrics"  # the operation label of scrapes
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus's text format
@@ -87,8 +87,7 @@ _series: dict[tuple[str, str, int], _Series] = {}  # few keys: operations and st
 
 def observe(scope: Scope, info: RequestInfo, exchange: Exchange, seconds: float) -> None:
     """Count one finished request (the access log layer calls this)."""
-    surface = info.surface or surface_of(scope["path"]) or "web"
-    key = (surface, operation_of(scope, info), exchange.status)
+    key = (surface(scope, info), operation_of(scope, info), exchange.status)
     series = _series.get(key)
     if series is None:
         series = _series[key] = _Series(*key)

@@ -162,13 +162,14 @@ class PyBlobServerImport:
 
     def import_users(self, users: list[OldUser]) -> set[str]:
         known: set[str] = set()
+        existing = {u.name for u in self.store.accounts.list_users()} if self.dry_run else set()
         for user in users:
             if not USER_NAME.match(user.name):
                 self.report.problems.append(f"user {user.name!r} is not a valid pyblob user name: not imported")
                 continue
             known.add(user.name)
             if self.dry_run:
-                present = user.name in {u.name for u in self.store.accounts.list_users()}
+                present = user.name in existing
                 self.report.users_present += present
                 self.report.users_created += not present
                 continue
