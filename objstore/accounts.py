@@ -15,6 +15,7 @@ import re
 import secrets
 import string
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .config import StoreConfig
 from .errors import (
@@ -129,6 +130,18 @@ def remove_user(w: WriteTxn, name: str) -> None:
         for k in doomed:
             w.delete(table, k)
     w.delete(USERS, name.encode())
+
+
+@dataclass
+class Counters:
+    """A user's upload and download counters (UserRecord's fields of the same names)."""
+
+    uploads: int
+    bytes_uploaded: int
+    last_upload: float | None
+    downloads: int
+    bytes_served: int
+    last_download: float | None
 
 
 class Accounts:
@@ -307,17 +320,18 @@ class Accounts:
 
         return self.meta.transact(run)
 
-    def set_counters(self, name: str, **counters: int | float | None) -> UserRecord:
-        """Set a user's upload and download counters (`uploads`, `bytes_uploaded`, `last_upload`,
-        `downloads`, `bytes_served`, `last_download`), as an import carries them over."""
-        allowed = {"uploads", "bytes_uploaded", "last_upload", "downloads", "bytes_served", "last_download"}
-        if not set(counters) <= allowed:
-            raise InvalidArgument(f"not counters: {sorted(set(counters) - allowed)}")
+    def set_counters(self, name: str, counters: Counters) -> UserRecord:
+        """Set a user's upload and download counters, as an import carries them over."""
 
         def run(w: WriteTxn) -> UserRecord:
             user = require_user(w, name)
-            for field_name, value in counters.items():
-                setattr(user, field_name, value)
+            user.uploads, user.bytes_uploaded, user.last_upload = (
+                counters.uploads,
+                counters.bytes_uploaded,
+                counters.last_upload,
+            )
+            user.downloads, user.bytes_served = counters.downloads, counters.bytes_served
+            user.last_download = counters.last_download
             put_user(w, user)
             return user
 

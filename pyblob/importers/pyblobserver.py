@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from objstore import Store
-from objstore.accounts import USER_NAME
+from objstore.accounts import USER_NAME, Counters
 from objstore.links.links import is_valid_id
 
 READ_BLOCK = 1024 * 1024
@@ -149,15 +149,15 @@ class PyBlobServerImport:
         if not self.dry_run:
             for user in users:
                 if user.name in known:
-                    self.store.accounts.set_counters(
-                        user.name,
-                        uploads=user.uploads,
-                        bytes_uploaded=user.bytes_uploaded,
-                        last_upload=user.last_upload,
-                        downloads=user.downloads,
-                        bytes_served=user.bytes_served,
-                        last_download=user.last_download,
+                    counters = Counters(
+                        user.uploads,
+                        user.bytes_uploaded,
+                        user.last_upload,
+                        user.downloads,
+                        user.bytes_served,
+                        user.last_download,
                     )
+                    self.store.accounts.set_counters(user.name, counters)
         return self.report
 
     def import_users(self, users: list[OldUser]) -> set[str]:
