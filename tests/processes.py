@@ -11,8 +11,10 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 
 START_TIMEOUT = 30.0
+MOTO_START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
 
@@ -128,3 +131,35 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"nothing listened on port {port} in {START_TIMEOUT}s:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def moto_server(log: Path) -> Iterator[str]:
+    """`python -m moto.server` on a free loopback port: its URL while the block runs."""
+    port = free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            env=clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + MOTO_START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"moto_server exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                httpx.get(url + "/moto-api/", timeout=1.0, trust_env=False)
+                break
+            except httpx.TransportError as e:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"moto did not answer in {MOTO_START_TIMEOUT}s:\n{log.read_text()}") from e
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(STOP_TIMEOUT)

@@ -15,10 +15,14 @@ NGINX_413 = b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>
 
 
 @contextmanager
-def proxy(upstream: str, rewrite_host: bool = False, max_body: int | None = None) -> Iterator[str]:
+def proxy(
+    upstream: str, rewrite_host: bool = False, max_body: int | None = None, corrupt: str | None = None
+) -> Iterator[str]:
     """The proxy's URL. `rewrite_host`: the upstream's own host:port as Host (nginx's `proxy_pass`
     without `proxy_set_header Host $host`). `max_body`: bodies read whole first (buffered), and
-    those larger refused with nginx's 413 page (nginx's default `client_max_body_size` is 1 MiB)."""
+    those larger refused with nginx's 413 page (nginx's default `client_max_body_size` is 1 MiB).
+    `corrupt`: the answers to GETs of paths that end with it come with their last byte flipped
+    (a bad disk or a broken middlebox between an importer and its source)."""
     target = urlsplit(upstream).netloc
 
     class Handler(BaseHTTPRequestHandler):
@@ -40,7 +44,10 @@ def proxy(upstream: str, rewrite_host: bool = False, max_body: int | None = None
                 conn.endheaders(body or None)
                 response = conn.getresponse()
                 kept = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP | {"content-length"}]
-                self.answer(response.status, kept, response.read())
+                body = response.read()
+                if corrupt and self.command == "GET" and self.path.split("?")[0].endswith(corrupt) and body:
+                    body = body[:-1] + bytes([body[-1] ^ 1])
+                self.answer(response.status, kept, body)
             finally:
                 conn.close()
 

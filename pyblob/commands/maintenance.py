@@ -23,7 +23,8 @@ class ProgressBars:
     tqdm hides the bars when stderr is not a terminal (`disable=None`), so logs and pipes stay clean.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, byte_phases: frozenset[str] | set[str] = frozenset()) -> None:
+        self.byte_phases = byte_phases  # phases that count bytes: shown as KB/MB/GB with a rate
         self.phase: str | None = None
         self.bar: tqdm[Any] | None = None
 
@@ -31,7 +32,8 @@ class ProgressBars:
         if phase != self.phase or self.bar is None:
             self.close()
             self.phase = phase
-            self.bar = tqdm(desc=phase, total=total, unit="", disable=None, leave=True)
+            unit, scale = ("B", True) if phase in self.byte_phases else ("", False)
+            self.bar = tqdm(desc=phase, total=total, unit=unit, unit_scale=scale, disable=None, leave=True)
         self.bar.total = total
         self.bar.update(done - self.bar.n)
 

@@ -25,6 +25,8 @@ from objstore import Store
 from objstore.accounts import USER_NAME, Counters
 from objstore.links.links import is_valid_id
 
+from .tally import DedupTally
+
 READ_BLOCK = 1024 * 1024
 Progress = Callable[[str, int, int], None]
 
@@ -55,20 +57,12 @@ class OldFile:
 
 
 @dataclass
-class ImportReport:
+class ImportReport(DedupTally):
     users_created: int = 0
     users_present: int = 0
     files_imported: int = 0
     files_present: int = 0
-    bytes_imported: int = 0
-    bytes_inline: int = 0  # of small files, kept in the metadata: never in chunks, never deduplicated
-    physical_added: int = 0
     problems: list[str] = field(default_factory=list)
-
-    @property
-    def bytes_saved(self) -> int:
-        """What deduplication saved: bytes imported that needed no new chunk on disk."""
-        return max(0, self.bytes_imported - self.bytes_inline - self.physical_added)
 
 
 def when(text: str | None) -> float | None:

@@ -7,9 +7,7 @@ and `=`, which every client must sign with correctly.
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "s3"))
 
 import boto3
 import botocore.session
-import httpx
 from botocore.client import BaseClient
 from botocore.config import Config
-from processes import free_port
+from processes import moto_server
 from s3_server import (
     ADMIN,
     REGION,
@@ -31,13 +28,10 @@ from s3_server import (
     TlsCert,
     make_self_signed_cert,
     scrub_aws_env,
-    server_env,
     start_endpoint,
     unique_bucket_name,
 )
 from s3clients_helpers import AwsCli, AwsCliV2, Rclone, S3cmd
-
-MOTO_START_TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="session")
@@ -88,37 +82,8 @@ def s3(pyblob: Endpoint) -> BaseClient:
 @pytest.fixture(scope="session")
 def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python -m moto.server` on a free loopback port, for the whole session."""
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    port = free_port()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            env=server_env({}),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_moto(proc, url, log)
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _wait_for_moto(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + MOTO_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"moto_server exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            httpx.get(url + "/moto-api/", timeout=1.0, trust_env=False)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"moto_server did not answer in {MOTO_START_TIMEOUT}s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="session")
