@@ -152,7 +152,7 @@ def chunk_files(store: Store) -> tuple[int, int]:
 
 def meta_bytes(store: Store) -> int:
     """Space LMDB occupies (allocated blocks: the map itself is sparse)."""
-    return sum(p.stat().st_blocks * 512 for p in store.meta.path.iterdir())
+    return sum(p.stat().st_blocks * 512 for p in (store.root / "meta").iterdir())
 
 
 def gc_past_grace(store: Store) -> None:

@@ -37,3 +37,5 @@ class StoreConfig:
     # Short links: id length (31-letter alphabet) and how long a link may go undownloaded.
     link_id_length: int = 8
     link_idle_seconds: float = 90 * 86400.0
+    # Where the metadata lives: "lmdb:" (the data dir's meta/) or a PostgreSQL URL shared by nodes.
+    metadata_url: str = "lmdb:"

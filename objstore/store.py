@@ -26,7 +26,7 @@ from .lifecycle import LifecycleRule
 from .lifecycle_sweep import LifecycleReport, apply_lifecycle
 from .links import DownloadStats, Links, LinkSweepReport, LinkUploads, Resumables, delete_links, resumable, sweep_links
 from .links import links as link_rows
-from .meta import ReadTxn, WriteTxn
+from .meta import MetadataStore, ReadTxn, WriteTxn
 from .meta.lmdb import LmdbMetadataStore, LmdbVolatileStore
 from .multipart import Multipart
 from .objects import Deletion, Objects, ObjectWriter
@@ -71,6 +71,18 @@ class StorageTotals:
         return self.logical_bytes / self.physical_bytes if self.physical_bytes else 1.0
 
 
+def open_metadata(root: Path, config: StoreConfig) -> MetadataStore:
+    """The metadata store `config.metadata_url` names: LMDB in the data dir, or PostgreSQL."""
+    url = config.metadata_url
+    if url in ("", "lmdb:"):
+        return LmdbMetadataStore(root / "meta", TABLES, config.map_size, config.durable, SCHEMA_VERSION)
+    if url.startswith(("postgresql://", "postgres://")):
+        from .meta.postgres import PostgresMetadataStore  # psycopg is loaded only by stores that use it
+
+        return PostgresMetadataStore(url, TABLES, SCHEMA_VERSION)
+    raise ValueError(f"unknown metadata store {url!r}: lmdb: or postgresql://...")
+
+
 class Store:
     """One data dir: the metadata and chunk stores, and the parts that keep their rules.
 
@@ -91,9 +103,7 @@ class Store:
         self.config = config = config or StoreConfig()
         self.clock = clock
         now = self.now
-        self.meta = meta = LmdbMetadataStore(
-            self.root / "meta", TABLES, config.map_size, config.durable, SCHEMA_VERSION
-        )
+        self.meta = meta = open_metadata(self.root, config)
         self.volatile = LmdbVolatileStore(self.root / "state", (*admission.TABLES, *volatile_tables))
         self.chunks = chunks = LocalChunkStore(self.root, config.durable)
         self.accounts = Accounts(meta, config, now)

@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(default=Path("./data"), description="Directory holding the metadata (LMDB) and the chunks.")
+    metadata_url: str = Field(
+        default="lmdb:",
+        pattern=r"^(lmdb:|postgres(ql)?://.+)$",
+        description="Where the metadata lives: `lmdb:` (in the data dir) or a PostgreSQL database that several "
+        "pyblob nodes share, e.g. `postgresql://pyblob@db1,db2,db3/pyblob?target_session_attrs=read-write` "
+        "(the password from `~/.pgpass` or `PGPASSWORD` rather than the URL). Backups: `pg_dump`, not "
+        "`pyblob snapshot`.",
+    )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port the HTTP server listens on.")
     workers: int = Field(
@@ -287,6 +295,7 @@ def store_config(settings: Settings) -> StoreConfig:
         upload_max_file_size=settings.upload_max_file_size,
         link_id_length=settings.link_id_length,
         link_idle_seconds=settings.link_idle_days * 86400.0,
+        metadata_url=settings.metadata_url,
     )
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from processes import RunPyblob, Server, StartServer, clean_env, free_port, wait_healthy
@@ -85,3 +86,18 @@ def alice(run_pyblob: RunPyblob) -> dict[str, str]:
     assert made.returncode == 0, made.stderr
     creds: dict[str, str] = json.loads(made.stdout)
     return creds
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One real PostgreSQL 15 server per test process (tests/postgres.py), started on first use."""
+    from postgres import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_database(pg_server: Any) -> str:
+    """The URL of a fresh, empty database on that server, the test's own."""
+    return str(pg_server.new_database())

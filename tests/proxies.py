@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,19 +17,25 @@ NGINX_413 = b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>
 
 @contextmanager
 def proxy(
-    upstream: str, rewrite_host: bool = False, max_body: int | None = None, corrupt: str | None = None
+    upstream: str,
+    rewrite_host: bool = False,
+    max_body: int | None = None,
+    corrupt: str | None = None,
+    delay: float = 0.0,
 ) -> Iterator[str]:
     """The proxy's URL. `rewrite_host`: the upstream's own host:port as Host (nginx's `proxy_pass`
     without `proxy_set_header Host $host`). `max_body`: bodies read whole first (buffered), and
     those larger refused with nginx's 413 page (nginx's default `client_max_body_size` is 1 MiB).
     `corrupt`: the answers to GETs of paths that end with it come with their last byte flipped
-    (a bad disk or a broken middlebox between an importer and its source)."""
+    (a bad disk or a broken middlebox between an importer and its source). `delay`: seconds each
+    request waits before it is forwarded (a slow source, so a test can act while a client works)."""
     target = urlsplit(upstream).netloc
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def forward(self) -> None:
+            time.sleep(delay)
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             if max_body is not None and len(body) > max_body:
                 self.answer(413, [("server", "nginx"), ("content-type", "text/html")], NGINX_413)

@@ -91,6 +91,12 @@ def test_only_the_lmdb_backend_imports_lmdb() -> None:
     assert importers == {"objstore.meta.lmdb"}
 
 
+def test_only_the_postgresql_backend_imports_psycopg() -> None:
+    external = {name: imports_of_external(path) for name, path in modules().items()}
+    importers = {name for name, found in external.items() if found & {"psycopg", "psycopg_pool"}}
+    assert importers == {"objstore.meta.postgres"}
+
+
 def imports_of_external(path: Path) -> set[str]:
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):

@@ -6,7 +6,8 @@ conflict, so `fn` touches only its transaction and leaves side effects to `on_co
 habit 15). Rows are bytes under byte keys in named tables, compared as bytes (LMDB's order, and
 PostgreSQL's for `bytea`); `range` replaces cursors; `next_id` gives sequences.
 
-LMDB is the implementation today (`lmdb.py`), with one writer at a time across processes.
+Two implementations: LMDB (`lmdb.py`, the default: one writer at a time across processes) and
+PostgreSQL (`postgres.py`: several nodes over one database, SERIALIZABLE transactions).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 Row = tuple[bytes, bytes]
+MAX_KEY_BYTES = 511  # the longest key a row may have, on every backend (LMDB's MDB_MAXKEYSIZE by default)
+META = "meta"  # the backend's own table: the schema version and the sequences
 
 
 class ReadTxn(Protocol):
@@ -85,3 +88,13 @@ def prefix_end(prefix: bytes) -> bytes | None:
 def scan(txn: ReadTxn, table: str, prefix: bytes, **kwargs: object) -> Iterator[Row]:
     """Rows whose key starts with `prefix` (`range` over the prefix)."""
     return txn.range(table, prefix, prefix_end(prefix), **kwargs)  # type: ignore[arg-type]
+
+
+def record_schema(w: WriteTxn, schema: int) -> None:
+    """On opening: a newer schema is refused; an older one, whose rows read as they are, is recorded
+    as ours (every backend keeps it in META under `schema`)."""
+    found = w.get(META, b"schema")
+    if found is not None and int(found) > schema:
+        raise RuntimeError(f"the metadata has schema {int(found)}, this pyblob knows {schema}")
+    if found is None or int(found) < schema:
+        w.put(META, b"schema", str(schema).encode())

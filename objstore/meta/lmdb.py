@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import lmdb
 
-from .interface import ReadTxn, Row, WriteTxn
+from .interface import MAX_KEY_BYTES, META, ReadTxn, Row, WriteTxn, record_schema
 
 T = TypeVar("T")
 
@@ -41,8 +41,6 @@ class _Process:
 
 os.register_at_fork(after_in_child=_Process.forked)
 Tables = dict[str, Any]  # table name -> lmdb database handle
-MAX_KEY_BYTES = 511  # LMDB's key size limit (liblmdb's default MDB_MAXKEYSIZE)
-META = "meta"  # this module's own table: the schema version and the sequences
 _UNREADABLE = (lmdb.InvalidError, lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.VersionMismatchError)
 
 
@@ -303,12 +301,7 @@ class LmdbMetadataStore(LmdbStore):
         return self._group.run(env, self._dbs, fn)
 
     def _check_schema(self, w: WriteTxn) -> None:
-        """A newer schema is refused; an older one, whose rows read as they are, is recorded as ours."""
-        found = w.get(META, b"schema")
-        if found is not None and int(found) > self.schema:
-            raise RuntimeError(f"data dir has schema {int(found)}, this pyblob knows {self.schema}")
-        if found is None or int(found) < self.schema:
-            w.put(META, b"schema", str(self.schema).encode())
+        record_schema(w, self.schema)
 
 
 STATE_MAP_SIZE = 256 * 1024 * 1024  # bounds the state: its owners keep it far below this

@@ -120,6 +120,9 @@ def snapshot(path: Path, data_dir: Path | None) -> None:
         raise click.BadParameter(f"{path} already exists; a snapshot goes into a new directory", param_hint="PATH")
     with store_for(data_dir) as store:
         data = store.root.resolve()
-        take_snapshot(store, path)
+        try:
+            take_snapshot(store, path)
+        except NotImplementedError as exc:  # metadata in PostgreSQL: its own tools back it up
+            raise click.UsageError(str(exc)) from exc
     click.echo(f"metadata snapshot written to {path}")
     click.echo(f"now copy the chunks: e.g. rsync -a {data}/chunks/ <backup>/chunks/ (see README: Backup and restore)")

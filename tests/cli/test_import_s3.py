@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import boto3
 import pytest
 from botocore.client import BaseClient
-from botocore.config import Config
 from processes import RunPyblob, StartServer, clean_env, isolate_from_aws, moto_server, user_s3_client
 from proxies import proxy
+
+from objstore import Store
 
 MiB = 1024 * 1024
 PART = 5 * MiB  # moto, as S3, wants parts of at least 5 MiB but the last
@@ -46,16 +46,8 @@ def moto(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def client(url: str, access_key: str = "moto", secret_key: str = "moto") -> BaseClient:
-    config = Config(signature_version="s3v4", s3={"addressing_style": "path"})
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        config=config,
-    )
+def client(url: str) -> BaseClient:
+    return user_s3_client(url, {"access_key": "moto", "secret_key": "moto"})
 
 
 def put_multipart(s3: BaseClient, bucket: str, key: str, data: bytes, **attrs: Any) -> None:
@@ -204,19 +196,17 @@ def test_an_import_killed_part_way_is_finished_by_the_next_run(
         source.put_object(Bucket="backups", Key=key, Body=body)
     put_multipart(source, "backups", "a-full.tar", BIG)  # listed first: parts stored when the kill comes
 
-    argv = [sys.executable, "-m", "pyblob", "import", "s3", "--endpoint", moto, "--access-key", "moto"]
-    argv += ["--secret-key", "moto", "--to-user", "alice", "--jobs", "2", "--data-dir", str(data_dir)]
-    first = subprocess.Popen(argv, env=clean_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and first.poll() is None:
-        stats = json.loads(run_pyblob("stats", "--json").stdout)
-        if stats["objects"] >= 3:
-            break
-        time.sleep(0.05)
-    assert first.poll() is None, "the import ended before it could be killed"
-    first.send_signal(signal.SIGKILL)
-    first.wait(10)
-    first.stderr.close()  # type: ignore[union-attr]
+    with proxy(moto, delay=0.1) as slow:  # ~2 s for the whole import: time to see it part way
+        argv = [sys.executable, "-m", "pyblob", "import", "s3", "--endpoint", slow, "--access-key", "moto"]
+        argv += ["--secret-key", "moto", "--to-user", "alice", "--jobs", "2", "--data-dir", str(data_dir)]
+        first = subprocess.Popen(argv, env=clean_env(), cwd=tmp_path, stdout=subprocess.DEVNULL)
+        with Store(data_dir) as watch:  # LMDB: a second reader beside the importing process
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and first.poll() is None and watch.storage_totals().objects < 3:
+                time.sleep(0.01)
+        assert first.poll() is None, "the import ended before it could be killed"
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
 
     second = import_s3(run_pyblob, moto, "--jobs", "2")
     assert second.returncode == 0, second.stdout + second.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +24,11 @@ def config() -> StoreConfig:
     return SMALL
 
 
-@pytest.fixture
-def store(tmp_path: Path, config: StoreConfig, clock: Clock) -> Iterator[Store]:
+@pytest.fixture(params=["lmdb", "postgresql"])
+def store(tmp_path: Path, config: StoreConfig, clock: Clock, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """The engine over each metadata backend: LMDB in the data dir, and a real PostgreSQL."""
+    if request.param == "postgresql":
+        config = dataclasses.replace(config, metadata_url=request.getfixturevalue("pg_database"))
     s = Store(tmp_path / "data", config, clock=clock)
     yield s
     s.close()

@@ -107,3 +107,16 @@ def churn_process(data_dir: str, config: StoreConfig, bucket: str, seed: int, op
         churn(store, bucket, seed, ops)
     finally:
         store.close()
+
+
+def raw_metadata(store: Store) -> bytes:
+    """Every byte the metadata backend holds: LMDB's file, or PostgreSQL's rows (closes the store
+    first, so everything is in the file; it reopens on next use)."""
+    url = store.config.metadata_url
+    store.close()
+    if not url.startswith("postgresql"):
+        return (store.root / "meta" / "data.mdb").read_bytes()
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return b"".join(bytes(k) + bytes(v) for k, v in conn.execute("SELECT key, value FROM pyblob_rows"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from clocks import Clock
+from objstore_helpers import raw_metadata
 
 from objstore import Store
 from objstore.accounts import TOKEN_PREFIX, token_hash
@@ -108,8 +109,7 @@ def test_tokens_are_stored_only_as_hashes(store: Store) -> None:
     assert token.startswith(TOKEN_PREFIX) and len(token) > 40
     assert store.accounts.user_for_token(token) == "alice"
     assert store.accounts.user_for_token(token + "x") is None
-    store.close()  # make sure everything is in the file
-    raw = (store.root / "meta" / "data.mdb").read_bytes()
+    raw = raw_metadata(store)
     assert token_hash(token) in raw  # we are looking at the right file
     assert token.encode() not in raw
     assert token[len(TOKEN_PREFIX) :].encode() not in raw

@@ -170,14 +170,16 @@ def test_a_kill_during_a_resumable_finish_keeps_it_charged(store: Store) -> None
     resumables = resumables_with(store, lock_wait=0)
     upload_id = tus(resumables, "gina", rand(100_000, 20))
     code = (
-        "import os, sys; from objstore import Store; "
-        "s = Store(sys.argv[1], clock=lambda: float(sys.argv[3])); "
+        "import os, sys; from objstore import Store, StoreConfig; "
+        "s = Store(sys.argv[1], StoreConfig(metadata_url=sys.argv[4]), clock=lambda: float(sys.argv[3])); "
         "s.links.add = lambda *a, **k: os._exit(9); "
         "s.resumables.finish('gina', sys.argv[2])"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     killed = subprocess.run(
-        [sys.executable, "-c", code, str(store.root), upload_id, str(store.clock())], env=env, check=False
+        [sys.executable, "-c", code, str(store.root), upload_id, str(store.clock()), store.config.metadata_url],
+        env=env,
+        check=False,
     )
     assert killed.returncode == 9
     assert resumables.get("gina", upload_id).state == RECEIVING

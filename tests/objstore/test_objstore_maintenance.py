@@ -257,6 +257,10 @@ def test_snapshot_restores_into_a_new_data_dir(
     store: Store, bucket: str, tmp_path: Path, filled: dict[str, bytes]
 ) -> None:
     snap = tmp_path / "snap"
+    if store.config.metadata_url.startswith("postgresql"):
+        with pytest.raises(NotImplementedError, match="pg_dump"):  # PostgreSQL has its own backups
+            snapshot(store, snap)
+        return
     snapshot(store, snap)
     store.put_object(bucket, "after-snapshot", b"later")
     restored = tmp_path / "restored"

@@ -61,11 +61,12 @@ def test_parts_reserve_too(store: Store, carol: str) -> None:
 
 def test_reservations_of_dead_processes_are_dropped(store: Store, carol: str) -> None:
     code = (
-        "import os, sys; from objstore import Store; s = Store(sys.argv[1]); "
+        "import os, sys; from objstore import Store, StoreConfig; "
+        "s = Store(sys.argv[1], StoreConfig(metadata_url=sys.argv[2])); "
         "s.open_writer('carols', 'a', size_hint=550); os._exit(0)"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    subprocess.run([sys.executable, "-c", code, str(store.root)], check=True, env=env)
+    subprocess.run([sys.executable, "-c", code, str(store.root), store.config.metadata_url], check=True, env=env)
     assert store.admission.held(carol) == 0  # the process that held 550 bytes is gone
     store.open_writer("carols", "b", size_hint=550).close()
 

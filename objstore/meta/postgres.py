@@ -1,0 +1,212 @@
+"""The metadata store on PostgreSQL: one database shared by any number of pyblob nodes.
+
+Every engine table is the rows of one PostgreSQL table, `pyblob_rows (tbl, key, value)`, keyed by
+(tbl, key). `bytea` compares bytewise with a prefix first, as LMDB compares keys, so the engine's key
+layouts, ranges and prefixes carry over unchanged; keys keep LMDB's limits (`MAX_KEY_BYTES`), so
+both backends answer the same for a key no row can have.
+
+Write transactions are SERIALIZABLE: the rules LMDB's single writer keeps (reference counts, quota,
+an object's rows and its owner's usage changing in one commit) hold across nodes. A transaction
+that loses a conflict (SQLSTATE 40001 serialization_failure, 40P01 deadlock_detected) is run again
+from the start after a short random pause, as the interface allows: its function has no side effect
+but those it registers with `on_commit`, which run once, after the commit that counted. A connection
+lost before COMMIT is retried the same way on a fresh connection (a failover); one lost during
+COMMIT is raised, since whether it committed is unknown. Reads are REPEATABLE READ, READ ONLY: one
+snapshot, never a serialization failure.
+
+Each process has its own connection pool (psycopg_pool), opened lazily in the process that uses it,
+so a store made before the server forks its workers is safe, as the LMDB one is.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg_pool import ConnectionPool
+
+from .interface import MAX_KEY_BYTES, META, ReadTxn, Row, WriteTxn, record_schema
+
+T = TypeVar("T")
+BATCH = 512  # rows fetched per round trip by `range`
+RETRY_FOR = 30.0  # seconds a transaction keeps being retried (conflicts, a failover) before giving up
+PAUSE = (0.001, 0.2)  # the first and the longest pause between attempts, in seconds (backoff with jitter)
+CONFLICTS = (pgerrors.SerializationFailure, pgerrors.DeadlockDetected)
+SCHEMA_LOCK = 0x7079626C6F62  # pg_advisory_xact_lock id while the table is made ("pyblob")
+
+CREATE = """
+CREATE TABLE IF NOT EXISTS pyblob_rows (
+    tbl text NOT NULL,
+    key bytea NOT NULL,
+    value bytea NOT NULL,
+    PRIMARY KEY (tbl, key)
+)
+"""
+
+
+class PgTxn:
+    """A read or write transaction on one connection; implements `ReadTxn` and `WriteTxn`."""
+
+    def __init__(self, conn: psycopg.Connection[Any]):
+        self.conn = conn
+        self.after: list[Callable[[], None]] = []
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        if not key or len(key) > MAX_KEY_BYTES:
+            return None
+        row = self.conn.execute("SELECT value FROM pyblob_rows WHERE tbl = %s AND key = %s", (table, key)).fetchone()
+        return bytes(row[0]) if row is not None else None
+
+    def range(
+        self,
+        table: str,
+        start: bytes = b"",
+        end: bytes | None = None,
+        *,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[Row]:
+        """Keyset pages of BATCH rows: the snapshot is the transaction's, so pages never overlap or skip."""
+        left = limit
+        low, high = start, end
+        while left is None or left > 0:
+            want = BATCH if left is None else min(BATCH, left)
+            sql = "SELECT key, value FROM pyblob_rows WHERE tbl = %s AND key >= %s"
+            params: list[Any] = [table, low]
+            if high is not None:
+                sql += " AND key < %s"
+                params.append(high)
+            sql += (" ORDER BY key DESC" if reverse else " ORDER BY key") + " LIMIT %s"
+            rows = self.conn.execute(sql, (*params, want)).fetchall()
+            for key, value in rows:
+                yield bytes(key), bytes(value)
+            if len(rows) < want:
+                return
+            if left is not None:
+                left -= len(rows)
+            last = bytes(rows[-1][0])
+            if reverse:
+                high = last
+            else:
+                low = last + b"\x00"  # the smallest key after `last`
+
+    def count(self, table: str) -> int:
+        row = self.conn.execute("SELECT count(*) FROM pyblob_rows WHERE tbl = %s", (table,)).fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def put(self, table: str, key: bytes, value: bytes) -> None:
+        if not key or len(key) > MAX_KEY_BYTES:
+            raise ValueError(f"a key of {len(key)} bytes cannot be stored (1 to {MAX_KEY_BYTES})")
+        self.conn.execute(
+            "INSERT INTO pyblob_rows (tbl, key, value) VALUES (%s, %s, %s) "
+            "ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value",
+            (table, key, value),
+        )
+
+    def delete(self, table: str, key: bytes) -> bool:
+        if not key or len(key) > MAX_KEY_BYTES:
+            return False
+        cur = self.conn.execute("DELETE FROM pyblob_rows WHERE tbl = %s AND key = %s", (table, key))
+        return cur.rowcount > 0
+
+    def next_id(self, counter: str) -> int:
+        key = b"seq:" + counter.encode()
+        value = int(self.get(META, key) or b"0") + 1
+        self.put(META, key, str(value).encode())
+        return value
+
+    def on_commit(self, fn: Callable[[], None]) -> None:
+        self.after.append(fn)
+
+
+class PostgresMetadataStore:
+    """The engine's metadata in a PostgreSQL database given by a libpq URL (several hosts and
+    `target_session_attrs=read-write` for a cluster whose primary may move)."""
+
+    def __init__(self, url: str, tables: tuple[str, ...], schema: int, pool_size: int = 8):
+        self.url = url
+        self.tables = (META, *sorted(set(tables) - {META}))
+        self.schema = schema
+        self.pool_size = pool_size
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._pid = 0
+        self._open_lock = threading.Lock()
+
+    @property
+    def pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        if self._pool is None or self._pid != os.getpid():
+            with self._open_lock:
+                if self._pool is None or self._pid != os.getpid():
+                    pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+                        self.url,
+                        min_size=1,
+                        max_size=self.pool_size,
+                        kwargs={"autocommit": True},  # transactions are begun and ended explicitly
+                        open=False,
+                        name="pyblob-meta",
+                    )
+                    pool.open(wait=True, timeout=RETRY_FOR)
+                    self._pool, self._pid = pool, os.getpid()
+                    self.transact(self._make_schema)
+        return self._pool
+
+    def transact(self, fn: Callable[[WriteTxn], T]) -> T:
+        return self._run("BEGIN ISOLATION LEVEL SERIALIZABLE", fn)
+
+    def read(self, fn: Callable[[ReadTxn], T]) -> T:
+        return self._run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", fn)
+
+    def _run(self, begin: str, fn: Callable[[PgTxn], T]) -> T:
+        deadline = time.monotonic() + RETRY_FOR
+        pause = PAUSE[0]
+        while True:
+            committing = False
+            try:
+                with self.pool.connection() as conn:
+                    txn = PgTxn(conn)
+                    conn.execute(begin)
+                    try:
+                        result = fn(txn)
+                        committing = True
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if not conn.closed and not committing:
+                            conn.execute("ROLLBACK")
+                        raise
+            except CONFLICTS:
+                pass  # lost to a concurrent transaction: run it again
+            except psycopg.OperationalError:
+                if committing:
+                    raise  # the commit may or may not have happened: not ours to guess
+            else:
+                for after in txn.after:
+                    after()
+                return result
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"a metadata transaction could not commit in {RETRY_FOR:.0f}s of retries")
+            time.sleep(random.uniform(0, pause))
+            pause = min(pause * 2, PAUSE[1])
+
+    def _make_schema(self, w: WriteTxn) -> None:
+        """The table (once, whichever node starts first), then the schema version, as LMDB's store checks it."""
+        conn = w.conn  # type: ignore[attr-defined]
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        conn.execute(CREATE)
+        record_schema(w, self.schema)
+
+    def copy_to(self, dest: Path) -> None:
+        raise NotImplementedError(
+            "the metadata is in PostgreSQL: back it up with pg_dump or pg_basebackup (see the README)"
+        )
+
+    def close(self) -> None:
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.close()
+        self._pool = None
