@@ -114,17 +114,16 @@ class S3Import:
         before = self.store.storage_totals().physical_bytes
         self.progress("bytes", 0, self.report.bytes_listed)
         in_flight = threading.BoundedSemaphore(self.jobs * 4)  # listed keys waiting: bounded memory
+        prepared = [source for source in sources if self.prepare(source)]
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="import") as pool:
-            for source in sources:
-                if not self.prepare(source):
-                    continue
+            for source in prepared:
                 for history in s3source.histories(self.client, source.name, self.prefix, bool(source.versioning)):
                     in_flight.acquire()
                     pool.submit(self.import_history, source.name, history).add_done_callback(
                         lambda _: in_flight.release()
                     )
-        for source in sources:
-            if source.versioning == "Suspended" and self.owns(source.name):
+        for source in prepared:
+            if source.versioning == "Suspended":
                 self.store.set_bucket_versioning(source.name, "Suspended")
         self.report.physical_added = self.store.storage_totals().physical_bytes - before
         return self.report
@@ -150,12 +149,6 @@ class S3Import:
             # Suspended too, while copying: every old version must land as a version of its own.
             self.store.set_bucket_versioning(source.name, "Enabled")
         return True
-
-    def owns(self, bucket: str) -> bool:
-        try:
-            return self.store.get_bucket(bucket).owner == self.owner
-        except NoSuchBucket:
-            return False
 
     # one key ---------------------------------------------------------------------------------
     def import_history(self, bucket: str, history: list[SourceVersion]) -> None:
