@@ -143,7 +143,7 @@ def shared(ref: Layout, other: Layout) -> float:
 def chunk_files(store: Store) -> tuple[int, int]:
     """(bytes, files) of the local chunk store's directory."""
     total = files = 0
-    for parent, _, names in os.walk(store.chunks.chunks):
+    for parent, _, names in os.walk(store.root / "chunks"):
         for name in names:
             total += os.stat(os.path.join(parent, name)).st_size
             files += 1

@@ -5,8 +5,8 @@ Knows nothing of HTTP. The web layers (`s3api`, `shortlinks`) call `Store` and t
 """
 
 from .chunks import FileRegion
-from .config import StoreConfig
+from .config import S3ChunkSettings, StoreConfig
 from .records import BucketRecord, ObjectRecord, UserRecord
 from .store import Store
 
-__all__ = ["BucketRecord", "FileRegion", "ObjectRecord", "Store", "StoreConfig", "UserRecord"]
+__all__ = ["BucketRecord", "FileRegion", "ObjectRecord", "S3ChunkSettings", "Store", "StoreConfig", "UserRecord"]

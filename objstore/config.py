@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
 TiB = 1024 * GiB
+
+
+@dataclass(frozen=True)
+class S3ChunkSettings:
+    """Where chunks live when not in the data dir: `s3://bucket/prefix` on an S3-compatible store.
+    Without keys, boto3's own chain applies (AWS_* variables, ~/.aws, an instance role)."""
+
+    url: str
+    endpoint: str = ""
+    region: str = "us-east-1"
+    access_key: str = ""
+    secret_key: str = field(default="", repr=False)
+
+    def bucket_and_prefix(self) -> tuple[str, str]:
+        """The bucket, and the prefix with its trailing slash ("" for the bucket's root)."""
+        if not self.url.startswith("s3://"):
+            raise ValueError(f"chunk store {self.url!r}: expected s3://bucket/prefix")
+        bucket, _, prefix = self.url[len("s3://") :].partition("/")
+        if not bucket:
+            raise ValueError(f"chunk store {self.url!r} names no bucket")
+        prefix = prefix.strip("/")
+        return bucket, f"{prefix}/" if prefix else ""
 
 
 @dataclass(frozen=True)
@@ -39,3 +61,5 @@ class StoreConfig:
     link_idle_seconds: float = 90 * 86400.0
     # Where the metadata lives: "lmdb:" (the data dir's meta/) or a PostgreSQL URL shared by nodes.
     metadata_url: str = "lmdb:"
+    # Where the chunks live: None for the data dir's chunks/, else an S3-compatible bucket shared by nodes.
+    chunk_store: S3ChunkSettings | None = None

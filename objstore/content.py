@@ -7,14 +7,16 @@ Memory stays bounded by the chunker's window whatever the stream's size.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from . import manifests, refcount
 from .chunks import ChunkBatch, ChunkStore, Entry
 from .chunks.cdc import Chunker
+from .collect import delete_unreferenced, never
 from .config import StoreConfig
-from .errors import ChunkMissing
+from .errors import StoreError
 from .hashing import StreamHasher, chunk_digest
 from .limits import SizeLimits
 from .meta import MetadataStore, WriteTxn
@@ -36,10 +38,9 @@ class ChunkSink:
     """Stages the chunks of new content that the store does not already hold, then installs them.
 
     A chunk that is referenced right now is not written again; one that is unreferenced (waiting
-    out its grace period) or unknown is staged, so GC racing with this writer can never leave it
-    without the bytes. `publish` puts staged chunks in place durably before the transaction;
-    `install` runs inside it and checks, in the transaction GC's deletions also need, that every
-    chunk is there.
+    out its grace period), being deleted or unknown is staged, so GC racing with this writer can
+    never leave it without the bytes. `publish` puts staged chunks in place durably before the
+    transaction; `install` runs inside it and refuses chunks GC took meanwhile (see `refcount`).
     """
 
     def __init__(self, meta: MetadataStore, chunks: ChunkStore):
@@ -48,6 +49,7 @@ class ChunkSink:
         # Opened at the first chunk to stage: content small enough to live inline in the metadata
         # (most small PUTs) never touches the chunk store's staging.
         self.batch: ChunkBatch | None = None
+        self.committed = False  # set by the caller once the transaction that installed this committed
 
     def add(self, chunk: bytes) -> Entry:
         digest = chunk_digest(chunk)
@@ -63,19 +65,27 @@ class ChunkSink:
             self.batch.publish()
 
     def install(self, w: WriteTxn, entries: list[Entry]) -> bytes:
-        """Create a manifest of `entries` (inside `w`) once every chunk is known to be stored."""
-        for digest in {d for d, _ in entries}:
-            if not self.chunks.exists(digest):
-                raise ChunkMissing("a chunk was collected while this upload ran; please retry")
-        return manifests.create_chunked(w, entries)
+        """Create a manifest of `entries` (inside `w`), refusing chunks GC took meanwhile: a chunk
+        whose row GC marked, or one without a row whose bytes are gone (`refcount.add_refs`)."""
+        return manifests.create_chunked(w, entries, stored=self.chunks.exists)
 
     def close(self) -> None:
-        if self.batch is not None:
-            self.batch.close()
+        """Drop what was staged; without a commit, also take back what others could already read
+        (published chunks; over S3, every chunk uploaded) unless some writer committed it meanwhile."""
+        if self.batch is None:
+            return
+        batch, self.batch = self.batch, None
+        batch.close()
+        exposed = sorted(batch.exposed()) if not self.committed else []
+        if exposed:
+            try:
+                delete_unreferenced(self.meta, self.chunks, exposed, never, time.time())
+            except (StoreError, OSError):
+                pass  # left as orphans, for GC's scan
 
     def _is_live(self, digest: bytes) -> bool:
         row = self.meta.read(lambda r: refcount.get(r, digest))
-        return row is not None and row.count > 0
+        return row is not None and row.live
 
 
 class ContentWriter:
@@ -140,6 +150,10 @@ class ContentWriter:
         """Before the write transaction: make this content's new chunks durable and in place."""
         self.finish()
         self._sink.publish()
+
+    def committed(self) -> None:
+        """After the transaction that called `install` committed: the chunks are the object's now."""
+        self._sink.committed = True
 
     def install(self, w: WriteTxn) -> bytes:
         """Inside the write transaction: create the manifest of the published content."""

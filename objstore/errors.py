@@ -131,6 +131,13 @@ class ChunkMissing(StoreError):
     code = "ServiceUnavailable"
 
 
+class ChunkStoreUnavailable(StoreError):
+    """The chunk store (an S3-compatible object store shared by nodes) failed or could not be reached;
+    nothing was committed and the client may retry."""
+
+    code = "ServiceUnavailable"
+
+
 class FormatError(StoreError):
     """A persisted record has a format version this code does not understand."""
 

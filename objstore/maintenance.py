@@ -1,8 +1,9 @@
 """Garbage collection, consistency checks and snapshots of a data dir.
 
-GC removes a chunk only inside a metadata write transaction and only once it has been unreferenced
-for the grace period; writers install chunks in a write transaction too (see `content.py`), so the
-two never race. `fsck` recounts every reference from the rows that hold them and re-hashes every
+GC removes a chunk only once it has been unreferenced for the grace period, marking its row before
+it deletes the bytes, so that a writer racing it never commits a reference to deleted bytes (the
+protocol is in `refcount.py`); it needs no lock shared with writers, so it runs beside any number of
+nodes. `fsck` recounts every reference from the rows that hold them and re-hashes every
 chunk. These jobs span every part, so they take the `Store` and sit above it (it never imports them).
 """
 
@@ -16,6 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from . import accounts, manifests, multipart, refcount, runs, versions
+from .collect import delete_unreferenced, never
 from .errors import NoSuchUpload
 from .hashing import chunk_digest
 from .links.resumable import charged_bytes
@@ -75,28 +77,25 @@ def _abort_stale_uploads(store: Store) -> int:
 
 
 def _remove_expired_chunks(store: Store, report: GcReport, progress: Progress) -> None:
+    """Chunks unreferenced for the grace period, in `refcount`'s three steps (mark, delete the bytes,
+    drop the row); rows a GC that died left marked are finished too."""
     cutoff = store.clock() - store.config.gc_grace_seconds
-    candidates = store.meta.read(lambda r: [d for d, row in refcount.all_rows(r) if _expired(row, cutoff)])
+    candidates = store.meta.read(
+        lambda r: [d for d, row in refcount.all_rows(r) if row.deleting or _expired(row, cutoff)]
+    )
     for i in range(0, len(candidates), GC_BATCH):
-        batch = candidates[i : i + GC_BATCH]
-
-        def remove(w: WriteTxn, batch: list[bytes] = batch) -> tuple[int, int]:
-            removed, freed = 0, 0
-            for digest in batch:
-                row = refcount.get(w, digest)
-                if row is None or not _expired(row, cutoff):
-                    continue  # referenced again since the scan
-                # Inside the write transaction no writer commits a reference meanwhile; a writer that
-                # has just published the same bytes again keeps them (`delete` leaves fresh ones).
-                store.chunks.delete(digest, unless_written_after=cutoff)
-                refcount.remove(w, digest)
-                removed, freed = removed + 1, freed + row.size
-            return removed, freed
-
-        removed, freed = store.meta.transact(remove)
+        removed, freed, _ = _delete_chunks(
+            store, candidates[i : i + GC_BATCH], cutoff, partial(_expired, cutoff=cutoff)
+        )
         report.chunks_removed += removed
         report.bytes_freed += freed
         progress("expired chunks", min(i + GC_BATCH, len(candidates)), len(candidates))
+
+
+def _delete_chunks(
+    store: Store, digests: list[bytes], cutoff: float, still_unused: Callable[[refcount.ChunkRow], bool]
+) -> tuple[int, int, int]:
+    return delete_unreferenced(store.meta, store.chunks, digests, still_unused, store.clock(), cutoff)
 
 
 def _expired(row: refcount.ChunkRow, cutoff: float) -> bool:
@@ -111,20 +110,12 @@ def _remove_orphans(store: Store, report: GcReport, progress: Progress) -> None:
         old = [digest for digest, written in found if written <= cutoff]
         orphans = store.meta.read(partial(_unreferenced, old))
         if orphans:
-            report.orphans_removed += store.meta.transact(partial(_remove_unreferenced, store, orphans, cutoff))
+            report.orphans_removed += _delete_chunks(store, orphans, cutoff, never)[2]
         progress("orphan scan", n, total)
 
 
 def _unreferenced(digests: list[bytes], r: ReadTxn) -> list[bytes]:
     return [d for d in digests if refcount.get(r, d) is None]
-
-
-def _remove_unreferenced(store: Store, orphans: list[bytes], cutoff: float, w: WriteTxn) -> int:
-    removed = 0
-    for digest in orphans:
-        if refcount.get(w, digest) is None and store.chunks.delete(digest, unless_written_after=cutoff):
-            removed += 1
-    return removed
 
 
 @dataclass

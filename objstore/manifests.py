@@ -16,7 +16,7 @@ import json
 import secrets
 import struct
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from . import refcount
@@ -76,8 +76,9 @@ def create_inline(w: WriteTxn, data: bytes) -> bytes:
     return mid
 
 
-def create_chunked(w: WriteTxn, entries: list[Entry]) -> bytes:
-    """A new manifest with one reference, counting one reference per entry on each chunk."""
+def create_chunked(w: WriteTxn, entries: list[Entry], stored: Callable[[bytes], bool]) -> bytes:
+    """A new manifest with one reference, counting one reference per entry on each chunk (`stored`
+    tells whether a chunk without a row has its bytes in the chunk store: see `refcount.add_refs`)."""
     mid = new_id()
     offset = 0
     for i in range(0, len(entries), PAGE_ENTRIES):
@@ -86,7 +87,7 @@ def create_chunked(w: WriteTxn, entries: list[Entry]) -> bytes:
         offset += sum(length for _, length in page)
     w.put(HEADS, mid, ManifestHead(1, offset, KIND_CHUNKS).encode())
     refs, sizes = _counts(entries)
-    refcount.add_refs(w, refs, sizes)
+    refcount.add_refs(w, refs, sizes, stored)
     return mid
 
 

@@ -201,7 +201,9 @@ class Multipart:
         try:
             joined = self._join(sink, chosen)
             sink.publish()
-            return self.meta.transact(lambda w: make_visible(w, joined))
+            record = self.meta.transact(lambda w: make_visible(w, joined))
+            sink.committed = True
+            return record
         finally:
             sink.close()
 
@@ -341,7 +343,9 @@ class PartWriter:
         try:
             meta.read(lambda r: self._check_room(r, content.size))  # refuse before publishing what could not be kept
             self.content.publish()
-            return meta.transact(keep)
+            part = meta.transact(keep)
+            self.content.committed()
+            return part
         finally:
             self.content.close()
 

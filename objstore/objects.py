@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from itertools import chain
 from typing import Any
 
 from . import buckets, keys, limits, listing, manifests, versions
@@ -322,22 +323,24 @@ class Objects:
 
     def read(self, record: ObjectRecord, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """The bytes [start, end) of an object, streamed chunk by chunk; short read txns only."""
-        for piece in self.spans(record, start, end):
+        pieces = self.spans(record, start, end)
+        for piece in pieces:
             if isinstance(piece, bytes):
-                yield piece
+                yield piece  # an inline object: one piece
             else:
-                yield from self.chunks.read(*piece)
+                yield from self.chunks.read_spans(chain([piece], _chunk_spans(pieces)))
 
     def regions(self, record: ObjectRecord, start: int = 0, end: int | None = None) -> Iterator[bytes | FileRegion]:
         """The bytes [start, end) of an object as inline bytes and regions of local chunk files, for
         a server that sends files without reading them (a store of remote chunks gives bytes)."""
-        for piece in self.spans(record, start, end):
+        pieces = self.spans(record, start, end)
+        for piece in pieces:
             if isinstance(piece, bytes):
                 yield piece
             elif (region := self.chunks.region(*piece)) is not None:
                 yield region
-            else:
-                yield from self.chunks.read(*piece)
+            else:  # remote chunks: read with the store's read-ahead
+                yield from self.chunks.read_spans(chain([piece], _chunk_spans(pieces)))
 
     def spans(
         self, record: ObjectRecord, start: int = 0, end: int | None = None
@@ -490,7 +493,9 @@ class ObjectWriter:
                     lambda r: objects.check_replace(r, self.bucket, self.raw_key, content.size, condition, self.credit)
                 )
             self.content.publish()
-            return objects.meta.transact(make_visible)
+            record = objects.meta.transact(make_visible)
+            self.content.committed()
+            return record
         finally:
             self.close()
 
@@ -510,3 +515,10 @@ def _bytes(records: Iterable[ObjectRecord]) -> int:
 
 def _count(records: Iterable[ObjectRecord]) -> int:
     return sum(1 for r in records if not r.delete_marker)
+
+
+def _chunk_spans(pieces: Iterator[bytes | tuple[bytes, int, int]]) -> Iterator[tuple[bytes, int, int]]:
+    """The rest of a chunked object's spans (only an inline object has bytes among them)."""
+    for piece in pieces:
+        assert not isinstance(piece, bytes)
+        yield piece

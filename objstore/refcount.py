@@ -1,8 +1,20 @@
 """Reference counts of chunks, changed only inside the write transaction that changes the references.
 
-A chunk row is `version | count | zero_since | size`. When the count drops to zero the row keeps the
-time it happened; GC removes the chunk only once `zero_since` is older than the grace period, and
-does so under the write lock, so a writer that references the chunk again before then keeps it.
+A chunk row is `version | count | zero_since | size` (and `| deleting` in version 2). When the count
+drops to zero the row keeps the time it happened; once `zero_since` is older than the grace period GC
+may remove the chunk, in three steps that need no lock shared with writers, so they hold with many
+nodes over one metadata store and one chunk store:
+
+1. live -> deleting: in a transaction, the row of a chunk still unreferenced is marked `deleting`
+   (a chunk stored without any row, a dead writer's orphan, gets a `deleting` row first);
+2. the chunk's bytes are deleted, after that commit;
+3. deleting -> gone: in another transaction, the row goes.
+
+A writer commits a reference only in a transaction that finds the row not `deleting` or, with no
+row, finds the bytes stored (`add_refs`): a writer racing GC either conflicts with step 1 (and its
+transaction, or GC's, is re-run and sees the other) or finds the mark or the missing bytes and fails
+with `ChunkMissing` (a retryable error, nothing committed). A writer that uploaded the same bytes
+again meanwhile keeps them: step 2 spares bytes written after the cutoff.
 
 `chunk_totals` keeps how many chunk rows there are and their bytes (the physical size of the store,
 for `pyblob stats` and `/metrics`), changed in the transaction that adds or removes a row; a store
@@ -13,19 +25,22 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from .errors import FormatError
+from .errors import ChunkMissing, FormatError
 from .meta import ReadTxn, WriteTxn
 
 TABLE = "chunks"  # BLAKE3 digest -> ChunkRow
 TOTALS = "chunk_totals"  # b"all" -> Totals
 TABLES = (TABLE, TOTALS)
 _ROW = struct.Struct(">BQdI")
+_ROW_DELETING = struct.Struct(">BQdIB")  # version 2: only rows GC is deleting, so version 1 readers
+# meet one only while GC runs (and refuse it rather than misread it)
 _TOTALS = struct.Struct(">BQQ")
 _TOTALS_KEY = b"all"
 _VERSION = 1
+_VERSION_DELETING = 2
 
 
 @dataclass
@@ -33,16 +48,27 @@ class ChunkRow:
     count: int
     zero_since: float  # 0.0 while referenced
     size: int
+    deleting: bool = False  # GC has begun deleting the bytes: no new reference may be taken
 
     def encode(self) -> bytes:
+        if self.deleting:
+            return _ROW_DELETING.pack(_VERSION_DELETING, self.count, self.zero_since, self.size, 1)
         return _ROW.pack(_VERSION, self.count, self.zero_since, self.size)
 
     @classmethod
     def decode(cls, raw: bytes) -> ChunkRow:
+        if raw[:1] == bytes([_VERSION_DELETING]) and len(raw) == _ROW_DELETING.size:
+            _, count, zero_since, size, _ = _ROW_DELETING.unpack(raw)
+            return cls(count, zero_since, size, deleting=True)
         version, count, zero_since, size = _ROW.unpack(raw)
         if version != _VERSION:
             raise FormatError(f"chunk row has format version {version}")
         return cls(count, zero_since, size)
+
+    @property
+    def live(self) -> bool:
+        """Referenced now: a writer of the same bytes need not store them again."""
+        return self.count > 0 and not self.deleting
 
 
 @dataclass
@@ -117,9 +143,13 @@ def all_rows(r: ReadTxn) -> Iterator[tuple[bytes, ChunkRow]]:
         yield digest, ChunkRow.decode(raw)
 
 
-def add_refs(w: WriteTxn, refs: Counter[bytes], sizes: dict[bytes, int]) -> None:
-    """Count `refs[digest]` more references to each chunk; new chunks get a row."""
+def add_refs(w: WriteTxn, refs: Counter[bytes], sizes: dict[bytes, int], stored: Callable[[bytes], bool]) -> None:
+    """Count `refs[digest]` more references to each chunk; new chunks get a row. A chunk GC is
+    deleting, or one without a row whose bytes are not `stored`, cannot be referenced: `ChunkMissing`."""
     rows = {digest: get(w, digest) for digest in refs}
+    for digest, row in rows.items():
+        if row.deleting if row is not None else not stored(digest):
+            raise ChunkMissing("a chunk was collected while this upload ran; please retry")
     new = [digest for digest, row in rows.items() if row is None]
     if new:  # the totals change only with new rows: no extra read for a write of known chunks
         _change_totals(w, len(new), sum(sizes[digest] for digest in new))
@@ -140,3 +170,33 @@ def drop_refs(w: WriteTxn, refs: Counter[bytes], now: float) -> None:
         if row.count == 0:
             row.zero_since = now
         w.put(TABLE, digest, row.encode())
+
+
+def mark_deleting(
+    w: WriteTxn, digests: list[bytes], still_unused: Callable[[ChunkRow], bool], now: float
+) -> list[bytes]:
+    """GC's step 1: mark the rows of the chunks that are `still_unused` (and those already marked by a
+    GC that did not finish); a digest without a row (an orphan) gets a marked row. Returns the marked."""
+    marked = []
+    for digest in digests:
+        row = get(w, digest)
+        if row is None:
+            put(w, digest, ChunkRow(0, now, 0, deleting=True))
+        elif not row.deleting:
+            if not still_unused(row):
+                continue  # referenced again since it was judged unused
+            row.deleting = True
+            w.put(TABLE, digest, row.encode())
+        marked.append(digest)
+    return marked
+
+
+def forget_deleted(w: WriteTxn, digests: list[bytes]) -> tuple[int, int]:
+    """GC's step 3, once the bytes are deleted: drop the marked rows; (rows dropped, their bytes)."""
+    removed = freed = 0
+    for digest in digests:
+        row = get(w, digest)
+        if row is not None and row.deleting:
+            remove(w, digest)
+            removed, freed = removed + 1, freed + row.size
+    return removed, freed

@@ -17,7 +17,7 @@ from typing import Any
 from . import accounts, admission, buckets, lifecycle, limits, listing, manifests, multipart, refcount, runs, versions
 from .accounts import Accounts
 from .admission import Admission
-from .chunks import FileRegion
+from .chunks import ChunkStore, FileRegion
 from .chunks.localdir import LocalChunkStore
 from .conditions import ALWAYS, Precondition
 from .config import StoreConfig
@@ -83,6 +83,15 @@ def open_metadata(root: Path, config: StoreConfig) -> MetadataStore:
     raise ValueError(f"unknown metadata store {url!r}: lmdb: or postgresql://...")
 
 
+def open_chunks(root: Path, config: StoreConfig) -> ChunkStore:
+    """The chunk store `config.chunk_store` names: the data dir's chunks/, or an S3 bucket."""
+    if config.chunk_store is None:
+        return LocalChunkStore(root, config.durable)
+    from .chunks.s3 import S3ChunkStore  # boto3 is loaded only by stores that use it
+
+    return S3ChunkStore(config.chunk_store)
+
+
 class Store:
     """One data dir: the metadata and chunk stores, and the parts that keep their rules.
 
@@ -105,7 +114,7 @@ class Store:
         now = self.now
         self.meta = meta = open_metadata(self.root, config)
         self.volatile = LmdbVolatileStore(self.root / "state", (*admission.TABLES, *volatile_tables))
-        self.chunks = chunks = LocalChunkStore(self.root, config.durable)
+        self.chunks = chunks = open_chunks(self.root, config)
         self.accounts = Accounts(meta, config, now)
         self.admission = Admission(meta, self.volatile)
         self.objects = Objects(meta, chunks, config, now, self.admission)

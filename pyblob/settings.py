@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from objstore import StoreConfig
+from objstore import S3ChunkSettings, StoreConfig
 from objstore.sizes import format_size, parse_size
 
 __all__ = [
@@ -51,6 +51,26 @@ class Settings(BaseSettings):
         "pyblob nodes share, e.g. `postgresql://pyblob@db1,db2,db3/pyblob?target_session_attrs=read-write` "
         "(the password from `~/.pgpass` or `PGPASSWORD` rather than the URL). Backups: `pg_dump`, not "
         "`pyblob snapshot`.",
+    )
+    chunk_store: str = Field(
+        default="local",
+        pattern=r"^(local|s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?)$",
+        description="Where the chunks live: `local` (the data dir's `chunks/`) or `s3://bucket/prefix` on an "
+        "S3-compatible object store that several pyblob nodes share (SeaweedFS, Ceph RGW, MinIO, Garage, AWS); "
+        "the bucket is made if missing.",
+    )
+    chunk_store_endpoint: str = Field(
+        default="",
+        description="URL of that object store's S3 API, e.g. `http://10.0.0.5:8333`. Empty: AWS S3.",
+    )
+    chunk_store_region: str = Field(default="us-east-1", description="Region to sign the chunk store's requests for.")
+    chunk_store_access_key: str | None = Field(
+        default=None,
+        description="Access key id for the chunk store (with the secret). Unset: boto3's own chain "
+        "(`AWS_ACCESS_KEY_ID`, `~/.aws`, an instance role).",
+    )
+    chunk_store_secret_key: str | None = Field(
+        default=None, description="Secret key for the chunk store (with the access key); never logged."
     )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port the HTTP server listens on.")
@@ -243,6 +263,8 @@ class Settings(BaseSettings):
     def _derive(self) -> Settings:
         if (self.admin_access_key is None) != (self.admin_secret_key is None):
             raise ValueError("set both PYBLOB_ADMIN_ACCESS_KEY and PYBLOB_ADMIN_SECRET_KEY, or neither")
+        if (self.chunk_store_access_key is None) != (self.chunk_store_secret_key is None):
+            raise ValueError("set both PYBLOB_CHUNK_STORE_ACCESS_KEY and PYBLOB_CHUNK_STORE_SECRET_KEY, or neither")
         if self.tls_keyfile is not None and self.tls_certfile is None:
             raise ValueError("PYBLOB_TLS_KEYFILE needs PYBLOB_TLS_CERTFILE")
         proxy_networks(self.trusted_proxies)
@@ -296,6 +318,19 @@ def store_config(settings: Settings) -> StoreConfig:
         link_id_length=settings.link_id_length,
         link_idle_seconds=settings.link_idle_days * 86400.0,
         metadata_url=settings.metadata_url,
+        chunk_store=_chunk_store(settings),
+    )
+
+
+def _chunk_store(settings: Settings) -> S3ChunkSettings | None:
+    if settings.chunk_store == "local":
+        return None
+    return S3ChunkSettings(
+        url=settings.chunk_store,
+        endpoint=settings.chunk_store_endpoint,
+        region=settings.chunk_store_region,
+        access_key=settings.chunk_store_access_key or "",
+        secret_key=settings.chunk_store_secret_key or "",
     )
 
 

@@ -47,7 +47,7 @@ STATUS = {
     "InvalidPartNumber": 400,
     "EntityTooSmall": 400,
     "BadDigest": 400,
-    "ServiceUnavailable": 503,  # a chunk was collected while the upload ran: retry
+    "ServiceUnavailable": 503,  # a chunk collected while the upload ran, or the chunk store failed: retry
     "InternalError": 500,  # an unreadable record, or a failure with no better name: the server's fault
 }
 DETAIL = {
@@ -58,7 +58,7 @@ DETAIL = {
     "MethodNotAllowed": "object not found",
     "LinkExpired": "link expired",
     "NoSuchUpload": "upload not found",
-    "ServiceUnavailable": "the upload raced a cleanup; please retry",
+    "ServiceUnavailable": "the storage could not complete this just now; please retry",
 }
 
 

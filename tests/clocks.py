@@ -8,11 +8,12 @@ import time
 class Clock:
     """`clock()` reads it, `clock.advance(s)` moves it on.
 
-    It starts at the real time because GC compares it with file ctimes (set by the kernel).
+    It starts at the real time (or `ahead` seconds after it) because GC compares it with the times
+    the chunk store records for its chunks (file ctimes, S3 LastModified).
     """
 
-    def __init__(self) -> None:
-        self.now = time.time()
+    def __init__(self, ahead: float = 0.0) -> None:
+        self.now = time.time() + ahead
 
     def __call__(self) -> float:
         return self.now

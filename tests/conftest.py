@@ -101,3 +101,18 @@ def pg_server() -> Iterator[Any]:
 def pg_database(pg_server: Any) -> str:
     """The URL of a fresh, empty database on that server, the test's own."""
     return str(pg_server.new_database())
+
+
+@pytest.fixture(scope="session")
+def swfs_server() -> Iterator[Any]:
+    """One real SeaweedFS with its S3 gateway per test process (tests/seaweedfs.py), started on first use."""
+    from seaweedfs import seaweedfs_server
+
+    with seaweedfs_server() as server:
+        yield server
+
+
+@pytest.fixture
+def swfs_chunks(swfs_server: Any) -> Any:
+    """Settings of a chunk store on that server under the test's own prefix (`S3ChunkSettings`)."""
+    return swfs_server.chunk_settings()

@@ -97,6 +97,13 @@ def test_only_the_postgresql_backend_imports_psycopg() -> None:
     assert importers == {"objstore.meta.postgres"}
 
 
+def test_in_the_engine_only_the_s3_chunk_store_imports_boto3() -> None:
+    """The engine reaches S3 in one module; the importer of `pyblob import s3` is the CLI's business."""
+    external = {name: imports_of_external(path) for name, path in modules().items()}
+    importers = {name for name, found in external.items() if found & {"boto3", "botocore"}}
+    assert {name for name in importers if name.startswith("objstore")} == {"objstore.chunks.s3"}
+
+
 def imports_of_external(path: Path) -> set[str]:
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -136,8 +143,8 @@ def test_the_rate_limit_buckets_are_named_in_one_module() -> None:
 
 
 def test_the_stores_know_nothing_of_the_engine_above_them(graph: dict[str, set[str]]) -> None:
-    """A metadata or chunk store backend may use the engine's config and durability helpers, nothing more."""
-    allowed = ("objstore.meta", "objstore.chunks", "objstore.config", "objstore.durability")
+    """A metadata or chunk store backend may use the engine's config, errors and durability helpers, nothing more."""
+    allowed = ("objstore.meta", "objstore.chunks", "objstore.config", "objstore.errors", "objstore.durability")
     wrong = [
         f"{name} imports {dep}"
         for name, deps in graph.items()

@@ -16,7 +16,7 @@ Reads of a chunk that is not there raise `FileNotFoundError`; reads of one short
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,7 +41,8 @@ class ChunkBatch(Protocol):
     """One writer's new chunks, put in place together: durable and readable once `publish` returns.
 
     Batching is how the local store makes a whole object durable with one flush instead of one per
-    chunk; `close` drops whatever was not published (a failed or abandoned upload).
+    chunk; `close` drops whatever was not published (a failed or abandoned upload). A store without
+    private staging (S3) uploads chunks as they come, so they are readable before `publish`.
     """
 
     def put(self, digest: bytes, data: bytes | memoryview) -> None: ...
@@ -54,6 +55,11 @@ class ChunkBatch(Protocol):
 
     def close(self) -> None: ...
 
+    def exposed(self) -> set[bytes]:
+        """After `close`: this batch's chunks that others can read (published; over S3, uploaded),
+        which a writer whose commit failed takes back."""
+        ...
+
 
 class ChunkStore(Protocol):
     def batch(self) -> ChunkBatch: ...
@@ -64,6 +70,11 @@ class ChunkStore(Protocol):
 
     def read(self, digest: bytes, start: int, length: int) -> Iterator[bytes]:
         """`length` bytes of the chunk from `start`, in pieces."""
+        ...
+
+    def read_spans(self, spans: Iterable[tuple[bytes, int, int]]) -> Iterator[bytes]:
+        """The bytes of consecutive (digest, start, length) spans, in order: an object's read. A remote
+        store reads a few spans ahead; the local one reads them one by one."""
         ...
 
     def read_all(self, digest: bytes) -> bytes: ...

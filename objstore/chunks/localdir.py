@@ -76,6 +76,10 @@ class LocalChunkStore:
         finally:
             os.close(fd)
 
+    def read_spans(self, spans: Iterable[tuple[bytes, int, int]]) -> Iterator[bytes]:
+        for digest, start, length in spans:
+            yield from self.read(digest, start, length)
+
     def region(self, digest: bytes, start: int, length: int) -> FileRegion:
         return FileRegion(self._file(digest), start, length)
 
@@ -231,6 +235,9 @@ class Staging:
         self.store._sync_dirs(touched)
         self.published |= self.staged.keys()
         self.staged.clear()
+
+    def exposed(self) -> set[bytes]:
+        return set(self.published)
 
     def close(self) -> None:
         if self._lock_fd >= 0:

@@ -12,9 +12,13 @@ from pathlib import Path
 
 from objstore import ObjectRecord, Store, StoreConfig, manifests, refcount
 from objstore.chunks import Entry
+from objstore.chunks.localdir import LocalChunkStore, Staging
+from objstore.chunks.s3 import S3Batch
 from objstore.config import KiB
+from objstore.content import ContentWriter
 from objstore.links import Resumables
 from objstore.links.resumable import EXPIRES_AFTER, LOCK_WAIT, MAX_PENDING_PER_USER
+from objstore.objects import ObjectWriter
 
 SMALL = StoreConfig(chunk_min=16 * KiB, chunk_avg=64 * KiB, chunk_max=256 * KiB, durable=False, map_size=1 << 30)
 
@@ -40,16 +44,41 @@ def chunk_row(store: Store, digest: bytes) -> refcount.ChunkRow | None:
 
 
 def chunk_files(store: Store) -> set[str]:
-    """Names (hex digests) of every chunk file under chunks/."""
-    return {p.name for p in store.chunks.chunks.rglob("*") if p.is_file()}
+    """Names (hex digests) of every stored chunk: every file under chunks/ (names that are no digest
+    included), or every chunk object of an S3 chunk store."""
+    if isinstance(store.chunks, LocalChunkStore):
+        return {p.name for p in store.chunks.chunks.rglob("*") if p.is_file()}
+    return {digest.hex() for batch, _, _ in store.chunks.iterate() for digest, _ in batch}
+
+
+def local_chunks(store: Store) -> LocalChunkStore:
+    """The store's chunks in its data dir, for tests of that layout (marked `local_chunks`)."""
+    assert isinstance(store.chunks, LocalChunkStore)
+    return store.chunks
 
 
 def staged_files(store: Store) -> set[str]:
     """Names of the chunk files sitting in any staging dir under tmp/ (lock files excluded)."""
-    return {p.name for p in store.chunks.tmp.rglob("*") if p.is_file() and p.name != ".lock"}
+    return {p.name for p in local_chunks(store).tmp.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+def staged_by(writer: ContentWriter | ObjectWriter) -> set[str]:
+    """Chunks a writer has put in its batch so far: staged in its dir under tmp/, or uploaded (or on
+    their way) to an S3 chunk store."""
+    content = writer.content if isinstance(writer, ObjectWriter) else writer
+    batch = content._sink.batch
+    if batch is None:
+        return set()
+    if isinstance(batch, Staging):
+        return {d.hex() for d in batch.staged}
+    assert isinstance(batch, S3Batch)
+    return {d.hex() for d in (*batch.pending, *batch.published)}
 
 
 def tmp_entries(store: Store) -> list[Path]:
+    """What is in the local store's staging dir; an S3 chunk store stages nothing."""
+    if not isinstance(store.chunks, LocalChunkStore):
+        return []
     return list(store.chunks.tmp.iterdir())
 
 

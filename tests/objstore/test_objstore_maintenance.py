@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -14,12 +15,14 @@ from objstore_helpers import (
     chunk_files,
     chunk_row,
     entries_of,
+    local_chunks,
     rand,
     read,
     tmp_entries,
 )
 
 from objstore import Store, accounts, manifests, refcount
+from objstore.chunks.s3 import S3ChunkStore
 from objstore.maintenance import STAGING_MIN_AGE, collect_garbage, fsck, snapshot
 
 
@@ -95,7 +98,16 @@ def test_counted_chunk_nobody_references_is_released(store: Store, clock: Clock,
 
 
 def chunk_file_bytes(store: Store) -> int:
-    return sum(p.stat().st_size for p in store.chunks.chunks.rglob("*") if p.is_file())
+    return sum(len(store.chunks.read_all(bytes.fromhex(name))) for name in chunk_files(store))
+
+
+def quarantined(store: Store, digest: bytes) -> bytes:
+    """The bytes of a chunk fsck moved aside: a file under quarantine/, or an object under the prefix's."""
+    if isinstance(store.chunks, S3ChunkStore):
+        key = f"{store.chunks.prefix}quarantine/{digest.hex()}"
+        body: bytes = store.chunks.client.get_object(Bucket=store.chunks.bucket, Key=key)["Body"].read()
+        return body
+    return (store.root / "quarantine" / digest.hex()).read_bytes()
 
 
 def test_storage_totals_follow_writes_deletes_and_gc(
@@ -155,18 +167,17 @@ def test_wrong_user_usage_is_found_and_repaired(store: Store, filled: dict[str, 
 
 def test_corrupt_chunk_is_found_and_quarantined(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
     digest, _ = entries_of(store, store.head_object(bucket, "c"))[1]
-    path = store.chunks.path(digest)
-    data = bytearray(path.read_bytes())
+    data = bytearray(store.chunks.read_all(digest))
     data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+    store.chunks.put(digest, bytes(data))  # the bytes under the name change
     report = fsck(store)
     assert [p for p in report.problems if "corrupt" in p] == [
         f"chunk {digest.hex()} is corrupt (content does not hash to its name)"
     ]
     repaired = fsck(store, repair=True)
     assert repaired.repaired >= 1
-    assert (store.root / "quarantine" / digest.hex()).read_bytes() == bytes(data)
-    assert not path.exists()
+    assert quarantined(store, digest) == bytes(data)
+    assert not store.chunks.exists(digest)
     # The bytes are gone; fsck keeps saying so, and the objects not using the chunk are fine.
     assert fsck(store).problems == [f"chunk {digest.hex()} is missing"]
     assert read(store, bucket, "a") == filled["a"]
@@ -174,18 +185,16 @@ def test_corrupt_chunk_is_found_and_quarantined(store: Store, bucket: str, fille
 
 def test_truncated_chunk_is_corrupt(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
     digest, n = entries_of(store, store.head_object(bucket, "a"))[0]
-    path = store.chunks.path(digest)
-    path.write_bytes(path.read_bytes()[: n - 1])
+    store.chunks.put(digest, store.chunks.read_all(digest)[: n - 1])
     assert any("corrupt" in p and digest.hex() in p for p in fsck(store).problems)
 
 
 def test_missing_chunk_is_found(store: Store, bucket: str, filled: dict[str, bytes]) -> None:
     digest, _ = entries_of(store, store.head_object(bucket, "c"))[0]
-    store.chunks.path(digest).unlink()
+    assert store.chunks.delete(digest, unless_written_after=math.inf)
     report = fsck(store)
     assert report.problems == [f"chunk {digest.hex()} is missing"]
-    fsck(store, repair=True)  # nothing to quarantine, counts are right
-    assert not (store.root / "quarantine").exists()
+    assert fsck(store, repair=True).repaired == 0  # nothing to quarantine, counts are right
 
 
 # GC ---------------------------------------------------------------------------------------------
@@ -210,29 +219,39 @@ def test_gc_removes_orphan_files_after_the_grace_period(store: Store, bucket: st
     one's: GC tells them apart by age."""
     store.put_object(bucket, "k", rand(100_000))
     kept = chunk_files(store)
-    orphan = store.chunks.path(b"\x05" * 32)
-    orphan.parent.mkdir(parents=True, exist_ok=True)
-    orphan.write_bytes(b"left by a writer that died after rename")
-    foreign = orphan.parent / "README"
-    foreign.write_text("not a chunk")
+    orphan = b"\x05" * 32
+    store.chunks.put(orphan, b"left by a writer that died after publishing")
     assert collect_garbage(store).orphans_removed == 0
-    assert orphan.exists()
+    assert store.chunks.exists(orphan)
     clock.advance(store.config.gc_grace_seconds + 1)
     report = collect_garbage(store)
     assert report.orphans_removed == 1
-    assert not orphan.exists() and foreign.exists()
-    assert chunk_files(store) == kept | {"README"}
+    assert not store.chunks.exists(orphan)
+    assert chunk_files(store) == kept
     assert read(store, bucket, "k") == rand(100_000)
 
 
+@pytest.mark.local_chunks
+def test_gc_leaves_files_that_are_no_chunks(store: Store, bucket: str, clock: Clock) -> None:
+    store.put_object(bucket, "k", rand(100_000))
+    kept = chunk_files(store)
+    some_dir = local_chunks(store).path(b"\x05" * 32).parent
+    some_dir.mkdir(parents=True, exist_ok=True)
+    (some_dir / "README").write_text("not a chunk")
+    clock.advance(store.config.gc_grace_seconds + 1)
+    assert collect_garbage(store).orphans_removed == 0
+    assert chunk_files(store) == kept | {"README"}
+
+
+@pytest.mark.local_chunks
 def test_gc_staging_dirs(store: Store) -> None:
-    live = store.chunks.batch()
-    dead = store.chunks.tmp / "dead"
+    live = local_chunks(store).batch()
+    dead = local_chunks(store).tmp / "dead"
     dead.mkdir()
     (dead / ".lock").touch()  # its writer took the lock and died
-    young = store.chunks.tmp / "young"
+    young = local_chunks(store).tmp / "young"
     young.mkdir()  # its writer has not taken the lock yet
-    old = store.chunks.tmp / "old"
+    old = local_chunks(store).tmp / "old"
     old.mkdir()
     past = time.time() - STAGING_MIN_AGE - 5
     os.utime(old, (past, past))
@@ -266,7 +285,7 @@ def test_snapshot_restores_into_a_new_data_dir(
     restored = tmp_path / "restored"
     restored.mkdir()
     shutil.copytree(snap, restored / "meta")
-    shutil.copytree(store.chunks.chunks, restored / "chunks")
+    shutil.copytree(local_chunks(store).chunks, restored / "chunks")
     copy = Store(restored, SMALL)
     for key, data in filled.items():
         assert read(copy, bucket, key) == data

@@ -9,11 +9,20 @@ from clocks import Clock
 from objstore_helpers import chunk_files, chunk_row, entries_of, rand, read
 
 from objstore import Store, refcount
-from objstore.errors import FormatError
+from objstore.errors import ChunkMissing, FormatError
 from objstore.maintenance import collect_garbage, fsck
 from objstore.meta import ReadTxn, WriteTxn
 
 D1, D2 = b"\x01" * 32, b"\x02" * 32
+
+
+def ANY_STORED(digest: bytes) -> bool:
+    """Tests of counts: a chunk without a row is taken as stored."""
+    return True
+
+
+def NOTHING_STORED(digest: bytes) -> bool:
+    return False
 
 
 def test_row_round_trip_and_version() -> None:
@@ -21,14 +30,50 @@ def test_row_round_trip_and_version() -> None:
     assert refcount.ChunkRow.decode(row.encode()) == row
     with pytest.raises(FormatError):
         refcount.ChunkRow.decode(b"\x09" + row.encode()[1:])
+    deleting = refcount.ChunkRow(0, 12.5, 65536, deleting=True)
+    assert refcount.ChunkRow.decode(deleting.encode()) == deleting
+    assert row.encode()[0] == 1 and deleting.encode()[0] == 2  # rows not being deleted keep version 1
+
+
+# GC's protocol: live -> deleting -> gone, and writers that race it ------------------------------
+def test_no_reference_to_a_chunk_gc_is_deleting(store: Store) -> None:
+    store.meta.transact(lambda w: refcount.put(w, D1, refcount.ChunkRow(0, 5.0, 10, deleting=True)))
+    with pytest.raises(ChunkMissing):
+        store.meta.transact(lambda w: refcount.add_refs(w, Counter({D1: 1}), {D1: 10}, ANY_STORED))
+    assert store.meta.read(lambda r: refcount.get(r, D1)) == refcount.ChunkRow(0, 5.0, 10, deleting=True)
+
+
+def test_no_reference_to_a_chunk_without_row_or_bytes(store: Store) -> None:
+    with pytest.raises(ChunkMissing):
+        store.meta.transact(lambda w: refcount.add_refs(w, Counter({D1: 1}), {D1: 10}, NOTHING_STORED))
+    assert store.meta.read(lambda r: refcount.get(r, D1)) is None
+
+
+def test_a_row_is_not_asked_about_its_bytes(store: Store) -> None:
+    """A row that is not being deleted vouches for its bytes: no chunk store round trip per chunk."""
+    store.meta.transact(lambda w: refcount.add_refs(w, Counter({D1: 1}), {D1: 10}, ANY_STORED))
+    store.meta.transact(lambda w: refcount.drop_refs(w, Counter({D1: 1}), now=3.0))
+    store.meta.transact(lambda w: refcount.add_refs(w, Counter({D1: 1}), {D1: 10}, NOTHING_STORED))
+    assert store.meta.read(lambda r: refcount.get(r, D1)) == refcount.ChunkRow(1, 0.0, 10)
+
+
+def test_mark_skips_rows_referenced_again_and_marks_orphans(store: Store) -> None:
+    store.meta.transact(lambda w: refcount.add_refs(w, Counter({D1: 1}), {D1: 10}, ANY_STORED))
+    marked = store.meta.transact(lambda w: refcount.mark_deleting(w, [D1, D2], lambda row: row.count == 0, 9.0))
+    assert marked == [D2]  # D1 is referenced; D2 had no row (an orphan) and gets a marked one
+    assert store.meta.read(lambda r: refcount.get(r, D2)) == refcount.ChunkRow(0, 9.0, 0, deleting=True)
+    assert store.meta.read(refcount.totals).chunks == 2
+    assert store.meta.transact(lambda w: refcount.forget_deleted(w, [D1, D2])) == (1, 0)
+    assert store.meta.read(lambda r: refcount.get(r, D1)) == refcount.ChunkRow(1, 0.0, 10)
+    assert store.meta.read(refcount.totals) == refcount.Totals(1, 10)
 
 
 def test_add_then_drop_records_when_a_count_reaches_zero(store: Store) -> None:
-    store.meta.transact(lambda w: refcount.add_refs(w, Counter({D1: 2, D2: 1}), {D1: 10, D2: 20}))
+    store.meta.transact(lambda w: refcount.add_refs(w, Counter({D1: 2, D2: 1}), {D1: 10, D2: 20}, ANY_STORED))
     store.meta.transact(lambda w: refcount.drop_refs(w, Counter({D1: 1, D2: 1}), now=100.0))
     assert store.meta.read(lambda r: refcount.get(r, D1)) == refcount.ChunkRow(1, 0.0, 10)
     assert store.meta.read(lambda r: refcount.get(r, D2)) == refcount.ChunkRow(0, 100.0, 20)
-    store.meta.transact(lambda w: refcount.add_refs(w, Counter({D2: 1}), {D2: 20}))
+    store.meta.transact(lambda w: refcount.add_refs(w, Counter({D2: 1}), {D2: 20}, ANY_STORED))
     assert store.meta.read(lambda r: refcount.get(r, D2)) == refcount.ChunkRow(
         1, 0.0, 20
     )  # referenced again: grace cleared
@@ -37,7 +82,7 @@ def test_add_then_drop_records_when_a_count_reaches_zero(store: Store) -> None:
 def test_drop_never_goes_negative_and_ignores_unknown_chunks(store: Store) -> None:
 
     def add_and_drop(w: WriteTxn) -> None:
-        refcount.add_refs(w, Counter({D1: 1}), {D1: 10})
+        refcount.add_refs(w, Counter({D1: 1}), {D1: 10}, ANY_STORED)
         refcount.drop_refs(w, Counter({D1: 5, D2: 1}), now=7.0)
 
     store.meta.transact(add_and_drop)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from engine_errors import class_id, engine_error_classes, instance_of
 
-from objstore.errors import ChunkMissing, FormatError, StoreError
+from objstore.errors import ChunkMissing, ChunkStoreUnavailable, FormatError, StoreError
 from s3api.errors import ENGINE_CODES, S3Code, S3Error, from_store_error, s3_code_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,6 +19,7 @@ MEANT_TO_FAIL = {  # the engine errors that are the server's fault, and what the
     StoreError: S3Code.InternalError,  # a failure with no better name ("no free link id")
     FormatError: S3Code.InternalError,  # a record this code cannot read
     ChunkMissing: S3Code.ServiceUnavailable,  # a chunk collected while an upload ran: retry
+    ChunkStoreUnavailable: S3Code.ServiceUnavailable,  # the shared chunk store failed: retry
 }
 
 
