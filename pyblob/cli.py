@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from objstore.errors import StoreError
 
-from .commands import accounts, doctor, imports, maintenance, serve, stats, tokens
+from .commands import accounts, doctor, imports, maintenance, migrate, serve, stats, tokens
 from .settings import ENV_PREFIX
 
 
@@ -66,6 +66,7 @@ for command in (
     stats.stats,
     doctor.doctor,
     imports.import_,
+    migrate.migrate,
 ):
     cli.add_command(command)
 
