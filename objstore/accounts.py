@@ -11,10 +11,12 @@ the server runs authenticates on the very next request, and a revoked one stops 
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import secrets
 import string
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .config import StoreConfig
@@ -27,11 +29,18 @@ from .errors import (
     NoSuchUser,
     UserAlreadyExists,
 )
-from .meta import MetadataStore, ReadTxn, WriteTxn
+from .meta import MetadataStore, ReadTxn, WriteTxn, scan
 from .records import AccessKeyRecord, TokenRecord, UserRecord
 
 USERS, KEYS, TOKENS = "users", "keys", "tokens"
-TABLES = (USERS, KEYS, TOKENS)
+# user name + NUL + 12 random bytes -> (bytes, objects) change: a commit's usage change as a row of
+# its own, so commits of one user never write the same row (over PostgreSQL, concurrent SERIALIZABLE
+# commits that rewrite one usage row conflict and re-run); folded into the user's row when that row
+# is written anyway, and by GC.
+USAGE_CHANGES = "usage_changes"
+TABLES = (USERS, KEYS, TOKENS, USAGE_CHANGES)
+_CHANGE = struct.Struct(">qq")
+FOLD_EVERY = 64  # one commit in this many folds its user's changes (a read of them and a row write)
 
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _KEY_ALPHABET = string.ascii_uppercase + string.digits
@@ -65,34 +74,74 @@ def validate_key_pair(access_key: str, secret_key: str) -> None:
 
 
 # Inside the caller's transaction ---------------------------------------------------------------
-def find_user(r: ReadTxn, name: str) -> UserRecord | None:
+def find_user(r: ReadTxn, name: str, with_usage: bool = True) -> UserRecord | None:
+    """The user; with `with_usage` (the default) its usage includes the changes not folded in yet.
+    Without, only the user's own row is read: what a commit that needs no usage asks for, so that it
+    does not conflict with the other commits of the same user (each adding a change row)."""
     raw = r.get(USERS, name.encode())
-    return UserRecord.decode(raw) if raw is not None else None
+    if raw is None:
+        return None
+    user = UserRecord.decode(raw)
+    if with_usage:
+        for _, change in _changes(r, name):
+            user.usage_bytes += change[0]
+            user.object_count += change[1]
+    return user
 
 
-def require_user(r: ReadTxn, name: str) -> UserRecord:
-    """The user, or NoSuchUser."""
-    user = find_user(r, name)
+def require_user(r: ReadTxn, name: str, with_usage: bool = True) -> UserRecord:
+    """The user (see `find_user`), or NoSuchUser."""
+    user = find_user(r, name, with_usage)
     if user is None:
         raise NoSuchUser(f"no user {name!r}")
     return user
 
 
 def put_user(w: WriteTxn, user: UserRecord) -> None:
+    """Write a user read with its usage: the change rows that usage includes are folded in."""
+    for key, _ in list(_changes(w, user.name)):
+        w.delete(USAGE_CHANGES, key)
     w.put(USERS, user.name.encode(), user.encode())
 
 
 def all_users(r: ReadTxn) -> list[UserRecord]:
-    return [UserRecord.decode(raw) for _, raw in r.range(USERS)]
+    users = [UserRecord.decode(raw) for _, raw in r.range(USERS)]
+    by_name = {u.name: u for u in users}
+    for key, raw in r.range(USAGE_CHANGES):
+        user = by_name.get(key.split(b"\0", 1)[0].decode())
+        if user is not None:
+            delta_bytes, delta_objects = _CHANGE.unpack(raw)
+            user.usage_bytes += delta_bytes
+            user.object_count += delta_objects
+    return users
 
 
-def charge(w: WriteTxn, name: str, delta_bytes: int, delta_objects: int) -> UserRecord:
-    """Change a user's logical usage (bytes stored, objects kept)."""
-    user = require_user(w, name)
-    user.usage_bytes += delta_bytes
-    user.object_count += delta_objects
-    put_user(w, user)
-    return user
+def charge(w: WriteTxn, name: str, delta_bytes: int, delta_objects: int) -> None:
+    """Change a user's logical usage (bytes stored, objects kept): one new row, no read of the usage."""
+    if w.get(USERS, name.encode()) is None:
+        raise NoSuchUser(f"no user {name!r}")
+    key = name.encode() + b"\0" + secrets.token_bytes(12)
+    w.put(USAGE_CHANGES, key, _CHANGE.pack(delta_bytes, delta_objects))
+    if random.random() < 1 / FOLD_EVERY:  # keeps a user's change rows few, whoever reads them
+        put_user(w, require_user(w, name))
+
+
+def fold_usage(w: WriteTxn) -> int:
+    """Fold every user's change rows into their row (GC); how many users had some."""
+    names = {key.split(b"\0", 1)[0].decode() for key, _ in w.range(USAGE_CHANGES)}
+    for name in names:
+        user = find_user(w, name)
+        if user is None:  # changes of a user removed meanwhile
+            for key, _ in list(_changes(w, name)):
+                w.delete(USAGE_CHANGES, key)
+        else:
+            put_user(w, user)
+    return len(names)
+
+
+def _changes(r: ReadTxn, name: str) -> Iterator[tuple[bytes, tuple[int, int]]]:
+    for key, raw in scan(r, USAGE_CHANGES, name.encode() + b"\0"):
+        yield key, _CHANGE.unpack(raw)
 
 
 def count_downloads(w: WriteTxn, name: str, downloads: int, nbytes: int, last: float) -> None:
@@ -129,6 +178,8 @@ def remove_user(w: WriteTxn, name: str) -> None:
         doomed = [k for k, v in w.range(table) if decode(v).user == name]
         for k in doomed:
             w.delete(table, k)
+    for key, _ in list(_changes(w, name)):
+        w.delete(USAGE_CHANGES, key)
     w.delete(USERS, name.encode())
 
 

@@ -43,7 +43,9 @@ def admit(
     """Whether `owner` may keep `size` more bytes of one object (`already` of it stored elsewhere:
     the other parts of an upload), freeing `freed_bytes` and adding `new_objects`; EntityTooLarge or
     QuotaExceeded naming the limit otherwise. Inside the transaction that keeps them."""
-    user = accounts.require_user(r, owner)
+    user = accounts.require_user(r, owner, with_usage=False)
+    if user.quota or user.max_objects:  # only then is the usage needed (and read, with its changes)
+        user = accounts.require_user(r, owner)
     check_object_size(user, already + size)
     check_quota(user, size - freed_bytes)
     check_object_count(user, new_objects)
@@ -107,4 +109,10 @@ class Admission:
         return self.volatile.transact(lambda w: reservations.held(w, owner))
 
     def _user(self, owner: str) -> UserRecord:
-        return self.meta.read(lambda r: accounts.require_user(r, owner))
+        """The user, with its usage only if a quota needs it (see `admit`)."""
+
+        def user(r: ReadTxn) -> UserRecord:
+            found = accounts.require_user(r, owner, with_usage=False)
+            return accounts.require_user(r, owner) if found.quota or found.max_objects else found
+
+        return self.meta.read(user)

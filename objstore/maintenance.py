@@ -43,6 +43,7 @@ class GcReport:
     uploads_aborted: int = 0
     completed_uploads_forgotten: int = 0
     resumable_uploads_expired: int = 0
+    usage_folded: int = 0  # users whose usage changes were folded into their row
 
 
 def collect_garbage(store: Store, progress: Progress | None = None) -> GcReport:
@@ -52,6 +53,7 @@ def collect_garbage(store: Store, progress: Progress | None = None) -> GcReport:
     report.uploads_aborted = _abort_stale_uploads(store)
     report.completed_uploads_forgotten = store.multipart.prune_completed(store.clock())
     report.resumable_uploads_expired = store.resumables.collect_expired()
+    report.usage_folded = store.meta.transact(accounts.fold_usage)
     _remove_expired_chunks(store, report, progress)
     _remove_orphans(store, report, progress)
     report.staging_removed = store.chunks.cleanup(STAGING_MIN_AGE)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pgerrors
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from .interface import MAX_KEY_BYTES, META, ReadTxn, Row, WriteTxn, record_schema
@@ -40,6 +42,7 @@ RETRY_FOR = 30.0  # seconds a transaction keeps being retried (conflicts, a fail
 PAUSE = (0.001, 0.2)  # the first and the longest pause between attempts, in seconds (backoff with jitter)
 CONFLICTS = (pgerrors.SerializationFailure, pgerrors.DeadlockDetected)
 SCHEMA_LOCK = 0x7079626C6F62  # pg_advisory_xact_lock id while the table is made ("pyblob")
+COUNTER = re.compile(r"^[a-z_]{1,40}$")
 
 CREATE = """
 CREATE TABLE IF NOT EXISTS pyblob_rows (
@@ -52,11 +55,18 @@ CREATE TABLE IF NOT EXISTS pyblob_rows (
 
 
 class PgTxn:
-    """A read or write transaction on one connection; implements `ReadTxn` and `WriteTxn`."""
+    """A read or write transaction on one connection; implements `ReadTxn` and `WriteTxn`.
 
-    def __init__(self, conn: psycopg.Connection[Any]):
+    `next_id` draws from a PostgreSQL sequence per counter: a counter kept in a row would be one row
+    that every new object version rewrites, and concurrent SERIALIZABLE commits rewriting one row
+    conflict and re-run (the hot row the metadata benchmark found). Sequences are not transactional:
+    an id drawn by a transaction that is re-run or rolled back is skipped, never given twice.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], sequences: set[str] | None = None):
         self.conn = conn
         self.after: list[Callable[[], None]] = []
+        self.sequences = sequences if sequences is not None else set()  # counters known to exist
 
     def get(self, table: str, key: bytes) -> bytes | None:
         if not key or len(key) > MAX_KEY_BYTES:
@@ -117,10 +127,27 @@ class PgTxn:
         return cur.rowcount > 0
 
     def next_id(self, counter: str) -> int:
-        key = b"seq:" + counter.encode()
-        value = int(self.get(META, key) or b"0") + 1
-        self.put(META, key, str(value).encode())
-        return value
+        if not COUNTER.match(counter):
+            raise ValueError(f"counter name {counter!r}: lower-case letters and _ only")
+        name = f"pyblob_seq_{counter}"
+        if counter not in self.sequences:
+            self._ensure_sequence(counter, name)
+        row = self.conn.execute(sql.SQL("SELECT nextval({})").format(sql.Literal(name))).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _ensure_sequence(self, counter: str, name: str) -> None:
+        """Once per process and counter: make the sequence, and move it past the counter's value in
+        the `meta` table (where a store of an older pyblob, or one migrated from LMDB, kept it)."""
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        ident = sql.Identifier(name)
+        self.conn.execute(sql.SQL("CREATE SEQUENCE IF NOT EXISTS {}").format(ident))
+        kept = int(self.get(META, b"seq:" + counter.encode()) or b"0")
+        row = self.conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(ident)).fetchone()
+        assert row is not None
+        if kept > (row[0] if row[1] else 0):
+            self.conn.execute("SELECT setval(%s, %s)", (name, kept))
+        self.on_commit(lambda: self.sequences.add(counter))
 
     def on_commit(self, fn: Callable[[], None]) -> None:
         self.after.append(fn)
@@ -138,6 +165,7 @@ class PostgresMetadataStore:
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._pid = 0
         self._open_lock = threading.Lock()
+        self._sequences: set[str] = set()
 
     @property
     def pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
@@ -170,7 +198,7 @@ class PostgresMetadataStore:
             committing = False
             try:
                 with self.pool.connection() as conn:
-                    txn = PgTxn(conn)
+                    txn = PgTxn(conn, self._sequences)
                     conn.execute(begin)
                     try:
                         result = fn(txn)

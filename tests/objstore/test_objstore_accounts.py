@@ -172,3 +172,44 @@ def test_user_with_credentials_is_all_or_nothing(store: Store) -> None:
         store.accounts.create_user_with_credentials("alice")
     assert [u.name for u in store.accounts.list_users()] == ["alice"]
     assert [k.access_key for k in store.accounts.list_keys()] == ["AKIATAKEN"]
+
+
+# usage as change rows: commits of one user add rows, never rewrite one -----------------------------
+def test_usage_changes_add_up_and_gc_folds_them(store: Store, bucket: str) -> None:
+    from objstore import accounts
+    from objstore.maintenance import collect_garbage, fsck
+
+    for n in range(20):
+        store.put_object(bucket, f"k{n}", b"x" * (100 + n))
+    store.delete_object(bucket, "k0")
+    changes = store.meta.read(lambda r: r.count(accounts.USAGE_CHANGES))
+    assert 0 < changes <= 21  # one per commit, fewer where a commit folded them (1 in FOLD_EVERY)
+    want = (sum(100 + n for n in range(1, 20)), 19)
+    alice = store.accounts.get_user("alice")
+    assert (alice.usage_bytes, alice.object_count) == want
+    assert [(u.usage_bytes, u.object_count) for u in store.accounts.list_users()] == [want]
+    assert collect_garbage(store).usage_folded == 1
+    assert store.meta.read(lambda r: r.count(accounts.USAGE_CHANGES)) == 0
+    alice = store.accounts.get_user("alice")
+    assert (alice.usage_bytes, alice.object_count) == want
+    assert fsck(store).ok
+
+
+def test_writing_a_user_folds_its_changes(store: Store, bucket: str) -> None:
+    from objstore import accounts
+
+    store.put_object(bucket, "a", b"12345")
+    store.accounts.set_limits("alice", quota=1000)  # rewrites the user's row: the change goes into it
+    assert store.meta.read(lambda r: r.count(accounts.USAGE_CHANGES)) == 0
+    assert store.accounts.get_user("alice").usage_bytes == 5
+    store.delete_object(bucket, "a")
+    assert store.accounts.get_user("alice").usage_bytes == 0
+
+
+def test_a_quota_counts_changes_not_folded_yet(store: Store, bucket: str) -> None:
+    from objstore.errors import QuotaExceeded
+
+    store.accounts.set_limits("alice", quota=1000)
+    store.put_object(bucket, "a", b"x" * 600)
+    with pytest.raises(QuotaExceeded):
+        store.put_object(bucket, "b", b"x" * 600)

@@ -112,3 +112,27 @@ def test_a_store_made_before_fork_opens_its_own_pool_in_the_child(db: PostgresMe
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert db.read(lambda r: (r.get("users", b"parent"), r.get("users", b"child"))) == (b"1", b"1")
+
+
+def test_counters_are_sequences_that_go_on_from_a_counter_kept_in_a_row(db: PostgresMetadataStore) -> None:
+    """A store written by an older pyblob (or migrated from LMDB) kept its counters in `meta` rows:
+    the sequence starts after them, and ids never repeat, from any number of threads."""
+    db.transact(lambda w: w.put(META, b"seq:version", b"41"))
+    assert db.transact(lambda w: w.next_id("version")) == 42
+    drawn: list[int] = []
+
+    def draw() -> None:
+        for _ in range(20):
+            drawn.append(db.transact(lambda w: w.next_id("version")))
+
+    threads = [threading.Thread(target=draw) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(drawn)) == 80 and min(drawn) > 42
+    other = PostgresMetadataStore(db.url, TABLES, SCHEMA_VERSION)  # another node: the row is stale now
+    assert other.transact(lambda w: w.next_id("version")) > max(drawn)
+    other.close()
+    with pytest.raises(ValueError):
+        db.transact(lambda w: w.next_id("Robert'); DROP TABLE"))
