@@ -175,15 +175,16 @@ def test_user_with_credentials_is_all_or_nothing(store: Store) -> None:
 
 
 # usage as change rows: commits of one user add rows, never rewrite one -----------------------------
-def test_usage_changes_add_up_and_gc_folds_them(store: Store, bucket: str) -> None:
+def test_usage_changes_add_up_and_gc_folds_them(store: Store, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from objstore import accounts
     from objstore.maintenance import collect_garbage, fsck
 
+    monkeypatch.setattr(accounts, "FOLD_EVERY", 10**9)  # no commit folds by chance: GC does
     for n in range(20):
         store.put_object(bucket, f"k{n}", b"x" * (100 + n))
     store.delete_object(bucket, "k0")
     changes = store.meta.read(lambda r: r.count(accounts.USAGE_CHANGES))
-    assert 0 < changes <= 21  # one per commit, fewer where a commit folded them (1 in FOLD_EVERY)
+    assert changes == 21  # one per commit
     want = (sum(100 + n for n in range(1, 20)), 19)
     alice = store.accounts.get_user("alice")
     assert (alice.usage_bytes, alice.object_count) == want
@@ -213,3 +214,13 @@ def test_a_quota_counts_changes_not_folded_yet(store: Store, bucket: str) -> Non
     store.put_object(bucket, "a", b"x" * 600)
     with pytest.raises(QuotaExceeded):
         store.put_object(bucket, "b", b"x" * 600)
+
+
+def test_one_commit_in_fold_every_folds(store: Store, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from objstore import accounts
+
+    monkeypatch.setattr(accounts, "FOLD_EVERY", 1)  # every commit folds
+    for n in range(3):
+        store.put_object(bucket, f"k{n}", b"abc")
+    assert store.meta.read(lambda r: r.count(accounts.USAGE_CHANGES)) == 0
+    assert store.accounts.get_user("alice").usage_bytes == 9

@@ -1,0 +1,136 @@
+"""A smoke test of a whole 3-node deployment (`scripts/cluster`): etcd, PostgreSQL under Patroni,
+SeaweedFS with replication 001 and three pyblob nodes, on loopback. Objects written through one node
+read back from every node, and still do after the PostgreSQL leader and then a volume server die.
+
+Needs the Debian packages etcd-server, patroni and postgresql-15 (scripts/test installs them as root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from processes import isolate_from_aws, user_s3_client
+
+SCRIPT = Path(__file__).resolve().parent.parent.parent / "scripts" / "cluster"
+UP_TIMEOUT = 90.0
+FAILOVER_TIMEOUT = 60.0
+MIB = 1024 * 1024
+
+
+def cluster(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """`scripts/cluster up` in the test's directory: its JSON; `scripts/cluster down` at the end, always."""
+    missing = [tool for tool in ("etcd", "patroni") if shutil.which(tool) is None]
+    if missing:
+        raise AssertionError(f"{', '.join(missing)} missing: scripts/test installs etcd-server and patroni")
+    isolate_from_aws(monkeypatch, tmp_path)
+    directory = tmp_path / "cluster"
+    try:
+        started = time.monotonic()
+        up = cluster("up", "--dir", str(directory), timeout=UP_TIMEOUT)
+        assert up.returncode == 0, f"scripts/cluster up failed:\n{up.stderr[-6000:]}"
+        info: dict[str, Any] = json.loads(up.stdout.strip().splitlines()[-1])
+        print(f"cluster up in {time.monotonic() - started:.1f}s")
+        yield info
+    finally:
+        down = cluster("down", "--dir", str(directory), timeout=120)
+        assert down.returncode == 0, f"scripts/cluster down failed:\n{down.stdout}\n{down.stderr}"
+
+
+def client(url: str, info: dict[str, Any]) -> BaseClient:
+    return user_s3_client(url, {"access_key": info["access_key"], "secret_key": info["secret_key"]})
+
+
+def quick_client(url: str, info: dict[str, Any]) -> BaseClient:
+    """One attempt per call and short timeouts: for polling while the cluster fails over."""
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=info["access_key"],
+        aws_secret_access_key=info["secret_key"],
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 1},
+            connect_timeout=3,
+            read_timeout=10,
+        ),
+    )
+
+
+def read_back(clients: list[BaseClient], bucket: str, objects: dict[str, bytes]) -> None:
+    for c in clients:
+        for key, body in objects.items():
+            got = c.get_object(Bucket=bucket, Key=key)["Body"].read()
+            assert got == body, f"{key} differs through {c.meta.endpoint_url}"
+
+
+def test_three_nodes_survive_a_database_failover_and_a_lost_volume_server(deployment: dict[str, Any]) -> None:
+    info = deployment
+    clients = [client(url, info) for url in info["nodes"]]
+    bucket = "smoke"
+    clients[0].create_bucket(Bucket=bucket)
+
+    small = os.urandom(3 * MIB)
+    clients[0].put_object(Bucket=bucket, Key="small", Body=small)
+    big = os.urandom(20 * MIB)
+    upload = clients[0].create_multipart_upload(Bucket=bucket, Key="big")["UploadId"]
+    parts = []
+    for number, start in enumerate(range(0, len(big), 5 * MIB), 1):
+        via = clients[(number - 1) % len(clients)]  # parts through every node
+        part = via.upload_part(
+            Bucket=bucket, Key="big", UploadId=upload, PartNumber=number, Body=big[start : start + 5 * MIB]
+        )
+        parts.append({"PartNumber": number, "ETag": part["ETag"]})
+    clients[2].complete_multipart_upload(Bucket=bucket, Key="big", UploadId=upload, MultipartUpload={"Parts": parts})
+    objects = {"small": small, "big": big}
+    read_back(clients, bucket, objects)
+
+    # The PostgreSQL leader dies (Patroni and its postgres): a write through node 2 works again once
+    # the synchronous standby took over.
+    killed = cluster("kill", "pg-leader", "--dir", info["dir"])
+    assert killed.returncode == 0, killed.stderr
+    started = time.monotonic()
+    poller = quick_client(info["nodes"][1], info)
+    last: Exception | None = None
+    while True:
+        try:
+            poller.put_object(Bucket=bucket, Key="after-failover", Body=b"written after the failover")
+            break
+        except (BotoCoreError, ClientError) as e:
+            last = e
+        assert time.monotonic() - started < FAILOVER_TIMEOUT, f"no write in {FAILOVER_TIMEOUT}s: {last!r}"
+        time.sleep(0.5)
+    print(f"writes again {time.monotonic() - started:.1f}s after killing the PostgreSQL leader")
+    objects["after-failover"] = b"written after the failover"
+    read_back(clients, bucket, objects)
+
+    # A volume server dies: every volume has a second copy elsewhere (replication 001).
+    killed = cluster("kill", "swfs-volume-1", "--dir", info["dir"])
+    assert killed.returncode == 0, killed.stderr
+    read_back(clients, bucket, {"big": big})
