@@ -7,13 +7,16 @@ Needs the Debian packages etcd-server, patroni and postgresql-15 (scripts/test i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +137,119 @@ def test_three_nodes_survive_a_database_failover_and_a_lost_volume_server(deploy
     killed = cluster("kill", "swfs-volume-1", "--dir", info["dir"])
     assert killed.returncode == 0, killed.stderr
     read_back(clients, bucket, {"big": big})
+
+
+# A mixed workload while kill -9 hits one component after another ---------------------------------
+class Workload:
+    """PUT, overwrite, copy and DELETE through the live nodes in turn, from one thread, keeping what
+    each key must hold: after an acknowledged request, exactly its outcome; after a failed one
+    (outcome unknown), either the old or the new content."""
+
+    def __init__(self, info: dict[str, Any], bucket: str):
+        self.clients = {url: quick_client(url, info) for url in info["nodes"]}
+        self.dead: set[str] = set()
+        self.bucket = bucket
+        self.sure: dict[str, bytes | None] = {}  # key -> its content (None: deleted)
+        self.unsure: dict[str, set[bytes | None]] = {}
+        self.acknowledged = self.failed = 0
+        self.stop = threading.Event()
+        self.rng = random.Random(7)
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            live = [url for url in self.clients if url not in self.dead]
+            client = self.clients[live[n % len(live)]]
+            key, new, op = self.next_op(n)
+            old = self.sure.get(key)
+            try:
+                op(client, key, new)
+            except (BotoCoreError, ClientError):
+                self.failed += 1
+                self.unsure[key] = self.unsure.get(key, {old}) | {old, new}
+                self.sure.pop(key, None)
+                time.sleep(0.2)
+                continue
+            self.acknowledged += 1
+            self.sure[key] = new
+            self.unsure.pop(key, None)
+
+    def next_op(self, n: int) -> tuple[str, bytes | None, Callable[[BaseClient, str, bytes | None], None]]:
+        known = [k for k, v in self.sure.items() if v is not None]
+        choice = self.rng.random()
+        if known and choice < 0.15:
+            return self.rng.choice(known), None, lambda c, k, _: c.delete_object(Bucket=self.bucket, Key=k)
+        if known and choice < 0.3:
+            source = self.rng.choice(known)
+            body = self.sure[source]
+
+            def copy(c: BaseClient, k: str, _: bytes | None) -> None:
+                c.copy_object(Bucket=self.bucket, Key=k, CopySource={"Bucket": self.bucket, "Key": source})
+
+            return f"copy{n}", body, copy
+        key = self.rng.choice(known) if known and choice < 0.5 else f"k{n}"  # overwrite, or a new key
+        body = os.urandom(self.rng.choice((100, 5000, 300_000, 1_200_000)))
+        return key, body, lambda c, k, b: c.put_object(Bucket=self.bucket, Key=k, Body=b)
+
+
+def test_acknowledged_writes_survive_kill_9_of_each_component(deployment: dict[str, Any]) -> None:
+    info = deployment
+    bucket = "mixed"
+    client(info["nodes"][0], info).create_bucket(Bucket=bucket)
+    load = Workload(info, bucket)
+    worker = threading.Thread(target=load.run)
+    worker.start()
+    try:
+        for role in ("pg-leader", "swfs-volume-2", "swfs-master-leader", "pyblob-1"):
+            time.sleep(4)
+            before = load.acknowledged
+            killed = cluster("kill", role, "--dir", info["dir"])
+            assert killed.returncode == 0, f"kill {role}: {killed.stderr}"
+            if role == "pyblob-1":
+                load.dead.add(info["nodes"][0])
+            deadline = time.monotonic() + FAILOVER_TIMEOUT
+            while load.acknowledged < before + 5:  # the workload goes on after each death
+                assert time.monotonic() < deadline, f"no progress {FAILOVER_TIMEOUT}s after killing {role}"
+                time.sleep(0.5)
+    finally:
+        load.stop.set()
+        worker.join(60)
+    print(f"{load.acknowledged} requests acknowledged, {load.failed} failed (outcome unknown) under the kills")
+    assert load.acknowledged > 50, (load.acknowledged, load.failed)
+    survivors = [client(url, info) for url in info["nodes"][1:]]
+    for c in survivors:
+        for key, body in load.sure.items():
+            assert stored(c, bucket, key) == digest(body), key
+        for key, possible in load.unsure.items():
+            assert stored(c, bucket, key) in {digest(b) for b in possible}, key  # old or new, never a mix
+    checked = fsck_of(info)
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+
+
+def digest(body: bytes | None) -> str | None:
+    return None if body is None else hashlib.sha256(body).hexdigest()
+
+
+def stored(c: BaseClient, bucket: str, key: str) -> str | None:
+    try:
+        return hashlib.sha256(c.get_object(Bucket=bucket, Key=key)["Body"].read()).hexdigest()
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "NoSuchKey":
+            return None
+        raise
+
+
+def fsck_of(info: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """`pyblob fsck` over the cluster's database and chunk store, with a node's settings."""
+    state = json.loads((Path(info["dir"]) / "state.json").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYBLOB_"))}
+    env |= {k: v for k, v in state["components"]["pyblob-2"]["env"].items() if k.startswith("PYBLOB_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pyblob", "fsck", "--data-dir", str(Path(info["dir"]) / "fsck-data")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
