@@ -126,17 +126,19 @@ def charge(w: WriteTxn, name: str, delta_bytes: int, delta_objects: int) -> None
         put_user(w, require_user(w, name))
 
 
-def fold_usage(w: WriteTxn) -> int:
-    """Fold every user's change rows into their row (GC); how many users had some."""
-    names = {key.split(b"\0", 1)[0].decode() for key, _ in w.range(USAGE_CHANGES)}
-    for name in names:
-        user = find_user(w, name)
-        if user is None:  # changes of a user removed meanwhile
-            for key, _ in list(_changes(w, name)):
-                w.delete(USAGE_CHANGES, key)
-        else:
-            put_user(w, user)
-    return len(names)
+def users_with_changes(r: ReadTxn) -> list[str]:
+    """The users that have usage change rows not folded in yet (for GC)."""
+    return sorted({key.split(b"\0", 1)[0].decode() for key, _ in r.range(USAGE_CHANGES)})
+
+
+def fold_usage(w: WriteTxn, name: str) -> None:
+    """Fold one user's change rows into their row (a removed user's are dropped)."""
+    user = find_user(w, name)
+    if user is None:
+        for key, _ in list(_changes(w, name)):
+            w.delete(USAGE_CHANGES, key)
+    else:
+        put_user(w, user)
 
 
 def _changes(r: ReadTxn, name: str) -> Iterator[tuple[bytes, tuple[int, int]]]:

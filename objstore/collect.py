@@ -26,8 +26,16 @@ def delete_unreferenced(
     Bytes written after `cutoff` stay (a writer that published them again commits them: no row,
     stored); with no cutoff they go whatever their age, and such a writer's commit fails cleanly."""
     marked = meta.transact(lambda w: refcount.mark_deleting(w, digests, still_unused, now))
-    deleted = sum(chunks.delete(digest, unless_written_after=cutoff) for digest in marked)
-    removed, freed = meta.transact(lambda w: refcount.forget_deleted(w, marked))
+    done: list[bytes] = []
+    deleted = 0
+    try:
+        for digest in marked:
+            deleted += chunks.delete(digest, unless_written_after=cutoff)
+            done.append(digest)
+    finally:
+        # What was deleted (or spared) goes on to `gone` even if a later delete failed; a chunk whose
+        # delete failed stays marked (its bytes may be gone) until a GC finishes it.
+        removed, freed = meta.transact(lambda w: refcount.forget_deleted(w, done))
     return removed, freed, deleted
 
 

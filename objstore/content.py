@@ -16,7 +16,6 @@ from .chunks import ChunkBatch, ChunkStore, Entry
 from .chunks.cdc import Chunker
 from .collect import delete_unreferenced, never
 from .config import StoreConfig
-from .errors import StoreError
 from .hashing import StreamHasher, chunk_digest
 from .limits import SizeLimits
 from .meta import MetadataStore, WriteTxn
@@ -80,8 +79,8 @@ class ChunkSink:
         if exposed:
             try:
                 delete_unreferenced(self.meta, self.chunks, exposed, never, time.time())
-            except (StoreError, OSError):
-                pass  # left as orphans, for GC's scan
+            except Exception:  # cleanup after a failure: that failure is what the caller sees
+                pass  # left as orphans (or marked), for GC
 
     def _is_live(self, digest: bytes) -> bool:
         row = self.meta.read(lambda r: refcount.get(r, digest))
@@ -164,11 +163,13 @@ class ContentWriter:
 
     def close(self) -> None:
         """Drop whatever was staged and not installed; safe to call more than once."""
-        self.hasher.md5_hex()  # stop the MD5 thread
-        self._sink.close()
-        if self.on_close is not None:
-            on_close, self.on_close = self.on_close, None
-            on_close()
+        try:
+            self.hasher.md5_hex()  # stop the MD5 thread
+            self._sink.close()
+        finally:
+            if self.on_close is not None:
+                on_close, self.on_close = self.on_close, None
+                on_close()
 
     def _add_chunk(self, chunk: bytes) -> None:
         self._entries.append(self._sink.add(chunk))

@@ -28,6 +28,7 @@ from .store import Store
 Progress = Callable[[str, int, int], None]
 GC_BATCH = 1000
 STAGING_MIN_AGE = 60.0  # a staging dir without its lock file yet may belong to a writer starting up
+ORPHAN_MIN_AGE_STREAMING = 86400.0  # a request may stream chunks into an S3 store for this long
 
 
 def _quiet(phase: str, done: int, total: int) -> None:
@@ -53,12 +54,25 @@ def collect_garbage(store: Store, progress: Progress | None = None) -> GcReport:
     report.uploads_aborted = _abort_stale_uploads(store)
     report.completed_uploads_forgotten = store.multipart.prune_completed(store.clock())
     report.resumable_uploads_expired = store.resumables.collect_expired()
-    report.usage_folded = store.meta.transact(accounts.fold_usage)
+    report.usage_folded = _fold_usage(store)
     _remove_expired_chunks(store, report, progress)
     _remove_orphans(store, report, progress)
     report.staging_removed = store.chunks.cleanup(STAGING_MIN_AGE)
     _record_run(store, "gc", dataclasses.asdict(report))
     return report
+
+
+def _fold_usage(store: Store) -> int:
+    """Each user's usage changes into their row, one short transaction per user. A user so busy that
+    the fold keeps losing to their commits is left for later: commits fold too (see `accounts`)."""
+    folded = 0
+    for name in store.meta.read(accounts.users_with_changes):
+        try:
+            store.meta.transact(partial(accounts.fold_usage, name=name))
+            folded += 1
+        except TimeoutError:
+            continue
+    return folded
 
 
 def _record_run(store: Store, job: str, findings: dict[str, int]) -> None:
@@ -106,8 +120,13 @@ def _expired(row: refcount.ChunkRow, cutoff: float) -> bool:
 
 def _remove_orphans(store: Store, report: GcReport, progress: Progress) -> None:
     """Stored chunks with no row, unchanged for the grace period: left by a writer that died
-    between publishing and committing (a live writer commits within moments of publishing)."""
-    cutoff = store.clock() - store.config.gc_grace_seconds
+    between publishing and committing (a live writer of the local store commits within moments of
+    publishing). A store that takes chunks while they stream in (S3) holds a live writer's chunks
+    without rows for as long as its request lasts: there, only chunks older than a day are orphans."""
+    age = store.config.gc_grace_seconds
+    if store.chunks.uploads_before_publish:
+        age = max(age, ORPHAN_MIN_AGE_STREAMING)
+    cutoff = store.clock() - age
     for found, n, total in store.chunks.iterate():
         old = [digest for digest, written in found if written <= cutoff]
         orphans = store.meta.read(partial(_unreferenced, old))

@@ -62,6 +62,10 @@ class ChunkBatch(Protocol):
 
 
 class ChunkStore(Protocol):
+    # Whether a batch's chunks are in the store (readable, without rows) before `publish`: for as long
+    # as the writer's request streams. GC waits longer before it calls such chunks orphans.
+    uploads_before_publish: bool
+
     def batch(self) -> ChunkBatch: ...
 
     def put(self, digest: bytes, data: bytes | memoryview) -> None:

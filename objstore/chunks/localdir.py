@@ -34,6 +34,8 @@ QUARANTINE_DIR = "quarantine"
 class LocalChunkStore:
     """The `chunks/` and `tmp/` trees under a data dir; implements `ChunkStore`."""
 
+    uploads_before_publish = False
+
     def __init__(self, root: Path, durable: bool = True):
         self.root = root
         self.chunks = root / CHUNK_DIR

@@ -39,6 +39,8 @@ QUARANTINE_PREFIX = "quarantine"
 class S3ChunkStore:
     """Chunks as objects in one bucket under one prefix; implements `ChunkStore`."""
 
+    uploads_before_publish = True
+
     def __init__(self, settings: S3ChunkSettings):
         self.settings = settings
         self.bucket, self.prefix = settings.bucket_and_prefix()

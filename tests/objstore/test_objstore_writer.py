@@ -294,3 +294,17 @@ def test_every_acknowledged_write_survives_a_kill(tmp_path: Path) -> None:
     u = store.accounts.get_user("alice")
     assert (u.usage_bytes, u.object_count) == listed_usage(store, "photos")
     store.close()
+
+
+def test_an_upload_longer_than_the_grace_period_survives_gc(store: Store, bucket: str, clock: Clock) -> None:
+    """Over S3 the chunks of an upload in progress are in the store without rows; GC must not take
+    them for a dead writer's orphans while the request may still be streaming."""
+    data = rand(400_000, seed=11)
+    with store.open_writer(bucket, "slow") as w:
+        w.write(data)
+        w.finish()
+        clock.advance(store.config.gc_grace_seconds + 60)
+        assert collect_garbage(store).orphans_removed == 0
+        w.commit()
+    assert read(store, bucket, "slow") == data
+    assert fsck(store).ok
