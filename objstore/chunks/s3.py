@@ -107,8 +107,11 @@ class S3ChunkStore:
             except ClientError as e:
                 if _status(e) != 404:
                     raise
+            where = {}
+            if self.settings.region != "us-east-1":  # AWS wants the region named, except for its first
+                where = {"CreateBucketConfiguration": {"LocationConstraint": self.settings.region}}
             try:
-                self.client.create_bucket(Bucket=self.bucket)
+                self.client.create_bucket(Bucket=self.bucket, **where)
             except ClientError as e:
                 if _code(e) != "BucketAlreadyOwnedByYou":  # another node made it meanwhile
                     raise

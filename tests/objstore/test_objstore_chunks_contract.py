@@ -176,3 +176,13 @@ def test_read_spans_of_a_missing_chunk_fails_in_place(chunks: ChunkStore) -> Non
     assert next(reader) == data
     with pytest.raises(FileNotFoundError):
         next(reader)
+
+
+def test_s3_store_makes_its_bucket_in_the_region_it_is_given(swfs_server: Any) -> None:
+    import dataclasses
+
+    settings = dataclasses.replace(swfs_server.chunk_settings(), url="s3://made-in-eu/x", region="eu-west-1")
+    store = S3ChunkStore(settings)  # CreateBucket with its LocationConstraint, as AWS wants outside us-east-1
+    digest, data = chunk(9)
+    store.put(digest, data)
+    assert store.read_all(digest) == data
