@@ -83,6 +83,17 @@ def open_metadata(root: Path, config: StoreConfig) -> MetadataStore:
     raise ValueError(f"unknown metadata store {url!r}: lmdb: or postgresql://...")
 
 
+def open_shared_volatile(config: StoreConfig) -> MetadataStore | None:
+    """The volatile store the nodes of a cluster share (their quota reservations), when the metadata
+    is in PostgreSQL: an unlogged table of the same database. None on one node: `state/` serves."""
+    url = config.metadata_url
+    if not url.startswith(("postgresql://", "postgres://")):
+        return None
+    from .meta.postgres import PostgresVolatileStore
+
+    return PostgresVolatileStore(url, admission.TABLES, SCHEMA_VERSION)
+
+
 def open_chunks(root: Path, config: StoreConfig) -> ChunkStore:
     """The chunk store `config.chunk_store` names: the data dir's chunks/, or an S3 bucket."""
     if config.chunk_store is None:
@@ -96,7 +107,8 @@ class Store:
     """One data dir: the metadata and chunk stores, and the parts that keep their rules.
 
     `volatile_tables` are tables of the caller's in the volatile store (shared by the worker
-    processes, lost on reboot), beside the engine's own quota reservations.
+    processes, lost on reboot), beside the engine's own quota reservations, which go to
+    `shared_volatile` instead when the metadata is in PostgreSQL (shared by every node).
     """
 
     def __init__(
@@ -114,9 +126,13 @@ class Store:
         now = self.now
         self.meta = meta = open_metadata(self.root, config)
         self.volatile = LmdbVolatileStore(self.root / "state", (*admission.TABLES, *volatile_tables))
+        self.shared_volatile = open_shared_volatile(config)
         self.chunks = chunks = open_chunks(self.root, config)
         self.accounts = Accounts(meta, config, now)
-        self.admission = Admission(meta, self.volatile)
+        if self.shared_volatile is not None:
+            self.admission = Admission(meta, self.shared_volatile, leases=True)
+        else:
+            self.admission = Admission(meta, self.volatile)
         self.objects = Objects(meta, chunks, config, now, self.admission)
         self.multipart = Multipart(meta, chunks, config, now, self.admission, self.objects)
         self.links = Links(meta, config, now, self.objects)
@@ -134,6 +150,8 @@ class Store:
         finally:
             self.meta.close()
             self.volatile.close()
+            if self.shared_volatile is not None:
+                self.shared_volatile.close()
 
     def __enter__(self) -> Store:
         return self

@@ -14,6 +14,9 @@ lost before COMMIT is retried the same way on a fresh connection (a failover); o
 COMMIT is raised, since whether it committed is unknown. Reads are REPEATABLE READ, READ ONLY: one
 snapshot, never a serialization failure.
 
+`PostgresVolatileStore` keeps what the nodes share but need not keep across a crash (quota
+reservations) the same way, in an UNLOGGED table `pyblob_volatile`.
+
 Each process has its own connection pool (psycopg_pool), opened lazily in the process that uses it,
 so a store made before the server forks its workers is safe, as the LMDB one is.
 """
@@ -44,8 +47,10 @@ CONFLICTS = (pgerrors.SerializationFailure, pgerrors.DeadlockDetected)
 SCHEMA_LOCK = 0x7079626C6F62  # pg_advisory_xact_lock id while the table is made ("pyblob")
 COUNTER = re.compile(r"^[a-z_]{1,40}$")
 
+ROWS = "pyblob_rows"  # the engine's metadata
+VOLATILE_ROWS = "pyblob_volatile"  # state shared by the nodes that need not survive a crash (`PostgresVolatileStore`)
 CREATE = """
-CREATE TABLE IF NOT EXISTS pyblob_rows (
+CREATE {unlogged} TABLE IF NOT EXISTS {rows} (
     tbl text NOT NULL,
     key bytea NOT NULL,
     value bytea NOT NULL,
@@ -63,15 +68,16 @@ class PgTxn:
     an id drawn by a transaction that is re-run or rolled back is skipped, never given twice.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any], sequences: set[str] | None = None):
+    def __init__(self, conn: psycopg.Connection[Any], sequences: set[str] | None = None, rows: str = ROWS):
         self.conn = conn
+        self.rows = rows  # the PostgreSQL table holding the rows: a constant of this module, never input
         self.after: list[Callable[[], None]] = []
         self.sequences = sequences if sequences is not None else set()  # counters known to exist
 
     def get(self, table: str, key: bytes) -> bytes | None:
         if not key or len(key) > MAX_KEY_BYTES:
             return None
-        row = self.conn.execute("SELECT value FROM pyblob_rows WHERE tbl = %s AND key = %s", (table, key)).fetchone()
+        row = self.conn.execute(f"SELECT value FROM {self.rows} WHERE tbl = %s AND key = %s", (table, key)).fetchone()
         return bytes(row[0]) if row is not None else None
 
     def range(
@@ -88,13 +94,13 @@ class PgTxn:
         low, high = start, end
         while left is None or left > 0:
             want = BATCH if left is None else min(BATCH, left)
-            sql = "SELECT key, value FROM pyblob_rows WHERE tbl = %s AND key >= %s"
+            query = f"SELECT key, value FROM {self.rows} WHERE tbl = %s AND key >= %s"
             params: list[Any] = [table, low]
             if high is not None:
-                sql += " AND key < %s"
+                query += " AND key < %s"
                 params.append(high)
-            sql += (" ORDER BY key DESC" if reverse else " ORDER BY key") + " LIMIT %s"
-            rows = self.conn.execute(sql, (*params, want)).fetchall()
+            query += (" ORDER BY key DESC" if reverse else " ORDER BY key") + " LIMIT %s"
+            rows = self.conn.execute(query, (*params, want)).fetchall()
             for key, value in rows:
                 yield bytes(key), bytes(value)
             if len(rows) < want:
@@ -108,14 +114,14 @@ class PgTxn:
                 low = last + b"\x00"  # the smallest key after `last`
 
     def count(self, table: str) -> int:
-        row = self.conn.execute("SELECT count(*) FROM pyblob_rows WHERE tbl = %s", (table,)).fetchone()
+        row = self.conn.execute(f"SELECT count(*) FROM {self.rows} WHERE tbl = %s", (table,)).fetchone()
         return int(row[0]) if row is not None else 0
 
     def put(self, table: str, key: bytes, value: bytes) -> None:
         if not key or len(key) > MAX_KEY_BYTES:
             raise ValueError(f"a key of {len(key)} bytes cannot be stored (1 to {MAX_KEY_BYTES})")
         self.conn.execute(
-            "INSERT INTO pyblob_rows (tbl, key, value) VALUES (%s, %s, %s) "
+            f"INSERT INTO {self.rows} (tbl, key, value) VALUES (%s, %s, %s) "
             "ON CONFLICT (tbl, key) DO UPDATE SET value = EXCLUDED.value",
             (table, key, value),
         )
@@ -123,7 +129,7 @@ class PgTxn:
     def delete(self, table: str, key: bytes) -> bool:
         if not key or len(key) > MAX_KEY_BYTES:
             return False
-        cur = self.conn.execute("DELETE FROM pyblob_rows WHERE tbl = %s AND key = %s", (table, key))
+        cur = self.conn.execute(f"DELETE FROM {self.rows} WHERE tbl = %s AND key = %s", (table, key))
         return cur.rowcount > 0
 
     def next_id(self, counter: str) -> int:
@@ -157,6 +163,10 @@ class PostgresMetadataStore:
     """The engine's metadata in a PostgreSQL database given by a libpq URL (several hosts and
     `target_session_attrs=read-write` for a cluster whose primary may move)."""
 
+    rows = ROWS
+    begin_write = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+    pool_name = "pyblob-meta"
+
     def __init__(self, url: str, tables: tuple[str, ...], schema: int, pool_size: int = 8):
         self.url = url
         self.tables = (META, *sorted(set(tables) - {META}))
@@ -178,7 +188,7 @@ class PostgresMetadataStore:
                         max_size=self.pool_size,
                         kwargs={"autocommit": True},  # transactions are begun and ended explicitly
                         open=False,
-                        name="pyblob-meta",
+                        name=self.pool_name,
                     )
                     pool.open(wait=True, timeout=RETRY_FOR)
                     self._pool, self._pid = pool, os.getpid()
@@ -186,7 +196,7 @@ class PostgresMetadataStore:
         return self._pool
 
     def transact(self, fn: Callable[[WriteTxn], T]) -> T:
-        return self._run("BEGIN ISOLATION LEVEL SERIALIZABLE", fn)
+        return self._run(self.begin_write, fn)
 
     def read(self, fn: Callable[[ReadTxn], T]) -> T:
         return self._run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", fn)
@@ -198,7 +208,7 @@ class PostgresMetadataStore:
             committing = False
             try:
                 with self.pool.connection() as conn:
-                    txn = PgTxn(conn, self._sequences)
+                    txn = PgTxn(conn, self._sequences, self.rows)
                     conn.execute(begin)
                     try:
                         result = fn(txn)
@@ -226,7 +236,7 @@ class PostgresMetadataStore:
         """The table (once, whichever node starts first), then the schema version, as LMDB's store checks it."""
         conn = w.conn  # type: ignore[attr-defined]
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-        conn.execute(CREATE)
+        conn.execute(CREATE.format(unlogged="UNLOGGED" if self.rows == VOLATILE_ROWS else "", rows=self.rows))
         record_schema(w, self.schema)
 
     def copy_to(self, dest: Path) -> None:
@@ -238,3 +248,19 @@ class PostgresMetadataStore:
         if self._pool is not None and self._pid == os.getpid():
             self._pool.close()
         self._pool = None
+
+
+class PostgresVolatileStore(PostgresMetadataStore):
+    """What the nodes share that need not survive a crash (quota reservations of uploads in flight), in
+    an UNLOGGED table of the same database: no write-ahead log, commits that wait for no flush
+    (`synchronous_commit = off`), emptied by PostgreSQL's crash recovery and not copied to standbys,
+    so a failover starts it empty, as a reboot starts LMDB's `state/`. The cluster's counterpart of
+    `LmdbVolatileStore`: same interface, same SERIALIZABLE rules, so reservers on different nodes
+    serialise as LMDB's writer lock serialises the workers of one."""
+
+    rows = VOLATILE_ROWS
+    begin_write = "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit = off"
+    pool_name = "pyblob-volatile"
+
+    def __init__(self, url: str, tables: tuple[str, ...], schema: int, pool_size: int = 4):
+        super().__init__(url, tables, schema, pool_size)

@@ -50,12 +50,17 @@ def bucket(store: Store) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `local_chunks` look at the data dir's chunk files and staging dirs, which an S3
-    chunk store does not have: they run on the local chunk store only (deselected, not skipped)."""
+    chunk store does not have: they run on the local chunk store only (deselected, not skipped).
+    Tests marked `shared_state` are about what nodes share through PostgreSQL: they run there only."""
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
         on_s3 = callspec is not None and "seaweedfs" in callspec.id
-        (dropped if on_s3 and item.get_closest_marker("local_chunks") else kept).append(item)
+        on_lmdb = callspec is not None and callspec.params.get("store") == "lmdb"
+        drop = (on_s3 and item.get_closest_marker("local_chunks")) or (
+            on_lmdb and item.get_closest_marker("shared_state")
+        )
+        (dropped if drop else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

@@ -6,12 +6,16 @@ import os
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from objstore import Store
+from objstore import Store, liveness, reservations
 from objstore.errors import EntityTooLarge, QuotaExceeded
 from objstore.links.uploads import safe_name
+from objstore.meta import WriteTxn
 
 
 @pytest.fixture
@@ -145,3 +149,61 @@ def test_concurrent_first_uploads_share_one_default_bucket(store: Store, carol: 
         t.join()
     assert len(set(found)) == 1
     assert sorted(b.name for b in store.list_buckets(carol)) == sorted(["carols", found[0]])
+
+
+@pytest.mark.shared_state
+def test_a_reservation_on_another_node_counts_here(store: Store, carol: str, tmp_path: Path) -> None:
+    """Two engines over one PostgreSQL are two nodes: what one reserves, the other counts."""
+    other = Store(tmp_path / "other", store.config)
+    try:
+        held = other.open_writer("carols", "a", size_hint=600)
+        with pytest.raises(QuotaExceeded):
+            store.open_writer("carols", "b", size_hint=500)
+        held.close()
+        store.open_writer("carols", "b", size_hint=500).close()
+    finally:
+        other.close()
+
+
+@pytest.mark.shared_state
+def test_reservations_of_a_node_whose_lease_ran_out_are_dropped(store: Store, carol: str) -> None:
+    """A process of another machine cannot be checked by pid: its reservations count while its lease
+    is in the future, and go once it has run out (a dead node renews nothing)."""
+    volatile = store.shared_volatile
+    assert volatile is not None
+    foreign = "0123456789abcdef/4242:777"
+    now = time.time()
+
+    def other_node(until: float) -> Callable[[WriteTxn], None]:
+        def write(w: WriteTxn) -> None:
+            w.put(reservations.TABLE, b"carol\0rid-1", f"700 {foreign}".encode())
+            w.put(reservations.LEASES, foreign.encode(), repr(until).encode())
+
+        return write
+
+    volatile.transact(other_node(now + 60))
+    assert store.admission.held(carol) == 700
+    with pytest.raises(QuotaExceeded):
+        store.open_writer("carols", "a", size_hint=400)
+    volatile.transact(other_node(now - 1))
+    assert store.admission.held(carol) == 0
+    assert volatile.read(lambda r: r.get(reservations.TABLE, b"carol\0rid-1")) is None
+    store.open_writer("carols", "a", size_hint=400).close()
+    assert volatile.read(lambda r: r.get(reservations.LEASES, foreign.encode())) is None  # swept by a renewal
+
+
+@pytest.mark.shared_state
+def test_a_process_renews_its_lease_while_it_holds_reservations(
+    store: Store, carol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    volatile = store.shared_volatile
+    assert volatile is not None
+    monkeypatch.setattr("objstore.admission.RENEW_EVERY", 0.05)
+    mine = liveness.process_tag().encode()
+    writer = store.open_writer("carols", "a", size_hint=100)
+    first = float(volatile.read(lambda r: r.get(reservations.LEASES, mine)) or 0)
+    deadline = time.monotonic() + 10
+    while float(volatile.read(lambda r: r.get(reservations.LEASES, mine)) or 0) <= first:
+        assert time.monotonic() < deadline, "the lease was not renewed"
+        time.sleep(0.05)
+    writer.close()
