@@ -7,6 +7,7 @@ Needs the Debian packages etcd-server, patroni and postgresql-15 (scripts/test i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -44,24 +45,33 @@ def cluster(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[st
     )
 
 
-@pytest.fixture
-def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """`scripts/cluster up` in the test's directory: its JSON; `scripts/cluster down` at the end, always."""
+@contextlib.contextmanager
+def start_deployment(root: Path) -> Iterator[dict[str, Any]]:
+    """`scripts/cluster up` in `root`, with no AWS_* of the machine: its JSON; `scripts/cluster down`
+    at the end, always."""
     missing = [tool for tool in ("etcd", "patroni") if shutil.which(tool) is None]
     if missing:
         raise AssertionError(f"{', '.join(missing)} missing: scripts/test installs etcd-server and patroni")
-    isolate_from_aws(monkeypatch, tmp_path)
-    directory = tmp_path / "cluster"
-    try:
-        started = time.monotonic()
-        up = cluster("up", "--dir", str(directory), timeout=UP_TIMEOUT)
-        assert up.returncode == 0, f"scripts/cluster up failed:\n{up.stderr[-6000:]}"
-        info: dict[str, Any] = json.loads(up.stdout.strip().splitlines()[-1])
-        print(f"cluster up in {time.monotonic() - started:.1f}s")
+    directory = root / "cluster"
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_from_aws(mp, root)
+        try:
+            started = time.monotonic()
+            up = cluster("up", "--dir", str(directory), timeout=UP_TIMEOUT)
+            assert up.returncode == 0, f"scripts/cluster up failed:\n{up.stderr[-6000:]}"
+            info: dict[str, Any] = json.loads(up.stdout.strip().splitlines()[-1])
+            print(f"cluster up in {time.monotonic() - started:.1f}s")
+            yield info
+        finally:
+            down = cluster("down", "--dir", str(directory), timeout=120)
+            assert down.returncode == 0, f"scripts/cluster down failed:\n{down.stdout}\n{down.stderr}"
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """A deployment of the test's own (the tests of this module kill its parts)."""
+    with start_deployment(tmp_path) as info:
         yield info
-    finally:
-        down = cluster("down", "--dir", str(directory), timeout=120)
-        assert down.returncode == 0, f"scripts/cluster down failed:\n{down.stdout}\n{down.stderr}"
 
 
 def client(url: str, info: dict[str, Any]) -> BaseClient:
