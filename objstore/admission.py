@@ -14,30 +14,23 @@ Reservations live in the volatile store (`reservations.py`): `state/` of the dat
 unlogged PostgreSQL table shared by every node over PostgreSQL. Usage is read from the metadata store
 inside the volatile write transaction, which serialises reservers; a commit raises usage before it
 releases its reservation, so a reserver in between counts those bytes twice (too strict for an
-instant), never zero times. In a shared volatile store a process keeps a lease while it holds
-reservations (`leases=True`): a renewing thread, so that other nodes keep counting its uploads.
+instant), never zero times. In a shared volatile store a process keeps its lease while it holds
+reservations (`leases.LeaseKeeper`), so that other nodes keep counting its uploads.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 
-from . import accounts, reservations
+from . import accounts, leases, reservations
 from .errors import QuotaExceeded
 from .limits import S3_CEILING, SizeLimits, check_object_count, check_object_size, check_quota, over_quota
 from .meta import MetadataStore, ReadTxn, WriteTxn
 from .records import UserRecord
 
-TABLES = reservations.TABLES  # in the volatile store
-LEASE_FOR = 60.0  # seconds another node counts this process's reservations without hearing from it
-RENEW_EVERY = 15.0  # while it holds any
-
-log = logging.getLogger("objstore.admission")
+TABLES = (*reservations.TABLES, *leases.TABLES)  # in the volatile store
 
 
 @dataclass
@@ -65,13 +58,10 @@ def admit(
 class Admission:
     """Reservations of quota for uploads in flight, and the limits a stream is checked against."""
 
-    def __init__(self, meta: MetadataStore, volatile: MetadataStore, leases: bool = False):
+    def __init__(self, meta: MetadataStore, volatile: MetadataStore, lease: leases.LeaseKeeper | None = None):
         self.meta = meta
         self.volatile = volatile
-        self.leases = leases  # the volatile store is shared with other nodes: keep this process's lease
-        self._holding: set[bytes] = set()  # this process's reservations, while a lease is kept for them
-        self._lock = threading.Lock()
-        self._renewer_pid = 0
+        self.lease = lease or leases.LeaseKeeper(volatile, shared=False)
 
     def room(
         self,
@@ -111,43 +101,20 @@ class Admission:
             if hint > room:
                 raise QuotaExceeded(over_quota(fresh, hint, max(0, room)))
             reservations.hold(w, owner, reservation.rid, hint)
-            if self.leases:
-                reservations.renew_lease(w, now + LEASE_FOR, now)
+            self.lease.renew_in(w, now)
             return fresh, room
 
         found.user, found.quota_room = self.volatile.transact(reserve)
-        if self.leases:
-            self._keep_lease(reservation.rid)
+        self.lease.hold(reservation.rid)
         return found, reservation
 
     def release(self, reservation: Reservation) -> None:
         self.volatile.transact(lambda w: reservations.release(w, reservation.user, reservation.rid))
-        with self._lock:
-            self._holding.discard(reservation.rid)
+        self.lease.drop(reservation.rid)
 
     def held(self, owner: str) -> int:
         """Bytes `owner`'s uploads in flight have reserved (any worker, any node)."""
         return self.volatile.transact(lambda w: reservations.held(w, owner, time.time()))
-
-    def _keep_lease(self, rid: bytes) -> None:
-        """Renew this process's lease while it holds `rid` or any other reservation (one thread per process)."""
-        with self._lock:
-            self._holding.add(rid)
-            if self._renewer_pid == os.getpid():
-                return
-            self._renewer_pid = os.getpid()
-        threading.Thread(target=self._renew_leases, name="pyblob-lease", daemon=True).start()
-
-    def _renew_leases(self) -> None:
-        while True:
-            time.sleep(RENEW_EVERY)
-            with self._lock:
-                if not self._holding:
-                    continue
-            try:
-                self.volatile.transact(lambda w: reservations.renew_lease(w, time.time() + LEASE_FOR, time.time()))
-            except Exception:  # a failover, a lost connection: the next round tries again, well within the lease
-                log.warning("could not renew this process's reservation lease", exc_info=True)
 
     def _user(self, owner: str) -> UserRecord:
         """The user, with its usage only if a quota needs it (see `admit`)."""

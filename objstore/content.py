@@ -17,6 +17,7 @@ from .chunks.cdc import Chunker
 from .collect import delete_unreferenced, never
 from .config import StoreConfig
 from .hashing import StreamHasher, chunk_digest
+from .inflight import Intents
 from .limits import SizeLimits
 from .meta import MetadataStore, WriteTxn
 
@@ -42,9 +43,13 @@ class ChunkSink:
     transaction; `install` runs inside it and refuses chunks GC took meanwhile (see `refcount`).
     """
 
-    def __init__(self, meta: MetadataStore, chunks: ChunkStore):
+    def __init__(self, meta: MetadataStore, chunks: ChunkStore, intents: Intents | None = None):
         self.meta = meta
         self.chunks = chunks
+        # Over a store that others read before `publish` (S3), what this writer is about to upload is
+        # recorded first, so GC finds it if the writer dies before committing (`inflight.py`).
+        self.intents = intents if chunks.uploads_before_publish else None
+        self.intended: list[bytes] = []
         # Opened at the first chunk to stage: content small enough to live inline in the metadata
         # (most small PUTs) never touches the chunk store's staging.
         self.batch: ChunkBatch | None = None
@@ -55,6 +60,9 @@ class ChunkSink:
         if (self.batch is None or not self.batch.holds(digest)) and not self._is_live(digest):
             if self.batch is None:
                 self.batch = self.chunks.batch()
+            if self.intents is not None:
+                self.intents.record(self, [digest])
+                self.intended.append(digest)
             self.batch.put(digest, chunk)
         return digest, len(chunk)
 
@@ -74,13 +82,20 @@ class ChunkSink:
         if self.batch is None:
             return
         batch, self.batch = self.batch, None
-        batch.close()
-        exposed = sorted(batch.exposed()) if not self.committed else []
-        if exposed:
-            try:
+        intended, self.intended = self.intended, []
+        taken_back = True
+        try:
+            batch.close()
+            exposed = sorted(batch.exposed()) if not self.committed else []
+            if exposed:
                 delete_unreferenced(self.meta, self.chunks, exposed, never, time.time())
-            except Exception:  # cleanup after a failure: that failure is what the caller sees
-                pass  # left as orphans (or marked), for GC
+        except Exception:  # cleanup after a failure: that failure is what the caller sees
+            taken_back = False  # left as orphans (or marked), for GC
+        if self.intents is not None and intended:
+            try:
+                (self.intents.forget if taken_back else self.intents.abandon)(self, intended)
+            except Exception:
+                pass  # intents left for GC, which finds them once this process is gone
 
     def _is_live(self, digest: bytes) -> bool:
         row = self.meta.read(lambda r: refcount.get(r, digest))
@@ -102,13 +117,14 @@ class ContentWriter:
         checksums: Iterable[str] = (),
         limits: SizeLimits | None = None,
         on_close: Callable[[], None] | None = None,
+        intents: Intents | None = None,
     ):
         self.config = config
         self.on_close = on_close
         self.hasher = StreamHasher(checksums)
         self.limits = limits or SizeLimits()
         self._chunker = Chunker(config)
-        self._sink = ChunkSink(meta, chunks)
+        self._sink = ChunkSink(meta, chunks, intents)
         self._entries: list[Entry] = []
         self._content: Content | None = None
 

@@ -10,13 +10,14 @@ chunk. These jobs span every part, so they take the `Store` and sit above it (it
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from . import accounts, manifests, multipart, refcount, runs, versions
+from . import accounts, inflight, leases, manifests, multipart, refcount, runs, versions
 from .collect import delete_unreferenced, never
 from .errors import NoSuchUpload
 from .hashing import chunk_digest
@@ -45,10 +46,15 @@ class GcReport:
     completed_uploads_forgotten: int = 0
     resumable_uploads_expired: int = 0
     usage_folded: int = 0  # users whose usage changes were folded into their row
+    intents_cleared: int = 0  # upload intents of writers that committed or died (`inflight.py`)
 
 
-def collect_garbage(store: Store, progress: Progress | None = None) -> GcReport:
-    """Abort abandoned uploads, then remove expired chunks, orphan files and dead staging dirs."""
+def collect_garbage(store: Store, progress: Progress | None = None, scan_orphans: bool = False) -> GcReport:
+    """Abort abandoned uploads, then remove expired chunks, orphans and dead staging dirs.
+
+    Orphans (chunks a writer stored and never committed) are found from the intents writers record
+    (`inflight.py`) and, in the local chunk directory, by walking it; a whole listing of an S3 chunk
+    store's bucket only with `scan_orphans` (for intents a crash of the volatile store lost)."""
     progress = progress or _quiet
     report = GcReport()
     report.uploads_aborted = _abort_stale_uploads(store)
@@ -56,7 +62,9 @@ def collect_garbage(store: Store, progress: Progress | None = None) -> GcReport:
     report.resumable_uploads_expired = store.resumables.collect_expired()
     report.usage_folded = _fold_usage(store)
     _remove_expired_chunks(store, report, progress)
-    _remove_orphans(store, report, progress)
+    _remove_intended_orphans(store, report)
+    if scan_orphans or not store.chunks.uploads_before_publish:
+        _remove_orphans(store, report, progress)
     report.staging_removed = store.chunks.cleanup(STAGING_MIN_AGE)
     _record_run(store, "gc", dataclasses.asdict(report))
     return report
@@ -133,6 +141,39 @@ def _remove_orphans(store: Store, report: GcReport, progress: Progress) -> None:
         if orphans:
             report.orphans_removed += _delete_chunks(store, orphans, cutoff, never)[2]
         progress("orphan scan", n, total)
+
+
+def _remove_intended_orphans(store: Store, report: GcReport) -> None:
+    """Intents left behind (`inflight.py`): dropped where the chunk got a row (some writer committed
+    it); where their writer is gone, gave up, or has streamed for longer than any request lasts, the
+    chunk goes as an orphan first (bytes written again after the grace period's cutoff stay)."""
+    volatile = store.intents.volatile
+    now = time.time()  # intents and leases are stamped with the wall clock, as other nodes read them
+    left = volatile.read(lambda r: list(inflight.left_behind(r, now)))
+    cutoff = store.clock() - store.config.gc_grace_seconds
+    for i in range(0, len(left), GC_BATCH):
+        batch = left[i : i + GC_BATCH]
+        digests = [digest for digest, *_ in batch]
+        committed = set(digests) - set(store.meta.read(partial(_unreferenced, digests)))
+
+        orphans = volatile.read(partial(_given_up, batch, committed, now))
+        if orphans:
+            report.orphans_removed += _delete_chunks(store, sorted({d for d, _ in orphans}), cutoff, never)[2]
+        done = [(d, t) for d, t, *_ in batch if d in committed] + orphans
+        volatile.transact(partial(inflight.drop, intents=done))
+        report.intents_cleared += len(done)
+
+
+def _given_up(
+    intents: list[tuple[bytes, str, float, bool]], committed: set[bytes], now: float, r: ReadTxn
+) -> list[tuple[bytes, str]]:
+    """The intents whose writer is gone, gave up, or has streamed for longer than any request lasts."""
+    return [
+        (digest, tag)
+        for digest, tag, when, abandoned in intents
+        if digest not in committed
+        and (abandoned or now - when > ORPHAN_MIN_AGE_STREAMING or not leases.alive(r, tag, now))
+    ]
 
 
 def _unreferenced(digests: list[bytes], r: ReadTxn) -> list[bytes]:

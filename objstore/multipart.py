@@ -127,7 +127,9 @@ class Multipart:
         )
         release = (lambda: self.admission.release(reservation)) if reservation is not None else None
         try:
-            content = ContentWriter(self.meta, self.chunks, self.config, checksums, limits, release)
+            content = ContentWriter(
+                self.meta, self.chunks, self.config, checksums, limits, release, self.objects.intents
+            )
         except BaseException:
             if release is not None:
                 release()
@@ -182,7 +184,7 @@ class Multipart:
                     upload.key, versions.current(r, buckets.require(r, upload.bucket).id, upload.key.encode())
                 )
             )
-        sink = ChunkSink(self.meta, self.chunks)
+        sink = ChunkSink(self.meta, self.chunks, self.objects.intents)
 
         def make_visible(w: WriteTxn, joined: list[Entry] | bytes) -> ObjectRecord:
             fresh = _upload(w, upload_id)

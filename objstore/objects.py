@@ -27,6 +27,7 @@ from .conditions import ALWAYS, Precondition
 from .config import StoreConfig
 from .content import Content, ContentWriter
 from .errors import FormatError, InvalidPartNumber, InvalidRequest, NoSuchBucket, NoSuchKey, VersionIsDeleteMarker
+from .inflight import Intents
 from .meta import MetadataStore, ReadTxn, WriteTxn
 from .records import BucketRecord, ObjectRecord
 
@@ -47,13 +48,20 @@ class Objects:
     """Versions of keys in buckets: write, read, replace, delete and copy them, usage kept exact."""
 
     def __init__(
-        self, meta: MetadataStore, chunks: ChunkStore, config: StoreConfig, clock: Clock, admission: Admission
+        self,
+        meta: MetadataStore,
+        chunks: ChunkStore,
+        config: StoreConfig,
+        clock: Clock,
+        admission: Admission,
+        intents: Intents | None = None,
     ):
         self.meta = meta
         self.chunks = chunks
         self.config = config
         self.clock = clock
         self.admission = admission
+        self.intents = intents  # where writers record chunks they upload before committing (`inflight.py`)
 
     # writing ---------------------------------------------------------------------------------
     def open_writer(
@@ -85,7 +93,7 @@ class Objects:
         )
         release = (lambda: self.admission.release(reservation)) if reservation is not None else None
         try:
-            content = ContentWriter(self.meta, self.chunks, self.config, checksums, room, release)
+            content = ContentWriter(self.meta, self.chunks, self.config, checksums, room, release, self.intents)
         except BaseException:
             if release is not None:
                 release()

@@ -14,7 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import accounts, admission, buckets, lifecycle, limits, listing, manifests, multipart, refcount, runs, versions
+from . import (
+    accounts,
+    admission,
+    buckets,
+    inflight,
+    lifecycle,
+    limits,
+    listing,
+    manifests,
+    multipart,
+    refcount,
+    runs,
+    versions,
+)
 from .accounts import Accounts
 from .admission import Admission
 from .chunks import ChunkStore, FileRegion
@@ -22,6 +35,8 @@ from .chunks.localdir import LocalChunkStore
 from .conditions import ALWAYS, Precondition
 from .config import StoreConfig
 from .errors import BucketNotEmpty, InvalidArgument
+from .inflight import Intents
+from .leases import LeaseKeeper
 from .lifecycle import LifecycleRule
 from .lifecycle_sweep import LifecycleReport, apply_lifecycle
 from .links import DownloadStats, Links, LinkSweepReport, LinkUploads, Resumables, delete_links, resumable, sweep_links
@@ -44,6 +59,8 @@ TABLES = (
     *resumable.TABLES,
     *runs.TABLES,
 )
+# Every table of the volatile store (state lost on a reboot, or on a failover over PostgreSQL).
+VOLATILE_TABLES = (*admission.TABLES, *inflight.TABLES)
 # 2: object versions (`versions` table, version fields of objects), completed uploads, part layouts.
 # Rows of 1 read as they are (new fields have defaults, new tables start empty), so opening a data
 # dir of 1 only records 2; a pyblob that knows only 1 then refuses the data dir instead of
@@ -91,7 +108,7 @@ def open_shared_volatile(config: StoreConfig) -> MetadataStore | None:
         return None
     from .meta.postgres import PostgresVolatileStore
 
-    return PostgresVolatileStore(url, admission.TABLES, SCHEMA_VERSION)
+    return PostgresVolatileStore(url, VOLATILE_TABLES, SCHEMA_VERSION)
 
 
 def open_chunks(root: Path, config: StoreConfig) -> ChunkStore:
@@ -125,15 +142,15 @@ class Store:
         self.clock = clock
         now = self.now
         self.meta = meta = open_metadata(self.root, config)
-        self.volatile = LmdbVolatileStore(self.root / "state", (*admission.TABLES, *volatile_tables))
+        self.volatile = LmdbVolatileStore(self.root / "state", (*VOLATILE_TABLES, *volatile_tables))
         self.shared_volatile = open_shared_volatile(config)
         self.chunks = chunks = open_chunks(self.root, config)
         self.accounts = Accounts(meta, config, now)
-        if self.shared_volatile is not None:
-            self.admission = Admission(meta, self.shared_volatile, leases=True)
-        else:
-            self.admission = Admission(meta, self.volatile)
-        self.objects = Objects(meta, chunks, config, now, self.admission)
+        shared = self.shared_volatile or self.volatile  # what every node's writers see
+        lease = LeaseKeeper(shared, shared=self.shared_volatile is not None)
+        self.admission = Admission(meta, shared, lease)
+        self.intents = Intents(shared, lease)
+        self.objects = Objects(meta, chunks, config, now, self.admission, self.intents)
         self.multipart = Multipart(meta, chunks, config, now, self.admission, self.objects)
         self.links = Links(meta, config, now, self.objects)
         self.stats = DownloadStats(meta, now)

@@ -56,14 +56,21 @@ def echo_report(report: Any) -> None:
 
 
 @click.command()
+@click.option(
+    "--scan-orphans",
+    is_flag=True,
+    help="Also list the whole S3 chunk store for orphans (after a crash of the database lost upload intents).",
+)
 @data_dir_option
-def gc(data_dir: Path | None) -> None:
+def gc(scan_orphans: bool, data_dir: Path | None) -> None:
     """Apply lifecycle rules and expire short links, then delete unused chunks and abandoned uploads.
 
     Expires objects and aborts uploads as the buckets' lifecycle rules say, expires short links
     (and deletes the files uploaded for them) as PYBLOB_LINK_IDLE_DAYS and their own limits say,
     then removes chunks
-    unreferenced for longer than PYBLOB_GC_GRACE_SECONDS, orphan chunk files, dead staging dirs
+    unreferenced for longer than PYBLOB_GC_GRACE_SECONDS, orphan chunks (left by writers that died
+    before committing: from their upload intents; over S3, a listing of the bucket only with
+    --scan-orphans), dead staging dirs
     and multipart uploads older than PYBLOB_UPLOAD_MAX_AGE_SECONDS, and tus uploads not written to
     for 24 hours.
     """
@@ -72,7 +79,7 @@ def gc(data_dir: Path | None) -> None:
     with store_for(data_dir) as store, ProgressBars() as progress:
         expired = store.apply_lifecycle(store.clock())
         links = store.sweep_links(store.clock())
-        report = collect_garbage(store, progress=progress)
+        report = collect_garbage(store, progress=progress, scan_orphans=scan_orphans)
     echo_report(expired)
     echo_report(links)
     echo_report(report)

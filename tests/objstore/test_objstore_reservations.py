@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from objstore import Store, liveness, reservations
+from objstore import Store, leases, liveness, reservations
 from objstore.errors import EntityTooLarge, QuotaExceeded
 from objstore.links.uploads import safe_name
 from objstore.meta import WriteTxn
@@ -177,7 +177,7 @@ def test_reservations_of_a_node_whose_lease_ran_out_are_dropped(store: Store, ca
     def other_node(until: float) -> Callable[[WriteTxn], None]:
         def write(w: WriteTxn) -> None:
             w.put(reservations.TABLE, b"carol\0rid-1", f"700 {foreign}".encode())
-            w.put(reservations.LEASES, foreign.encode(), repr(until).encode())
+            w.put(leases.TABLE, foreign.encode(), repr(until).encode())
 
         return write
 
@@ -189,7 +189,7 @@ def test_reservations_of_a_node_whose_lease_ran_out_are_dropped(store: Store, ca
     assert store.admission.held(carol) == 0
     assert volatile.read(lambda r: r.get(reservations.TABLE, b"carol\0rid-1")) is None
     store.open_writer("carols", "a", size_hint=400).close()
-    assert volatile.read(lambda r: r.get(reservations.LEASES, foreign.encode())) is None  # swept by a renewal
+    assert volatile.read(lambda r: r.get(leases.TABLE, foreign.encode())) is None  # swept by a renewal
 
 
 @pytest.mark.shared_state
@@ -198,12 +198,12 @@ def test_a_process_renews_its_lease_while_it_holds_reservations(
 ) -> None:
     volatile = store.shared_volatile
     assert volatile is not None
-    monkeypatch.setattr("objstore.admission.RENEW_EVERY", 0.05)
+    monkeypatch.setattr("objstore.leases.RENEW_EVERY", 0.05)
     mine = liveness.process_tag().encode()
     writer = store.open_writer("carols", "a", size_hint=100)
-    first = float(volatile.read(lambda r: r.get(reservations.LEASES, mine)) or 0)
+    first = float(volatile.read(lambda r: r.get(leases.TABLE, mine)) or 0)
     deadline = time.monotonic() + 10
-    while float(volatile.read(lambda r: r.get(reservations.LEASES, mine)) or 0) <= first:
+    while float(volatile.read(lambda r: r.get(leases.TABLE, mine)) or 0) <= first:
         assert time.monotonic() < deadline, "the lease was not renewed"
         time.sleep(0.05)
     writer.close()
