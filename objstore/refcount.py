@@ -17,12 +17,17 @@ with `ChunkMissing` (a retryable error, nothing committed). A writer that upload
 again meanwhile keeps them: step 2 spares bytes written after the cutoff.
 
 `chunk_totals` keeps how many chunk rows there are and their bytes (the physical size of the store,
-for `pyblob stats` and `/metrics`), changed in the transaction that adds or removes a row; a store
-written before it existed gets it counted on first use.
+for `pyblob stats` and `/metrics`): a base row, and a change row of its own for each transaction that
+adds or removes chunk rows, folded into the base now and then (one commit in `FOLD_EVERY`, and GC).
+One row rewritten by every commit that stores a new chunk would make concurrent commits on
+PostgreSQL conflict and re-run, as the usage row did (`accounts.USAGE_CHANGES`). A store written
+before the totals existed gets its base counted on first use.
 """
 
 from __future__ import annotations
 
+import random
+import secrets
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -32,13 +37,16 @@ from .errors import ChunkMissing, FormatError
 from .meta import ReadTxn, WriteTxn
 
 TABLE = "chunks"  # BLAKE3 digest -> ChunkRow
-TOTALS = "chunk_totals"  # b"all" -> Totals
+TOTALS = "chunk_totals"  # b"all" -> Totals; b"change\0" + random -> a change to add to it
 TABLES = (TABLE, TOTALS)
 _ROW = struct.Struct(">BQdI")
 _ROW_DELETING = struct.Struct(">BQdIB")  # version 2: only rows GC is deleting, so version 1 readers
 # meet one only while GC runs (and refuse it rather than misread it)
 _TOTALS = struct.Struct(">BQQ")
 _TOTALS_KEY = b"all"
+_CHANGE = struct.Struct(">qq")
+_CHANGE_PREFIX = b"change\0"
+FOLD_EVERY = 64  # one change in this many folds the changes into the base row
 _VERSION = 1
 _VERSION_DELETING = 2
 
@@ -79,6 +87,14 @@ class Totals:
 
 def totals(r: ReadTxn) -> Totals:
     """How many chunk rows there are and the bytes of their chunks (counted when never stored)."""
+    found = _base(r)
+    for _, (chunks, nbytes) in _changes(r):
+        found.chunks += chunks
+        found.nbytes += nbytes
+    return found
+
+
+def _base(r: ReadTxn) -> Totals:
     raw = r.get(TOTALS, _TOTALS_KEY)
     if raw is None:
         return _count(r)
@@ -88,12 +104,22 @@ def totals(r: ReadTxn) -> Totals:
     return Totals(chunks, nbytes)
 
 
+def _changes(r: ReadTxn) -> Iterator[tuple[bytes, tuple[int, int]]]:
+    for key, raw in r.range(TOTALS, _CHANGE_PREFIX, _CHANGE_PREFIX[:-1] + b"\x01"):
+        yield key, _CHANGE.unpack(raw)
+
+
 def recount_totals(w: WriteTxn) -> bool:
     """Store the totals counted from the rows (fsck's repair); True if they were wrong or missing."""
     counted = _count(w)
-    before = w.get(TOTALS, _TOTALS_KEY)
+    wrong = w.get(TOTALS, _TOTALS_KEY) is None or totals(w) != counted
     _put_totals(w, counted)
-    return before != _TOTALS.pack(_VERSION, counted.chunks, counted.nbytes)
+    return wrong
+
+
+def fold_totals(w: WriteTxn) -> None:
+    """The change rows into the base row (GC's; one commit in `FOLD_EVERY` does it too)."""
+    _put_totals(w, totals(w))
 
 
 def totals_agree(r: ReadTxn) -> bool:
@@ -110,13 +136,20 @@ def _count(r: ReadTxn) -> Totals:
 
 
 def _put_totals(w: WriteTxn, t: Totals) -> None:
+    """The base row, with every change row folded into it."""
+    for key, _ in list(_changes(w)):
+        w.delete(TOTALS, key)
     w.put(TOTALS, _TOTALS_KEY, _TOTALS.pack(_VERSION, t.chunks, t.nbytes))
 
 
 def _change_totals(w: WriteTxn, chunks: int, nbytes: int) -> None:
-    """Called before the rows change: the totals are counted from the rows when never stored."""
-    before = totals(w)
-    _put_totals(w, Totals(before.chunks + chunks, before.nbytes + nbytes))
+    """Called before the rows change: a change row of its own, no read of the totals (but for the
+    first change of a store without a base row, which counts the rows once)."""
+    if w.get(TOTALS, _TOTALS_KEY) is None:
+        _put_totals(w, _count(w))
+    w.put(TOTALS, _CHANGE_PREFIX + secrets.token_bytes(12), _CHANGE.pack(chunks, nbytes))
+    if random.random() < 1 / FOLD_EVERY:  # keeps the change rows few, whoever reads them
+        fold_totals(w)
 
 
 def get(r: ReadTxn, digest: bytes) -> ChunkRow | None:

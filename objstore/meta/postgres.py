@@ -176,6 +176,7 @@ class PostgresMetadataStore:
         self._pid = 0
         self._open_lock = threading.Lock()
         self._sequences: set[str] = set()
+        self.reruns = 0  # write transactions this process ran again after losing a conflict
 
     @property
     def pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
@@ -219,7 +220,7 @@ class PostgresMetadataStore:
                             conn.execute("ROLLBACK")
                         raise
             except CONFLICTS:
-                pass  # lost to a concurrent transaction: run it again
+                self.reruns += 1  # lost to a concurrent transaction: run it again
             except psycopg.OperationalError:
                 if committing:
                     raise  # the commit may or may not have happened: not ours to guess
