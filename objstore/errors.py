@@ -138,6 +138,12 @@ class ChunkStoreUnavailable(StoreError):
     code = "ServiceUnavailable"
 
 
+class ChunkStoreClaimed(StoreError):
+    """The chunk store holds another store's chunks (`identity.claim_chunks`): refused at startup."""
+
+    code = "InvalidRequest"
+
+
 class FormatError(StoreError):
     """A persisted record has a format version this code does not understand."""
 

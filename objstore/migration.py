@@ -13,7 +13,6 @@ never written over. The source must not change meanwhile (stop its server).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,12 +21,12 @@ from functools import partial
 from .chunks import ChunkStore
 from .errors import InvalidRequest
 from .hashing import chunk_digest
+from .identity import adopt_id, claim_chunks, store_id
 from .meta import MetadataStore, ReadTxn, Row, WriteTxn
 from .meta.interface import META
 
 Progress = Callable[[str, int, int], None]
 PAGE_ROWS = 500
-STORE_ID = b"store-id"  # in the source's `meta` table
 MIGRATED_FROM = b"migrated-from"  # in the target's: <source store id> + COPYING or DONE
 COPYING, DONE = b":copying", b":done"
 
@@ -59,30 +58,21 @@ def migrate(
     target this source was moved into already (`MigrationReport.already_done`): the copy may be in use
     by then, and writing the old rows over it again would undo what was written since."""
     report = MigrationReport()
-    origin = _store_id(source_meta)
+    origin = store_id(source_meta).encode()
     if _claim(target_meta, tables, origin) == DONE:
         report.already_done = True
         return report
+    # The moved store keeps its id, and owns the target chunk store: an empty target opened before
+    # (nodes started first) gave both an id of its own, which it hands over.
+    unused = adopt_id(target_meta, origin.decode())
     if target_chunks is not None:
+        claim_chunks(target_chunks, origin.decode(), replacing=unused)
         copy_chunks(source_chunks, target_chunks, report, jobs, progress)
     if report.corrupt_chunks:
         return report  # no metadata naming a chunk the target lacks
     copy_rows(source_meta, target_meta, tables, report, progress)
     target_meta.transact(lambda w: w.put(META, MIGRATED_FROM, origin + DONE))
     return report
-
-
-def _store_id(meta: MetadataStore) -> bytes:
-    """The source store's id, made on first use (16 random bytes, hex, in its `meta` table)."""
-
-    def get_or_make(w: WriteTxn) -> bytes:
-        found = w.get(META, STORE_ID)
-        if found is None:
-            found = secrets.token_hex(16).encode()
-            w.put(META, STORE_ID, found)
-        return found
-
-    return meta.transact(get_or_make)
 
 
 def _claim(target: MetadataStore, tables: tuple[str, ...], origin: bytes) -> bytes:

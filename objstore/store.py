@@ -35,6 +35,7 @@ from .chunks.localdir import LocalChunkStore
 from .conditions import ALWAYS, Precondition
 from .config import StoreConfig
 from .errors import BucketNotEmpty, InvalidArgument
+from .identity import claim_chunks, store_id
 from .inflight import Intents
 from .leases import LeaseKeeper
 from .lifecycle import LifecycleRule
@@ -145,6 +146,8 @@ class Store:
         self.volatile = LmdbVolatileStore(self.root / "state", (*VOLATILE_TABLES, *volatile_tables))
         self.shared_volatile = open_shared_volatile(config)
         self.chunks = chunks = open_chunks(self.root, config)
+        self.id = store_id(meta)
+        claim_chunks(chunks, self.id)
         self.accounts = Accounts(meta, config, now)
         shared = self.shared_volatile or self.volatile  # what every node's writers see
         lease = LeaseKeeper(shared, shared=self.shared_volatile is not None)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from objstore import admission, store
+from objstore import store
 from pyblob import ratebuckets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,7 +130,7 @@ def modules_naming(value: str, packages: tuple[str, ...]) -> set[str]:
 NOT_A_TABLE = {"chunks": {"objstore.chunks.localdir"}}
 
 
-@pytest.mark.parametrize("table", [*store.TABLES, *admission.TABLES])
+@pytest.mark.parametrize("table", [*store.TABLES, *store.VOLATILE_TABLES])
 def test_each_engine_table_is_named_in_one_module(table: str) -> None:
     """Its owner's: every other engine module reaches the table through the owner's functions."""
     owners = modules_naming(table, ("objstore",)) - NOT_A_TABLE.get(table, set())

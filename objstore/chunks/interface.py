@@ -105,3 +105,8 @@ class ChunkStore(Protocol):
     def cleanup(self, min_age: float) -> int:
         """Drop what writers that died left unpublished (older than `min_age` s); how many batches."""
         ...
+
+    def claim(self, owner: str, replacing: str | None = None) -> str:
+        """Mark the store as `owner`'s (a store id) if no one's yet, or if `replacing`'s; the owner it
+        has now. A store only one data dir can use (the local directory) is always the caller's."""
+        ...

@@ -124,6 +124,10 @@ class LocalChunkStore:
         shutil.move(str(path), dest / digest.hex())
         return True
 
+    def claim(self, owner: str, replacing: str | None = None) -> str:
+        """The data dir's own chunks: no other store reaches them."""
+        return owner
+
     def cleanup(self, min_age: float) -> int:
         removed = 0
         for d in self._stale_staging(min_age):

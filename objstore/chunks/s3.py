@@ -34,6 +34,7 @@ READ_AHEAD = 4  # chunks fetched ahead of the one a reader is sending
 BATCH_IN_FLIGHT = 4  # uploads in flight per writer: bounds a writer's memory to 4 chunks
 LIST_PAGE = 1000
 QUARANTINE_PREFIX = "quarantine"
+CLAIM_NAME = "pyblob-store-id"  # beside the chunks: which store owns them (`claim`)
 
 
 class S3ChunkStore:
@@ -223,6 +224,35 @@ class S3ChunkStore:
     def cleanup(self, min_age: float) -> int:
         """Nothing is staged: a dead writer's uploads are whole chunks, which the orphan scan finds."""
         return 0
+
+    def claim(self, owner: str, replacing: str | None = None) -> str:
+        """The owner named in `<prefix>pyblob-store-id` (no digest, so never taken for a chunk), written
+        as `owner` if missing (with `If-None-Match: *`, so of two stores claiming at once one wins)
+        or if it is `replacing`; read back, so that a claim that lost sees who won."""
+        from botocore.exceptions import ClientError
+
+        key = f"{self.prefix}{CLAIM_NAME}"
+        with _unavailable(None):
+            holder = self._read_claim(key)
+            if holder is None or holder == replacing:
+                condition = {"IfNoneMatch": "*"} if holder is None else {}
+                try:
+                    self.client.put_object(Bucket=self.bucket, Key=key, Body=owner.encode(), **condition)
+                except ClientError as e:
+                    if _status(e) not in (409, 412):  # claimed meanwhile: read below who won
+                        raise
+                holder = self._read_claim(key)
+        return holder or owner
+
+    def _read_claim(self, key: str) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return str(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode())
+        except ClientError as e:
+            if _status(e) == 404:
+                return None
+            raise
 
     # helpers -------------------------------------------------------------------------------------
     def _get(self, digest: bytes, byte_range: str | None) -> Any:

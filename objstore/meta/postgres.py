@@ -192,8 +192,10 @@ class PostgresMetadataStore:
                         name=self.pool_name,
                     )
                     pool.open(wait=True, timeout=RETRY_FOR)
+                    # The table before anyone else uses the pool: threads racing to the first
+                    # transaction of a process wait on the lock, then find it made.
+                    self._run(self.begin_write, self._make_schema, pool)
                     self._pool, self._pid = pool, os.getpid()
-                    self.transact(self._make_schema)
         return self._pool
 
     def transact(self, fn: Callable[[WriteTxn], T]) -> T:
@@ -202,13 +204,15 @@ class PostgresMetadataStore:
     def read(self, fn: Callable[[ReadTxn], T]) -> T:
         return self._run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", fn)
 
-    def _run(self, begin: str, fn: Callable[[PgTxn], T]) -> T:
+    def _run(
+        self, begin: str, fn: Callable[[PgTxn], T], pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+    ) -> T:
         deadline = time.monotonic() + RETRY_FOR
         pause = PAUSE[0]
         while True:
             committing = False
             try:
-                with self.pool.connection() as conn:
+                with (pool or self.pool).connection() as conn:
                     txn = PgTxn(conn, self._sequences, self.rows)
                     conn.execute(begin)
                     try:

@@ -3,6 +3,7 @@ real SeaweedFS (what a cluster of pyblob nodes shares)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterator
@@ -10,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from objstore_helpers import SMALL
 
+from objstore import Store
 from objstore.chunks import ChunkStore
 from objstore.chunks.localdir import LocalChunkStore
 from objstore.chunks.s3 import S3ChunkStore
-from objstore.errors import ChunkStoreUnavailable
+from objstore.errors import ChunkStoreClaimed, ChunkStoreUnavailable
 from objstore.hashing import chunk_digest
 
 
@@ -186,3 +189,27 @@ def test_s3_store_makes_its_bucket_in_the_region_it_is_given(swfs_server: Any) -
     digest, data = chunk(9)
     store.put(digest, data)
     assert store.read_all(digest) == data
+
+
+def test_a_chunk_store_is_claimed_by_one_store(chunks: ChunkStore) -> None:
+    """Over S3 the first store to claim the bucket and prefix keeps it; the local directory belongs
+    to its data dir's store whatever it is asked."""
+    assert chunks.claim("store-a") == "store-a"
+    if isinstance(chunks, LocalChunkStore):
+        assert chunks.claim("store-b") == "store-b"
+        return
+    assert chunks.claim("store-b") == "store-a"  # another store is refused
+    assert chunks.claim("store-a") == "store-a"
+    assert chunks.claim("store-b", replacing="store-c") == "store-a"  # only the holder is replaced
+    assert chunks.claim("store-b", replacing="store-a") == "store-b"
+    assert [found for found, _, _ in chunks.iterate()] in ([], [[]])  # the claim is no chunk
+
+
+def test_a_second_store_over_the_same_prefix_is_refused(tmp_path: Path, swfs_chunks: Any) -> None:
+    """Two deployments pointed at one bucket and prefix would take each other's chunks for garbage:
+    the second one stops when it opens, naming the reason."""
+    first = Store(tmp_path / "a", dataclasses.replace(SMALL, chunk_store=swfs_chunks))
+    first.close()
+    with pytest.raises(ChunkStoreClaimed, match="belongs to another pyblob store"):
+        Store(tmp_path / "b", dataclasses.replace(SMALL, chunk_store=swfs_chunks))
+    Store(tmp_path / "a", dataclasses.replace(SMALL, chunk_store=swfs_chunks)).close()  # its owner opens it
