@@ -32,6 +32,7 @@ SCRIPT = Path(__file__).resolve().parent.parent.parent / "scripts" / "cluster"
 UP_TIMEOUT = 90.0
 FAILOVER_TIMEOUT = 60.0
 MIB = 1024 * 1024
+pytestmark = pytest.mark.xdist_group("cluster")  # one deployment at a time (scripts/test)
 
 
 def cluster(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

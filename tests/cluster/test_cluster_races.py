@@ -28,6 +28,7 @@ from processes import user_s3_client
 from test_cluster import cluster, fsck_of, start_deployment
 
 MIB = 1024 * 1024
+pytestmark = pytest.mark.xdist_group("cluster")  # one deployment at a time (scripts/test)
 
 
 @pytest.fixture(scope="module")
