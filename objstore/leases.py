@@ -26,12 +26,17 @@ RENEW_EVERY = 15.0  # while it owns any
 log = logging.getLogger("objstore.leases")
 
 
-def renew(w: WriteTxn, until: float, now: float) -> None:
-    """This process is alive until `until`, for nodes that cannot check its pid; leases that ran out go."""
+def renew(w: WriteTxn, until: float) -> None:
+    """This process is alive until `until`, for nodes that cannot check its pid."""
+    w.put(TABLE, process_tag().encode(), repr(until).encode())
+
+
+def sweep(w: WriteTxn, now: float) -> None:
+    """Drop the leases that ran out (the renewing thread's, every `RENEW_EVERY`: a read of the whole
+    table, which a transaction on the write path must not make)."""
     for key, value in list(scan(w, TABLE, b"")):
         if float(value) <= now:
             w.delete(TABLE, key)
-    w.put(TABLE, process_tag().encode(), repr(until).encode())
 
 
 def alive(r: ReadTxn, tag: str, now: float) -> bool:
@@ -54,11 +59,17 @@ class LeaseKeeper:
         self._holding: set[object] = set()
         self._lock = threading.Lock()
         self._renewer_pid = 0
+        self._renewed = (0, 0.0)  # (pid, when) of the last renewal this process committed
 
     def renew_in(self, w: WriteTxn, now: float) -> None:
-        """Inside a transaction that takes a row this process will own."""
-        if self.shared:
-            renew(w, now + LEASE_FOR, now)
+        """Inside a transaction that takes a row this process will own: the lease, unless this
+        process renewed it lately. Not each time: every transaction of the process writing its one
+        lease row would make them conflict with each other."""
+        pid, when = self._renewed
+        if not self.shared or (pid == os.getpid() and now - when < RENEW_EVERY):
+            return
+        renew(w, now + LEASE_FOR)
+        w.on_commit(lambda: setattr(self, "_renewed", (os.getpid(), now)))
 
     def hold(self, token: object) -> None:
         if not self.shared:
@@ -81,6 +92,12 @@ class LeaseKeeper:
                 if not self._holding:
                     continue
             try:
-                self.volatile.transact(lambda w: renew(w, time.time() + LEASE_FOR, time.time()))
+                self.volatile.transact(self._renew_and_sweep)
             except Exception:  # a failover, a lost connection: the next round tries again, well within the lease
                 log.warning("could not renew this process's lease", exc_info=True)
+
+    def _renew_and_sweep(self, w: WriteTxn) -> None:
+        now = time.time()
+        renew(w, now + LEASE_FOR)
+        sweep(w, now)
+        w.on_commit(lambda: setattr(self, "_renewed", (os.getpid(), now)))

@@ -86,22 +86,20 @@ class Totals:
 
 
 def totals(r: ReadTxn) -> Totals:
-    """How many chunk rows there are and the bytes of their chunks (counted when never stored)."""
-    found = _base(r)
-    for _, (chunks, nbytes) in _changes(r):
-        found.chunks += chunks
-        found.nbytes += nbytes
-    return found
-
-
-def _base(r: ReadTxn) -> Totals:
+    """How many chunk rows there are and the bytes of their chunks: the base row and the changes
+    since; counted from the rows while there is no base row yet (a store older than the totals),
+    whose first fold writes one."""
     raw = r.get(TOTALS, _TOTALS_KEY)
     if raw is None:
         return _count(r)
     version, chunks, nbytes = _TOTALS.unpack(raw)
     if version != _VERSION:
         raise FormatError(f"chunk totals have format version {version}")
-    return Totals(chunks, nbytes)
+    found = Totals(chunks, nbytes)
+    for _, (chunks, nbytes) in _changes(r):
+        found.chunks += chunks
+        found.nbytes += nbytes
+    return found
 
 
 def _changes(r: ReadTxn) -> Iterator[tuple[bytes, tuple[int, int]]]:
@@ -112,7 +110,7 @@ def _changes(r: ReadTxn) -> Iterator[tuple[bytes, tuple[int, int]]]:
 def recount_totals(w: WriteTxn) -> bool:
     """Store the totals counted from the rows (fsck's repair); True if they were wrong or missing."""
     counted = _count(w)
-    wrong = w.get(TOTALS, _TOTALS_KEY) is None or totals(w) != counted
+    wrong = totals(w) != counted  # a store without a base row yet is not wrong: it is counted
     _put_totals(w, counted)
     return wrong
 
@@ -143,12 +141,13 @@ def _put_totals(w: WriteTxn, t: Totals) -> None:
 
 
 def _change_totals(w: WriteTxn, chunks: int, nbytes: int) -> None:
-    """Called before the rows change: a change row of its own, no read of the totals (but for the
-    first change of a store without a base row, which counts the rows once)."""
-    if w.get(TOTALS, _TOTALS_KEY) is None:
-        _put_totals(w, _count(w))
+    """Called as the rows change: a change row of its own, and no read (a read of a row that others
+    write would make concurrent commits conflict as surely as writing it)."""
     w.put(TOTALS, _CHANGE_PREFIX + secrets.token_bytes(12), _CHANGE.pack(chunks, nbytes))
-    if random.random() < 1 / FOLD_EVERY:  # keeps the change rows few, whoever reads them
+    # Keeps the change rows few, whoever reads them; not in a store without a base row yet, whose
+    # count from the rows would miss the row this change is about (GC's fold, in a transaction of
+    # its own, writes that base).
+    if random.random() < 1 / FOLD_EVERY and w.get(TOTALS, _TOTALS_KEY) is not None:
         fold_totals(w)
 
 
