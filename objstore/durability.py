@@ -1,7 +1,6 @@
 """Making files and renames durable: one `syncfs(2)` where Linux offers it, else fsync each.
 
-Used by the local chunk store (chunks published before the metadata that names them) and by the
-resumable uploads' spool files (bytes durable before the offset that counts them).
+Used by the local chunk store (chunks published before the metadata that names them).
 """
 
 from __future__ import annotations

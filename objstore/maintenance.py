@@ -22,6 +22,7 @@ from .collect import delete_unreferenced, never
 from .errors import NoSuchUpload
 from .hashing import chunk_digest
 from .links.resumable import charged_bytes
+from .links.segments import held_manifests
 from .meta import ReadTxn, WriteTxn
 from .records import ObjectRecord
 from .store import Store
@@ -221,6 +222,8 @@ def _expected(r: ReadTxn) -> _Expected:
         if upload is not None:
             exp.usage[upload.owner] += part.size
     exp.usage.update(charged_bytes(r))  # unfinished tus uploads hold their declared length
+    for mid in held_manifests(r):  # and their segments, a manifest reference each
+        exp.manifest_refs[mid] += 1
     for mid, head in manifests.iter_manifests(r):
         if head.kind == manifests.KIND_CHUNKS:
             for digest, length in manifests.all_entries(r, mid):

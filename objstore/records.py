@@ -193,15 +193,17 @@ class LinkRecord(Record):
 
 @dataclass
 class ResumableRecord(Record):
-    """A resumable (tus) upload: its bytes so far are `<data dir>/resumable/<id>` up to `offset`."""
+    """A resumable (tus) upload: its bytes so far are its segments (`links/segments.py`) up to `offset`."""
 
     id: str
     owner: str
     length: int  # the declared size, charged to the owner's usage while `state` is "receiving"
     created: float
     expires: float  # abandoned after this (moved on by every write); done rows are dropped then too
-    offset: int = 0  # bytes durably kept: the file is fsynced before this moves on
+    offset: int = 0  # bytes durably kept: moved on with the segment that holds them
     filename: str = ""
     filetype: str = ""
     state: str = "receiving"  # "receiving" (charged), "done" ("finishing": older versions, not charged)
     link: str = ""  # the short link id, once done
+    writer: str = ""  # the token of the request that holds the upload's lease ("" when none does)
+    lease_until: float = 0.0  # when that lease runs out if not renewed (a writer that died)

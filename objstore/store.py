@@ -158,7 +158,9 @@ class Store:
         self.links = Links(meta, config, now, self.objects)
         self.stats = DownloadStats(meta, now)
         self.uploads = LinkUploads(meta, config, now, self.objects, self.links)
-        self.resumables = Resumables(meta, config, now, self.root / "resumable", self.admission, self.uploads)
+        self.resumables = Resumables(
+            meta, chunks, config, now, self.admission, self.uploads, self.intents, self.root / "resumable"
+        )
 
     def now(self) -> float:
         """The engine's clock (replaceable after construction, as tests of the sweeps do)."""
@@ -241,14 +243,14 @@ class Store:
 
     # users -----------------------------------------------------------------------------------
     def remove_user(self, name: str) -> None:
-        """Remove a user with their keys, tokens, links and unfinished resumable uploads (whose files
-        GC removes as orphans); their buckets must be deleted first."""
+        """Remove a user with their keys, tokens, links and unfinished resumable uploads (whose
+        segments' chunks GC collects); their buckets must be deleted first."""
 
         def remove(w: WriteTxn) -> None:
             accounts.require_user(w, name)
             if buckets.any_owned_by(w, name):
                 raise BucketNotEmpty(f"user {name!r} still owns buckets; delete them first")
-            resumable.drop_owner(w, name)  # charged to this user only
+            resumable.drop_owner(w, name, self.clock())  # charged to this user only
             # Their links: the buckets are gone, so every one of them is dead; a later user of the
             # same name must not inherit them.
             link_rows.drop_owner(w, name)

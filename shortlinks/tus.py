@@ -2,7 +2,7 @@
 
 Core protocol plus the creation, creation-with-upload, termination and expiration extensions. Every
 request but OPTIONS needs `Tus-Resumable: 1.0.0` (412 otherwise) and a bearer token; an upload of
-another user answers 404 like an unknown one. A PATCH body streams to disk a block at a time and
+another user answers 404 like an unknown one. A PATCH body streams into the store a block at a time and
 what arrived is kept even if the client goes away (tus: "the Server SHOULD store as much of the
 received data as possible"), so a HEAD tells the client where to resume. The last byte turns the
 upload into a file with a short link, announced in the `Upload-Link` header of that response (and of

@@ -17,7 +17,7 @@ from objstore.chunks.s3 import S3Batch
 from objstore.config import KiB
 from objstore.content import ContentWriter
 from objstore.links import Resumables
-from objstore.links.resumable import EXPIRES_AFTER, LOCK_WAIT, MAX_PENDING_PER_USER
+from objstore.links.resumable import EXPIRES_AFTER, LEASE_SECONDS, LOCK_WAIT, MAX_PENDING_PER_USER
 from objstore.objects import ObjectWriter
 
 SMALL = StoreConfig(chunk_min=16 * KiB, chunk_avg=64 * KiB, chunk_max=256 * KiB, durable=False, map_size=1 << 30)
@@ -87,19 +87,22 @@ def resumables_with(
     expires_after: float = EXPIRES_AFTER,
     max_pending: int = MAX_PENDING_PER_USER,
     lock_wait: float = LOCK_WAIT,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> Resumables:
-    """The store's resumable uploads (same spool dir, same parts) with other options than `store.resumables`."""
-    spool = store.root / "resumable"
+    """The store's resumable uploads (same tables and parts) with other options than `store.resumables`."""
     return Resumables(
         store.meta,
+        store.chunks,
         store.config,
         store.now,
-        spool,
         store.admission,
         store.uploads,
+        store.intents,
+        store.root / "resumable",
         expires_after,
         max_pending,
         lock_wait,
+        lease_seconds,
     )
 
 

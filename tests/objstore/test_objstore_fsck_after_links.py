@@ -4,6 +4,7 @@ engine keeps as it goes must be the counts fsck recounts from the rows."""
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from objstore_helpers import rand, resumables_with
 from objstore import Store
 from objstore.errors import LinkExpired, NoSuchKey, NoSuchUpload, QuotaExceeded
 from objstore.links import Resumables
-from objstore.links.resumable import DONE, RECEIVING, charged_bytes
+from objstore.links.resumable import DONE, LEASE_SECONDS, RECEIVING, UploadBusy, charged_bytes
 from objstore.maintenance import collect_garbage, fsck
 
 DAY = 86400.0
@@ -163,21 +164,22 @@ def test_fsck_agrees_after_every_link_and_upload_path(store: Store, clock: Clock
         resumables.get("erin", pending)
 
 
-def test_a_kill_during_a_resumable_finish_keeps_it_charged(store: Store) -> None:
+def test_a_kill_during_a_resumable_finish_keeps_it_charged(store: Store, clock: Clock) -> None:
     """A process killed while finishing (just before the commit) leaves the upload charged, and its
-    room its own: the next finish completes it."""
+    room its own: the next finish, once the dead process's lease ran out, completes it."""
     store.accounts.create_user("gina", quota=500_000)
     resumables = resumables_with(store, lock_wait=0)
     upload_id = tus(resumables, "gina", rand(100_000, 20))
     code = (
-        "import os, sys; from objstore import Store, StoreConfig; "
-        "s = Store(sys.argv[1], StoreConfig(metadata_url=sys.argv[4]), clock=lambda: float(sys.argv[3])); "
+        "import os, pickle, sys; from objstore import Store; "
+        "s = Store(sys.argv[1], pickle.loads(bytes.fromhex(sys.argv[4])), clock=lambda: float(sys.argv[3])); "
         "s.links.add = lambda *a, **k: os._exit(9); "
         "s.resumables.finish('gina', sys.argv[2])"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    config = pickle.dumps(store.config).hex()  # the same metadata and chunk stores: its segments are there
     killed = subprocess.run(
-        [sys.executable, "-c", code, str(store.root), upload_id, str(store.clock()), store.config.metadata_url],
+        [sys.executable, "-c", code, str(store.root), upload_id, str(store.clock()), config],
         env=env,
         check=False,
     )
@@ -187,5 +189,8 @@ def test_a_kill_during_a_resumable_finish_keeps_it_charged(store: Store) -> None
     store.create_bucket("gina", "ginas")
     with pytest.raises(QuotaExceeded):
         store.put_object("ginas", "big", b"x" * 400_001)  # the upload's 100,000 bytes are still held
+    with pytest.raises(UploadBusy):
+        resumables.finish("gina", upload_id)  # the killed process still holds it, for one lease
+    clock.advance(LEASE_SECONDS + 1)
     assert resumables.finish("gina", upload_id).state == DONE
     assert_consistent(store, "gina")

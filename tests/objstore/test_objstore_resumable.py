@@ -1,6 +1,12 @@
-"""Resumable (tus) uploads in the engine: offsets, quota charges, finishing into a link, expiry."""
+"""Resumable (tus) uploads in the engine: offsets, quota charges, finishing into a link, expiry,
+the lease that keeps one writer per upload, the segments' chunks under GC, older versions' files."""
 
 from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
 
 import pytest
 from clocks import Clock
@@ -9,8 +15,17 @@ from objstore_helpers import rand, resumables_with
 from objstore import Store
 from objstore.errors import EntityTooLarge, NoSuchUpload, QuotaExceeded
 from objstore.links import Resumables
-from objstore.links.resumable import DONE, OffsetMismatch, TooManyUploads, UploadBusy
+from objstore.links.resumable import (
+    DONE,
+    LEASE_SECONDS,
+    TABLE,
+    OffsetMismatch,
+    TooManyUploads,
+    UploadBusy,
+    row_key,
+)
 from objstore.maintenance import collect_garbage, fsck
+from objstore.records import ResumableRecord
 
 DATA = rand(300_000)
 
@@ -48,8 +63,7 @@ def test_upload_in_pieces_becomes_a_linked_file(store: Store, resumables: Resuma
     assert done.state == DONE and done.link
     assert read_link(store, done.link) == DATA
     assert store.links.get(done.link).name == "photo.jpg"
-    assert usage(store) == len(DATA) and fsck(store).ok  # the object's bytes, not twice
-    assert not resumables.path(row.id).exists()
+    assert usage(store) == len(DATA) and fsck(store).ok  # the object's bytes, not twice (nor its segments)
     assert resumables.finish("carol", row.id) == done  # idempotent
 
 
@@ -62,14 +76,37 @@ def test_wrong_offset_or_too_many_bytes(resumables: Resumables) -> None:
     assert resumables.get("carol", row.id).offset == 0
 
 
-def test_bytes_past_the_kept_offset_are_cut_on_resume(resumables: Resumables) -> None:
-    row = resumables.create("carol", 20)
-    appender = resumables.open_append("carol", row.id, 0)
-    appender.write(b"a" * 8)
-    appender.locked.close()  # the process died before its checkpoint
-    assert resumables.get("carol", row.id).offset == 0
-    assert append(resumables, row.id, 0, b"b" * 20) == 20
-    assert resumables.path(row.id).read_bytes() == b"b" * 20
+KILLED_WRITER = """
+import os, pickle, signal, sys
+from objstore import Store
+config = pickle.loads(bytes.fromhex(sys.argv[2]))
+store = Store(sys.argv[1], config, clock=lambda: float(sys.argv[4]))
+appender = store.resumables.open_append("carol", sys.argv[3], 0)
+appender.write(bytes(range(256)) * 400)  # 102,400 bytes, acknowledged by the checkpoint
+appender.checkpoint()
+appender.write(b"lost" * 1000)  # never checkpointed
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_writer_keeps_what_was_acknowledged_and_holds_the_upload_for_one_lease(
+    store: Store, resumables: Resumables, clock: Clock
+) -> None:
+    row = resumables.create("carol", len(DATA))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    args = [str(store.root), pickle.dumps(store.config).hex(), row.id, str(clock())]
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, *args], env=env, check=False)
+    assert killed.returncode == -9
+    kept = bytes(range(256)) * 400
+    assert resumables.get("carol", row.id).offset == len(kept)  # the bytes after the checkpoint are not counted
+    with pytest.raises(UploadBusy):
+        resumables.open_append("carol", row.id, len(kept))  # the dead writer's lease still holds
+    clock.advance(LEASE_SECONDS + 1)
+    assert append(resumables, row.id, len(kept), DATA[len(kept) :]) == len(DATA)
+    done = resumables.finish("carol", row.id)
+    assert read_link(store, done.link) == kept + DATA[len(kept) :]
+    collect_garbage(store, scan_orphans=True)
+    assert fsck(store).ok
 
 
 def test_one_writer_at_a_time(resumables: Resumables) -> None:
@@ -112,7 +149,6 @@ def test_termination_gives_the_bytes_back(store: Store, resumables: Resumables) 
     append(resumables, row.id, 0, b"x" * 10)
     resumables.terminate("carol", row.id)
     assert usage(store) == 0 and fsck(store).ok
-    assert not resumables.path(row.id).exists()
     with pytest.raises(NoSuchUpload):
         resumables.get("carol", row.id)
 
@@ -140,18 +176,100 @@ def test_gc_drops_expired_uploads_and_done_rows(store: Store, resumables: Resuma
     clock.advance(24 * 3600)
     assert collect_garbage(store).resumable_uploads_expired == 2
     assert usage(store) == 3 and fsck(store).ok
-    assert not resumables.path(abandoned.id).exists()
     assert read_link(store, link) == b"abc"  # the file stays; only the upload's row went
 
 
-def test_kept_bytes_missing_on_disk_restart_the_upload(resumables: Resumables) -> None:
-    row = resumables.create("carol", 20)
-    append(resumables, row.id, 0, b"a" * 10)
-    resumables.path(row.id).write_bytes(b"a" * 4)  # lost from a disk that was not synced
+def older_version_upload(store: Store, resumables: Resumables, offset: int, on_disk: bytes) -> ResumableRecord:
+    """An upload as an older pyblob left it: its row at `offset`, its bytes in `resumable/<id>`."""
+    row = resumables.create("carol", len(DATA))
+    row.offset = offset
+    store.meta.transact(lambda w: w.put(TABLE, row_key("carol", row.id), row.encode()))
+    spool = store.root / "resumable"
+    spool.mkdir(exist_ok=True)
+    (spool / row.id).write_bytes(on_disk)
+    return row
+
+
+def test_an_older_versions_upload_is_taken_in_and_finishes(store: Store, resumables: Resumables) -> None:
+    row = older_version_upload(store, resumables, 100_000, DATA[:100_000] + b"cut off past the offset")
+    assert append(resumables, row.id, 100_000, DATA[100_000:200_000]) == 200_000
+    assert not (store.root / "resumable" / row.id).exists()  # its bytes are the first segment now
+    assert fsck(store).ok
+    assert append(resumables, row.id, 200_000, DATA[200_000:]) == len(DATA)
+    assert read_link(store, resumables.finish("carol", row.id).link) == DATA
+    assert usage(store) == len(DATA) and fsck(store).ok
+
+
+def test_an_older_versions_finished_upload_is_stored_when_next_asked(store: Store, resumables: Resumables) -> None:
+    row = older_version_upload(store, resumables, len(DATA), DATA)
+    assert read_link(store, resumables.finish("carol", row.id).link) == DATA
+    assert not (store.root / "resumable" / row.id).exists() and fsck(store).ok
+
+
+def test_an_older_versions_bytes_missing_on_disk_restart_the_upload(store: Store, resumables: Resumables) -> None:
+    row = older_version_upload(store, resumables, 10, b"a" * 4)  # lost from a disk that was not synced
     with pytest.raises(OffsetMismatch):
         resumables.open_append("carol", row.id, 10)
     assert resumables.get("carol", row.id).offset == 0  # never padded with zeros
     assert append(resumables, row.id, 0, b"c" * 20) == 20
+    assert fsck(store).ok
+
+
+def test_a_second_writer_is_refused_while_the_lease_holds(store: Store, resumables: Resumables, clock: Clock) -> None:
+    row = resumables.create("carol", len(DATA))
+    first = resumables.open_append("carol", row.id, 0)
+    first.write(DATA[:50_000])
+    with pytest.raises(UploadBusy):
+        resumables.open_append("carol", row.id, 0)
+    with pytest.raises(UploadBusy):
+        resumables.terminate("carol", row.id)
+    clock.advance(LEASE_SECONDS + 1)  # the first writer stalled past its lease: another may take over
+    assert append(resumables, row.id, 0, DATA[:200_000]) == 200_000
+    with pytest.raises(UploadBusy):
+        first.close()  # it commits nothing: the upload moved on without it
+    assert resumables.get("carol", row.id).offset == 200_000
+    assert append(resumables, row.id, 200_000, DATA[200_000:]) == len(DATA)
+    assert read_link(store, resumables.finish("carol", row.id).link) == DATA
+    assert fsck(store).ok
+
+
+def test_gc_past_the_grace_period_keeps_a_half_done_upload(store: Store, resumables: Resumables, clock: Clock) -> None:
+    row = resumables.create("carol", len(DATA))
+    assert append(resumables, row.id, 0, DATA[:100_000]) == 100_000
+    clock.advance(store.config.gc_grace_seconds + 1)
+    collect_garbage(store, scan_orphans=True)  # every chunk is older than the cutoff; the segment's are referenced
+    appender = resumables.open_append("carol", row.id, 100_000)
+    appender.write(DATA[100_000:200_000])
+    clock.advance(store.config.gc_grace_seconds + 1)
+    collect_garbage(store)  # in the middle of a PATCH
+    appender.write(DATA[200_000:])
+    assert appender.close().offset == len(DATA)
+    clock.advance(store.config.gc_grace_seconds + 1)
+    collect_garbage(store, scan_orphans=True)
+    assert fsck(store).ok
+    assert read_link(store, resumables.finish("carol", row.id).link) == DATA
+    assert fsck(store).ok
+
+
+def test_terminated_and_expired_uploads_leave_their_chunks_to_gc(
+    store: Store, resumables: Resumables, clock: Clock
+) -> None:
+    terminated = resumables.create("carol", len(DATA))
+    append(resumables, terminated.id, 0, DATA[:150_000])
+    expiring = resumables.create("carol", len(DATA))
+    append(resumables, expiring.id, 0, rand(150_000, seed=7))
+    assert store.storage_totals().chunks > 0
+    resumables.terminate("carol", terminated.id)
+    assert fsck(store).ok
+    clock.advance(25 * 3600)
+    report = collect_garbage(store)
+    assert report.resumable_uploads_expired == 1 and report.chunks_removed > 0  # the terminated upload's
+    assert fsck(store).ok
+    clock.advance(store.config.gc_grace_seconds + 1)
+    collect_garbage(store)  # the expired upload's, unreferenced since the last GC
+    totals = store.storage_totals()
+    assert (totals.chunks, totals.physical_bytes, usage(store)) == (0, 0, 0)
+    assert fsck(store).ok
 
 
 def test_finish_keeps_its_room_from_a_concurrent_upload(
