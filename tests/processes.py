@@ -163,3 +163,21 @@ def moto_server(log: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(STOP_TIMEOUT)
+
+
+CLUSTER_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "cluster"
+
+
+def cluster_script(
+    *args: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`scripts/cluster ARGS` (a 3-node deployment on loopback), its output captured; never raises on failure."""
+    return subprocess.run(
+        [sys.executable, str(CLUSTER_SCRIPT), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )

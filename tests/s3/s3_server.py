@@ -136,17 +136,26 @@ def close_clients() -> None:
 
 @dataclass
 class Endpoint:
-    """A running `pyblob serve` with its users, and the ways the tests talk to it."""
+    """A running `pyblob serve` with its users, and the ways the tests talk to it.
+
+    Or several nodes behind a proxy (scripts/cluster's front): then `server` is None, `front` is the
+    proxy's URL, `data_dir` is the CLI's own and `cli_env` holds the nodes' shared settings (metadata
+    and chunk store), which the CLI needs to reach the same store."""
 
     scheme: str
-    server: Server
+    server: Server | None
     data_dir: Path
     session: boto3.session.Session
     tls: TlsCert | None
     users: dict[str, Creds] = field(default_factory=dict)
+    front: str | None = None
+    cli_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
+        if self.front is not None:
+            return self.front
+        assert self.server is not None, "an Endpoint has a server or a front"
         return self.server.url
 
     @property
@@ -186,7 +195,7 @@ class Endpoint:
         return httpx.Client(verify=self.ssl_context(), timeout=30, trust_env=False)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """`pyblob ARGS --data-dir <this server's data dir>`, beside the running server."""
+        """`pyblob ARGS --data-dir <this server's data dir>`, beside the running server (or nodes)."""
         argv = [sys.executable, "-m", "pyblob", *args, "--data-dir", str(self.data_dir)]
         return subprocess.run(
             argv,
@@ -194,7 +203,7 @@ class Endpoint:
             capture_output=True,
             text=True,
             timeout=60,
-            env=server_env({}),
+            env=server_env(self.cli_env),
             cwd=self.data_dir.parent,
             stdin=subprocess.DEVNULL,
         )
@@ -236,17 +245,23 @@ def start_endpoint(root: Path, session: boto3.session.Session, tls: TlsCert | No
         proc = subprocess.Popen(
             argv, cwd=root, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True
         )
-    endpoint = Endpoint(scheme, Server(proc, f"{scheme}://127.0.0.1:{port}", log_dir), data_dir, session, tls)
+    server = Server(proc, f"{scheme}://127.0.0.1:{port}", log_dir)
+    endpoint = Endpoint(scheme, server, data_dir, session, tls)
     try:
-        wait_healthy(endpoint.server, verify=endpoint.ssl_context())
-        endpoint.users["admin"] = ADMIN
-        for name, options in USERS.items():
-            made = json.loads(endpoint.cli("user", "add", name, *options, "--json").stdout)
-            endpoint.users[name] = Creds(made["user"], made["access_key"], made["secret_key"])
+        wait_healthy(server, verify=endpoint.ssl_context())
+        add_users(endpoint)
     except BaseException:
-        endpoint.server.stop()
+        server.stop()
         raise
     return endpoint
+
+
+def add_users(endpoint: Endpoint) -> None:
+    """The admin (imported at the first start), then the other USERS made with `pyblob user add`."""
+    endpoint.users["admin"] = ADMIN
+    for name, options in USERS.items():
+        made = json.loads(endpoint.cli("user", "add", name, *options, "--json").stdout)
+        endpoint.users[name] = Creds(made["user"], made["access_key"], made["secret_key"])
 
 
 _names = itertools.count()

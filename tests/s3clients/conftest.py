@@ -3,6 +3,11 @@
 The servers are started once per session with tests/s3's `s3_server` helpers: the admin key pair is
 imported through PYBLOB_ADMIN_ACCESS_KEY / PYBLOB_ADMIN_SECRET_KEY, and its secret holds `/`, `+`
 and `=`, which every client must sign with correctly.
+
+`pyblob`, and every fixture built on it, comes twice: one `pyblob serve` (`[one-node]`) and the 3-node
+deployment of scripts/cluster through its front, nginx sending each request to the next node
+(`[cluster]`; one cluster for the whole run, see s3clients_cluster). So every test of the clients runs
+on both, and on the cluster a client's requests, multipart parts included, land on different nodes.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from s3_server import (
     start_endpoint,
     unique_bucket_name,
 )
+from s3clients_cluster import SharedCluster, shared_dir
 from s3clients_helpers import AwsCli, AwsCliV2, Rclone, S3cmd
 
 
@@ -44,12 +50,39 @@ def boto_session(tmp_path_factory: pytest.TempPathFactory) -> boto3.session.Sess
         return boto3.session.Session(botocore_session=core)
 
 
-@pytest.fixture(scope="session")
-def pyblob(tmp_path_factory: pytest.TempPathFactory, boto_session: boto3.session.Session) -> Iterator[Endpoint]:
-    """`pyblob serve` over plain HTTP, with the admin key pair imported."""
+@pytest.fixture(scope="session", params=["one-node", "cluster"])
+def pyblob(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, boto_session: boto3.session.Session
+) -> Iterator[Endpoint]:
+    """`pyblob serve` over plain HTTP, or the 3-node deployment through its front; the admin key pair imported."""
+    if request.param == "cluster":
+        cluster: SharedCluster = request.getfixturevalue("shared_cluster")
+        yield cluster.acquire(tmp_path_factory.mktemp("cluster-cli"), boto_session)
+        return
+    if runs_on_the_cluster(request.session):
+        request.getfixturevalue("shared_cluster")  # the cluster comes up while the tests run on one node
     endpoint = start_endpoint(tmp_path_factory.mktemp("pyblob-http"), boto_session, None)
     yield endpoint
     stop_and_check_log(endpoint)
+
+
+def runs_on_the_cluster(session: pytest.Session) -> bool:
+    """Some selected test uses `pyblob[cluster]` (every worker of xdist collects them all)."""
+    return any(
+        item.callspec.params.get("pyblob") == "cluster"
+        for item in session.items
+        if isinstance(item, pytest.Function) and hasattr(item, "callspec")
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_cluster() -> Iterator[SharedCluster]:
+    """The run's cluster, shared with the other xdist workers and used by this one until its session
+    ends (so it is neither stopped nor started again when the tests switch between one node and it)."""
+    cluster = SharedCluster(shared_dir())
+    cluster.begin()
+    yield cluster
+    cluster.release()
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +102,7 @@ def pyblob_tls(
 
 def stop_and_check_log(endpoint: Endpoint) -> None:
     """Stop the server; an internal error logged on the way fails the session even if no client saw it."""
+    assert endpoint.server is not None
     endpoint.server.stop()
     assert "Traceback" not in endpoint.server.stderr, endpoint.server.stderr
 
