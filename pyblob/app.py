@@ -33,7 +33,7 @@ from .dispatch import Dispatch
 from .edge import EdgeGuard
 from .memory import keep_large_buffers_unmapped
 from .ratebuckets import TABLES as rate_tables
-from .ratebuckets import TokenBuckets
+from .ratebuckets import SharedTokenBuckets, open_buckets
 from .ratelimits import RateLimiter, RateLimitMiddleware, RateLimits, setting_name
 from .routes import RESERVED_PATHS
 from .scrapegate import ScrapeGate
@@ -86,7 +86,7 @@ def create_web_app(settings: Settings) -> FastAPI:
         keep_large_buffers_unmapped()  # in each worker process (see memory.py)
         store = new_store(settings, volatile_tables=rate_tables)
         app.state.store = store
-        app.state.rate_buckets = TokenBuckets(store.volatile, store.clock)
+        app.state.rate_buckets = open_buckets(store.volatile, settings.metadata_url, store.clock)
         jobs = background_jobs(store, settings.lifecycle_interval_seconds, settings.link_sweep_interval_seconds)
         for job in jobs:
             job.start()
@@ -96,6 +96,8 @@ def create_web_app(settings: Settings) -> FastAPI:
             for job in jobs:
                 await job.stop()
             store.close()  # flushes the download statistics still pending
+            if isinstance(app.state.rate_buckets, SharedTokenBuckets):
+                app.state.rate_buckets.close()
 
     # /docs, /redoc and /openapi.json describe the REST API; the S3 and /s/ routes stay out of the schema.
     app = FastAPI(title="pyblob", lifespan=lifespan, docs_url="/docs", redoc_url="/redoc", openapi_url="/openapi.json")

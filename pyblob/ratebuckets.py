@@ -1,5 +1,5 @@
-"""Token buckets shared by every worker process, kept in the volatile state environment; and the
-Retry-After a refusal tells.
+"""Token buckets shared by every worker process, kept in the volatile state environment, or by every
+node of a cluster, in PostgreSQL; and the Retry-After a refusal tells.
 
 The limits belong to the layer that answers 429 / SlowDown (`ratelimits.py`); this module owns the
 `rate_buckets` table of the engine's volatile store (`Store.volatile`, opened with it by `app.py`).
@@ -18,6 +18,13 @@ evicts the least recently updated row of the sample (sampled LRU, as Redis evict
 client starts afresh with a full bucket: under a flood of distinct addresses the limit fails
 open for a few, it never locks out newcomers.
 
+A cluster (metadata in PostgreSQL) takes from one shared row per key instead (`SharedTokenBuckets`
+over `PostgresTokenBuckets`, an UNLOGGED table): a limit holds for the sum of the nodes behind a
+round-robin proxy, not per node. A take is then a network round trip, so it runs in a thread
+(`blocking`); while the database does not answer (a failover), each node takes from its own
+buckets for `STAND_IN_FOR` seconds: the limits fall back to per node, they neither vanish nor lock
+everyone out.
+
 Why not a library: `limits` shares state between processes only through Redis, Memcached or
 MongoDB, a service pyblob does not want to need. `pyrate-limiter`'s SQLite bucket is a sliding
 window log (one row per admitted request, one table per limit, not per key), shares across
@@ -27,12 +34,16 @@ are in-memory or a `multiprocessing.Manager` made before the fork, which uvicorn
 
 from __future__ import annotations
 
+import logging
 import math
 import struct
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from objstore.meta import MetadataStore, ReadTxn, WriteTxn
+
+log = logging.getLogger("pyblob.ratelimits")
 
 TABLE = "rate_buckets"
 TABLES = (TABLE,)
@@ -41,6 +52,7 @@ MAX_ROWS = 100_000  # ~100 bytes each in LMDB: about 10 MB of state at the cap
 SWEEP_EVERY = 1024
 SWEEP_SLICE = 256
 CAP_SAMPLE = 16
+STAND_IN_FOR = 5.0  # seconds a node uses its own buckets after the shared ones did not answer
 MAX_RETRY_AFTER = 3600  # seconds: a Retry-After past an hour is no advice a client can use
 
 
@@ -55,8 +67,28 @@ def _full_at(now: float, tokens: float, rate: float, burst: float) -> float:
     return now + (burst - tokens) / rate if rate > 0 else math.inf
 
 
+class Buckets(Protocol):
+    """`take(key, rate, burst)`: 0 when allowed, else the seconds until `cost` tokens are back.
+    `blocking`: a take waits on the network, so callers on an event loop run it in a thread."""
+
+    blocking: bool
+
+    def take(self, key: str, rate: float, burst: float, cost: float = 1.0) -> float: ...
+
+
+class SharedBuckets(Protocol):
+    """The cluster's buckets (`objstore.meta.postgres.PostgresTokenBuckets`): `take` raises
+    `ConnectionError` when the database does not answer."""
+
+    def take(self, key: str, rate: float, burst: float, cost: float = 1.0) -> float: ...
+
+    def close(self) -> None: ...
+
+
 class TokenBuckets:
     """`take(key, rate, burst)`: 0 when allowed, else the seconds until `cost` tokens are back."""
+
+    blocking = False  # one LMDB write without fsync, ~15 µs: less than a hop to a thread
 
     def __init__(
         self,
@@ -140,3 +172,39 @@ class TokenBuckets:
 
 def _count(r: ReadTxn) -> int:
     return r.count(TABLE)
+
+
+class SharedTokenBuckets:
+    """The buckets of every node (`shared`), and this node's own (`local`) standing in for
+    `STAND_IN_FOR` seconds each time the shared ones do not answer."""
+
+    blocking = True
+
+    def __init__(self, shared: SharedBuckets, local: TokenBuckets, monotonic: Callable[[], float] = time.monotonic):
+        self.shared = shared
+        self.local = local
+        self.monotonic = monotonic
+        self._stand_in_until = 0.0
+
+    def take(self, key: str, rate: float, burst: float, cost: float = 1.0) -> float:
+        if self.monotonic() >= self._stand_in_until:
+            try:
+                return self.shared.take(key, rate, burst, cost)
+            except ConnectionError as e:
+                log.warning("rate limits per node for %.0fs: %s", STAND_IN_FOR, e)
+                self._stand_in_until = self.monotonic() + STAND_IN_FOR
+        return self.local.take(key, rate, burst, cost)
+
+    def close(self) -> None:
+        self.shared.close()
+
+
+def open_buckets(state: MetadataStore, metadata_url: str, clock: Callable[[], float] = time.time) -> Buckets:
+    """The buckets of a server whose volatile state is `state`: shared by the nodes when the metadata
+    is in PostgreSQL (`metadata_url`), else by this machine's worker processes."""
+    local = TokenBuckets(state, clock)
+    if not metadata_url.startswith(("postgresql://", "postgres://")):
+        return local
+    from objstore.meta.postgres import PostgresTokenBuckets  # psycopg is loaded only by clusters
+
+    return SharedTokenBuckets(PostgresTokenBuckets(metadata_url, MAX_ROWS, SWEEP_EVERY), local)

@@ -15,9 +15,11 @@ address that is not a trusted proxy (the left part is whatever the client wrote)
 log and the buckets name the same client. IPv6 clients are limited per /64, the block one
 subscriber gets.
 
-A take runs on the event loop, not in the thread pool: it is one LMDB write transaction without
-fsync (about 15 µs, `bench/ratelimit.py`), less than a hop to a worker thread, and every holder
-of the state's writer lock keeps it for microseconds.
+On one machine a take runs on the event loop, not in the thread pool: it is one LMDB write
+transaction without fsync (about 15 µs, `bench/ratelimit.py`), less than a hop to a worker thread,
+and every holder of the state's writer lock keeps it for microseconds. A cluster's buckets are in
+PostgreSQL, shared by every node: a take there is a round trip, run in a thread of its own
+`CapacityLimiter`, so takes never queue behind the uploads holding the default thread pool.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+import anyio
+from anyio.to_thread import run_sync
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketClose
@@ -38,9 +42,11 @@ from s3api.requestinfo import request_id
 from shortlinks.errors import ApiError, render
 from shortlinks.ratelimit import USER_LIMIT, USER_LIMIT_NAME, rate_limited
 
-from .ratebuckets import TokenBuckets, retry_after
+from .ratebuckets import Buckets, retry_after
 from .routes import Surface, surface_of
 from .settings import Settings
+
+TAKE_THREADS = 8  # takes from a cluster's buckets waiting on PostgreSQL at once, per worker process
 
 
 @dataclass(frozen=True)
@@ -79,23 +85,28 @@ class RateLimiter:
     Each check takes a token and answers the whole seconds to wait before trying again, as
     Retry-After tells them (0: go on); the web layers only repeat that number."""
 
-    def __init__(self, limits: RateLimits, get_buckets: Callable[[], TokenBuckets]):
+    def __init__(self, limits: RateLimits, get_buckets: Callable[[], Buckets], threads: int = TAKE_THREADS):
         self.limits = limits
         self.get_buckets = get_buckets
+        self.threads = anyio.CapacityLimiter(threads)
 
-    def ip_wait(self, surface: Surface, address: str) -> int:
-        return self._take(self.limits.per_ip.get(surface), f"{surface} ip {address}")
+    async def ip_wait(self, surface: Surface, address: str) -> int:
+        return await self._take(self.limits.per_ip.get(surface), f"{surface} ip {address}")
 
-    def rest_user_wait(self, user: str) -> int:
-        return self._take(self.limits.per_user.get("rest"), f"rest user {user}")
+    async def rest_user_wait(self, user: str) -> int:
+        return await self._take(self.limits.per_user.get("rest"), f"rest user {user}")
 
-    def s3_key_wait(self, access_key: str) -> int:
-        return self._take(self.limits.per_user.get("s3"), f"s3 key {access_key}")
+    async def s3_key_wait(self, access_key: str) -> int:
+        return await self._take(self.limits.per_user.get("s3"), f"s3 key {access_key}")
 
-    def _take(self, limit: Limit | None, key: str) -> int:
+    async def _take(self, limit: Limit | None, key: str) -> int:
         if limit is None or limit.rate <= 0:
             return 0
-        wait = self.get_buckets().take(key, limit.rate, limit.burst)
+        buckets = self.get_buckets()
+        if buckets.blocking:
+            wait = await run_sync(buckets.take, key, limit.rate, limit.burst, limiter=self.threads)
+        else:
+            wait = buckets.take(key, limit.rate, limit.burst)
         return retry_after(wait) if wait > 0 else 0
 
 
@@ -135,7 +146,7 @@ class RateLimitMiddleware:
             scope[USER_LIMIT] = self.limiter.rest_user_wait
             scope[USER_LIMIT_NAME] = setting_name("rest", "user")
         if surface is not None:
-            wait = self.limiter.ip_wait(surface, client_address(scope))
+            wait = await self.limiter.ip_wait(surface, client_address(scope))
             if wait > 0:
                 return await refuse(scope, receive, send, surface, wait)
         await self.app(scope, receive, send)

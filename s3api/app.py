@@ -127,7 +127,7 @@ class S3App:
         self,
         get_store: Callable[[], Store],
         config: S3Config,
-        rate_limit: Callable[[str], int] | None = None,
+        rate_limit: Callable[[str], Awaitable[int]] | None = None,
         rate_limit_name: str = "",
         presign_v2: PresignLimit = PresignLimit(),
     ):
@@ -200,7 +200,7 @@ class S3App:
             if bucket_name and is_anonymous(view):  # bucket names are global: AWS says 404 to anyone
                 ctx.lookup(ctx.store.get_bucket, bucket_name)
             ctx.identity = ctx.lookup(authenticate, view, ctx.store.accounts, time.time(), self.presign_v2)
-            ctx.check_rate(ctx.identity.access_key)
+            await ctx.check_rate(ctx.identity.access_key)
         handler = HANDLERS.get(route.op)
         if handler is None:
             raise S3Error(S3Code.NotImplemented, f"{route.op.value} is not implemented by pyblob.")
@@ -224,8 +224,8 @@ class S3App:
         if rule is not None:
             response.headers.update(cors.response_headers(rule, origin, preflight=False))
 
-    def _check_rate(self, access_key: str) -> None:
-        wait = self.rate_limit(access_key) if self.rate_limit is not None and access_key else 0
+    async def _check_rate(self, access_key: str) -> None:
+        wait = await self.rate_limit(access_key) if self.rate_limit is not None and access_key else 0
         if wait > 0:
             raise slow_down(wait, self.rate_limit_name)
 

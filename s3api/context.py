@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -23,6 +23,10 @@ from .router import Route
 from .xml import MAX_XML_BODY, parse, render
 
 T = TypeVar("T")
+
+
+async def _no_limit() -> None:
+    """The rate check of a context made without one: nothing is limited."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class S3Context:
     identity: Identity = field(default_factory=lambda: Identity("", ""))
     # Takes the per-access-key rate limit's token (SlowDown when none is left); a handler that
     # learns the signer itself (POST Object, signed in its form) calls it then.
-    check_rate: Callable[[str], None] = field(default=lambda access_key: None)
+    check_rate: Callable[[str], Awaitable[None]] = field(default=lambda access_key: _no_limit())
 
     @property
     def bucket(self) -> str:

@@ -173,7 +173,7 @@ async def authenticate(request: Request, store: Store) -> str:
     if user is None:
         raise ApiError(401, "missing or invalid bearer token", {"www-authenticate": "Bearer"})
     note_user(user)
-    check_user_rate(request, user)
+    await check_user_rate(request, user)
     return user
 
 

@@ -10,7 +10,7 @@ WebSocket endpoints can call `user_wait` and refuse the connection themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import HTTPConnection
 
@@ -18,7 +18,7 @@ from .errors import ApiError
 
 USER_LIMIT = "pyblob.user_rate_limit"
 USER_LIMIT_NAME = "pyblob.user_rate_limit_name"  # the setting behind it, named in the 429's detail
-UserLimit = Callable[[str], int]
+UserLimit = Callable[[str], Awaitable[int]]
 
 
 def rate_limited(retry_after: int, limit_name: str = "") -> ApiError:
@@ -28,14 +28,14 @@ def rate_limited(retry_after: int, limit_name: str = "") -> ApiError:
     return ApiError(429, detail, {"retry-after": str(retry_after), "cache-control": "no-store"})
 
 
-def user_wait(conn: HTTPConnection, user: str) -> int:
+async def user_wait(conn: HTTPConnection, user: str) -> int:
     """Whole seconds `user` must wait before this request may go on (one token taken when 0)."""
     limit: UserLimit | None = conn.scope.get(USER_LIMIT)
-    return limit(user) if limit is not None else 0
+    return await limit(user) if limit is not None else 0
 
 
-def check_user_rate(conn: HTTPConnection, user: str) -> None:
+async def check_user_rate(conn: HTTPConnection, user: str) -> None:
     """Raise the 429 `ApiError` when `user`'s bucket is empty."""
-    wait = user_wait(conn, user)
+    wait = await user_wait(conn, user)
     if wait > 0:
         raise rate_limited(wait, conn.scope.get(USER_LIMIT_NAME, ""))

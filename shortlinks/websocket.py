@@ -144,7 +144,7 @@ class Session:
             await self.fail(self.file.name, ApiError(400, "the next file began before all of this one came"))
         try:
             self.file = parse_header(text)
-            wait = user_wait(self.websocket, self.user)
+            wait = await user_wait(self.websocket, self.user)
             if wait > 0:
                 raise rate_limited(wait, self.websocket.scope.get(USER_LIMIT_NAME, ""))
             if self.file.size is not None:

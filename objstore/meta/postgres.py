@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .interface import MAX_KEY_BYTES, META, ReadTxn, Row, WriteTxn, record_schema
 
@@ -57,6 +57,16 @@ CREATE {unlogged} TABLE IF NOT EXISTS {rows} (
     PRIMARY KEY (tbl, key)
 )
 """
+
+
+def new_pool(
+    url: str, size: int, name: str, configure: Callable[[psycopg.Connection[Any]], None] | None = None
+) -> ConnectionPool[psycopg.Connection[Any]]:
+    """A pool of this process, not yet open, of connections in autocommit: transactions are begun
+    and ended explicitly."""
+    return ConnectionPool(
+        url, min_size=1, max_size=size, kwargs={"autocommit": True}, configure=configure, open=False, name=name
+    )
 
 
 class PgTxn:
@@ -183,14 +193,7 @@ class PostgresMetadataStore:
         if self._pool is None or self._pid != os.getpid():
             with self._open_lock:
                 if self._pool is None or self._pid != os.getpid():
-                    pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
-                        self.url,
-                        min_size=1,
-                        max_size=self.pool_size,
-                        kwargs={"autocommit": True},  # transactions are begun and ended explicitly
-                        open=False,
-                        name=self.pool_name,
-                    )
+                    pool = new_pool(self.url, self.pool_size, self.pool_name)
                     pool.open(wait=True, timeout=RETRY_FOR)
                     # The table before anyone else uses the pool: threads racing to the first
                     # transaction of a process wait on the lock, then find it made.
@@ -269,3 +272,127 @@ class PostgresVolatileStore(PostgresMetadataStore):
 
     def __init__(self, url: str, tables: tuple[str, ...], schema: int, pool_size: int = 4):
         super().__init__(url, tables, schema, pool_size)
+
+
+RATE_BUCKETS = "pyblob_rate_buckets"
+CREATE_RATE_BUCKETS = f"""
+CREATE UNLOGGED TABLE IF NOT EXISTS {RATE_BUCKETS} (
+    key bytea PRIMARY KEY,
+    tokens double precision NOT NULL,
+    updated double precision NOT NULL,
+    full_at double precision NOT NULL,
+    granted boolean NOT NULL
+) WITH (fillfactor = 70)
+"""
+# The bucket refilled to the database's clock (`excluded.updated`), capped at `burst`.
+_REFILLED = "least(%(burst)s, b.tokens + greatest(0, excluded.updated - b.updated) * %(rate)s)"
+_LEFT = f"CASE WHEN {_REFILLED} >= %(cost)s THEN {_REFILLED} - %(cost)s ELSE {_REFILLED} END"
+TAKE = f"""
+INSERT INTO {RATE_BUCKETS} AS b (key, tokens, updated, full_at, granted)
+SELECT %(key)s, %(fresh)s, t, t + %(fresh_full_in)s, %(burst)s >= %(cost)s
+FROM (SELECT extract(epoch FROM clock_timestamp())::float8 AS t) AS now
+ON CONFLICT (key) DO UPDATE SET
+    tokens = {_LEFT},
+    granted = {_REFILLED} >= %(cost)s,
+    updated = greatest(b.updated, excluded.updated),
+    full_at = greatest(b.updated, excluded.updated) + (%(burst)s - ({_LEFT})) / %(rate)s
+RETURNING tokens, granted
+"""
+SWEEP_FULL = f"DELETE FROM {RATE_BUCKETS} WHERE full_at <= extract(epoch FROM clock_timestamp())"
+EVICT_OLDEST = f"""
+DELETE FROM {RATE_BUCKETS} WHERE key IN (
+    SELECT key FROM {RATE_BUCKETS} ORDER BY updated
+    LIMIT greatest(0, (SELECT count(*) FROM {RATE_BUCKETS}) - %(max_rows)s))
+"""
+# What a take meets while the database is away, restarting or failing over (a standby is read-only).
+UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError, pgerrors.ReadOnlySqlTransaction, PoolTimeout)
+BUCKET_TIMEOUT = 2.0  # seconds a take waits for a connection or an answer before the caller stands in
+
+
+class PostgresTokenBuckets:
+    """Token buckets every node takes from, one row per key in an UNLOGGED table: a take is one
+    `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`, a single statement in its own transaction, so
+    takes of one key from any number of nodes queue on its row lock and none is lost or re-run
+    (no SERIALIZABLE transaction to conflict). The refill runs on the database's clock, one clock for
+    every node. No write-ahead log and no flush: a crash or a failover starts the buckets full.
+
+    Full rows are deleted every `sweep_every` takes of this process, and the table is kept under
+    `max_rows` by evicting the least recently updated rows then (a client evicted starts full again).
+    A take that cannot reach the database within `BUCKET_TIMEOUT` raises `ConnectionError`."""
+
+    def __init__(self, url: str, max_rows: int, sweep_every: int, pool_size: int = 4):
+        self.url = url
+        self.max_rows = max_rows
+        self.sweep_every = sweep_every
+        self.pool_size = pool_size
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._pid = 0
+        self._open_lock = threading.Lock()
+        self._takes = 0
+
+    @property
+    def pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        if self._pool is None or self._pid != os.getpid():
+            with self._open_lock:
+                if self._pool is None or self._pid != os.getpid():
+                    pool = new_pool(self.url, self.pool_size, "pyblob-rate-buckets", _configure_bucket_connection)
+                    try:
+                        pool.open(wait=True, timeout=BUCKET_TIMEOUT)
+                        with pool.connection() as conn, conn.transaction():
+                            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                            conn.execute(CREATE_RATE_BUCKETS)
+                    except BaseException:
+                        pool.close()  # its threads would go on trying to connect
+                        raise
+                    self._pool, self._pid = pool, os.getpid()
+        return self._pool
+
+    def take(self, key: str, rate: float, burst: float, cost: float = 1.0) -> float:
+        """0 when `cost` tokens were taken from `key`'s bucket, else the seconds until they are back."""
+        if rate <= 0:
+            raise ValueError("a shared bucket needs a refill rate above 0 (0 means no limit to the caller)")
+        fresh = burst - cost if burst >= cost else burst
+        params = {
+            "key": key.encode(),
+            "rate": rate,
+            "burst": burst,
+            "cost": cost,
+            "fresh": fresh,
+            "fresh_full_in": (burst - fresh) / rate,
+        }
+        try:
+            with self.pool.connection(timeout=BUCKET_TIMEOUT) as conn:
+                row = conn.execute(TAKE, params).fetchone()
+                self._takes += 1
+                if self._takes % self.sweep_every == 0:
+                    self._sweep(conn)
+        except UNREACHABLE as e:
+            raise ConnectionError(f"the rate buckets in PostgreSQL did not answer: {e}") from e
+        assert row is not None
+        tokens, granted = row
+        return 0.0 if granted else (cost - float(tokens)) / rate
+
+    def sweep(self) -> None:
+        """Delete the full rows, then the oldest ones past `max_rows`."""
+        with self.pool.connection(timeout=BUCKET_TIMEOUT) as conn:
+            self._sweep(conn)
+
+    def rows(self) -> int:
+        with self.pool.connection(timeout=BUCKET_TIMEOUT) as conn:
+            row = conn.execute(f"SELECT count(*) FROM {RATE_BUCKETS}").fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def _sweep(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(SWEEP_FULL)
+        conn.execute(EVICT_OLDEST, {"max_rows": self.max_rows})
+
+    def close(self) -> None:
+        if self._pool is not None and self._pid == os.getpid():
+            self._pool.close()
+        self._pool = None
+
+
+def _configure_bucket_connection(conn: psycopg.Connection[Any]) -> None:
+    """A take waits for no flush (the table has no log to flush) and never for long."""
+    conn.execute("SET synchronous_commit = off")
+    conn.execute(f"SET statement_timeout = {int(BUCKET_TIMEOUT * 1000)}")

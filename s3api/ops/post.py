@@ -198,7 +198,7 @@ async def authorize(ctx: S3Context, fields: dict[str, str]) -> policy.Policy:
     # The bucket is an input like the fields: a policy must name it ("Extra input fields: bucket").
     policy.check(doc, {**fields, "bucket": ctx.bucket}, ctx.bucket, time.time(), signed.exempt)
     ctx.identity = Identity(record.user, signed.access_key)
-    ctx.check_rate(signed.access_key)  # the form's signer spends a token, as any signed request
+    await ctx.check_rate(signed.access_key)  # the form's signer spends a token, as any signed request
     await ctx.owned_bucket()
     return doc
 
