@@ -4,7 +4,9 @@ uvicorn's h11 protocol refuses a head past 16 KiB, but its httptools one (the fa
 `uvicorn[standard]` picks) keeps appending the URL and header bytes until the head ends: one
 connection that never ends its head grows the worker's memory without limit, before any middleware
 (rate limits included) sees a request. This protocol counts the bytes of a head as they arrive and
-answers 431 once they pass `MAX_HEAD_BYTES`, as nginx and h11 do.
+answers 431 once they pass `MAX_HEAD_BYTES`, as nginx and h11 do. That count misses the read a head
+begins in (which may also hold the end of the request before it), so a head that comes in one read
+(up to 256 KiB) is measured again when it ends: its URL and the names and values of its headers.
 
 uvicorn writes a response's head and its body to the transport one after the other: two send()
 system calls and two TCP segments for a small response. `CoalescingTransport` holds the writes of
@@ -40,11 +42,16 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 connection_gauge: Any = None  # open connections, when the metrics are on (pyblob/metrics.py)
 
 
+class HeadTooLarge(Exception):
+    """A request's URL and headers, once its head has ended, are more than MAX_HEAD_BYTES."""
+
+
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.messages = 0
         self.head_bytes: int | None = None  # bytes of the current request's head; None: not in a head
+        self.head_refused = False
 
     def connection_made(self, transport: Any) -> None:
         self.coalescing = CoalescingTransport(transport, self.loop)
@@ -67,7 +74,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.head_bytes = None
+        if len(self.url) + sum(len(name) + len(value) for name, value in self.headers) > MAX_HEAD_BYTES:
+            self.head_refused = True
+            raise HeadTooLarge  # stops the parser; uvicorn then calls send_400_response, which answers 431
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if self.head_refused:
+            self.refuse_head()
+        else:
+            super().send_400_response(msg)
 
     def data_received(self, data: bytes) -> None:
         # Only pieces read wholly inside one head count: the piece that begins a head may end the

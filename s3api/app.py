@@ -23,6 +23,7 @@ from .auth import PresignLimit, RequestView, authenticate, is_anonymous, parse_q
 from .conditional import ConditionFailed, RangeNotSatisfiable
 from .context import S3Config, S3Context
 from .errors import S3Code, S3Error, from_conditional, from_store_error, slow_down
+from .http import check_header_section
 from .ops import attributes, bucket, copy, delete, get, listing, multipart, post, put
 from .ops import cors as cors_ops
 from .ops import lifecycle as lifecycle_ops
@@ -174,6 +175,7 @@ class S3App:
         return response
 
     async def _handle(self, request: Request, request_id: str) -> Response:
+        check_header_section(request.scope["headers"], request.scope.get("query_string", b""))
         raw_path = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1").split("?", 1)[0]
         query = parse_query(request.scope.get("query_string", b"").decode("latin-1"))
         headers = request_headers(request)

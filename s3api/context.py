@@ -71,13 +71,13 @@ class S3Context:
     def payload(self) -> Payload:
         return Payload(self.request, self.identity, self.headers)
 
-    async def read_xml(self, root: str, force_list: tuple[str, ...] = ()) -> dict[str, Any]:
-        """A small XML body (configurations, DeleteObjects): bounded, its Content-MD5 or
+    async def read_xml(self, root: str, force_list: tuple[str, ...] = (), limit: int = MAX_XML_BODY) -> dict[str, Any]:
+        """A small XML body (configurations, DeleteObjects): at most `limit` bytes, its Content-MD5 or
         x-amz-checksum-* verified, parsed with `force_list` elements always lists."""
         payload = self.payload()
-        raw = await payload.read_all(MAX_XML_BODY)
+        raw = await payload.read_all(limit)
         checksums.verify_small_body(self.headers, payload.trailers, raw)
-        return parse(raw, root, force_list=force_list)
+        return parse(raw, root, force_list=force_list, limit=limit)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Blocking engine work (writes, syncs, chunk reads, listings) off the event loop."""

@@ -87,6 +87,7 @@ class S3Code(Enum):
     )
     PreconditionFailed = Spec(412, "At least one of the pre-conditions you specified did not hold")
     QuotaExceeded = Spec(403, "The upload would exceed the owner's storage quota.")
+    RequestHeaderSectionTooLarge = Spec(400, "Your request header section exceeds the maximum allowed size.")
     RequestTimeTooSkewed = Spec(403)
     RequestTimeout = Spec(400)
     ServiceUnavailable = Spec(503)

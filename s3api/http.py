@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import email.header
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from objstore import ObjectRecord
@@ -25,7 +25,9 @@ OVERRIDES = {
     "response-content-disposition": "content-disposition",
     "response-content-encoding": "content-encoding",
 }
-MAX_USER_METADATA = 2048  # bytes of x-amz-meta-* names and values, as S3 limits them
+MAX_USER_METADATA = 2048  # bytes of x-amz-meta-* names (without the prefix) and values, as S3 counts them
+# AWS's bound on a request's headers and query string (its RequestHeaderSectionTooLarge's MaxSizeAllowed)
+MAX_HEADER_SECTION = 8192
 # How a body is read, S3 GET and /s/ alike: up to LOOP_READ_MAX on the event loop (an inline row, or
 # one chunk file: objects this small are one chunk), up to WHOLE_READ_MAX in one thread call, larger
 # ones streamed with a thread call per piece. A thread hand-off costs ~0.1 ms of CPU under load, more
@@ -59,6 +61,16 @@ def object_headers(record: ObjectRecord, checksum_mode: bool = False) -> dict[st
         h.update({f"x-amz-checksum-{alg.lower()}": value for alg, value in record.checksums.items()})
         h["x-amz-checksum-type"] = record.checksum_type
     return h
+
+
+def check_header_section(headers: Iterable[tuple[bytes, bytes]], query_string: bytes) -> None:
+    """400 RequestHeaderSectionTooLarge, as AWS answers, when the names and values of a request's
+    headers and its query string add up to more than MAX_HEADER_SECTION bytes ("The request header
+    and query parameters used to make the request exceed the maximum allowed size"). Clients made
+    for S3 never send more; pyblob's HTTP layer takes heads of up to 64 KiB for its other surfaces."""
+    size = len(query_string) + sum(len(name) + len(value) for name, value in headers)
+    if size > MAX_HEADER_SECTION:
+        raise S3Error(S3Code.RequestHeaderSectionTooLarge, MaxSizeAllowed=str(MAX_HEADER_SECTION))
 
 
 def request_attributes(headers: Mapping[str, str]) -> tuple[str, dict[str, str], dict[str, str]]:

@@ -4,7 +4,9 @@ https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-tagging.html (at mo
 https://docs.aws.amazon.com/AmazonS3/latest/userguide/CostAllocTagging.html (at most 50 per bucket):
 keys of 1-128 and values of 0-256 Unicode characters, keys unique, made of letters, digits, spaces
 and `+ - = . _ : / @`; the `aws:` prefix is AWS's own. The error messages and elements are the ones
-AWS was measured answering (InvalidTag with TagKey / TagValue; InvalidArgument for the header form).
+AWS was measured answering (InvalidTag with TagKey / TagValue; InvalidArgument for the header form);
+more than 10 tags on an object is 400 BadRequest in either form, not InvalidTag (boto/boto3#1213,
+hashicorp/terraform-provider-aws#19895).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ class TagRules:
     most: int
     too_many: str  # the message past `most`
     reserved: str  # the message for a key with the aws: prefix
+    bad_request_past_most: bool = False  # AWS's code past `most`: BadRequest (objects), else InvalidTag
 
 
-OBJECT = TagRules(10, "Object tags cannot be greater than 10", "Your TagKey cannot be prefixed with aws:")
+OBJECT = TagRules(10, "Object tags cannot be greater than 10", "Your TagKey cannot be prefixed with aws:", True)
 BUCKET = TagRules(50, "Bucket tag count cannot be greater than 50", "System tags cannot be added/updated by requester")
 MAX_TAGS = OBJECT.most
 
@@ -45,6 +48,8 @@ def allowed(text: str) -> bool:
 
 def validate(pairs: list[tuple[str, str]], rules: TagRules = OBJECT) -> dict[str, str]:
     if len(pairs) > rules.most:
+        if rules.bad_request_past_most:
+            raise S3Error(S3Code.BadRequest, rules.too_many)
         raise S3Error(S3Code.InvalidTag, rules.too_many)
     tags: dict[str, str] = {}
     for key, value in pairs:

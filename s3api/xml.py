@@ -10,7 +10,9 @@ import xmltodict
 from .errors import S3Code, S3Error
 
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
-MAX_XML_BODY = 1024 * 1024  # DeleteObjects with 1000 keys of 1024 bytes fits with room to spare
+# A configuration document (CORS, lifecycle, tagging, versioning). The two lists S3 bounds by count,
+# DeleteObjects and CompleteMultipartUpload, have bounds of their own, sized by that count.
+MAX_XML_BODY = 1024 * 1024
 # S3's deepest request document is 6 elements deep (LifecycleConfiguration/Rule/Filter/And/Tag/Key).
 # Deeper ones are refused: code that walks a parsed document recursively (repr, a validator) would
 # hit Python's recursion limit on a 1 MiB body of nested elements.
@@ -87,9 +89,9 @@ def _text(value: Any) -> str:
     return escape(_string(value))
 
 
-def parse(raw: bytes, root: str, force_list: tuple[str, ...] = ()) -> dict[str, Any]:
+def parse(raw: bytes, root: str, force_list: tuple[str, ...] = (), limit: int = MAX_XML_BODY) -> dict[str, Any]:
     """The children of `root`; MalformedXML for anything else. Repeated elements always lists."""
-    if len(raw) > MAX_XML_BODY:
+    if len(raw) > limit:
         raise S3Error(S3Code.MaxMessageLengthExceeded, "Your request was too big.")
     try:
         doc = xmltodict.parse(raw, force_list=force_list, process_namespaces=False, disable_entities=True)

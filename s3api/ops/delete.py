@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from objstore.conditions import ALWAYS, Precondition
 from objstore.errors import InvalidArgument, NoSuchKey, PreconditionFailed, StoreError
+from objstore.keys import MAX_KEY_BYTES
 from objstore.store import Deletion
 
 from .. import checksums
@@ -28,6 +29,9 @@ from ..errors import S3Code, S3Error, s3_code_of
 from .put import condition_errors, etag_value, not_implemented
 
 MAX_DELETE_KEYS = 1000
+# A Delete document of 1000 keys of 1024 bytes: escaped, a key byte takes up to 5 (`&amp;`, Go's
+# `&#34;`), and 1 KiB more per Object leaves room for its VersionId, ETag, elements and indentation.
+MAX_DELETE_BODY = MAX_DELETE_KEYS * (5 * MAX_KEY_BYTES + 1024)
 DIRECTORY_BUCKET_CONDITIONS = ("x-amz-if-match-last-modified-time", "x-amz-if-match-size")
 DIRECTORY_BUCKET_ELEMENTS = ("LastModifiedTime", "Size")
 VERSION_AND_CONDITION = "A conditional delete applies to the current version; it cannot name a version id."
@@ -125,7 +129,7 @@ async def handle_delete_objects(ctx: S3Context) -> Response:
         raise S3Error(
             S3Code.InvalidRequest, "Missing required header for this request: Content-MD5 or x-amz-checksum-*"
         )
-    doc = await ctx.read_xml("Delete", force_list=("Object",))
+    doc = await ctx.read_xml("Delete", force_list=("Object",), limit=MAX_DELETE_BODY)
     quiet = str(doc.get("Quiet", "false")).strip().lower() == "true"
     deleted, errors = [], []
     for key, version, etag in _requested_keys(doc):

@@ -112,12 +112,23 @@ def test_server_side_encryption_is_refused_not_ignored(s3_http: BaseClient, http
     assert failure(e) == (501, "NotImplemented")
 
 
-def test_xml_request_bodies_are_bounded(http_endpoint: Endpoint, error_bucket: str) -> None:
-    body = b"<Delete>" + b"<Object><Key>" + b"k" * (2 * 1024 * 1024) + b"</Key></Object></Delete>"
+@pytest.mark.parametrize(
+    ("method", "query", "body"),
+    [  # a configuration document takes 1 MiB; a Delete, sized for 1,000 keys of 1024 bytes, about 6 MiB
+        (
+            "PUT",
+            "tagging=",
+            b"<Tagging><TagSet><Tag><Key>" + b"k" * (2 << 20) + b"</Key><Value/></Tag></TagSet></Tagging>",
+        ),
+        ("POST", "delete=", b"<Delete><Object><Key>" + b"k" * (7 << 20) + b"</Key></Object></Delete>"),
+    ],
+    ids=["tagging", "delete"],
+)
+def test_xml_request_bodies_are_bounded(
+    http_endpoint: Endpoint, error_bucket: str, method: str, query: str, body: bytes
+) -> None:
     md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
-    response = send(
-        http_endpoint, "POST", f"/{error_bucket}", query="delete=", headers=[("Content-MD5", md5)], body=body
-    )
+    response = send(http_endpoint, method, f"/{error_bucket}", query=query, headers=[("Content-MD5", md5)], body=body)
     assert (response.status_code, error_of(response)["Code"]) == (400, "MaxMessageLengthExceeded")
 
 

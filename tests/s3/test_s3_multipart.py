@@ -303,15 +303,6 @@ def test_no_such_upload(s3_http: BaseClient, http_bucket: str) -> None:
     assert failure(e) == (404, "NoSuchUpload")
 
 
-@pytest.mark.parametrize("number", [0, 10001])
-def test_invalid_part_number(s3_http: BaseClient, http_bucket: str, number: int) -> None:
-    upload_id = create(s3_http, http_bucket, "k")
-    with pytest.raises(ClientError) as e:
-        s3_http.upload_part(Bucket=http_bucket, Key="k", UploadId=upload_id, PartNumber=number, Body=b"x")
-    assert failure(e) == (400, "InvalidArgument")
-    assert s3_http.list_parts(Bucket=http_bucket, Key="k", UploadId=upload_id).get("Parts", []) == []
-
-
 def test_parts_count_against_the_quota(http_endpoint: Endpoint) -> None:
     """carol has 1 MiB: pending parts count, a part past the quota is refused, abort gives it back."""
     carol = http_endpoint.client(http_endpoint.users["carol"])

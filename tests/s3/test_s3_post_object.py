@@ -219,7 +219,7 @@ def test_a_repeated_field_is_one_comma_separated_value(
             "<Tagging><TagSet>"
             + "".join(f"<Tag><Key>k{i}</Key><Value>v</Value></Tag>" for i in range(11))
             + "</TagSet></Tagging>",
-            "InvalidTag",
+            "BadRequest",
         ),
         ("<Tagging><TagSet><Tag><Key>" + "k" * 129 + "</Key><Value>v</Value></Tag></TagSet></Tagging>", "InvalidTag"),
     ],
