@@ -17,7 +17,7 @@ import secrets
 import string
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .config import StoreConfig
 from .errors import (
@@ -27,10 +27,12 @@ from .errors import (
     InvalidToken,
     NoSuchAccessKey,
     NoSuchUser,
+    SealingKeyError,
     UserAlreadyExists,
 )
 from .meta import MetadataStore, ReadTxn, WriteTxn, scan
 from .records import AccessKeyRecord, TokenRecord, UserRecord
+from .sealing import SecretSealer
 
 USERS, KEYS, TOKENS = "users", "keys", "tokens"
 # user name + NUL + 12 random bytes -> (bytes, objects) change: a commit's usage change as a row of
@@ -204,6 +206,54 @@ class Accounts:
         self.meta = meta
         self.config = config
         self.clock = clock
+        self.sealer = SecretSealer(config.sealing_key) if config.sealing_key is not None else None
+
+    # sealed secrets --------------------------------------------------------------------------
+    def seal_secrets(self) -> int:
+        """With a sealing key: seal every secret still stored as it is, and check that every sealed
+        one opens (SealingKeyError names the first that does not). Without one: refuse a store
+        whose secrets are sealed. How many were sealed now; run when the store opens."""
+        sealer = self.sealer
+
+        def check(r: ReadTxn) -> bool:
+            """Whether any secret is stored as it is (to seal)."""
+            plain = False
+            for _, raw in r.range(KEYS):
+                record = AccessKeyRecord.decode(raw)
+                if record.sealed and sealer is None:
+                    raise SealingKeyError(
+                        f"the S3 secret keys of this store are sealed (access key {record.access_key!r}): "
+                        "set PYBLOB_SEALING_KEY or PYBLOB_SEALING_KEY_FILE to the key they were sealed with"
+                    )
+                if record.sealed and sealer is not None:
+                    sealer.open(record.access_key, record.sealed)
+                plain = plain or not record.sealed
+            return plain
+
+        def seal(w: WriteTxn) -> int:
+            plain = [(k, AccessKeyRecord.decode(v)) for k, v in w.range(KEYS)]
+            plain = [(k, record) for k, record in plain if not record.sealed]
+            for key, record in plain:
+                w.put(KEYS, key, self._stored(record).encode())
+            return len(plain)
+
+        if not self.meta.read(check) or sealer is None:
+            return 0
+        return self.meta.transact(seal)
+
+    def _stored(self, record: AccessKeyRecord) -> AccessKeyRecord:
+        """The row of a key: its secret sealed when there is a sealing key."""
+        if self.sealer is None:
+            return record
+        return replace(record, secret_key="", sealed=self.sealer.seal(record.access_key, record.secret_key))
+
+    def _opened(self, record: AccessKeyRecord) -> AccessKeyRecord:
+        """A key as read, its secret opened."""
+        if not record.sealed:
+            return record
+        if self.sealer is None:
+            raise SealingKeyError(f"the secret of access key {record.access_key!r} is sealed and no sealing key is set")
+        return replace(record, secret_key=self.sealer.open(record.access_key, record.sealed), sealed="")
 
     # users -----------------------------------------------------------------------------------
     def create_user(self, name: str, quota: int | None = None, max_object_size: int | None = None) -> UserRecord:
@@ -230,7 +280,7 @@ class Accounts:
             if only_if_no_users and _any_user(w):
                 return None
             user = self._add_user(w, name, quota, max_object_size)
-            _put_key(w, key)
+            _put_key(w, self._stored(key))
             self._put_token(w, name, token)
             return user, key, token
 
@@ -281,7 +331,7 @@ class Accounts:
 
         def add(w: WriteTxn) -> AccessKeyRecord:
             require_user(w, user)
-            _put_key(w, record)
+            _put_key(w, self._stored(record))
             return record
 
         return self.meta.transact(add)
@@ -297,7 +347,7 @@ class Accounts:
 
     def list_keys(self, user: str | None = None) -> list[AccessKeyRecord]:
         keys = self.meta.read(lambda r: [AccessKeyRecord.decode(v) for _, v in r.range(KEYS)])
-        return [k for k in keys if user is None or k.user == user]
+        return [self._opened(k) for k in keys if user is None or k.user == user]
 
     def revoke_key(self, access_key: str) -> None:
         def revoke(w: WriteTxn) -> None:
@@ -310,7 +360,7 @@ class Accounts:
         """The active key with this id, read fresh (the caller compares secrets)."""
         raw = self.meta.read(lambda r: r.get(KEYS, access_key.encode()))
         record = AccessKeyRecord.decode(raw) if raw is not None else None
-        return record if record is not None and record.active else None
+        return self._opened(record) if record is not None and record.active else None
 
     # API tokens ------------------------------------------------------------------------------
     def create_token(self, user: str) -> str:

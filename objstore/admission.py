@@ -2,10 +2,11 @@
 
 Every upload path asks it, in two steps:
 
-- `Admission.room`, before the first byte: the per-object limit, S3's ceiling for one request and
-  the quota, less what uploads in flight (any worker) have reserved; it reserves the declared size
-  (`size_hint`) so ten concurrent uploads by a user with room for one are refused at once, not at
-  their commits. It returns the `SizeLimits` the stream is checked against as its bytes arrive.
+- `Admission.room`, before the first byte: the free space kept on the data dir's disk for deletes
+  (`diskspace.py`), the per-object limit, S3's ceiling for one request and the quota, less what
+  uploads in flight (any worker) have reserved; it reserves the declared size (`size_hint`) so ten
+  concurrent uploads by a user with room for one are refused at once, not at their commits. It
+  returns the `SizeLimits` the stream is checked against as its bytes arrive.
 - `admit`, inside the transaction that keeps the bytes: the exact check on the owner's row, with
   what the write frees (the versions it replaces, the part it overwrites, a resumable upload's
   charge). Reservations decide early; `admit` decides for sure.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import accounts, leases, reservations
@@ -58,10 +60,17 @@ def admit(
 class Admission:
     """Reservations of quota for uploads in flight, and the limits a stream is checked against."""
 
-    def __init__(self, meta: MetadataStore, volatile: MetadataStore, lease: leases.LeaseKeeper | None = None):
+    def __init__(
+        self,
+        meta: MetadataStore,
+        volatile: MetadataStore,
+        lease: leases.LeaseKeeper | None = None,
+        disk_floor: Callable[[], None] | None = None,
+    ):
         self.meta = meta
         self.volatile = volatile
         self.lease = lease or leases.LeaseKeeper(volatile, shared=False)
+        self.disk_floor = disk_floor  # StorageFull when the data dir's disk is down to its floor
 
     def room(
         self,
@@ -78,8 +87,11 @@ class Admission:
         `replacing` bytes (what it overwrites) are freed when it commits; `already` bytes of the same
         object are stored elsewhere (other parts of a multipart upload) and count against the
         per-object limit; `ceiling` is the server's limit for one request. EntityTooLarge /
-        QuotaExceeded when the declared size cannot fit. Give the reservation back with `release`.
+        QuotaExceeded when the declared size cannot fit, StorageFull when the disk is down to the free
+        space kept for deletes (`diskspace.py`). Give the reservation back with `release`.
         """
+        if self.disk_floor is not None:
+            self.disk_floor()
         user = self._user(owner)
         max_object = max(0, user.max_object_size - already) if user.max_object_size else None
         found = SizeLimits(max_object, None, user, already, ceiling, what, ceiling_name)

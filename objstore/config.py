@@ -49,8 +49,12 @@ class StoreConfig:
     upload_max_age_seconds: float = 7 * 86400.0
     # fsync files and directories before acknowledging a write; LMDB commits are synced too.
     durable: bool = True
-    # Room the LMDB map may grow to (sparse file: costs nothing until used).
+    # Room the LMDB map starts with (sparse file: costs nothing until used). A full map grows on its own,
+    # doubling, up to `map_max_size` (0: as far as the machine can map it).
     map_size: int = 1 * TiB
+    map_max_size: int = 0
+    # Uploads are refused while the data dir's disk has less than this free, so deletes still commit (0: none).
+    min_free_bytes: int = 0
     # Defaults for new users (0 = unlimited).
     default_quota: int = 0
     default_max_object_size: int = 0
@@ -59,6 +63,8 @@ class StoreConfig:
     # Short links: id length (31-letter alphabet) and how long a link may go undownloaded.
     link_id_length: int = 8
     link_idle_seconds: float = 90 * 86400.0
+    # 32 bytes that seal the S3 secret keys at rest (sealing.py); None: they are stored as they are.
+    sealing_key: bytes | None = field(default=None, repr=False)
     # Where the metadata lives: "lmdb:" (the data dir's meta/) or a PostgreSQL URL shared by nodes.
     metadata_url: str = "lmdb:"
     # Where the chunks live: None for the data dir's chunks/, else an S3-compatible bucket shared by nodes.

@@ -4,6 +4,12 @@ Each layer raises its own errors and only the edge translates them: these carry 
 The class names follow S3's error codes where an S3 code exists, so the S3 layer can map them by name.
 """
 
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class StoreError(Exception):
     """Base class of every error the storage engine raises on purpose."""
@@ -138,6 +144,14 @@ class ChunkStoreUnavailable(StoreError):
     code = "ServiceUnavailable"
 
 
+class SealingKeyError(StoreError):
+    """The secrets' sealing key is missing, malformed, or not the one the secrets were sealed with:
+    refused as the store opens; a node of a cluster set up with another key meets it on a request,
+    the server's fault (500)."""
+
+    code = "InternalError"
+
+
 class ChunkStoreClaimed(StoreError):
     """The chunk store holds another store's chunks (`identity.claim_chunks`): refused at startup."""
 
@@ -188,3 +202,53 @@ class LinkExpired(StoreError):
     """A short link past its expiry time or out of downloads."""
 
     code = "LinkExpired"
+
+
+class StorageFull(StoreError):
+    """The server has no room for what is being written: nothing of it was kept, and deleting frees room.
+
+    Raised for a filesystem that says ENOSPC or EDQUOT (`disk_full_errors`), for free space down to the
+    floor uploads leave for deletes (`diskspace.py`), and for a metadata map that cannot grow
+    (`MetadataMapFull`). The message says which; the edges answer 507 Insufficient Storage (RFC 4918),
+    as MinIO answers its XMinioStorageFull.
+    """
+
+    code = "StorageFull"
+
+    NO_SPACE = "The server's storage is full: no space left on its disk. Delete objects to make room."
+    NO_QUOTA = (
+        "The server's storage is full: the disk quota of its data directory is used up. Delete objects to make room."
+    )
+    FLOOR = (
+        "The server's storage is full: its disk is down to the space kept free for deletes. "
+        "Delete objects to make room."
+    )
+
+
+class MetadataMapFull(StorageFull):
+    """The LMDB metadata map is full and may not grow further (its cap) or could not (the mapping failed)."""
+
+    MAP = (
+        "The server's storage is full: its metadata map (LMDB) is full and cannot grow further. "
+        "Delete objects to make room."
+    )
+
+
+# What a filesystem answers when it has no room for a write: out of space, or the owner's disk quota.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def storage_full(code: int) -> StorageFull:
+    """The StorageFull of a write refused with `code` (one of DISK_FULL_ERRNOS)."""
+    return StorageFull(StorageFull.NO_QUOTA if code == errno.EDQUOT else StorageFull.NO_SPACE)
+
+
+@contextmanager
+def disk_full_errors() -> Iterator[None]:
+    """An OSError that says the disk is full becomes StorageFull (chained); any other passes as it is."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in DISK_FULL_ERRNOS:
+            raise storage_full(e.errno) from e
+        raise

@@ -73,10 +73,11 @@ class UserRecord(Record):
 @dataclass
 class AccessKeyRecord(Record):
     access_key: str
-    secret_key: str  # SigV4 needs the secret itself, so it is kept (the data dir is 0700)
+    secret_key: str  # SigV4 needs the secret itself: kept as it is without a sealing key ("" when sealed)
     user: str
     created: float
     active: bool = True
+    sealed: str = ""  # the secret sealed with the store's sealing key (sealing.py)
 
 
 @dataclass

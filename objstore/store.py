@@ -34,6 +34,7 @@ from .chunks import ChunkStore, FileRegion
 from .chunks.localdir import LocalChunkStore
 from .conditions import ALWAYS, Precondition
 from .config import StoreConfig
+from .diskspace import DiskFloor
 from .errors import BucketNotEmpty, InvalidArgument
 from .identity import claim_chunks, store_id
 from .inflight import Intents
@@ -89,11 +90,13 @@ class StorageTotals:
         return self.logical_bytes / self.physical_bytes if self.physical_bytes else 1.0
 
 
-def open_metadata(root: Path, config: StoreConfig) -> MetadataStore:
-    """The metadata store `config.metadata_url` names: LMDB in the data dir, or PostgreSQL."""
+def open_metadata(root: Path, config: StoreConfig, on_disk_full: Callable[[], None] | None = None) -> MetadataStore:
+    """The metadata store `config.metadata_url` names: LMDB in the data dir (calling `on_disk_full`
+    when a commit finds the disk full), or PostgreSQL."""
     url = config.metadata_url
     if url in ("", "lmdb:"):
-        return LmdbMetadataStore(root / "meta", TABLES, config.map_size, config.durable, SCHEMA_VERSION)
+        size, cap = config.map_size, config.map_max_size
+        return LmdbMetadataStore(root / "meta", TABLES, size, config.durable, SCHEMA_VERSION, cap, on_disk_full)
     if url.startswith(("postgresql://", "postgres://")):
         from .meta.postgres import PostgresMetadataStore  # psycopg is loaded only by stores that use it
 
@@ -112,10 +115,11 @@ def open_shared_volatile(config: StoreConfig) -> MetadataStore | None:
     return PostgresVolatileStore(url, VOLATILE_TABLES, SCHEMA_VERSION)
 
 
-def open_chunks(root: Path, config: StoreConfig) -> ChunkStore:
-    """The chunk store `config.chunk_store` names: the data dir's chunks/, or an S3 bucket."""
+def open_chunks(root: Path, config: StoreConfig, floor: DiskFloor | None = None) -> ChunkStore:
+    """The chunk store `config.chunk_store` names: the data dir's chunks/ (writing no chunk under the
+    `floor` of free space), or an S3 bucket."""
     if config.chunk_store is None:
-        return LocalChunkStore(root, config.durable)
+        return LocalChunkStore(root, config.durable, floor.check if floor is not None else None)
     from .chunks.s3 import S3ChunkStore  # boto3 is loaded only by stores that use it
 
     return S3ChunkStore(config.chunk_store)
@@ -142,16 +146,19 @@ class Store:
         self.config = config = config or StoreConfig()
         self.clock = clock
         now = self.now
-        self.meta = meta = open_metadata(self.root, config)
-        self.volatile = LmdbVolatileStore(self.root / "state", (*VOLATILE_TABLES, *volatile_tables))
+        floor = DiskFloor(self.root, config.min_free_bytes)  # room kept for deletes on a full disk
+        floor.keep_reserve()
+        self.meta = meta = open_metadata(self.root, config, floor.release)
+        self.volatile = LmdbVolatileStore(self.root / "state", (*VOLATILE_TABLES, *volatile_tables), floor.release)
         self.shared_volatile = open_shared_volatile(config)
-        self.chunks = chunks = open_chunks(self.root, config)
+        self.chunks = chunks = open_chunks(self.root, config, floor)
         self.id = store_id(meta)
         claim_chunks(chunks, self.id)
         self.accounts = Accounts(meta, config, now)
+        self.accounts.seal_secrets()
         shared = self.shared_volatile or self.volatile  # what every node's writers see
         lease = LeaseKeeper(shared, shared=self.shared_volatile is not None)
-        self.admission = Admission(meta, shared, lease)
+        self.admission = Admission(meta, shared, lease, floor.before_upload)
         self.intents = Intents(shared, lease)
         self.objects = Objects(meta, chunks, config, now, self.admission, self.intents)
         self.multipart = Multipart(meta, chunks, config, now, self.admission, self.objects)

@@ -6,6 +6,7 @@ exit code 2, like click's own usage errors; anything else is a bug and keeps its
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -15,6 +16,8 @@ from objstore.errors import StoreError
 
 from .commands import accounts, doctor, imports, maintenance, migrate, serve, stats, tokens
 from .settings import ENV_PREFIX
+
+OWNER_ONLY = 0o077  # the umask: no permission for the group or others
 
 
 class Failure(click.ClickException):
@@ -52,6 +55,7 @@ def cli() -> None:
     Every command reads its settings from PYBLOB_* environment variables and a .env file;
     admin commands are safe to run while a server uses the same data dir.
     """
+    os.umask(OWNER_ONLY)  # what any command creates (data dir, metadata, chunks, logs) is the owner's alone
 
 
 for command in (

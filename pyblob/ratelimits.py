@@ -36,6 +36,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketClose
 
+from objstore.errors import StorageFull
 from s3api.app import error_response, has_body
 from s3api.errors import S3Error, slow_down
 from s3api.requestinfo import request_id
@@ -103,10 +104,13 @@ class RateLimiter:
         if limit is None or limit.rate <= 0:
             return 0
         buckets = self.get_buckets()
-        if buckets.blocking:
-            wait = await run_sync(buckets.take, key, limit.rate, limit.burst, limiter=self.threads)
-        else:
-            wait = buckets.take(key, limit.rate, limit.burst)
+        try:
+            if buckets.blocking:
+                wait = await run_sync(buckets.take, key, limit.rate, limit.burst, limiter=self.threads)
+            else:
+                wait = buckets.take(key, limit.rate, limit.burst)
+        except StorageFull:  # the state's disk is full: reads and deletes must go on, unlimited meanwhile
+            return 0
         return retry_after(wait) if wait > 0 else 0
 
 

@@ -17,6 +17,8 @@ from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from objstore import S3ChunkSettings, StoreConfig
+from objstore.errors import SealingKeyError
+from objstore.sealing import parse_sealing_key
 from objstore.sizes import format_size, parse_size
 
 __all__ = [
@@ -71,6 +73,14 @@ class Settings(BaseSettings):
     )
     chunk_store_secret_key: str | None = Field(
         default=None, description="Secret key for the chunk store (with the access key); never logged."
+    )
+    sealing_key_file: Path | None = Field(
+        default=None,
+        description="File holding the key that seals the S3 secret keys at rest (32 bytes in base64, "
+        "`openssl rand -base64 32`), outside the data dir; see Secrets at rest. Unset: stored as they are.",
+    )
+    sealing_key: str | None = Field(
+        default=None, description="The sealing key itself, instead of a file (base64); never logged."
     )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port the HTTP server listens on.")
@@ -238,6 +248,23 @@ class Settings(BaseSettings):
         "empty: both are ignored, from loopback too.",
     )
     durable: bool = Field(default=True, description="fsync data and metadata before acknowledging writes.")
+    min_free_bytes: Size = Field(
+        default=64 * 1024 * 1024,
+        description="Uploads are refused (507 `StorageFull`) while the data dir's disk has less than this free, so "
+        "that deletes, which need a little room to commit, still work on a full disk; the data dir also keeps a "
+        "1 MiB `reserve` file, freed for them if something else fills the disk (0: neither, uploads may fill it "
+        "to the last byte). Deleting objects frees room once `pyblob gc` has removed their chunks.",
+    )
+    lmdb_map_size: Size = Field(
+        default=1024**4,
+        description="Size the LMDB metadata map starts with (address space, not disk: the file grows as it is used). "
+        "A full map grows on its own, doubling, up to `PYBLOB_LMDB_MAP_MAX_SIZE`.",
+    )
+    lmdb_map_max_size: Size = Field(
+        default=0,
+        description="Largest the LMDB metadata map may grow to; once it is full, writes are refused with 507 "
+        "`StorageFull` (0: it grows as long as the machine can map it).",
+    )
     access_log: bool = Field(
         default=True,
         description=(
@@ -265,6 +292,8 @@ class Settings(BaseSettings):
             raise ValueError("set both PYBLOB_ADMIN_ACCESS_KEY and PYBLOB_ADMIN_SECRET_KEY, or neither")
         if (self.chunk_store_access_key is None) != (self.chunk_store_secret_key is None):
             raise ValueError("set both PYBLOB_CHUNK_STORE_ACCESS_KEY and PYBLOB_CHUNK_STORE_SECRET_KEY, or neither")
+        if self.sealing_key is not None and self.sealing_key_file is not None:
+            raise ValueError("set PYBLOB_SEALING_KEY or PYBLOB_SEALING_KEY_FILE, not both")
         if self.tls_keyfile is not None and self.tls_certfile is None:
             raise ValueError("PYBLOB_TLS_KEYFILE needs PYBLOB_TLS_CERTFILE")
         proxy_networks(self.trusted_proxies)
@@ -312,14 +341,35 @@ def store_config(settings: Settings) -> StoreConfig:
         gc_grace_seconds=settings.gc_grace_seconds,
         upload_max_age_seconds=settings.upload_max_age_seconds,
         durable=settings.durable,
+        min_free_bytes=settings.min_free_bytes,
+        map_size=settings.lmdb_map_size,
+        map_max_size=settings.lmdb_map_max_size,
         default_quota=settings.default_quota,
         default_max_object_size=settings.max_object_size,
         upload_max_file_size=settings.upload_max_file_size,
         link_id_length=settings.link_id_length,
         link_idle_seconds=settings.link_idle_days * 86400.0,
+        sealing_key=sealing_key(settings),
         metadata_url=settings.metadata_url,
         chunk_store=_chunk_store(settings),
     )
+
+
+def sealing_key(settings: Settings) -> bytes | None:
+    """The key that seals the S3 secret keys, from PYBLOB_SEALING_KEY or the file PYBLOB_SEALING_KEY_FILE
+    names; a file inside the data dir is refused: a key kept beside what it seals protects nothing."""
+    if settings.sealing_key is not None:
+        return parse_sealing_key(settings.sealing_key, "PYBLOB_SEALING_KEY")
+    path = settings.sealing_key_file
+    if path is None:
+        return None
+    if path.resolve().is_relative_to(settings.data_dir.resolve()):
+        raise SealingKeyError(f"PYBLOB_SEALING_KEY_FILE: {path} is inside the data dir; keep the key elsewhere")
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SealingKeyError(f"PYBLOB_SEALING_KEY_FILE: cannot read {path}: {e.strerror}") from None
+    return parse_sealing_key(text, f"PYBLOB_SEALING_KEY_FILE ({path})")
 
 
 def _chunk_store(settings: Settings) -> S3ChunkSettings | None:

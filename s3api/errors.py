@@ -1,10 +1,13 @@
 """S3 errors: one registry of codes (HTTP status, AWS's message), one exception, one XML rendering,
 and the S3 error of each engine error.
 
-Codes are AWS's (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html), plus
-`QuotaExceeded` (403), pyblob's own, for uploads past the owner's quota. A code is an `S3Code`
-member, never a free string: a misspelt one is an AttributeError where it is written (mypy and
-tests/s3api/test_s3api_errors.py find it before a request does), so no code falls back to a 500.
+Codes are AWS's (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html), plus two of
+pyblob's own: `QuotaExceeded` (403) for uploads past the owner's quota, and `StorageFull` (507
+Insufficient Storage, RFC 4918) for writes the server's disk or metadata map has no room for, as
+MinIO answers `XMinioStorageFull` with 507 (AWS has no such code: its storage does not fill up).
+A code is an `S3Code` member, never a free string: a misspelt one is an AttributeError where it is
+written (mypy and tests/s3api/test_s3api_errors.py find it before a request does), so no code falls
+back to a 500.
 
 The engine's errors carry a `code` and no HTTP (objstore/errors.py). Most codes are S3's own; the
 others are in `ENGINE_CODES`, each answered as a deliberate S3 code; the test walks every engine
@@ -93,6 +96,7 @@ class S3Code(Enum):
     ServiceUnavailable = Spec(503)
     SignatureDoesNotMatch = Spec(403, "The request signature we calculated does not match the signature you provided.")
     SlowDown = Spec(503, "Please reduce your request rate.")
+    StorageFull = Spec(507, "The server's storage is full. Delete objects to make room.")
     XAmzContentSHA256Mismatch = Spec(400)
 
     @property

@@ -48,6 +48,7 @@ STATUS = {
     "EntityTooSmall": 400,
     "BadDigest": 400,
     "ServiceUnavailable": 503,  # a chunk collected while the upload ran, or the chunk store failed: retry
+    "StorageFull": 507,  # the server's disk or metadata map has no room: deleting makes some
     "InternalError": 500,  # an unreadable record, or a failure with no better name: the server's fault
 }
 DETAIL = {
@@ -60,6 +61,8 @@ DETAIL = {
     "NoSuchUpload": "upload not found",
     "ServiceUnavailable": "the storage could not complete this just now; please retry",
 }
+# Server-side failures whose engine message is the detail: it says what happened, and what frees room.
+OWN_WORDS = {"StorageFull"}
 
 
 class ApiError(Exception):
@@ -79,7 +82,8 @@ def from_store(exc: StoreError) -> ApiError:
     if status is None:
         log.error("engine error code %r has no status", exc.code)
         status = 500
-    detail = DETAIL.get(exc.code) or (str(exc) if status < 500 else "internal error")
+    shown = status < 500 or exc.code in OWN_WORDS
+    detail = DETAIL.get(exc.code) or (str(exc) if shown else "internal error")
     challenge = {"www-authenticate": "Bearer"} if status == 401 else None
     return ApiError(status, detail, challenge, code=exc.code)
 

@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from processes import RunPyblob, Server, StartServer, clean_env, free_port, wait_healthy
+from processes import (
+    RunPyblob,
+    Server,
+    StartServer,
+    assert_no_secret_logged,
+    clean_env,
+    free_port,
+    printed_secrets,
+    wait_healthy,
+)
 
 
 @pytest.fixture
@@ -19,7 +28,13 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def run_pyblob(tmp_path: Path, data_dir: Path) -> RunPyblob:
+def created_secrets() -> set[str]:
+    """Secret keys and tokens the test's `pyblob` commands printed, for the log check of `start_server`."""
+    return set()
+
+
+@pytest.fixture
+def run_pyblob(tmp_path: Path, data_dir: Path, created_secrets: set[str]) -> RunPyblob:
     """`run_pyblob("user", "add", "bob", env={...})`: `python -m pyblob ... --data-dir <data_dir>`."""
 
     def run(
@@ -29,7 +44,7 @@ def run_pyblob(tmp_path: Path, data_dir: Path) -> RunPyblob:
         if with_data_dir:
             argv += ["--data-dir", str(data_dir)]
         # check=False: the tests assert on exit codes themselves, failures included.
-        return subprocess.run(
+        result = subprocess.run(
             argv,
             check=False,
             cwd=tmp_path,
@@ -39,13 +54,16 @@ def run_pyblob(tmp_path: Path, data_dir: Path) -> RunPyblob:
             timeout=60,
             stdin=subprocess.DEVNULL,
         )
+        created_secrets.update(printed_secrets(result.stdout))
+        return result
 
     return run
 
 
 @pytest.fixture
-def start_server(tmp_path: Path, data_dir: Path) -> Iterator[StartServer]:
-    """Starts `pyblob serve` processes on the test's data dir; stops every one at the end."""
+def start_server(tmp_path: Path, data_dir: Path, created_secrets: set[str]) -> Iterator[StartServer]:
+    """Starts `pyblob serve` processes on the test's data dir; stops every one at the end, then checks
+    that no log line of theirs holds a secret key or token the test's commands or servers made."""
     servers: list[Server] = []
 
     def start(*args: str, env: dict[str, str] | None = None) -> Server:
@@ -72,6 +90,7 @@ def start_server(tmp_path: Path, data_dir: Path) -> Iterator[StartServer]:
     yield start
     for server in servers:
         server.stop()
+    assert_no_secret_logged(servers, created_secrets)
 
 
 @pytest.fixture

@@ -6,7 +6,9 @@ temporary directory, so no `.env` file of the checkout leaks into a test.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -181,3 +183,32 @@ def cluster_script(
         env=env,
         stdin=subprocess.DEVNULL,
     )
+
+
+SECRET_FIELDS = ("secret_key", "token")
+BANNER_SECRET = re.compile(r"^\s+(?:secret key|API token):\s+(\S+)$", re.MULTILINE)
+
+
+def printed_secrets(stdout: str) -> set[str]:
+    """The secret keys and tokens in a `pyblob ... --json` command's output."""
+    try:
+        printed = json.loads(stdout)
+    except ValueError:
+        return set()
+    found = set()
+    for item in printed if isinstance(printed, list) else [printed]:
+        if isinstance(item, dict):
+            found |= {str(item[f]) for f in SECRET_FIELDS if isinstance(item.get(f), str) and len(item[f]) >= 8}
+    return found
+
+
+def assert_no_secret_logged(servers: list[Server], created: set[str]) -> None:
+    """No line a server logged holds a secret key or token: neither those the test's commands made nor
+    those a first start made and showed once in its banner (the one place a secret is printed)."""
+    secrets = set(created)
+    for server in servers:
+        secrets |= {s for s in BANNER_SECRET.findall(server.stdout) if not s.startswith("(")}
+    for server in servers:
+        logged = BANNER_SECRET.sub("", server.stdout) + server.stderr
+        leaked = sorted(s[:6] + "..." for s in secrets if s in logged)
+        assert not leaked, f"secrets logged by the server in {server.log_dir}: {leaked}"

@@ -9,6 +9,10 @@ an fsync of every file and every touched directory (`durability.py`).
 
 A file's ctime is when its bytes were last written: rename refreshes it, so a chunk published again
 over an identical file counts as new, and `delete` leaves it alone.
+
+A full disk (ENOSPC, EDQUOT) is StorageFull, and so is a chunk that would take the disk under the
+floor of free space kept for deletes (`room`, see objstore/diskspace.py); either way the batch's
+staging dir goes with it on close, so a refused upload leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..durability import fsync_dir, fsync_path, syncfs
+from ..errors import disk_full_errors
 from .interface import FileRegion, StoredChunk
 
 READ_BLOCK = 256 * 1024
@@ -36,11 +41,12 @@ class LocalChunkStore:
 
     uploads_before_publish = False
 
-    def __init__(self, root: Path, durable: bool = True):
+    def __init__(self, root: Path, durable: bool = True, room: Callable[[int], None] | None = None):
         self.root = root
         self.chunks = root / CHUNK_DIR
         self.tmp = root / STAGING_DIR
         self.durable = durable
+        self.room = room  # raises StorageFull when a chunk of that many bytes would not leave the floor free
         self._chunks_prefix = f"{self.chunks}{os.sep}"
         for d in (self.chunks, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
@@ -205,13 +211,19 @@ class Staging:
     def __init__(self, store: LocalChunkStore):
         self.store = store
         self.dir = store.tmp / secrets.token_hex(12)
-        self.dir.mkdir()
-        # The lock file appears under its real name already locked, so cleanup never sees it free.
-        self._lock_fd = os.open(self.dir / ".lock.new", os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        os.rename(self.dir / ".lock.new", self.dir / ".lock")
         self.staged: dict[bytes, Path] = {}
         self.published: set[bytes] = set()
+        self._lock_fd = -1
+        with disk_full_errors():
+            self.dir.mkdir()
+            try:
+                # The lock file appears under its real name already locked, so cleanup never sees it free.
+                self._lock_fd = os.open(self.dir / ".lock.new", os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+                os.rename(self.dir / ".lock.new", self.dir / ".lock")
+            except BaseException:
+                self._remove()
+                raise
 
     def holds(self, digest: bytes) -> bool:
         return digest in self.staged or digest in self.published
@@ -220,26 +232,30 @@ class Staging:
         """Write a chunk to the staging dir (once per distinct digest); `publish` makes it durable."""
         if digest in self.staged:
             return
+        if self.store.room is not None:
+            self.store.room(len(data))
         path = self.dir / digest.hex()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        with disk_full_errors():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
         self.staged[digest] = path
 
     def publish(self) -> None:
         """Staged data durable, renamed into place, renames durable. Before the metadata commit."""
         if not self.staged:
             return
-        self.store._sync_files(self.staged.values())
-        touched: set[Path] = set()
-        for digest, path in self.staged.items():
-            touched |= self.store._install(path, digest)
-        self.store._sync_dirs(touched)
-        self.published |= self.staged.keys()
+        with disk_full_errors():
+            self.store._sync_files(self.staged.values())
+            touched: set[Path] = set()
+            for digest, path in self.staged.items():
+                touched |= self.store._install(path, digest)
+                self.published.add(digest)  # in place: readable by others from now on
+            self.store._sync_dirs(touched)
         self.staged.clear()
 
     def exposed(self) -> set[bytes]:
@@ -247,7 +263,12 @@ class Staging:
 
     def close(self) -> None:
         if self._lock_fd >= 0:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            self._remove()
+
+    def _remove(self) -> None:
+        """The staging dir and what it holds gone (the space of a failed write with it), the lock dropped."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
 

@@ -11,10 +11,19 @@ a fork.
 Two kinds share the code: `LmdbMetadataStore` (the data dir's `meta/`, synced commits, a schema
 version) and `LmdbVolatileStore` (`state/`, shared by the workers but never synced: nothing in it
 must survive a crash; see the class).
+
+A full disk and a full map are the engine's StorageFull (507 at the edges), never a bare LMDB error:
+a commit that meets ENOSPC or EDQUOT stores nothing, calls `on_disk_full` (which frees the data dir's
+reserve, objstore/diskspace.py) and runs once more, then raises StorageFull; a map that fills
+(MDB_MAP_FULL) grows on its own, doubling up to its cap (`max_map_size`, 0: as far as the machine can
+map it), and the transaction runs again; at the cap it raises MetadataMapFull. Resizing needs the
+process to have no transaction open (`gate.py`); a process whose map another one grew adopts the new
+size when LMDB says so (MDB_MAP_RESIZED) and runs its transaction again.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import threading
@@ -24,9 +33,12 @@ from typing import Any, TypeVar
 
 import lmdb
 
+from ..errors import DISK_FULL_ERRNOS, MetadataMapFull, storage_full
+from .gate import Gate
 from .interface import MAX_KEY_BYTES, META, ReadTxn, Row, WriteTxn, record_schema
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 class _Process:
@@ -42,6 +54,9 @@ class _Process:
 os.register_at_fork(after_in_child=_Process.forked)
 Tables = dict[str, Any]  # table name -> lmdb database handle
 _UNREADABLE = (lmdb.InvalidError, lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.VersionMismatchError)
+RESIZE_WAIT = 10.0  # seconds a resize waits for this process's transactions to end (gate.py)
+MAX_RESIZES = 16  # per transaction: each doubles the map (or adopts another process's size)
+SHORT_WRITE_ROOM = 1 << 20  # free bytes under which LMDB's EIO is a disk that filled up (`_disk_filled`)
 
 
 class LmdbTxn:
@@ -97,6 +112,10 @@ class LmdbTxn:
         self.after.append(fn)
 
 
+def _copy(env: lmdb.Environment, dest: Path) -> None:
+    env.copy(str(dest), compact=True)
+
+
 def _forward(cursor: lmdb.Cursor, start: bytes, end: bytes | None) -> Iterator[Row]:
     positioned = cursor.set_range(start) if start else cursor.first()
     while positioned:
@@ -123,15 +142,30 @@ def _backward(cursor: lmdb.Cursor, start: bytes, end: bytes | None) -> Iterator[
 
 
 class LmdbStore:
-    """An LMDB environment holding `tables`, opened lazily in the process that uses it."""
+    """An LMDB environment holding `tables`, opened lazily in the process that uses it, whose map starts
+    at `map_size` bytes and grows up to `max_map_size` (0: no cap); `on_disk_full` makes room when a
+    commit finds the disk full."""
 
-    def __init__(self, path: Path, tables: tuple[str, ...]):
+    def __init__(
+        self,
+        path: Path,
+        tables: tuple[str, ...],
+        map_size: int,
+        max_map_size: int = 0,
+        on_disk_full: Callable[[], None] | None = None,
+    ):
         self.path = path
         self.tables = (META, *sorted(set(tables) - {META}))
+        self.map_size = map_size
+        self.max_map_size = max_map_size
+        self.on_disk_full = on_disk_full
         self._env: lmdb.Environment | None = None
         self._pid = 0
         self._dbs: Tables = {}
         self._open_lock = threading.Lock()
+        self._gate = Gate()
+        self._resize_lock = threading.Lock()
+        self._mapped = 0  # this process's map size
 
     @property
     def env(self) -> lmdb.Environment:
@@ -144,6 +178,9 @@ class LmdbStore:
                     except BaseException:
                         env.close()
                         raise
+                    # fresh in each process: a lock is never carried across fork()
+                    self._gate, self._resize_lock = Gate(), threading.Lock()
+                    self._mapped = env.info()["map_size"]
                     self._env, self._pid = env, _Process.pid
                     self._opened()
         assert self._env is not None
@@ -156,7 +193,9 @@ class LmdbStore:
         """Runs once the environment is open in this process."""
 
     def transact(self, fn: Callable[[WriteTxn], T]) -> T:
-        env = self.env
+        return self._run(self._commit, fn)
+
+    def _commit(self, env: lmdb.Environment, fn: Callable[[WriteTxn], T]) -> T:
         txn = LmdbTxn(env.begin(write=True), self._dbs)
         try:
             result = fn(txn)
@@ -169,14 +208,82 @@ class LmdbStore:
         return result
 
     def read(self, fn: Callable[[ReadTxn], T]) -> T:
-        env = self.env
+        return self._run(self._snapshot, fn)
+
+    def _snapshot(self, env: lmdb.Environment, fn: Callable[[ReadTxn], T]) -> T:
         with env.begin(buffers=False) as raw:
             return fn(LmdbTxn(raw, self._dbs))
+
+    def _run(self, attempt: Callable[[lmdb.Environment, A], T], fn: A) -> T:
+        """`attempt(env, fn)` through the gate, run again once the map has grown (or taken the size
+        another process grew it to); a full disk or a map that cannot grow is StorageFull."""
+        made_room = False
+        for _ in range(MAX_RESIZES):
+            seen = self._mapped
+            try:
+                env, seen, gate = self.env, self._mapped, self._gate
+                gate.enter()
+                try:
+                    return attempt(env, fn)
+                finally:
+                    gate.leave()
+            except lmdb.MapResizedError:
+                wanted = 0  # adopt the size recorded in the environment
+            except lmdb.MapFullError as e:
+                wanted = self._grown(seen)
+                if not wanted:
+                    raise MetadataMapFull(MetadataMapFull.MAP) from e
+            except lmdb.Error as e:
+                if e.code not in DISK_FULL_ERRNOS and not (e.code == errno.EIO and self._disk_filled()):
+                    raise
+                if made_room or self.on_disk_full is None:
+                    raise storage_full(errno.EDQUOT if e.code == errno.EDQUOT else errno.ENOSPC) from e
+                self.on_disk_full()
+                made_room = True
+                continue
+            if not self._resize(seen, wanted):
+                raise MetadataMapFull(MetadataMapFull.MAP)
+        raise MetadataMapFull(MetadataMapFull.MAP)
+
+    def _disk_filled(self) -> bool:
+        """Whether the disk under the environment is (nearly) out of space. LMDB answers EIO for a short
+        write ("short write, filesystem full?", mdb_page_flush): that is how a commit meets a disk that
+        fills up halfway through its pages."""
+        try:
+            st = os.statvfs(self.path)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < SHORT_WRITE_ROOM
+
+    def _grown(self, size: int) -> int:
+        """The next map size after `size`: doubled, within the cap; 0 at the cap."""
+        grown = 2 * size if not self.max_map_size else min(2 * size, self.max_map_size)
+        return grown if grown > size else 0
+
+    def _resize(self, seen: int, wanted: int) -> bool:
+        """Map `wanted` bytes (0: the environment's size) unless another thread resized since `seen`;
+        False when the process's transactions did not end in time or the mapping failed."""
+        with self._resize_lock:
+            if self._mapped != seen or self._env is None:
+                return True  # resized (or closed) meanwhile: the caller runs its transaction again
+            if not self._gate.close(RESIZE_WAIT):
+                return False
+            try:
+                self._env.set_mapsize(wanted)
+                self._mapped = self._env.info()["map_size"]
+                return True
+            except lmdb.Error:
+                # The old map is gone with the failed new one: reopen the environment on next use.
+                self._env.close()
+                self._env = None
+                return False
+            finally:
+                self._gate.open()
 
     def copy_to(self, dest: Path) -> None:
         """A consistent copy of the environment (compacted), readable by a fresh store."""
         dest.mkdir(parents=True, exist_ok=False)
-        self.env.copy(str(dest), compact=True)
+        self._run(_copy, dest)
 
     def close(self) -> None:
         if self._env is not None and self._pid == _Process.pid:
@@ -272,9 +379,17 @@ def _commit_group(env: lmdb.Environment, dbs: Tables, group: list[_Pending]) -> 
 class LmdbMetadataStore(LmdbStore):
     """The data dir's metadata: synced commits (unless not durable), the schema version checked on open."""
 
-    def __init__(self, path: Path, tables: tuple[str, ...], map_size: int, durable: bool, schema: int):
-        super().__init__(path, tables)
-        self.map_size = map_size
+    def __init__(
+        self,
+        path: Path,
+        tables: tuple[str, ...],
+        map_size: int,
+        durable: bool,
+        schema: int,
+        max_map_size: int = 0,
+        on_disk_full: Callable[[], None] | None = None,
+    ):
+        super().__init__(path, tables, map_size, max_map_size, on_disk_full)
         self.durable = durable
         self.schema = schema
 
@@ -297,7 +412,9 @@ class LmdbMetadataStore(LmdbStore):
     def transact(self, fn: Callable[[WriteTxn], T]) -> T:
         if not self.durable:
             return super().transact(fn)
-        env = self.env
+        return self._run(self._group_commit, fn)
+
+    def _group_commit(self, env: lmdb.Environment, fn: Callable[[WriteTxn], T]) -> T:
         return self._group.run(env, self._dbs, fn)
 
     def _check_schema(self, w: WriteTxn) -> None:
@@ -328,6 +445,10 @@ class LmdbVolatileStore(LmdbStore):
     (not an LMDB file, corrupt) is recreated too: the server starts with empty state, never refuses to.
     """
 
+    def __init__(self, path: Path, tables: tuple[str, ...], on_disk_full: Callable[[], None] | None = None):
+        # full at its bound: StorageFull
+        super().__init__(path, tables, STATE_MAP_SIZE, STATE_MAP_SIZE, on_disk_full)
+
     def _open(self) -> lmdb.Environment:
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / OPEN_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
@@ -347,7 +468,7 @@ class LmdbVolatileStore(LmdbStore):
     def _open_env(self) -> lmdb.Environment:
         return lmdb.open(
             str(self.path),
-            map_size=STATE_MAP_SIZE,
+            map_size=self.map_size,
             max_dbs=len(self.tables) + 1,
             max_readers=1024,
             sync=False,

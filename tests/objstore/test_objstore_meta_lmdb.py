@@ -8,12 +8,14 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from objstore.meta import WriteTxn
+from objstore.errors import MetadataMapFull, StorageFull
+from objstore.meta import ReadTxn, WriteTxn
 from objstore.meta.lmdb import META, LmdbMetadataStore
 from objstore.store import SCHEMA_VERSION, TABLES
 
@@ -181,4 +183,99 @@ def test_concurrent_durable_transactions_each_commit_once_and_fail_alone(tmp_pat
     assert ids == list(range(1, 16 * 20 + 1))  # each committed transaction drew one id, once
     stored = {k.decode() for k, _ in store.read(lambda r: list(r.range("buckets")))}
     assert stored == {key for key, _ in outcomes} - failed
+    store.close()
+
+
+# A full map (issue 15) --------------------------------------------------------------------------------
+SMALL_MAP = 128 * 1024  # a few dozen rows of ROW bytes fill it
+
+
+def fill_rows(store: LmdbMetadataStore, count: int, prefix: bytes = b"row") -> int:
+    """`count` rows of ROW bytes, one transaction each; how many committed before MetadataMapFull."""
+    for n in range(count):
+        try:
+            store.transact(lambda w, n=n: w.put("buckets", prefix + b"%05d" % n, ROW))
+        except MetadataMapFull:
+            return n
+    return count
+
+
+ROW = b"x" * 1000
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["unsynced", "durable"])
+def test_a_full_map_grows_and_the_transaction_runs_again(tmp_path: Path, durable: bool) -> None:
+    store = LmdbMetadataStore(tmp_path / "meta", TABLES, SMALL_MAP, durable, SCHEMA_VERSION)
+    assert fill_rows(store, 2000) == 2000
+    assert store.env.info()["map_size"] >= 16 * SMALL_MAP
+    assert store.read(lambda r: r.count("buckets")) == 2000
+    store.close()
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["unsynced", "durable"])
+def test_a_map_at_its_cap_refuses_with_metadata_map_full_and_keeps_nothing(tmp_path: Path, durable: bool) -> None:
+    store = LmdbMetadataStore(tmp_path / "meta", TABLES, SMALL_MAP, durable, SCHEMA_VERSION, 4 * SMALL_MAP)
+    stored = fill_rows(store, 2000)
+    assert 0 < stored < 2000
+    assert store.env.info()["map_size"] == 4 * SMALL_MAP
+    assert store.read(lambda r: (r.count("buckets"), r.get("buckets", b"row%05d" % stored))) == (stored, None)
+    assert fill_rows(store, 100, b"more") < 100  # still full: the cap holds
+    with pytest.raises(MetadataMapFull, match="metadata map") as refused:
+        store.transact(lambda w: w.put("buckets", b"big", ROW * 100))
+    assert isinstance(refused.value, StorageFull)
+    assert store.env.info()["map_size"] == 4 * SMALL_MAP
+    store.close()
+
+
+def test_a_resize_waits_for_the_readers_of_the_process(tmp_path: Path) -> None:
+    """A read in progress on another thread holds the map in place: the writer that fills the map
+    waits for it to end, grows the map, and both succeed."""
+    store = LmdbMetadataStore(tmp_path / "meta", TABLES, SMALL_MAP, False, SCHEMA_VERSION)
+    store.transact(lambda w: w.put("buckets", b"seen", b"before"))
+    reading, release = threading.Event(), threading.Event()
+    seen: list[bytes | None] = []
+
+    def slow_read() -> None:
+        def hold(r: ReadTxn) -> None:
+            reading.set()
+            release.wait(10)
+            seen.append(r.get("buckets", b"seen"))
+
+        store.read(hold)
+
+    reader = threading.Thread(target=slow_read)
+    reader.start()
+    reading.wait(10)
+    threading.Timer(0.3, release.set).start()  # the writer below fills the map meanwhile
+    started = time.monotonic()
+    assert fill_rows(store, 500) == 500
+    assert time.monotonic() - started >= 0.25  # the resize waited for the reader
+    reader.join(10)
+    assert seen == [b"before"]
+    store.close()
+
+
+GROW_ELSEWHERE = """
+import sys
+from pathlib import Path
+from objstore.meta.lmdb import LmdbMetadataStore
+from objstore.store import SCHEMA_VERSION, TABLES
+
+db = LmdbMetadataStore(Path(sys.argv[1]), TABLES, int(sys.argv[2]), False, SCHEMA_VERSION)
+for n in range(1000):
+    db.transact(lambda w, n=n: w.put("buckets", b"other%05d" % n, b"y" * 1000))
+db.close()
+print("{}")
+"""
+
+
+def test_a_map_another_process_grew_is_adopted(tmp_path: Path) -> None:
+    """Another process grows the map past this one's: the next transaction here takes the new size
+    (LMDB's MDB_MAP_RESIZED) and runs, reads and writes alike."""
+    store = LmdbMetadataStore(tmp_path / "meta", TABLES, SMALL_MAP, False, SCHEMA_VERSION)
+    store.transact(lambda w: w.put("buckets", b"mine", b"1"))
+    assert run_script(GROW_ELSEWHERE, str(tmp_path / "meta"), str(SMALL_MAP)) == {}
+    assert store.read(lambda r: r.count("buckets")) == 1001
+    store.transact(lambda w: w.put("buckets", b"mine again", b"2"))
+    assert store.env.info()["map_size"] > SMALL_MAP
     store.close()

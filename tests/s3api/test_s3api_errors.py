@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from engine_errors import class_id, engine_error_classes, instance_of
 
-from objstore.errors import ChunkMissing, ChunkStoreUnavailable, FormatError, StoreError
+from objstore.errors import (
+    ChunkMissing,
+    ChunkStoreUnavailable,
+    FormatError,
+    MetadataMapFull,
+    SealingKeyError,
+    StorageFull,
+    StoreError,
+)
 from s3api.errors import ENGINE_CODES, S3Code, S3Error, from_store_error, s3_code_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,6 +28,9 @@ MEANT_TO_FAIL = {  # the engine errors that are the server's fault, and what the
     FormatError: S3Code.InternalError,  # a record this code cannot read
     ChunkMissing: S3Code.ServiceUnavailable,  # a chunk collected while an upload ran: retry
     ChunkStoreUnavailable: S3Code.ServiceUnavailable,  # the shared chunk store failed: retry
+    StorageFull: S3Code.StorageFull,  # the disk has no room (507): deleting makes some
+    MetadataMapFull: S3Code.StorageFull,  # the LMDB map is at its cap (507)
+    SealingKeyError: S3Code.InternalError,  # a node set up with another sealing key than the store's
 }
 
 

@@ -5,11 +5,27 @@ from __future__ import annotations
 import pytest
 from engine_errors import class_id, engine_error_classes, instance_of
 
-from objstore.errors import ChunkMissing, ChunkStoreUnavailable, FormatError, StoreError
+from objstore.errors import (
+    ChunkMissing,
+    ChunkStoreUnavailable,
+    FormatError,
+    MetadataMapFull,
+    SealingKeyError,
+    StorageFull,
+    StoreError,
+)
 from shortlinks.errors import STATUS, from_store
 
 ENGINE_CLASSES = engine_error_classes()
-MEANT_TO_FAIL = {StoreError: 500, FormatError: 500, ChunkMissing: 503, ChunkStoreUnavailable: 503}  # ours (or a retry)
+MEANT_TO_FAIL = {  # ours, a retry, or no room left (507, which says why)
+    StoreError: 500,
+    FormatError: 500,
+    ChunkMissing: 503,
+    ChunkStoreUnavailable: 503,
+    StorageFull: 507,
+    MetadataMapFull: 507,
+    SealingKeyError: 500,
+}
 
 
 @pytest.mark.parametrize("cls", ENGINE_CLASSES, ids=class_id)
@@ -21,7 +37,9 @@ def test_every_engine_error_has_a_deliberate_status(cls: type[StoreError]) -> No
     error = from_store(instance_of(cls))
     assert error.status == status
     assert error.detail and (
-        status < 500 or error.detail in ("internal error", "the storage could not complete this just now; please retry")
+        status < 500
+        or error.detail in ("internal error", "the storage could not complete this just now; please retry")
+        or (status == 507 and error.detail == str(instance_of(cls)))  # the engine's words: what is full
     )
 
 
