@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from . import accounts, inflight, leases, manifests, multipart, refcount, runs, versions
+from . import accounts, inflight, leases, manifests, multipart, quarantine, refcount, runs, versions
 from .collect import delete_unreferenced, never
 from .errors import NoSuchUpload
 from .hashing import chunk_digest
@@ -314,10 +314,14 @@ def _check_files(store: Store, exp: _Expected, report: FsckReport, progress: Pro
 
 
 def _repair(store: Store, bad: set[bytes], report: FsckReport) -> None:
-    """Recount from the rows (in one write transaction) and move corrupt chunks aside."""
+    """Recount from the rows (in one write transaction) and quarantine corrupt and missing chunks
+    (`quarantine.py`: bytes moved aside, rows and manifests marked, so reads of them fail clearly)."""
     for digest in bad:
         if store.chunks.quarantine(digest):
             report.repaired += 1
+        quarantine.mark(store.meta, digest)
+    if bad:
+        quarantine.mark_manifests(store.meta, bad)
 
     def recount(w: WriteTxn) -> int:
         exp = _expected(w)

@@ -8,6 +8,11 @@ Chunk reference counts change in the same transaction as the manifests that hold
 Content that a multipart upload made also keeps its part layout (`manifest_parts`: manifest id +
 part number -> offset, size and the part's checksums), for GetObject with `partNumber` and
 GetObjectAttributes. It belongs to the content, so copies share it, and it goes with the manifest.
+
+A head may be marked `damaged` (version 2 of the head; only such heads have it): one of its chunks
+was quarantined (`quarantine.py`). Reads of a damaged manifest look at its chunks' rows first and
+refuse the content while one is still quarantined; the mark is a hint, cleared by scrub once every
+chunk is healthy again, so healthy content costs reads nothing.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ HEADS, PAGES, PARTS = "manifests", "mpages", "manifest_parts"
 TABLES = (HEADS, PAGES, PARTS)
 PAGE_ENTRIES = 1024
 _HEAD = struct.Struct(">BIQB")
+_DAMAGED_HEAD = struct.Struct(">BIQBB")  # version 2: a damaged head, with its flags (1: damaged)
 _ENTRY = struct.Struct(">32sI")
 _VERSION = 1
+_VERSION_DAMAGED = 2
 KIND_CHUNKS, KIND_INLINE = 0, 1
 
 
@@ -39,12 +46,18 @@ class ManifestHead:
     size: int
     kind: int
     inline: bytes = b""
+    damaged: bool = False  # a chunk of it was quarantined: reads check its chunks' rows first
 
     def encode(self) -> bytes:
+        if self.damaged:
+            return _DAMAGED_HEAD.pack(_VERSION_DAMAGED, self.refs, self.size, self.kind, 1) + self.inline
         return _HEAD.pack(_VERSION, self.refs, self.size, self.kind) + self.inline
 
     @classmethod
     def decode(cls, raw: bytes) -> ManifestHead:
+        if raw[:1] == bytes([_VERSION_DAMAGED]):
+            _, refs, size, kind, flags = _DAMAGED_HEAD.unpack_from(raw)
+            return cls(refs, size, kind, bytes(raw[_DAMAGED_HEAD.size :]), damaged=bool(flags & 1))
         version, refs, size, kind = _HEAD.unpack_from(raw)
         if version != _VERSION:
             raise FormatError(f"manifest head has format version {version}")
@@ -179,6 +192,50 @@ def all_entries(r: ReadTxn, mid: bytes) -> list[Entry]:
 def iter_manifests(r: ReadTxn) -> Iterator[tuple[bytes, ManifestHead]]:
     for mid, raw in r.range(HEADS):
         yield mid, ManifestHead.decode(raw)
+
+
+def holding(r: ReadTxn, digests: set[bytes], after: bytes, limit: int) -> tuple[dict[bytes, set[bytes]], bytes | None]:
+    """Among up to `limit` pages past the page key `after` (b"": from the start), the manifests that list
+    any of `digests`, with those they list; and the key of the last page read (None past the last). No
+    index maps chunks to manifests: finding them takes a walk of every page, in such steps."""
+    found: dict[bytes, set[bytes]] = {}
+    last = None
+    for key, raw in r.range(PAGES, after + b"\x00" if after else b"", limit=limit):
+        last = key
+        listed = {digest for digest, _ in _unpack(raw)} & digests
+        if listed:
+            found.setdefault(key[:16], set()).update(listed)
+    return found, last
+
+
+def mark_damaged(w: WriteTxn, mid: bytes, damaged: bool = True) -> bool:
+    """Set (or clear) the damaged mark of a manifest; True if it changed."""
+    head = get_head(w, mid)
+    if head is None or head.damaged == damaged:
+        return False
+    head.damaged = damaged
+    w.put(HEADS, mid, head.encode())
+    return True
+
+
+def damaged_after(r: ReadTxn, after: bytes, limit: int) -> tuple[list[bytes], bytes | None]:
+    """The damaged manifests among up to `limit` heads past `after` (b"": from the start), and the last
+    id read (None once past the last head)."""
+    found, last = [], None
+    for mid, raw in r.range(HEADS, after + b"\x00" if after else b"", limit=limit):
+        last = mid
+        if raw[:1] == bytes([_VERSION_DAMAGED]) and ManifestHead.decode(raw).damaged:
+            found.append(mid)
+    return found, last
+
+
+def quarantined_chunk(r: ReadTxn, mid: bytes) -> bytes | None:
+    """The first chunk of a manifest that is quarantined now, if any (read of a damaged manifest)."""
+    for _, digest, _ in iter_entries(r, mid):
+        row = refcount.get(r, digest)
+        if row is not None and row.quarantined:
+            return digest
+    return None
 
 
 def put_head(w: WriteTxn, mid: bytes, head: ManifestHead) -> None:

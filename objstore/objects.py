@@ -26,7 +26,15 @@ from .chunks import ChunkStore, FileRegion
 from .conditions import ALWAYS, Precondition
 from .config import StoreConfig
 from .content import Content, ContentWriter
-from .errors import FormatError, InvalidPartNumber, InvalidRequest, NoSuchBucket, NoSuchKey, VersionIsDeleteMarker
+from .errors import (
+    ChunkMissing,
+    FormatError,
+    InvalidPartNumber,
+    InvalidRequest,
+    NoSuchBucket,
+    NoSuchKey,
+    VersionIsDeleteMarker,
+)
 from .inflight import Intents
 from .meta import MetadataStore, ReadTxn, WriteTxn
 from .records import BucketRecord, ObjectRecord
@@ -336,7 +344,10 @@ class Objects:
             if isinstance(piece, bytes):
                 yield piece  # an inline object: one piece
             else:
-                yield from self.chunks.read_spans(chain([piece], _chunk_spans(pieces)))
+                try:
+                    yield from self.chunks.read_spans(chain([piece], _chunk_spans(pieces)))
+                except FileNotFoundError as e:  # not quarantined (yet): gone from under the metadata
+                    raise ChunkMissing(f"a chunk of {record.key!r} is missing from the chunk store") from e
 
     def regions(self, record: ObjectRecord, start: int = 0, end: int | None = None) -> Iterator[bytes | FileRegion]:
         """The bytes [start, end) of an object as inline bytes and regions of local chunk files, for
@@ -357,7 +368,7 @@ class Objects:
         in the chunk, length) for each chunk the range touches."""
         end = record.size if end is None else min(end, record.size)
         mid = bytes.fromhex(record.manifest)
-        head = self.meta.read(lambda r: manifests.get_head(r, mid))
+        head = self.meta.read(partial(_readable_head, mid=mid, key=record.key))
         if head is None:
             raise NoSuchKey(record.key)
         if head.kind == manifests.KIND_INLINE:
@@ -515,6 +526,18 @@ class ObjectWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _readable_head(r: ReadTxn, mid: bytes, key: str) -> manifests.ManifestHead | None:
+    """A manifest's head, refused (`ChunkMissing`, which S3 answers 503) while one of its chunks is
+    quarantined: the bytes are known to be wrong or gone, so none are sent (`quarantine.py`)."""
+    head = manifests.get_head(r, mid)
+    if head is not None and head.damaged and (digest := manifests.quarantined_chunk(r, mid)) is not None:
+        raise ChunkMissing(
+            f"The content of {key!r} is damaged: its chunk {digest.hex()} was found corrupt or missing by an "
+            "integrity check and quarantined (see pyblob scrub). Upload the object again, or restore the chunk."
+        )
+    return head
 
 
 def _bytes(records: Iterable[ObjectRecord]) -> int:

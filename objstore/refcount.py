@@ -1,9 +1,9 @@
 """Reference counts of chunks, changed only inside the write transaction that changes the references.
 
-A chunk row is `version | count | zero_since | size` (and `| deleting` in version 2). When the count
-drops to zero the row keeps the time it happened; once `zero_since` is older than the grace period GC
-may remove the chunk, in three steps that need no lock shared with writers, so they hold with many
-nodes over one metadata store and one chunk store:
+A chunk row is `version | count | zero_since | size` (and `| deleting` in version 2, `| flags` in
+version 3: deleting, quarantined). When the count drops to zero the row keeps the time it happened;
+once `zero_since` is older than the grace period GC may remove the chunk, in three steps that need
+no lock shared with writers, so they hold with many nodes over one metadata store and one chunk store:
 
 1. live -> deleting: in a transaction, the row of a chunk still unreferenced is marked `deleting`
    (a chunk stored without any row, a dead writer's orphan, gets a `deleting` row first);
@@ -15,6 +15,11 @@ row, finds the bytes stored (`add_refs`): a writer racing GC either conflicts wi
 transaction, or GC's, is re-run and sees the other) or finds the mark or the missing bytes and fails
 with `ChunkMissing` (a retryable error, nothing committed). A writer that uploaded the same bytes
 again meanwhile keeps them: step 2 spares bytes written after the cutoff.
+
+A quarantined chunk (`quarantine.py`: scrub or fsck found its bytes changed or gone, and moved them
+aside) keeps its row and counts, marked: it is not `live`, so a writer of the same bytes stores them
+again, and `add_refs` then takes the mark off (the bytes are back, written by someone who hashed
+them); a writer that found no bytes gets `ChunkMissing`, as for a chunk GC took.
 
 `chunk_totals` keeps how many chunk rows there are and their bytes (the physical size of the store,
 for `pyblob stats` and `/metrics`): a base row, and a change row of its own for each transaction that
@@ -41,7 +46,8 @@ TOTALS = "chunk_totals"  # b"all" -> Totals; b"change\0" + random -> a change to
 TABLES = (TABLE, TOTALS)
 _ROW = struct.Struct(">BQdI")
 _ROW_DELETING = struct.Struct(">BQdIB")  # version 2: only rows GC is deleting, so version 1 readers
-# meet one only while GC runs (and refuse it rather than misread it)
+# meet one only while GC runs (and refuse it rather than misread it); version 3, the same layout with
+# flags, only for quarantined rows (which version 2 readers refuse in turn)
 _TOTALS = struct.Struct(">BQQ")
 _TOTALS_KEY = b"all"
 _CHANGE = struct.Struct(">qq")
@@ -49,6 +55,8 @@ _CHANGE_PREFIX = b"change\0"
 FOLD_EVERY = 64  # one change in this many folds the changes into the base row
 _VERSION = 1
 _VERSION_DELETING = 2
+_VERSION_FLAGS = 3
+_DELETING, _QUARANTINED = 1, 2  # version 3's flags
 
 
 @dataclass
@@ -57,17 +65,23 @@ class ChunkRow:
     zero_since: float  # 0.0 while referenced
     size: int
     deleting: bool = False  # GC has begun deleting the bytes: no new reference may be taken
+    quarantined: bool = False  # its bytes were found changed or gone and moved aside (`quarantine.py`)
 
     def encode(self) -> bytes:
+        if self.quarantined:
+            flags = _QUARANTINED | (_DELETING if self.deleting else 0)
+            return _ROW_DELETING.pack(_VERSION_FLAGS, self.count, self.zero_since, self.size, flags)
         if self.deleting:
             return _ROW_DELETING.pack(_VERSION_DELETING, self.count, self.zero_since, self.size, 1)
         return _ROW.pack(_VERSION, self.count, self.zero_since, self.size)
 
     @classmethod
     def decode(cls, raw: bytes) -> ChunkRow:
-        if raw[:1] == bytes([_VERSION_DELETING]) and len(raw) == _ROW_DELETING.size:
-            _, count, zero_since, size, _ = _ROW_DELETING.unpack(raw)
-            return cls(count, zero_since, size, deleting=True)
+        if raw[:1] in (bytes([_VERSION_DELETING]), bytes([_VERSION_FLAGS])) and len(raw) == _ROW_DELETING.size:
+            version, count, zero_since, size, flags = _ROW_DELETING.unpack(raw)
+            if version == _VERSION_DELETING:
+                return cls(count, zero_since, size, deleting=True)
+            return cls(count, zero_since, size, bool(flags & _DELETING), bool(flags & _QUARANTINED))
         version, count, zero_since, size = _ROW.unpack(raw)
         if version != _VERSION:
             raise FormatError(f"chunk row has format version {version}")
@@ -75,8 +89,8 @@ class ChunkRow:
 
     @property
     def live(self) -> bool:
-        """Referenced now: a writer of the same bytes need not store them again."""
-        return self.count > 0 and not self.deleting
+        """Referenced now, with its bytes in place: a writer of the same bytes need not store them again."""
+        return self.count > 0 and not self.deleting and not self.quarantined
 
 
 @dataclass
@@ -177,11 +191,17 @@ def all_rows(r: ReadTxn) -> Iterator[tuple[bytes, ChunkRow]]:
 
 def add_refs(w: WriteTxn, refs: Counter[bytes], sizes: dict[bytes, int], stored: Callable[[bytes], bool]) -> None:
     """Count `refs[digest]` more references to each chunk; new chunks get a row. A chunk GC is
-    deleting, or one without a row whose bytes are not `stored`, cannot be referenced: `ChunkMissing`."""
+    deleting, or one without a row whose bytes are not `stored`, cannot be referenced: `ChunkMissing`.
+    A quarantined chunk whose bytes are `stored` again (by this writer, which saw it was not live, or
+    restored by an admin) is healed: its mark goes; without its bytes it is `ChunkMissing` too."""
     rows = {digest: get(w, digest) for digest in refs}
     for digest, row in rows.items():
         if row.deleting if row is not None else not stored(digest):
             raise ChunkMissing("a chunk was collected while this upload ran; please retry")
+        if row is not None and row.quarantined:
+            if not stored(digest):
+                raise ChunkMissing("a chunk of this content was quarantined while this upload ran; please retry")
+            row.quarantined = False
     new = [digest for digest, row in rows.items() if row is None]
     if new:  # the totals change only with new rows: no extra read for a write of known chunks
         _change_totals(w, len(new), sum(sizes[digest] for digest in new))
@@ -221,6 +241,34 @@ def mark_deleting(
             w.put(TABLE, digest, row.encode())
         marked.append(digest)
     return marked
+
+
+def quarantine(w: WriteTxn, digest: bytes) -> bool:
+    """Mark a chunk quarantined (its bytes were moved aside): True if it has a row that GC is not
+    deleting (a chunk GC is taking needs no mark)."""
+    row = get(w, digest)
+    if row is None or row.deleting:
+        return False
+    if not row.quarantined:
+        row.quarantined = True
+        w.put(TABLE, digest, row.encode())
+    return True
+
+
+def release(w: WriteTxn, digest: bytes) -> bool:
+    """Take the quarantine mark off a chunk whose right bytes are back; True if it had one."""
+    row = get(w, digest)
+    if row is None or not row.quarantined:
+        return False
+    row.quarantined = False
+    w.put(TABLE, digest, row.encode())
+    return True
+
+
+def rows_after(r: ReadTxn, after: bytes | None, limit: int) -> list[tuple[bytes, ChunkRow]]:
+    """Up to `limit` chunk rows in digest order, from the first past `after` (from the start: None)."""
+    start = b"" if after is None else after + b"\x00"
+    return [(digest, ChunkRow.decode(raw)) for digest, raw in r.range(TABLE, start, limit=limit)]
 
 
 def forget_deleted(w: WriteTxn, digests: list[bytes]) -> tuple[int, int]:

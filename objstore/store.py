@@ -26,6 +26,7 @@ from . import (
     multipart,
     refcount,
     runs,
+    scrub_cursor,
     versions,
 )
 from .accounts import Accounts
@@ -60,6 +61,7 @@ TABLES = (
     *link_rows.TABLES,
     *resumable.TABLES,
     *runs.TABLES,
+    *scrub_cursor.TABLES,
 )
 # Every table of the volatile store (state lost on a reboot, or on a failover over PostgreSQL).
 VOLATILE_TABLES = (*admission.TABLES, *inflight.TABLES)

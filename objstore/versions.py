@@ -322,6 +322,18 @@ def _long_group(
     return sorted(members), None
 
 
+def with_content(r: ReadTxn, manifest_ids: set[str]) -> Iterator[tuple[int, ObjectRecord]]:
+    """(bucket id, version) of every version, current or not, whose content is one of `manifest_ids`
+    (hex): a walk of every row, for scrub's report of the objects a damaged chunk belongs to."""
+    needles = [mid.encode() for mid in manifest_ids]
+    for table in (OBJECTS, VERSIONS):
+        for key, raw in r.range(table):
+            if any(needle in raw for needle in needles):  # most rows are passed over undecoded
+                record = ObjectRecord.decode(raw)
+                if record.manifest in manifest_ids:
+                    yield int.from_bytes(key[: keys.BUCKET_ID_BYTES], "big"), record
+
+
 def all_rows(r: ReadTxn) -> Iterator[ObjectRecord]:
     """Every version of every key of every bucket, markers included (fsck)."""
     for table in (OBJECTS, VERSIONS):

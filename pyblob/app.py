@@ -87,7 +87,13 @@ def create_web_app(settings: Settings) -> FastAPI:
         store = new_store(settings, volatile_tables=rate_tables)
         app.state.store = store
         app.state.rate_buckets = open_buckets(store.volatile, settings.metadata_url, store.clock)
-        jobs = background_jobs(store, settings.lifecycle_interval_seconds, settings.link_sweep_interval_seconds)
+        jobs = background_jobs(
+            store,
+            settings.lifecycle_interval_seconds,
+            settings.link_sweep_interval_seconds,
+            settings.scrub_interval_seconds,
+            settings.scrub_rate,
+        )
         for job in jobs:
             job.start()
         try:

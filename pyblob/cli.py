@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from objstore.errors import StoreError
 
-from .commands import accounts, doctor, imports, maintenance, migrate, serve, stats, tokens
+from .commands import accounts, doctor, imports, maintenance, migrate, scrub, serve, stats, tokens
 from .settings import ENV_PREFIX
 
 OWNER_ONLY = 0o077  # the umask: no permission for the group or others
@@ -66,6 +66,7 @@ for command in (
     tokens.token,
     maintenance.gc,
     maintenance.fsck,
+    scrub.scrub,
     maintenance.snapshot,
     stats.stats,
     doctor.doctor,

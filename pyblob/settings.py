@@ -174,6 +174,18 @@ class Settings(BaseSettings):
         description="How often each server applies the buckets' lifecycle rules (expiry, aborting old uploads); "
         "0: never in the background (`pyblob gc` applies them too).",
     )
+    scrub_interval_seconds: float = Field(
+        default=30 * 86400.0,
+        ge=0,
+        description="How long after the last scrub pass ended the server starts the next one in the background "
+        "(reading every chunk back to find and quarantine any that changed on disk; a pass cut short resumes); "
+        "0: never in the background (`pyblob scrub` does it on demand).",
+    )
+    scrub_rate: Size = Field(
+        default=10 * 1024 * 1024,
+        description="Bytes a second a scrub reads at most, in the background and by default for `pyblob scrub` "
+        "(0: as fast as the disk goes). At 10MiB a pass over 1 TiB takes about 29 hours.",
+    )
     clock_offset_seconds: float = Field(
         default=0.0,
         description="For tests: seconds added to the clock the store uses (lifecycle, gc, timestamps). Leave at 0.",

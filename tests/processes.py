@@ -47,6 +47,8 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     # Link sweeps only where a test asks for them: a server with a shifted clock must not race it.
     env["PYBLOB_LINK_SWEEP_INTERVAL_SECONDS"] = "0"
+    # Nor background scrubs, whose records would appear in the metadata at a time of their choosing.
+    env["PYBLOB_SCRUB_INTERVAL_SECONDS"] = "0"
     env.update(extra or {})
     return env
 

@@ -22,8 +22,10 @@ def entries(n: int, size: int = 100) -> list[manifests.Entry]:
 def test_head_round_trip_and_version_check() -> None:
     head = manifests.ManifestHead(3, 12345, manifests.KIND_INLINE, b"tiny")
     assert manifests.ManifestHead.decode(head.encode()) == head
+    damaged = manifests.ManifestHead(3, 12345, manifests.KIND_INLINE, b"tiny", damaged=True)
+    assert manifests.ManifestHead.decode(damaged.encode()) == damaged  # version 2: with the mark
     with pytest.raises(FormatError):
-        manifests.ManifestHead.decode(b"\x02" + head.encode()[1:])
+        manifests.ManifestHead.decode(b"\x03" + head.encode()[1:])
 
 
 def test_create_chunked_counts_one_reference_per_entry(store: Store) -> None:

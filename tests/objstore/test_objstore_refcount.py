@@ -33,6 +33,21 @@ def test_row_round_trip_and_version() -> None:
     deleting = refcount.ChunkRow(0, 12.5, 65536, deleting=True)
     assert refcount.ChunkRow.decode(deleting.encode()) == deleting
     assert row.encode()[0] == 1 and deleting.encode()[0] == 2  # rows not being deleted keep version 1
+    for flagged in (
+        refcount.ChunkRow(2, 0.0, 65536, quarantined=True),
+        refcount.ChunkRow(0, 12.5, 65536, deleting=True, quarantined=True),
+    ):
+        assert refcount.ChunkRow.decode(flagged.encode()) == flagged and flagged.encode()[0] == 3
+        assert not flagged.live
+
+
+def test_a_quarantined_chunk_is_healed_by_a_writer_that_stored_it(store: Store) -> None:
+    store.meta.transact(lambda w: refcount.put(w, D1, refcount.ChunkRow(1, 0.0, 10, quarantined=True)))
+    with pytest.raises(ChunkMissing):  # its bytes are aside: a writer that did not store them may not refer to it
+        store.meta.transact(lambda w: refcount.add_refs(w, Counter({D1: 1}), {D1: 10}, stored=lambda d: False))
+    store.meta.transact(lambda w: refcount.add_refs(w, Counter({D1: 1}), {D1: 10}, stored=lambda d: True))
+    row = store.meta.read(lambda r: refcount.get(r, D1))
+    assert row == refcount.ChunkRow(2, 0.0, 10)
 
 
 # GC's protocol: live -> deleting -> gone, and writers that race it ------------------------------
