@@ -205,6 +205,8 @@ class S3App:
             await ctx.check_rate(ctx.identity.access_key)
         handler = HANDLERS.get(route.op)
         if handler is None:
+            if route.bucket:  # another account's bucket is AccessDenied (a missing one NoSuchBucket) first, as at AWS
+                await ctx.owned_bucket()
             raise S3Error(S3Code.NotImplemented, f"{route.op.value} is not implemented by pyblob.")
         try:
             return await handler(ctx)
