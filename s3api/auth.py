@@ -326,7 +326,7 @@ def _v2_resources(req: RequestView) -> list[str]:
     paths = [path]
     if path.count("/") == 1 and len(path) > 1:
         paths.append(path + "/")
-    return [sigv2.canonical_resource(path, req.query_map) for path in paths]
+    return [resource for path in paths for resource in sigv2.canonical_resources(path, req.query_map)]
 
 
 def _v2_header(req: RequestView, keys: KeyLookup, auth: str, now: float) -> Identity:

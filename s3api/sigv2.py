@@ -34,7 +34,15 @@ SIGNED_SUBRESOURCES = sorted(
         "versioning",
         "versions",
         "website",
-        "attributes",
+        # botocore's HmacV1 signs these too, AWS's list predates them
+        "analytics",
+        "inventory",
+        "metrics",
+        "object-lock",
+        "replication",
+        "select",
+        "select-type",
+        "storageClass",
         "response-cache-control",
         "response-content-disposition",
         "response-content-encoding",
@@ -51,12 +59,24 @@ def canonical_amz_headers(headers: Mapping[str, str]) -> str:
     return "".join(f"{k}:{v}\n" for k, v in amz)
 
 
-def canonical_resource(path: str, query: Mapping[str, str]) -> str:
+# Signed by some clients and not by others (botocore leaves it out): both forms are accepted.
+EITHER_WAY = sorted([*SIGNED_SUBRESOURCES, "attributes"])
+
+
+def canonical_resource(path: str, query: Mapping[str, str], names: list[str] = SIGNED_SUBRESOURCES) -> str:
     """The request path as sent plus the signed sub-resources, values not URL-encoded."""
-    subs = [(k, query[k]) for k in SIGNED_SUBRESOURCES if k in query]
+    subs = [(k, query[k]) for k in names if k in query]
     if not subs:
         return path
     return path + "?" + "&".join(f"{k}={v}" if v != "" else k for k, v in subs)
+
+
+def canonical_resources(path: str, query: Mapping[str, str]) -> list[str]:
+    """Every canonical resource a client may have signed for this request (see EITHER_WAY)."""
+    found = [canonical_resource(path, query)]
+    if "attributes" in query:
+        found.append(canonical_resource(path, query, EITHER_WAY))
+    return found
 
 
 def string_to_sign(method: str, headers: Mapping[str, str], date: str, resource: str) -> str:
