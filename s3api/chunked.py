@@ -52,7 +52,13 @@ class ChunkedDecoder:
     def finish(self) -> dict[str, str]:
         """End of body: the trailers; IncompleteBody if the body stopped early."""
         if self._state == TRAILER:
-            self._end_trailer()  # lenient: the last CRLF may be missing
+            # Lenient: the last CRLF may be missing, and so may the last trailer line's, but that
+            # line is still read (dropped, the checksum it carries would never be checked).
+            last = bytes(self._buf).decode("latin-1").removesuffix("\r")
+            if last:
+                self._trailer_line(last)
+            self._buf.clear()
+            self._end_trailer()
         if self._state != DONE:
             raise _bad("the body ended before its final chunk")
         return self.trailers
@@ -79,10 +85,12 @@ class ChunkedDecoder:
         return True
 
     def _line(self) -> str | None:
+        """The next line, without its CRLF; None until it has come. A line longer than MAX_LINE is
+        refused however the body was cut: whether it came whole or a byte at a time."""
         end = self._buf.find(b"\r\n")
+        if end > MAX_LINE or (end < 0 and len(self._buf) > MAX_LINE + 1):  # + 1: the CR of its CRLF
+            raise _bad("line too long")
         if end < 0:
-            if len(self._buf) > MAX_LINE:
-                raise _bad("line too long")
             return None
         line = bytes(self._buf[:end])
         del self._buf[: end + 2]

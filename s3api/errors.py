@@ -17,9 +17,11 @@ error class and checks that none is left to a 500 it is not meant to be.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from enum import Enum, unique
 from typing import Any
+from urllib.parse import quote
 
 from objstore.errors import DeleteMarkerIsCurrent, NoSuchVersion, StoreError, VersionIsDeleteMarker
 
@@ -132,8 +134,20 @@ class S3Error(Exception):
         error.update(self.extra)
         if self.resource:
             error["Resource"] = self.resource
+        error = {name: xml_text(value) for name, value in error.items()}
         error["RequestId"] = request_id
         return {"Error": error}
+
+
+# What XML 1.0 cannot carry, not even as a character reference. A request's path or query may hold
+# it (a key with a backspace), and an error that echoes it (Resource, Key, ArgumentValue) would be
+# a body no client can parse: it is sent percent-encoded instead.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_text(value: Any) -> Any:
+    """`value` with what XML cannot carry percent-encoded (`\\x08` as `%08`); other types as they are."""
+    return _NOT_XML.sub(lambda m: quote(m[0]), value) if isinstance(value, str) else value
 
 
 def slow_down(retry_after: int, limit_name: str = "") -> S3Error:

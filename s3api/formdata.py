@@ -67,7 +67,10 @@ def boundary_of(content_type: str) -> bytes | None:
     m = _BOUNDARY.search(content_type)
     if m is None:
         raise FormError(f"no boundary of 1-{MAX_BOUNDARY_BYTES} characters in Content-Type")
-    return (m[1] or m[2]).encode("latin-1")
+    try:
+        return (m[1] or m[2]).encode("latin-1")
+    except UnicodeEncodeError as e:  # a header sent as UTF-8 text; RFC 2046 boundaries are ASCII
+        raise FormError("the boundary is not ASCII") from e
 
 
 def parse_part_headers(raw: bytes, bounds: Bounds) -> PartStart:

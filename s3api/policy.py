@@ -84,7 +84,7 @@ def parse(policy_b64: str) -> Policy:
     """The policy in a form's `policy` field; InvalidPolicyDocument when it is not one."""
     try:
         doc = json.loads(base64.b64decode(policy_b64, validate=True))
-    except (binascii.Error, ValueError) as e:
+    except (binascii.Error, ValueError, RecursionError) as e:  # RecursionError: nested past the decoder's limit
         raise invalid("Invalid JSON.") from e
     if not isinstance(doc, dict) or not isinstance(doc.get("conditions"), list):
         raise invalid("Policy document must contain an expiration and a conditions list.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from xml.parsers import expat
 from xml.sax.saxutils import escape, quoteattr
 
 import xmltodict
@@ -17,6 +18,15 @@ MAX_XML_BODY = 1024 * 1024
 # Deeper ones are refused: code that walks a parsed document recursively (repr, a validator) would
 # hit Python's recursion limit on a 1 MiB body of nested elements.
 MAX_XML_DEPTH = 32
+# S3's largest request document, a CompleteMultipartUpload of 10,000 parts with every checksum, has
+# some 80,000 elements. A document with more elements and attributes (S3's have none but xmlns) is
+# refused before xmltodict builds it: a 6 MiB DeleteObjects body of empty elements took it 10 s and
+# 180 MB, one of nested elements 13 s and 460 MB, on the event loop (tests/fuzz/test_fuzz_xml.py).
+MAX_XML_NODES = 128 * 1024
+
+
+class _TooLarge(Exception):
+    """An XML document past MAX_XML_DEPTH or MAX_XML_NODES."""
 
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -94,6 +104,7 @@ def parse(raw: bytes, root: str, force_list: tuple[str, ...] = (), limit: int = 
     if len(raw) > limit:
         raise S3Error(S3Code.MaxMessageLengthExceeded, "Your request was too big.")
     try:
+        check_bounds(raw)
         doc = xmltodict.parse(raw, force_list=force_list, process_namespaces=False, disable_entities=True)
     except Exception as e:  # expat raises several types; all mean the same to the client
         raise S3Error(
@@ -110,6 +121,29 @@ def parse(raw: bytes, root: str, force_list: tuple[str, ...] = (), limit: int = 
     if not isinstance(content, dict):
         raise S3Error(S3Code.MalformedXML, f"{root} has no elements")
     return {k.split(":")[-1]: v for k, v in content.items() if not k.startswith("@")}
+
+
+def check_bounds(raw: bytes) -> None:
+    """_TooLarge past MAX_XML_DEPTH or MAX_XML_NODES: one pass of expat that builds nothing and stops at
+    the first element too many; ExpatError or ValueError (a DTD's entity) for what is not XML."""
+    parser = expat.ParserCreate()
+    depth, nodes = 0, 0
+
+    def start(name: str, attributes: dict[str, str]) -> None:
+        nonlocal depth, nodes
+        depth, nodes = depth + 1, nodes + 1 + len(attributes)
+        if depth > MAX_XML_DEPTH or nodes > MAX_XML_NODES:
+            raise _TooLarge
+
+    def end(name: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    def no_entities(*_: object) -> None:
+        raise ValueError("entities are disabled")  # as xmltodict's disable_entities: no expansion at all
+
+    parser.StartElementHandler, parser.EndElementHandler, parser.EntityDeclHandler = start, end, no_entities
+    parser.Parse(raw, True)
 
 
 def depth(doc: Any) -> int:

@@ -16,7 +16,6 @@ a cookie, so any origin may call.
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 
@@ -258,7 +257,7 @@ def parse_metadata(header: str) -> dict[str, str]:
             raise ApiError(400, "Upload-Metadata keys must be unique ASCII")
         try:
             found[key] = base64.b64decode(value.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # binascii.Error, UnicodeDecodeError, and non-ASCII text (b64decode's own)
             raise ApiError(400, f"Upload-Metadata value of {key!r} is not base64 of UTF-8 text") from exc
     return found
 

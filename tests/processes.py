@@ -214,3 +214,9 @@ def assert_no_secret_logged(servers: list[Server], created: set[str]) -> None:
         logged = BANNER_SECRET.sub("", server.stdout) + server.stderr
         leaked = sorted(s[:6] + "..." for s in secrets if s in logged)
         assert not leaked, f"secrets logged by the server in {server.log_dir}: {leaked}"
+
+
+def serve_argv(port: int, data_dir: Path) -> list[str]:
+    """`pyblob serve` on 127.0.0.1:`port` over `data_dir`, as the tests start it."""
+    argv = [sys.executable, "-m", "pyblob", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return [*argv, "--data-dir", str(data_dir)]
