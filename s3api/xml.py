@@ -14,6 +14,9 @@ NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 # A configuration document (CORS, lifecycle, tagging, versioning). The two lists S3 bounds by count,
 # DeleteObjects and CompleteMultipartUpload, have bounds of their own, sized by that count.
 MAX_XML_BODY = 1024 * 1024
+# Bodies up to this are parsed on the event loop (a configuration: well under a millisecond); larger
+# ones in a thread (a DeleteObjects of 1,000 keys, a Complete of 10,000 parts: up to a second).
+XML_ON_LOOP_MAX = 64 * 1024
 # S3's deepest request document is 6 elements deep (LifecycleConfiguration/Rule/Filter/And/Tag/Key).
 # Deeper ones are refused: code that walks a parsed document recursively (repr, a validator) would
 # hit Python's recursion limit on a 1 MiB body of nested elements.

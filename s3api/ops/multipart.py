@@ -21,7 +21,6 @@ from ..conditional import parse_range, quoted
 from ..context import S3Context, owner_xml, xml_response
 from ..errors import S3Code, S3Error
 from ..http import iso8601, parse_count, request_attributes
-from ..xml import parse
 from .copy import check_source, owned_source, source_conditions, source_version_headers
 from .listing import _encoder, _max_keys
 from .put import condition_errors, reject_unsupported, stream_into, write_condition
@@ -203,7 +202,7 @@ async def handle_complete_multipart_upload(ctx: S3Context) -> Response:
     bucket = await ctx.owned_bucket()
     condition = write_condition(ctx)
     raw = await ctx.payload().read_all(MAX_COMPLETE_BODY)
-    doc = parse(raw, "CompleteMultipartUpload", force_list=("Part",), limit=MAX_COMPLETE_BODY)
+    doc = await ctx.parse_xml(raw, "CompleteMultipartUpload", ("Part",), MAX_COMPLETE_BODY)
     wanted, part_sums = _wanted_parts(doc)
     checks = _completion_checks(ctx, part_sums)
     upload_id = ctx.query.get("uploadId", "")
