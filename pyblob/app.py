@@ -27,6 +27,7 @@ from shortlinks.routes import link_routes
 from shortlinks.tus import tus_routes
 from shortlinks.websocket import websocket_routes
 
+from . import boundedhttp
 from .accesslog import AccessLog
 from .bootstrap import new_store
 from .dispatch import Dispatch
@@ -70,7 +71,11 @@ class PyblobApp:
 
 def create_app(settings: Settings | None = None) -> PyblobApp:
     """The application; with no settings given they are read from the environment (uvicorn's factory form)."""
-    web = create_web_app(settings or load_settings())
+    settings = settings or load_settings()
+    boundedhttp.timeouts = boundedhttp.Timeouts(
+        settings.head_timeout_seconds, settings.body_idle_timeout_seconds, settings.send_timeout_seconds
+    )
+    web = create_web_app(settings)
     s3 = s3_app(web)
     # Behind pyblob's own routes, for the requests they do not take (a PUT of /health, /upload/x):
     # S3's answer, e.g. InvalidBucketName for a reserved name. Every other S3 path skips FastAPI.

@@ -17,6 +17,14 @@ Object bodies that lie in chunk files leave with `sendfile`: the protocol offers
 send extension (`http.response.zerocopysend`: a file, an offset and a count), which uvicorn does not,
 and `CoalescingTransport.sendfile` writes the held response head and then the file's bytes straight
 to the socket, without reading them into Python or copying them through it.
+
+uvicorn bounds only the wait between two requests of a connection (`timeout_keep_alive`): a client
+that sends a head one byte at a time, stops part way through a body, opens a connection and says
+nothing, or never reads a response would hold its connection (and a task) for ever. This protocol
+adds nginx's three timeouts (`Timeouts`): the head must be in within `head` seconds of its first byte
+(or of the connection's opening), a body may stall at most `body_idle` seconds between two reads (not
+while pyblob itself holds reading back), and a response whose bytes the client takes none of for `send`
+seconds is dropped. Each closes the connection; the app sees a disconnect and drops the upload.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import contextlib
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -42,6 +51,18 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 connection_gauge: Any = None  # open connections, when the metrics are on (pyblob/metrics.py)
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds a slow client is given (PYBLOB_HEAD_TIMEOUT_SECONDS and its siblings, pyblob/settings.py)."""
+
+    head: float = 60.0  # nginx's client_header_timeout
+    body_idle: float = 60.0  # nginx's client_body_timeout
+    send: float = 60.0  # nginx's send_timeout
+
+
+timeouts = Timeouts()  # the worker's: the app factory sets them from the settings (pyblob/app.py)
+
+
 class HeadTooLarge(Exception):
     """A request's URL and headers, once its head has ended, are more than MAX_HEAD_BYTES."""
 
@@ -52,15 +73,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.messages = 0
         self.head_bytes: int | None = None  # bytes of the current request's head; None: not in a head
         self.head_refused = False
+        self.timeouts = timeouts
+        self.read_timer: asyncio.TimerHandle | None = None  # the head's deadline, or the body's idle one
+        self.send_timer: asyncio.TimerHandle | None = None
+        self.body_seen = 0.0  # loop time of the body's last bytes
 
     def connection_made(self, transport: Any) -> None:
-        self.coalescing = CoalescingTransport(transport, self.loop)
+        self.coalescing = CoalescingTransport(transport, self.loop, self.timeouts.send)
         super().connection_made(self.coalescing)  # type: ignore[arg-type]
         self.gauge = connection_gauge
         if self.gauge is not None:
             self.gauge.inc()
+        self.start_read_timer(self.timeouts.head, self.head_timed_out)  # a connection that says nothing
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_timers()
         super().connection_lost(exc)
         if self.gauge is not None:
             self.gauge.dec()
@@ -71,13 +98,79 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self.scope["extensions"] = {ZEROCOPY: {}}
         self.messages += 1
         self.head_bytes = 0
+        if self.read_timer is None:
+            self.start_read_timer(self.timeouts.head, self.head_timed_out)
 
     def on_headers_complete(self) -> None:
         self.head_bytes = None
+        self.stop_read_timer()
         if len(self.url) + sum(len(name) + len(value) for name, value in self.headers) > MAX_HEAD_BYTES:
             self.head_refused = True
             raise HeadTooLarge  # stops the parser; uvicorn then calls send_400_response, which answers 431
         super().on_headers_complete()
+        self.body_seen = self.loop.time()
+        self.start_read_timer(self.timeouts.body_idle, self.body_timed_out)  # ended by the message's end
+
+    def on_body(self, body: bytes) -> None:
+        self.body_seen = self.loop.time()
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self.stop_read_timer()
+        super().on_message_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        self.stop_timers()  # the WebSocket protocol takes the connection over, with its own pings
+        super().handle_websocket_upgrade()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.send_timer is None:
+            self.send_timer = self.loop.call_later(self.timeouts.send, self.send_timed_out)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.stop_send_timer()
+
+    def start_read_timer(self, seconds: float, callback: Callable[[], None]) -> None:
+        self.stop_read_timer()
+        self.read_timer = self.loop.call_later(seconds, callback)
+
+    def stop_read_timer(self) -> None:
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+            self.read_timer = None
+
+    def stop_timers(self) -> None:
+        self.stop_read_timer()
+        self.stop_send_timer()
+
+    def stop_send_timer(self) -> None:
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
+
+    def head_timed_out(self) -> None:
+        self.read_timer = None
+        self.transport.close()
+
+    def body_timed_out(self) -> None:
+        """Closes the connection once its body has stalled for `body_idle` seconds; the time pyblob
+        itself held reading back (a busy app, a pipelined request, a pending 100-continue) is not counted."""
+        self.read_timer = None
+        cycle = self.cycle
+        waiting_on_us = self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue)
+        if waiting_on_us:
+            self.body_seen = self.loop.time()
+        left = self.body_seen + self.timeouts.body_idle - self.loop.time()
+        if left > 0:
+            self.read_timer = self.loop.call_later(left, self.body_timed_out)
+        else:
+            self.transport.close()
+
+    def send_timed_out(self) -> None:
+        self.send_timer = None
+        self.transport.abort()  # close() would wait for the buffer to drain, which is what never happens
 
     def send_400_response(self, msg: str) -> None:
         if self.head_refused:
@@ -177,9 +270,10 @@ class CoalescingTransport:
     """A transport whose writes of one event-loop turn leave as one: a response's head and its body
     (uvicorn writes them one after the other) cost one send() system call, not two."""
 
-    def __init__(self, transport: Any, loop: Any):
+    def __init__(self, transport: Any, loop: Any, send_timeout: float = Timeouts.send):
         self._transport = transport
         self._loop = loop
+        self._send_timeout = send_timeout
         self._pending: list[bytes] = []
         self._socket = transport.get_extra_info("socket")
         self._sock = self._socket.fileno() if self._socket is not None else -1
@@ -217,7 +311,7 @@ class CoalescingTransport:
         """The held writes, then `count` bytes of the file from `offset`, straight into the socket
         (the transport's own buffer must be empty). False if the connection failed part way."""
         head, self._pending = self._pending, []
-        waiter = _Writable(self._loop, self._sock)
+        waiter = _Writable(self._loop, self._sock, self._send_timeout)
         corked = bool(head)  # the head waits for the file's first bytes: one segment, as nginx's tcp_nopush
         try:
             if corked:
@@ -285,9 +379,10 @@ class _Writable:
 
     CHECK_SECONDS = 1.0  # how often a wait looks whether the transport was closed meanwhile
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: int):
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: int, timeout: float):
         self._loop = loop
         self._sock = sock
+        self._timeout = timeout  # seconds without room in the socket before the wait gives up
         self._dup = -1
 
     async def wait(self, transport: Any) -> None:
@@ -300,11 +395,15 @@ class _Writable:
                 ready.set_result(None)
 
         self._loop.add_writer(self._dup, wake)
+        give_up = self._loop.time() + self._timeout
         try:
             while not ready.done():
                 if transport.is_closing():
                     raise ConnectionResetError("the transport was closed")
-                await asyncio.wait([ready], timeout=self.CHECK_SECONDS)
+                left = give_up - self._loop.time()
+                if left <= 0:
+                    raise TimeoutError("the client took no bytes for the send timeout")
+                await asyncio.wait([ready], timeout=min(left, self.CHECK_SECONDS))
         finally:
             self._loop.remove_writer(self._dup)
 

@@ -87,6 +87,26 @@ class Settings(BaseSettings):
     workers: int = Field(
         default=1, ge=1, description="Number of server worker processes (each opens the data dir itself)."
     )
+    head_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a client has to send a request's line and headers, counted from its first byte "
+        "(or from the connection's opening): a slow or silent client is then disconnected. "
+        "nginx's `client_header_timeout` is 60 s.",
+    )
+    body_idle_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a request body may stall between two reads before the connection is closed and "
+        "the upload dropped (not counted while the server itself holds reading back). "
+        "nginx's `client_body_timeout` is 60 s.",
+    )
+    send_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a response may wait on a client that takes none of its bytes before the "
+        "connection is dropped. nginx's `send_timeout` is 60 s.",
+    )
     tls_certfile: Path | None = Field(
         default=None,
         description="PEM certificate (chain) to serve HTTPS with; unset: plain HTTP (put TLS in front instead).",
