@@ -129,9 +129,12 @@ class InvalidAccessKey(StoreError):
 
 
 class ChunkMissing(StoreError):
-    """A chunk a new object depends on disappeared before the object committed.
+    """A chunk the request needs is not there to use.
 
-    Only possible when an upload outlives the GC grace period; nothing is stored and the client may retry.
+    On a write: a chunk a new object depends on disappeared before the object committed (an upload
+    that outlived the GC grace period); nothing is stored and the client may retry. On a read: a chunk
+    of the object was found damaged or missing and quarantined (`quarantine.py`, by scrub or fsck), or
+    is gone from under the metadata; no byte of it is sent, and the message names the chunk.
     """
 
     code = "ServiceUnavailable"
