@@ -41,9 +41,22 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 def until(driver: Any, check: Callable[[Any], Any], seconds: float = WAIT_SECONDS) -> Any:
+    """`check` until it answers; an element the page re-rendered meanwhile (stale) is looked up again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.wait import WebDriverWait
 
-    return WebDriverWait(driver, seconds).until(check)
+    return WebDriverWait(driver, seconds, ignored_exceptions=(StaleElementReferenceException,)).until(check)
+
+
+def click_button(driver: Any, selector: str, text: str) -> bool:
+    """Click the button under `selector` showing `text`, found and clicked in one go (for `until`)."""
+    from selenium.webdriver.common.by import By
+
+    for button in driver.find_elements(By.CSS_SELECTOR, selector):
+        if button.text == text:
+            button.click()
+            return True
+    return False
 
 
 def links_of(server: Server, token: str) -> dict[str, dict[str, Any]]:
@@ -157,9 +170,7 @@ def test_buckets_are_browsable_and_a_key_becomes_a_short_link(
     until(browser, lambda d: "Signed in" in d.find_element(By.ID, "message").text)
     browser.find_element(By.CSS_SELECTOR, "nav [data-view='buckets']").click()
     until(browser, lambda d: d.find_element(By.CSS_SELECTOR, "button.open-bucket")).click()
-    until(browser, lambda d: [b for b in d.find_elements(By.CSS_SELECTOR, "#bucket-list button") if b.text == "2026/"])[
-        0
-    ].click()
+    until(browser, lambda d: click_button(d, "#bucket-list button", "2026/"))
     until(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#bucket-list button.share")).click()
     anchor = until(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#bucket-list .meta a"))
     assert httpx.get(anchor.get_attribute("href")).content == b"sand"
