@@ -30,12 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import blake3
-import boto3
 import botocore.exceptions
 import httpx
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from processes import free_port
+from processes import free_port, user_s3_client
 
 BUCKET = "crash"
 KiB, MiB = 1024, 1024 * 1024
@@ -184,19 +182,8 @@ class Client(threading.Thread):
 
 
 def s3_client(url: str, creds: dict[str, str]) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=creds["access_key"],
-        aws_secret_access_key=creds["secret_key"],
-        config=Config(
-            s3={"addressing_style": "path"},
-            retries={"total_max_attempts": 1},  # a retry after the kill would hide what the kill did
-            connect_timeout=5,
-            read_timeout=30,
-        ),
-    )
+    """One attempt per call: a retry after the kill would hide what the kill did."""
+    return user_s3_client(url, creds, attempts=1, connect_timeout=5, read_timeout=30)
 
 
 class CrashRun:

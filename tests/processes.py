@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -110,16 +111,31 @@ def wait_healthy(server: Server, verify: ssl.SSLContext | bool = True) -> None:
 StartServer = Callable[..., Server]
 
 
-def user_s3_client(url: str, creds: dict[str, str]) -> BaseClient:
+def user_s3_client(
+    url: str,
+    creds: dict[str, str],
+    *,
+    attempts: int | None = None,
+    connect_timeout: float = 60,
+    read_timeout: float = 60,
+) -> BaseClient:
     """boto3 for a user made by `pyblob user add --json` (its `access_key` and `secret_key`): SigV4,
-    path-style, as the tests of one server address it."""
+    path-style, as the tests of one server address it. `attempts` bounds the tries of each call (1: the
+    test sees the server's first answer, no retry hides it); None keeps botocore's retries."""
+    retries: dict[str, Any] = {} if attempts is None else {"total_max_attempts": attempts}
     return boto3.client(
         "s3",
         endpoint_url=url,
         region_name="us-east-1",
         aws_access_key_id=creds["access_key"],
         aws_secret_access_key=creds["secret_key"],
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries=retries,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        ),
     )
 
 

@@ -9,16 +9,13 @@ import random
 import time
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.client import BaseClient
-from botocore.config import Config
 from botocore.exceptions import ClientError
-from processes import RunPyblob, StartServer, isolate_from_aws
+from processes import RunPyblob, StartServer, isolate_from_aws, user_s3_client
 
 CAT = random.Random(1).randbytes(1_500_000)  # a few chunks of the default 128 KiB..2 MiB
 DOG = random.Random(2).randbytes(600_000)
-NO_RETRIES = Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 1})
 
 
 @pytest.fixture(autouse=True)
@@ -32,14 +29,7 @@ def chunk_files(data_dir: Path) -> set[Path]:
 
 def s3(url: str, creds: dict[str, str]) -> BaseClient:
     """boto3 as `user_s3_client` makes it, without retries: the test sees the server's first answer."""
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=creds["access_key"],
-        aws_secret_access_key=creds["secret_key"],
-        config=NO_RETRIES,
-    )
+    return user_s3_client(url, creds, attempts=1)
 
 
 def flip_a_byte(path: Path) -> bytes:

@@ -21,10 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.client import BaseClient
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from processes import cluster_script as cluster
 from processes import isolate_from_aws, user_s3_client
@@ -70,20 +68,8 @@ def client(url: str, info: dict[str, Any]) -> BaseClient:
 
 def quick_client(url: str, info: dict[str, Any]) -> BaseClient:
     """One attempt per call and short timeouts: for polling while the cluster fails over."""
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=info["access_key"],
-        aws_secret_access_key=info["secret_key"],
-        config=Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            retries={"total_max_attempts": 1},  # one attempt: max_attempts counts retries in legacy mode
-            connect_timeout=3,
-            read_timeout=10,
-        ),
-    )
+    keys = {"access_key": info["access_key"], "secret_key": info["secret_key"]}
+    return user_s3_client(url, keys, attempts=1, connect_timeout=3, read_timeout=10)
 
 
 def read_back(clients: list[BaseClient], bucket: str, objects: dict[str, bytes]) -> None:

@@ -36,14 +36,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 from botocore.client import BaseClient
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from privatefs import private_tmpfs_command
-from processes import Server, StartServer, clean_env, free_port, isolate_from_aws, wait_healthy
+from processes import Server, StartServer, clean_env, free_port, isolate_from_aws, user_s3_client, wait_healthy
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -64,19 +62,7 @@ def no_aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def s3_client(url: str) -> BaseClient:
     """The admin's boto3 client, one attempt per call: each refusal is seen as it was answered."""
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=ADMIN["access_key"],
-        aws_secret_access_key=ADMIN["secret_key"],
-        config=Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            retries={"mode": "standard", "max_attempts": 1},
-            read_timeout=30,
-        ),
-    )
+    return user_s3_client(url, ADMIN, attempts=1, read_timeout=30)
 
 
 @dataclass

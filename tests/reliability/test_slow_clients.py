@@ -22,13 +22,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 from botocore.client import BaseClient
-from botocore.config import Config
 from botocore.exceptions import ClientError
-from processes import Server, StartServer, isolate_from_aws
+from processes import Server, StartServer, isolate_from_aws, user_s3_client
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -57,20 +55,7 @@ def server(start_server: StartServer) -> Server:
 
 @pytest.fixture
 def s3(server: Server) -> BaseClient:
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id=ADMIN["access_key"],
-        aws_secret_access_key=ADMIN["secret_key"],
-        config=Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            retries={"mode": "standard", "max_attempts": 1},
-            connect_timeout=10,
-            read_timeout=10,
-        ),
-    )
+    client = user_s3_client(server.url, ADMIN, attempts=1, connect_timeout=10, read_timeout=10)
     client.create_bucket(Bucket=BUCKET)
     return client
 
