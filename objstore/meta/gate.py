@@ -49,8 +49,13 @@ class Gate:
                 self._threads.add(inside)
             return inside
 
-    def enter(self) -> None:
-        inside = self._mine()
+    def enter(self) -> _Inside:
+        """Count the calling thread in. It leaves by `inside.depth -= 1` on what this returned (no method
+        call: every read of the metadata passes here)."""
+        try:
+            inside: _Inside = self._local.inside
+        except AttributeError:
+            inside = self._mine()
         inside.depth += 1
         if self._closed and inside.depth == 1:  # closed before we came in: wait outside
             with self._lock:
@@ -58,9 +63,7 @@ class Gate:
                 while self._closed:
                     self._opened.wait()
                 inside.depth = 1
-
-    def leave(self) -> None:
-        self._local.inside.depth -= 1
+        return inside
 
     def close(self, timeout: float) -> bool:
         """Close the gate and wait until nobody is inside: True, the caller then works alone and must

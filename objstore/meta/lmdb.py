@@ -221,12 +221,13 @@ class LmdbStore:
         for _ in range(MAX_RESIZES):
             seen = self._mapped
             try:
-                env, seen, gate = self.env, self._mapped, self._gate
-                gate.enter()
+                env = self._env if self._pid == _Process.pid and self._env is not None else self.env
+                seen = self._mapped
+                inside = self._gate.enter()
                 try:
                     return attempt(env, fn)
                 finally:
-                    gate.leave()
+                    inside.depth -= 1  # out of the gate
             except lmdb.MapResizedError:
                 wanted = 0  # adopt the size recorded in the environment
             except lmdb.MapFullError as e:
