@@ -211,9 +211,10 @@ class StorageFull(StoreError):
     """The server has no room for what is being written: nothing of it was kept, and deleting frees room.
 
     Raised for a filesystem that says ENOSPC or EDQUOT (`disk_full_errors`), for free space down to the
-    floor uploads leave for deletes (`diskspace.py`), and for a metadata map that cannot grow
-    (`MetadataMapFull`). The message says which; the edges answer 507 Insufficient Storage (RFC 4918),
-    as MinIO answers its XMinioStorageFull.
+    floor uploads leave for deletes (`diskspace.py`), for a metadata map that cannot grow
+    (`MetadataMapFull`), and on a cluster for a PostgreSQL that says disk_full (SQLSTATE 53100,
+    `meta/postgres.py`) and an object store that says it is full (`chunks/s3.py`). The message says
+    which; the edges answer 507 Insufficient Storage (RFC 4918), as MinIO answers its XMinioStorageFull.
     """
 
     code = "StorageFull"
@@ -225,6 +226,14 @@ class StorageFull(StoreError):
     FLOOR = (
         "The server's storage is full: its disk is down to the space kept free for deletes. "
         "Delete objects to make room."
+    )
+    DATABASE = (
+        "The server's storage is full: its metadata database (PostgreSQL) has no space left on its disk. "
+        "Delete objects, or give the database more room."
+    )
+    CHUNK_STORE = (
+        "The server's storage is full: its chunk store (the S3-compatible object store) has no room "
+        "({answer}). Delete objects, or give the chunk store more room."
     )
 
 

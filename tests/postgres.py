@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +52,11 @@ def _as_postgres() -> list[str]:
 
 
 @contextmanager
-def postgres_server(fast: bool = True) -> Iterator[PgServer]:
+def postgres_server(
+    fast: bool = True, wrap: Callable[[Path, list[str]], list[str]] | None = None
+) -> Iterator[PgServer]:
+    """A running server; `wrap(root, argv)` may change how `postgres` runs (on a small disk of its own:
+    tests/reliability/test_disk_full_cluster.py)."""
     if not (BIN / "postgres").exists():
         raise AssertionError(f"PostgreSQL 15 is not installed ({BIN}): scripts/test installs postgresql-15")
     root = Path(tempfile.mkdtemp(prefix="pyblob-pg-"))
@@ -70,9 +74,10 @@ def postgres_server(fast: bool = True) -> Iterator[PgServer]:
     options += ["-c", "max_connections=200", "-c", "shared_buffers=64MB"]
     if fast:
         options += ["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]
+    argv = [*_as_postgres(), str(BIN / "postgres"), "-D", str(data), *options]
     log = open(root / "server.log", "wb")  # noqa: SIM115 (closed below, after the server)
     proc = subprocess.Popen(
-        [*_as_postgres(), str(BIN / "postgres"), "-D", str(data), *options],
+        wrap(root, argv) if wrap else argv,
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -13,10 +13,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from processes import free_port
 
@@ -57,7 +58,7 @@ class SeaweedFs:
             "PYBLOB_CHUNK_STORE_SECRET_KEY": SECRET_KEY,
         }
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self) -> Any:  # a boto3 client (boto3 ships no types)
         """A boto3 client on the gateway, to look at what pyblob stored."""
         import boto3
 
@@ -75,20 +76,28 @@ def _ports(*names: str) -> dict[str, int]:
 
 
 @contextmanager
-def seaweedfs_server() -> Iterator[SeaweedFs]:
+def seaweedfs_server(
+    volume_size_mb: int = 64, max_volumes: int = 40, wrap: Callable[[Path, list[str]], list[str]] | None = None
+) -> Iterator[SeaweedFs]:
+    """`weed server` with room for `max_volumes` volumes of `volume_size_mb` MiB each, its volumes and
+    filer in `<root>/data`; `wrap(data, argv)` may change how it runs (on a small disk of its own)."""
     root = Path(tempfile.mkdtemp(prefix="pyblob-swfs-"))
+    data = root / "data"
+    data.mkdir()
     config = root / "s3.json"
     identity = {"name": "pyblob", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}]}
     identity["actions"] = ["Admin", "Read", "Write", "List", "Tagging"]
     config.write_text(json.dumps({"identities": [identity]}))
     p = _ports("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc")
-    argv = [str(weed_binary()), "server", f"-dir={root}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+    argv = [str(weed_binary()), "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
     argv += [f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}", "-master.telemetry=false"]
-    argv += ["-master.volumeSizeLimitMB=64", "-volume.max=40"]
+    argv += [f"-master.volumeSizeLimitMB={volume_size_mb}", f"-volume.max={max_volumes}"]
     argv += [f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}"]
     argv += ["-filer", f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}"]
     argv += ["-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}", f"-s3.config={config}"]
     argv += ["-s3.port.iceberg=0", "-s3.port.lance=0"]
+    if wrap is not None:
+        argv = wrap(data, argv)
     log = open(root / "weed.log", "wb")  # noqa: SIM115 (closed below, after the server)
     proc = subprocess.Popen(
         argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=root

@@ -8,7 +8,11 @@ died before its metadata commit are orphans, which GC finds like the local store
 GETs; an object's LastModified is when its bytes were last written.
 
 boto3 retries what is worth retrying (its standard mode); a client is made per process, after any
-fork, as boto3 clients must not cross one.
+fork, as boto3 clients must not cross one. What fails after that is `ChunkStoreUnavailable` (503,
+retry), except an answer that says the object store is full, which is `StorageFull` (507): retrying
+would not make room. Which answers say so is `FULL_CODES`; SeaweedFS has none (a full disk or no
+writable volume left is a 500 InternalError like any fault), so it stays a 503 there
+(tests/reliability/test_disk_full_cluster.py).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..config import S3ChunkSettings
-from ..errors import ChunkStoreUnavailable
+from ..errors import ChunkStoreUnavailable, StorageFull
 from .interface import StoredChunk
 
 S3Client = Any  # a boto3 client (boto3 ships no types)
@@ -35,6 +39,20 @@ BATCH_IN_FLIGHT = 4  # uploads in flight per writer: bounds a writer's memory to
 LIST_PAGE = 1000
 QUARANTINE_PREFIX = "quarantine"
 CLAIM_NAME = "pyblob-store-id"  # beside the chunks: which store owns them (`claim`)
+# What object stores answer when they have no room, besides any 507 Insufficient Storage (RFC 4918):
+# MinIO's 507 XMinioStorageFull (a full drive) and its bucket quota's XMinioAdminBucketQuotaExceeded,
+# Ceph RGW's 403 QuotaExceeded (a user or bucket quota), and the names others give a 507. AWS's
+# storage does not fill up.
+FULL_CODES = frozenset(
+    {
+        "XMinioStorageFull",
+        "XMinioAdminBucketQuotaExceeded",
+        "QuotaExceeded",
+        "InsufficientStorage",
+        "InsufficientCapacity",
+        "StorageFull",
+    }
+)
 
 
 class S3ChunkStore:
@@ -287,13 +305,17 @@ class S3ChunkStore:
 
 @contextmanager
 def _unavailable(digest: bytes | None) -> Iterator[None]:
-    """The object store's failures (after boto3's retries) as `ChunkStoreUnavailable`."""
+    """The object store's failures (after boto3's retries) as `ChunkStoreUnavailable`; an answer that
+    says it is full as `StorageFull`."""
     from botocore.exceptions import BotoCoreError, ClientError
     from urllib3.exceptions import HTTPError
 
     try:
         yield
     except ClientError as e:
+        if _status(e) == 507 or _code(e) in FULL_CODES:
+            answer = f"it answered {_status(e)} {_code(e)}".strip()
+            raise StorageFull(StorageFull.CHUNK_STORE.format(answer=answer)) from e
         about = f" (chunk {digest.hex()})" if digest else ""
         raise ChunkStoreUnavailable(f"the chunk store answered {_describe(e)}{about}") from e
     except (BotoCoreError, HTTPError) as e:

@@ -12,7 +12,9 @@ from the start after a short random pause, as the interface allows: its function
 but those it registers with `on_commit`, which run once, after the commit that counted. A connection
 lost before COMMIT is retried the same way on a fresh connection (a failover); one lost during
 COMMIT is raised, since whether it committed is unknown. Reads are REPEATABLE READ, READ ONLY: one
-snapshot, never a serialization failure.
+snapshot, never a serialization failure. A database with no room on its disk (SQLSTATE 53100
+disk_full: a table or index that cannot grow) rolls the transaction back and is StorageFull, raised
+at once: retrying would not make room (tests/reliability/test_disk_full_cluster.py).
 
 `PostgresVolatileStore` keeps what the nodes share but need not keep across a crash (quota
 reservations) the same way, in an UNLOGGED table `pyblob_volatile`.
@@ -37,6 +39,7 @@ from psycopg import errors as pgerrors
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ..errors import StorageFull
 from .interface import MAX_KEY_BYTES, META, ReadTxn, Row, WriteTxn, record_schema
 
 T = TypeVar("T")
@@ -228,6 +231,8 @@ class PostgresMetadataStore:
                         raise
             except CONFLICTS:
                 self.reruns += 1  # lost to a concurrent transaction: run it again
+            except pgerrors.DiskFull as e:  # an OperationalError, but no failover will make room
+                raise StorageFull(StorageFull.DATABASE) from e
             except psycopg.OperationalError:
                 if committing:
                     raise  # the commit may or may not have happened: not ours to guess
