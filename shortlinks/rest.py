@@ -20,10 +20,10 @@ from starlette.responses import JSONResponse, Response
 from objstore import ObjectRecord, Store
 from objstore.errors import QuotaExceeded
 from objstore.limits import check_upload_size, over_quota, upload_limit
-from objstore.links import LinkPage, is_spent
+from objstore.links import MAX_EXPIRES_IN, LinkPage, is_spent
 from objstore.records import LinkRecord, UserRecord
 
-from .api import DEFAULT_PAGE, MAX_PAGE, check_cursor
+from .api import CURSOR, DEFAULT_PAGE, MAX_PAGE
 from .errors import ApiError
 from .formparts import FormStream, part_overhead
 from .formupload import MAX_FIELD_BYTES, FileResult, FormUpload, UploadOptions
@@ -49,6 +49,22 @@ LIMIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": Detail, "description": "The file does not fit in the quota (pyBlobServer's status)"},
     413: {"model": Detail, "description": "The file is larger than the per-file limit"},
 }
+# The store's refusals that are no fault of the request (an upload is when a disk fills up).
+STORAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"model": Detail, "description": "The storage could not complete the upload just now; retry"},
+    507: {"model": Detail, "description": "The server's disk or metadata map is full"},
+}
+# The link options, bounded as `check_limits` and `check_expires_in` bound them.
+ExpiresIn = Annotated[float | None, Query(gt=0, le=MAX_EXPIRES_IN, description="Seconds the link stays valid")]
+MaxDownloads = Annotated[int | None, Query(ge=1, description="Downloads allowed")]
+# `/delete_all` refuses without it, with its own message: required in the document, read as a plain string.
+CONFIRM = {
+    "name": "confirm",
+    "in": "query",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[Yy][Ee][Ss]$"},
+    "description": "`yes`: you mean it",
+}
 
 
 def rest_router(get_store: GetStore, public_url: str) -> APIRouter:
@@ -62,7 +78,7 @@ def rest_router(get_store: GetStore, public_url: str) -> APIRouter:
         files.upload,
         methods=["POST"],
         tags=["files"],
-        responses=LIMIT_RESPONSES,
+        responses={**LIMIT_RESPONSES, **STORAGE_RESPONSES},
         openapi_extra=form_schema("file", many=False),
     )
     add(
@@ -72,13 +88,13 @@ def rest_router(get_store: GetStore, public_url: str) -> APIRouter:
         tags=["files"],
         openapi_extra=form_schema("files", many=True),
         response_model=list[Uploaded | UploadFailed],
-        responses={207: {"description": "Some files were not stored"}},
+        responses={207: {"description": "Some files were not stored"}, **STORAGE_RESPONSES},
     )
     # An older pyBlobServer UI posts batches to /batch_upload.
     add("/batch_upload", files.upload_batch, methods=["POST"], include_in_schema=False)
     add("/list", files.list_files, methods=["GET"], tags=["files"])
     add("/delete/{file_id}", files.delete_file, methods=["DELETE"], tags=["files"], responses={404: {"model": Detail}})
-    add("/delete_all", files.delete_all, methods=["DELETE"], tags=["files"])
+    add("/delete_all", files.delete_all, methods=["DELETE"], tags=["files"], openapi_extra={"parameters": [CONFIRM]})
     add("/delete_all/", files.delete_all, methods=["DELETE"], include_in_schema=False)  # pyBlobServer's spelling
     add_user_routes(router, context)
     add_preflights(router)
@@ -86,13 +102,13 @@ def rest_router(get_store: GetStore, public_url: str) -> APIRouter:
 
 
 def form_schema(field: str, many: bool) -> dict[str, Any]:
-    """The multipart body for the OpenAPI document; the handlers read it as a stream themselves."""
+    """The multipart body for the OpenAPI document; the handlers read it as a stream themselves.
+
+    `expires_in` and `max_downloads` may be form fields too, but only before the files (they apply
+    to the files after them), which a schema of the form cannot say: the document has them in the
+    query only, and the operation's description tells of the fields."""
     binary = {"type": "string", "format": "binary"}
-    properties = {
-        field: {"type": "array", "items": binary} if many else binary,
-        "expires_in": {"type": "number", "description": "Seconds the link stays valid (before the files)"},
-        "max_downloads": {"type": "integer", "description": "Downloads allowed (before the files)"},
-    }
+    properties = {field: {"type": "array", "items": binary, "minItems": 1} if many else binary}
     schema = {"type": "object", "required": [field], "properties": properties}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
@@ -104,7 +120,7 @@ class FilesApi:
         self.context = context
 
     async def upload(
-        self, request: Request, expires_in: float | None = None, max_downloads: int | None = None
+        self, request: Request, expires_in: ExpiresIn = None, max_downloads: MaxDownloads = None
     ) -> Uploaded:
         """Store one file (form field `file`) and return its short link.
 
@@ -119,9 +135,11 @@ class FilesApi:
         return self.uploaded(results[0])
 
     async def upload_batch(
-        self, request: Request, expires_in: float | None = None, max_downloads: int | None = None
+        self, request: Request, expires_in: ExpiresIn = None, max_downloads: MaxDownloads = None
     ) -> JSONResponse:
         """Store several files (form field `files`, repeated): one result per file, in order.
+
+        `expires_in` and `max_downloads` may also be form fields before the files.
 
         200 when every file was stored, 207 Multi-Status when some were not; those show as
         `{"filename", "status_code", "error"}` with the status /upload would have answered.
@@ -151,7 +169,9 @@ class FilesApi:
         request: Request,
         response: Response,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
-        cursor: Annotated[str | None, Query(description="`X-Next-Cursor` of the previous page")] = None,
+        cursor: Annotated[
+            str | None, Query(pattern=CURSOR.pattern, description="`X-Next-Cursor` of the previous page")
+        ] = None,
     ) -> list[FileInfo]:
         """Your files, newest first, a page at a time. Expired ones show `"expired": true` until swept.
 
@@ -159,7 +179,6 @@ class FilesApi:
         page is in the headers: `X-Next-Cursor` and `Link: <...>; rel="next"` (absent on the last).
         """
         store, caller = await self.context.caller(request)
-        check_cursor(cursor)
         page, objects = await run_in_threadpool(self.page, store, caller.user, limit, cursor)
         now, idle = store.clock(), store.links.idle_seconds
         pairs = zip(page.links, objects, strict=True)
@@ -176,7 +195,10 @@ class FilesApi:
         return Message(message="File deleted")
 
     async def delete_all(
-        self, request: Request, confirm: str = "", function: Literal["all", "expired"] = "all"
+        self,
+        request: Request,
+        confirm: Annotated[str, Query(include_in_schema=False)] = "",
+        function: Literal["all", "expired"] = "all",
     ) -> Deleted:
         """Delete all your files (`?confirm=yes`), or only the expired ones (`&function=expired`)."""
         store, caller = await self.context.caller(request)

@@ -43,9 +43,16 @@ PREFLIGHT = {
 bearer = HTTPBearer(
     auto_error=False, scheme_name="token", description="An API token (`pyblob user add`, `POST /user/me/token`)."
 )
+# Validation errors are 400s here (`JsonErrorRoute`); declaring "4XX" also keeps FastAPI from adding
+# its 422 and that 422's list-shaped body, which these routes never answer.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": Detail, "description": "A malformed request"},
     401: {"model": Detail, "description": "No valid bearer token"},
+    429: {
+        "model": Detail,
+        "description": "Over the rate limit of the client's address or user; retry after Retry-After",
+    },
+    "4XX": {"model": Detail, "description": "Another refusal, e.g. of a request head over pyblob's limits"},
 }
 
 

@@ -10,9 +10,10 @@ from pydantic import BaseModel
 
 
 class Detail(BaseModel):
-    """An error: what went wrong."""
+    """An error: what went wrong, and the request's id (in the access log too)."""
 
     detail: str
+    request_id: str
 
 
 class Message(BaseModel):
