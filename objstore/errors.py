@@ -246,6 +246,26 @@ class MetadataMapFull(StorageFull):
     )
 
 
+class StorageIOError(StoreError):
+    """The server's disk failed a write or its flush (EIO): nothing of the write was kept or acknowledged.
+
+    A failed flush is never retried and called good (PostgreSQL's "fsyncgate": after a failed fsync the
+    kernel may have dropped the dirty pages, and a second fsync succeeds with the data lost): the write
+    fails, its staged files go with it, and a retry by the client writes everything again. The edges
+    answer 503, naming the cause, with a request id.
+    """
+
+    code = "StorageIOError"
+
+    IO = (
+        "The server's storage failed: an I/O error (EIO) on its disk. Nothing of this write was kept; "
+        "retry later, and tell the server's administrator if it goes on."
+    )
+
+    def __init__(self, message: str = IO):
+        super().__init__(message)
+
+
 # What a filesystem answers when it has no room for a write: out of space, or the owner's disk quota.
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -263,4 +283,16 @@ def disk_full_errors() -> Iterator[None]:
     except OSError as e:
         if e.errno in DISK_FULL_ERRNOS:
             raise storage_full(e.errno) from e
+        raise
+
+
+@contextmanager
+def disk_errors() -> Iterator[None]:
+    """`disk_full_errors`, and an EIO as StorageIOError (chained); any other OSError passes as it is."""
+    try:
+        with disk_full_errors():
+            yield
+    except OSError as e:
+        if e.errno == errno.EIO:
+            raise StorageIOError() from e
         raise

@@ -1,10 +1,12 @@
 """S3 errors: one registry of codes (HTTP status, AWS's message), one exception, one XML rendering,
 and the S3 error of each engine error.
 
-Codes are AWS's (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html), plus two of
+Codes are AWS's (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html), plus three of
 pyblob's own: `QuotaExceeded` (403) for uploads past the owner's quota, and `StorageFull` (507
 Insufficient Storage, RFC 4918) for writes the server's disk or metadata map has no room for, as
 MinIO answers `XMinioStorageFull` with 507 (AWS has no such code: its storage does not fill up).
+`StorageIOError` (503) is the other failure of the server's own disk: an I/O error (EIO) on a write or
+its flush, nothing kept, retry later (503 is what SDKs retry).
 A code is an `S3Code` member, never a free string: a misspelt one is an AttributeError where it is
 written (mypy and tests/s3api/test_s3api_errors.py find it before a request does), so no code falls
 back to a 500.
@@ -99,6 +101,7 @@ class S3Code(Enum):
     SignatureDoesNotMatch = Spec(403, "The request signature we calculated does not match the signature you provided.")
     SlowDown = Spec(503, "Please reduce your request rate.")
     StorageFull = Spec(507, "The server's storage is full. Delete objects to make room.")
+    StorageIOError = Spec(503, "The server's storage failed an I/O operation. Nothing was kept; retry later.")
     XAmzContentSHA256Mismatch = Spec(400)
 
     @property

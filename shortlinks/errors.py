@@ -49,6 +49,7 @@ STATUS = {
     "BadDigest": 400,
     "ServiceUnavailable": 503,  # a chunk collected while the upload ran, or the chunk store failed: retry
     "StorageFull": 507,  # the server's disk or metadata map has no room: deleting makes some
+    "StorageIOError": 503,  # the server's disk failed a write (EIO): nothing kept, retry later
     "InternalError": 500,  # an unreadable record, or a failure with no better name: the server's fault
 }
 DETAIL = {
@@ -61,8 +62,8 @@ DETAIL = {
     "NoSuchUpload": "upload not found",
     "ServiceUnavailable": "the storage could not complete this just now; please retry",
 }
-# Server-side failures whose engine message is the detail: it says what happened, and what frees room.
-OWN_WORDS = {"StorageFull"}
+# Server-side failures whose engine message is the detail: it says what happened, and what to do about it.
+OWN_WORDS = {"StorageFull", "StorageIOError"}
 
 
 class ApiError(Exception):

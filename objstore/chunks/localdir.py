@@ -12,7 +12,9 @@ over an identical file counts as new, and `delete` leaves it alone.
 
 A full disk (ENOSPC, EDQUOT) is StorageFull, and so is a chunk that would take the disk under the
 floor of free space kept for deletes (`room`, see objstore/diskspace.py); either way the batch's
-staging dir goes with it on close, so a refused upload leaves nothing behind.
+staging dir goes with it on close, so a refused upload leaves nothing behind. An EIO from a write,
+a flush or a rename is StorageIOError the same way; a flush that failed is never tried again (see
+StorageIOError: the next writer of the bytes stages and flushes its own copy).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..durability import fsync_dir, fsync_path, syncfs
-from ..errors import disk_full_errors
+from ..errors import disk_errors
 from .interface import FileRegion, StoredChunk
 
 READ_BLOCK = 256 * 1024
@@ -214,7 +216,7 @@ class Staging:
         self.staged: dict[bytes, Path] = {}
         self.published: set[bytes] = set()
         self._lock_fd = -1
-        with disk_full_errors():
+        with disk_errors():
             self.dir.mkdir()
             try:
                 # The lock file appears under its real name already locked, so cleanup never sees it free.
@@ -235,7 +237,7 @@ class Staging:
         if self.store.room is not None:
             self.store.room(len(data))
         path = self.dir / digest.hex()
-        with disk_full_errors():
+        with disk_errors():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 view = memoryview(data)
@@ -249,7 +251,7 @@ class Staging:
         """Staged data durable, renamed into place, renames durable. Before the metadata commit."""
         if not self.staged:
             return
-        with disk_full_errors():
+        with disk_errors():
             self.store._sync_files(self.staged.values())
             touched: set[Path] = set()
             for digest, path in self.staged.items():

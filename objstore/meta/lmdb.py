@@ -16,9 +16,10 @@ A full disk and a full map are the engine's StorageFull (507 at the edges), neve
 a commit that meets ENOSPC or EDQUOT stores nothing, calls `on_disk_full` (which frees the data dir's
 reserve, objstore/diskspace.py) and runs once more, then raises StorageFull; a map that fills
 (MDB_MAP_FULL) grows on its own, doubling up to its cap (`max_map_size`, 0: as far as the machine can
-map it), and the transaction runs again; at the cap it raises MetadataMapFull. Resizing needs the
-process to have no transaction open (`gate.py`); a process whose map another one grew adopts the new
-size when LMDB says so (MDB_MAP_RESIZED) and runs its transaction again.
+map it), and the transaction runs again; at the cap it raises MetadataMapFull. Any other EIO (a
+failed write or sync of the commit) is StorageIOError (503): the commit stored nothing and is not run
+again. Resizing needs the process to have no transaction open (`gate.py`); a process whose map another
+one grew adopts the new size when LMDB says so (MDB_MAP_RESIZED) and runs its transaction again.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any, TypeVar
 
 import lmdb
 
-from ..errors import DISK_FULL_ERRNOS, MetadataMapFull, storage_full
+from ..errors import DISK_FULL_ERRNOS, MetadataMapFull, StorageIOError, storage_full
 from .gate import Gate
 from .interface import MAX_KEY_BYTES, META, ReadTxn, Row, WriteTxn, record_schema
 
@@ -236,6 +237,8 @@ class LmdbStore:
                     raise MetadataMapFull(MetadataMapFull.MAP) from e
             except lmdb.Error as e:
                 if e.code not in DISK_FULL_ERRNOS and not (e.code == errno.EIO and self._disk_filled()):
+                    if e.code == errno.EIO:
+                        raise StorageIOError() from e  # stored nothing; never run again (see StorageIOError)
                     raise
                 if made_room or self.on_disk_full is None:
                     raise storage_full(errno.EDQUOT if e.code == errno.EDQUOT else errno.ENOSPC) from e

@@ -16,6 +16,7 @@ from objstore.errors import (
     MetadataMapFull,
     SealingKeyError,
     StorageFull,
+    StorageIOError,
     StoreError,
 )
 from s3api.errors import ENGINE_CODES, S3Code, S3Error, from_store_error, s3_code_of
@@ -30,6 +31,7 @@ MEANT_TO_FAIL = {  # the engine errors that are the server's fault, and what the
     ChunkStoreUnavailable: S3Code.ServiceUnavailable,  # the shared chunk store failed: retry
     StorageFull: S3Code.StorageFull,  # the disk has no room (507): deleting makes some
     MetadataMapFull: S3Code.StorageFull,  # the LMDB map is at its cap (507)
+    StorageIOError: S3Code.StorageIOError,  # the disk failed a write (EIO, 503): retry later
     SealingKeyError: S3Code.InternalError,  # a node set up with another sealing key than the store's
 }
 

@@ -12,6 +12,7 @@ from objstore.errors import (
     MetadataMapFull,
     SealingKeyError,
     StorageFull,
+    StorageIOError,
     StoreError,
 )
 from shortlinks.errors import STATUS, from_store
@@ -24,6 +25,7 @@ MEANT_TO_FAIL = {  # ours, a retry, or no room left (507, which says why)
     ChunkStoreUnavailable: 503,
     StorageFull: 507,
     MetadataMapFull: 507,
+    StorageIOError: 503,
     SealingKeyError: 500,
 }
 
@@ -40,6 +42,7 @@ def test_every_engine_error_has_a_deliberate_status(cls: type[StoreError]) -> No
         status < 500
         or error.detail in ("internal error", "the storage could not complete this just now; please retry")
         or (status == 507 and error.detail == str(instance_of(cls)))  # the engine's words: what is full
+        or (cls is StorageIOError and error.detail == str(instance_of(cls)))  # the engine's words: the disk failed
     )
 
 
