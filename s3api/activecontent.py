@@ -15,7 +15,10 @@ from __future__ import annotations
 
 SANDBOX_CSP = "sandbox"
 SANDBOX_HEADERS = {"x-content-type-options": "nosniff", "content-security-policy": SANDBOX_CSP}
-SCRIPT_TYPES = frozenset({"image/svg+xml"})
+# Types whose name does not say xml, html or script and that a browser still renders as a document
+# that runs script: text/xsl is one of Chromium's XML types (`MIMETypeRegistry::IsXMLMIMEType`), so
+# an XHTML-namespace <script> in it runs (tests/server/test_served_content.py found it).
+SCRIPT_TYPES = frozenset({"image/svg+xml", "text/xsl"})
 # What browsers treat as "no type" and sniff, possibly into HTML (WHATWG MIME Sniffing, 7.1).
 SNIFFED_TYPES = frozenset({"", "unknown/unknown", "application/unknown", "*/*"})
 

@@ -56,11 +56,12 @@ def chromium(profile: Path) -> Iterator[Any]:
 
 
 class Origin:
-    """Another local origin: serves `pages[path]` on a loopback port of its own, as HTML unless the
-    path ends in `.js` (then as JavaScript); 404 for any other path."""
+    """Another local origin: serves `pages[path]` on a loopback port of its own, as `types[path]` if
+    given, else as HTML unless the path ends in `.js` (then as JavaScript); 404 for any other path."""
 
     def __init__(self) -> None:
         self.pages: dict[str, bytes] = {}
+        self.types: dict[str, str] = {}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,6 +69,7 @@ class Origin:
                 body = outer.pages.get(self.path, b"")
                 self.send_response(200 if body else 404)
                 kind = "text/javascript" if self.path.endswith(".js") else "text/html; charset=utf-8"
+                kind = outer.types.get(self.path, kind)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -118,6 +118,7 @@ ACTIVE_TYPES = [
     "application/xhtml+xml",
     "text/xml",
     "application/xml",
+    "text/xsl",  # one of Chromium's XML types: tests/server/test_served_content.py ran script from it
     "unknown/unknown",
     "no-slash",
 ]
