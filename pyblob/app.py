@@ -32,6 +32,7 @@ from .accesslog import AccessLog
 from .bootstrap import new_store
 from .dispatch import Dispatch
 from .edge import EdgeGuard
+from .failedauth import FailedAuthLimit
 from .memory import keep_large_buffers_unmapped
 from .ratebuckets import TABLES as rate_tables
 from .ratebuckets import SharedTokenBuckets, open_buckets
@@ -145,4 +146,5 @@ def s3_app(app: FastAPI) -> S3App:
         rate_limit=app.state.rate_limiter.s3_key_wait,
         rate_limit_name=setting_name("s3", "key"),
         presign_v2=PresignLimit(settings.presign_v2_max_seconds, "PYBLOB_PRESIGN_V2_MAX_SECONDS"),
+        failed_auth=FailedAuthLimit.from_settings(settings, app.state.rate_limiter),
     )

@@ -6,7 +6,8 @@ accounts, `/api`) are rest; `/health` and the docs are not limited; everything e
 token from the client address's bucket of that surface before anything else runs: links and
 rest answer 429 JSON, S3 answers 503 `SlowDown` (what SDKs back off on), both with
 `Retry-After`. Per-user (REST) and per-access-key (S3) limits are taken once authentication
-knows the caller: `shortlinks.ratelimit` through the scope, `S3App(rate_limit=...)` for S3.
+knows the caller: `shortlinks.ratelimit` through the scope, `S3App(rate_limit=...)` for S3. Failed
+S3 authentications spend an allowance of their own per address (`failedauth.py`, over `take`).
 
 The buckets live in the volatile state environment (`ratebuckets.py`), so the limits hold
 across worker processes. The client address is the one the ASGI server reports: `pyblob serve`
@@ -92,15 +93,16 @@ class RateLimiter:
         self.threads = anyio.CapacityLimiter(threads)
 
     async def ip_wait(self, surface: Surface, address: str) -> int:
-        return await self._take(self.limits.per_ip.get(surface), f"{surface} ip {address}")
+        return await self.take(self.limits.per_ip.get(surface), f"{surface} ip {address}")
 
     async def rest_user_wait(self, user: str) -> int:
-        return await self._take(self.limits.per_user.get("rest"), f"rest user {user}")
+        return await self.take(self.limits.per_user.get("rest"), f"rest user {user}")
 
     async def s3_key_wait(self, access_key: str) -> int:
-        return await self._take(self.limits.per_user.get("s3"), f"s3 key {access_key}")
+        return await self.take(self.limits.per_user.get("s3"), f"s3 key {access_key}")
 
-    async def _take(self, limit: Limit | None, key: str) -> int:
+    async def take(self, limit: Limit | None, key: str) -> int:
+        """A token of `key`'s bucket under `limit`: 0, or the whole seconds until one is back."""
         if limit is None or limit.rate <= 0:
             return 0
         buckets = self.get_buckets()

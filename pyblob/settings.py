@@ -273,6 +273,21 @@ class Settings(BaseSettings):
         ge=1,
         description="S3 API: requests one access key may make at once, above the rate.",
     )
+    ratelimit_s3_failed_auth_rate: float = Field(
+        default=0.2,
+        ge=0,
+        description="S3 API: failed authentications (unknown key, wrong signature, tampered presigned URL, POST "
+        "policy or chunk signature) per second one client address may sustain; once its burst is spent, every S3 "
+        "request of that address is answered 503 `SlowDown` until a token is back (0 = off). One every 5 seconds "
+        "lets a mistyped secret be fixed and retried at once yet holds a guesser to 17,280 tries a day; "
+        "successful requests take nothing, so no working client ever meets it.",
+    )
+    ratelimit_s3_failed_auth_burst: float = Field(
+        default=40.0,
+        ge=1,
+        description="S3 API: failed authentications one client address may make at once: room for a client with a "
+        "wrong secret and its retries, or a few users behind one NAT, before the address is slowed down.",
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated addresses or CIDR networks of reverse proxies whose `X-Forwarded-For` "

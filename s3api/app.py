@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 from urllib.parse import unquote
 
 from starlette.requests import Request
@@ -119,10 +120,30 @@ def request_headers(request: Request) -> dict[str, str]:
     return {name: ",".join(values) for name, values in found.items()}
 
 
+# The answers of a failed authentication: an unknown key, or a signature (of the headers, a presigned
+# URL, a POST policy, a chunk or a trailer) made with another secret. Not AccessDenied: an expired URL
+# or a bucket of another account is no guess at a secret, and a working client meets those.
+FAILED_AUTHENTICATION = frozenset({S3Code.InvalidAccessKeyId.name, S3Code.SignatureDoesNotMatch.name})
+
+
+class FailedAuthLimit(Protocol):
+    """Failed authentications counted per client, by the layer that keeps the limit: `wait(scope)`
+    is the whole seconds that client must wait before anything of its request is checked (0: go on),
+    `failed(scope)` counts one and answers the same for the client from then on; `name` is the
+    setting SlowDown's message names."""
+
+    name: str
+
+    async def wait(self, scope: Scope) -> int: ...
+
+    async def failed(self, scope: Scope) -> int: ...
+
+
 class S3App:
     """The S3 endpoint over a store. `rate_limit(access_key)`: the whole seconds that key must wait
     (0: go on; the composition layer keeps the limits), asked once it is authenticated;
-    `rate_limit_name` names the setting behind it in SlowDown's message."""
+    `rate_limit_name` names the setting behind it in SlowDown's message. `failed_auth`: asked before
+    anything else, told of every failed authentication."""
 
     def __init__(
         self,
@@ -131,12 +152,14 @@ class S3App:
         rate_limit: Callable[[str], Awaitable[int]] | None = None,
         rate_limit_name: str = "",
         presign_v2: PresignLimit = PresignLimit(),
+        failed_auth: FailedAuthLimit | None = None,
     ):
         self.get_store = get_store
         self.config = config
         self.rate_limit = rate_limit
         self.rate_limit_name = rate_limit_name
         self.presign_v2 = presign_v2
+        self.failed_auth = failed_auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The S3 endpoint as a plain ASGI app, for a composition that routes S3 paths to it directly."""
@@ -147,12 +170,17 @@ class S3App:
         """The Starlette endpoint for every S3 path."""
         request_id = requestinfo.request_id()
         try:
+            await self._check_failed_auth(request)
             response = await self._handle(request, request_id)
             # Appended, not set through `response.headers` (which searches the list): no handler
             # sets them, and the error responses below carry them already.
             raw_id = request_id.encode()
             response.raw_headers += ((b"x-amz-request-id", raw_id), (b"x-amz-id-2", raw_id))
         except S3Error as e:
+            if e.code in FAILED_AUTHENTICATION and self.failed_auth is not None:
+                wait = await self.failed_auth.failed(request.scope)
+                if wait > 0:  # the allowance is spent: this failure is the first SlowDown
+                    e = slow_down(wait, self.failed_auth.name)
             response = self._error(request, e, request_id)
         except StoreError as e:
             response = self._error(request, from_store_error(e, request.method), request_id)
@@ -227,6 +255,14 @@ class S3App:
         rule = cors.match(record.cors, origin, request.method)
         if rule is not None:
             response.headers.update(cors.response_headers(rule, origin, preflight=False))
+
+    async def _check_failed_auth(self, request: Request) -> None:
+        """SlowDown, before the signature is looked at, for a client whose failures spent its allowance:
+        a right guess must not show through."""
+        limit = self.failed_auth
+        wait = await limit.wait(request.scope) if limit is not None else 0
+        if wait > 0 and limit is not None:
+            raise slow_down(wait, limit.name)
 
     async def _check_rate(self, access_key: str) -> None:
         wait = await self.rate_limit(access_key) if self.rate_limit is not None and access_key else 0
