@@ -12,7 +12,29 @@ import inspect
 import pkgutil
 
 import objstore
-from objstore.errors import StoreError
+from objstore.errors import (
+    ChunkMissing,
+    ChunkStoreUnavailable,
+    FormatError,
+    MetadataMapFull,
+    SealingKeyError,
+    StorageFull,
+    StorageIOError,
+    StoreError,
+)
+
+# The engine errors that are the server's fault (or its storage's), not the request's, and what each
+# edge answers for them: the S3 code, the REST status. Every other engine error answers a 4xx.
+SERVER_SIDE = {
+    StoreError: ("InternalError", 500),  # a failure with no better name ("no free link id")
+    FormatError: ("InternalError", 500),  # a record this code cannot read
+    ChunkMissing: ("ServiceUnavailable", 503),  # a chunk collected while an upload ran: retry
+    ChunkStoreUnavailable: ("ServiceUnavailable", 503),  # the shared chunk store failed: retry
+    StorageFull: ("StorageFull", 507),  # the disk has no room: deleting makes some
+    MetadataMapFull: ("StorageFull", 507),  # the LMDB map is at its cap
+    StorageIOError: ("StorageIOError", 503),  # the disk failed a write (EIO): retry later
+    SealingKeyError: ("InternalError", 500),  # a node set up with another sealing key than the store's
+}
 
 
 def engine_error_classes() -> list[type[StoreError]]:

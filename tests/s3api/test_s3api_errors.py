@@ -7,33 +7,15 @@ import ast
 from pathlib import Path
 
 import pytest
-from engine_errors import class_id, engine_error_classes, instance_of
+from engine_errors import SERVER_SIDE, class_id, engine_error_classes, instance_of
 
-from objstore.errors import (
-    ChunkMissing,
-    ChunkStoreUnavailable,
-    FormatError,
-    MetadataMapFull,
-    SealingKeyError,
-    StorageFull,
-    StorageIOError,
-    StoreError,
-)
+from objstore.errors import StoreError
 from s3api.errors import ENGINE_CODES, S3Code, S3Error, from_store_error, s3_code_of
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_LAYERS = ("s3api", "shortlinks", "pyblob")
 ENGINE_CLASSES = engine_error_classes()
-MEANT_TO_FAIL = {  # the engine errors that are the server's fault, and what they answer
-    StoreError: S3Code.InternalError,  # a failure with no better name ("no free link id")
-    FormatError: S3Code.InternalError,  # a record this code cannot read
-    ChunkMissing: S3Code.ServiceUnavailable,  # a chunk collected while an upload ran: retry
-    ChunkStoreUnavailable: S3Code.ServiceUnavailable,  # the shared chunk store failed: retry
-    StorageFull: S3Code.StorageFull,  # the disk has no room (507): deleting makes some
-    MetadataMapFull: S3Code.StorageFull,  # the LMDB map is at its cap (507)
-    StorageIOError: S3Code.StorageIOError,  # the disk failed a write (EIO, 503): retry later
-    SealingKeyError: S3Code.InternalError,  # a node set up with another sealing key than the store's
-}
+MEANT_TO_FAIL = {cls: S3Code[code] for cls, (code, _) in SERVER_SIDE.items()}  # and what they answer
 
 
 def sources() -> list[Path]:

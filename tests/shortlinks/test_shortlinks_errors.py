@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from engine_errors import class_id, engine_error_classes, instance_of
+from engine_errors import SERVER_SIDE, class_id, engine_error_classes, instance_of
 
-from objstore.errors import (
-    ChunkMissing,
-    ChunkStoreUnavailable,
-    FormatError,
-    MetadataMapFull,
-    SealingKeyError,
-    StorageFull,
-    StorageIOError,
-    StoreError,
-)
+from objstore.errors import StorageIOError, StoreError
 from shortlinks.errors import STATUS, from_store
 
 ENGINE_CLASSES = engine_error_classes()
-MEANT_TO_FAIL = {  # ours, a retry, or no room left (507, which says why)
-    StoreError: 500,
-    FormatError: 500,
-    ChunkMissing: 503,
-    ChunkStoreUnavailable: 503,
-    StorageFull: 507,
-    MetadataMapFull: 507,
-    StorageIOError: 503,
-    SealingKeyError: 500,
-}
+MEANT_TO_FAIL = {cls: status for cls, (_, status) in SERVER_SIDE.items()}  # ours, a retry, or no room
 
 
 @pytest.mark.parametrize("cls", ENGINE_CLASSES, ids=class_id)
