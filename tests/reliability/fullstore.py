@@ -4,28 +4,36 @@ pyblob's chunk store (objstore/chunks/s3.py) reads such an answer.
 SeaweedFS, the object store the other tests run, has no such answer: full, it answers 500
 InternalError like any fault (tests/reliability/test_disk_full_cluster.py). MinIO, which answers 507
 `XMinioStorageFull`, cannot be installed from the registries this project uses. So this store, an
-HTTP server on a loopback port (a thread of the test process), keeps objects in memory up to
-`capacity` bytes and answers a write past it with the status, code and message of the store it
-stands for, in S3's XML error shape. It speaks what pyblob's chunk store uses: HEAD of the bucket;
-PUT (with `If-None-Match: *`), GET (with Range), HEAD and DELETE of objects. Signatures are not
-checked.
+HTTP server in a process of its own on a loopback port (`python fullstore.py STATUS CODE MESSAGE
+CAPACITY PORT`, started by `full_store`), keeps objects in memory up to `capacity` bytes and answers
+a write past it with the status, code and message of the store it stands for, in S3's XML error
+shape. It speaks what pyblob's chunk store uses: HEAD of the bucket; PUT (with `If-None-Match: *`),
+GET (with Range), HEAD and DELETE of objects. Signatures are not checked. Its admin side, for the
+test: `GET /-/state` (JSON: capacity, writes refused) and `PUT /-/capacity` (the new room, in bytes).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from xml.sax.saxutils import escape
 
 BUCKET = "chunks"
+ADMIN = "/-/"  # the test's side: not a bucket name S3 allows
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,6 @@ class FullStore:
 
     answer: FullAnswer
     capacity: int
-    endpoint: str = ""
     objects: dict[str, tuple[bytes, float]] = field(default_factory=dict)
     refused: int = 0  # writes answered with `answer`
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -112,6 +119,12 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_GET(self) -> None:
+        if self.path == ADMIN + "state":
+            body = json.dumps({"capacity": self.store.capacity, "refused": self.store.refused}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return self.wfile.write(body)  # type: ignore[return-value]
         key = self._key()
         found = self.store.objects.get(key or "")
         if found is None:
@@ -128,9 +141,13 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_PUT(self) -> None:
-        key = self._key() or ""
         data = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         store = self.store
+        if self.path == ADMIN + "capacity":
+            with store.lock:
+                store.capacity = int(data)
+            return self._empty(204)
+        key = self._key() or ""
         with store.lock:
             if self.headers.get("If-None-Match") == "*" and key in store.objects:
                 return _error(
@@ -149,17 +166,62 @@ class Handler(BaseHTTPRequestHandler):
         self._empty(204)
 
 
+class RunningStore:
+    """A store process, as the test sees it: where it answers, and its admin side."""
+
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+
+    def _state(self) -> dict[str, int]:
+        with urllib.request.urlopen(self.endpoint + ADMIN + "state", timeout=10) as answer:
+            return dict(json.loads(answer.read()))
+
+    @property
+    def refused(self) -> int:
+        """Writes answered as full so far."""
+        return self._state()["refused"]
+
+    @property
+    def capacity(self) -> int:
+        return self._state()["capacity"]
+
+    def set_capacity(self, capacity: int) -> None:
+        """What the store's admin does to give it room (or take some)."""
+        put = urllib.request.Request(self.endpoint + ADMIN + "capacity", data=str(capacity).encode(), method="PUT")
+        urllib.request.urlopen(put, timeout=10).close()
+
+
 @contextmanager
-def full_store(answer: FullAnswer, capacity: int) -> Iterator[FullStore]:
-    """The store, serving on a free loopback port until the block ends."""
-    store = FullStore(answer, capacity)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("FullStoreHandler", (Handler,), {"store": store}))
-    store.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fullstore", daemon=True)
-    thread.start()
+def full_store(answer: FullAnswer, capacity: int) -> Iterator[RunningStore]:
+    """The store, in a process of its own on a free loopback port until the block ends (stopped by PID)."""
+    from processes import free_port, wait_for_port  # the test's side only: the store's process runs without them
+
+    port = free_port()
+    argv = [sys.executable, __file__, str(answer.status), answer.code, answer.message, str(capacity), str(port)]
+    log = Path(tempfile.mkstemp(prefix="pyblob-fullstore-", suffix=".log")[1])
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
-        yield store
+        wait_for_port(port, proc, log)
+        yield RunningStore(f"http://127.0.0.1:{port}")
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.unlink(missing_ok=True)
+
+
+def serve(answer: FullAnswer, capacity: int, port: int) -> None:
+    """Serve the store on 127.0.0.1:`port` until the process is stopped."""
+    store = FullStore(answer, capacity)
+    handler = type("FullStoreHandler", (Handler,), {"store": store})
+    with ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    status, code, message, room, port = sys.argv[1:6]
+    serve(FullAnswer(int(status), code, message), int(room), int(port))

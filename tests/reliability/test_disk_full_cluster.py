@@ -46,7 +46,7 @@ import psycopg
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from fullstore import ANY_507, CEPH_QUOTA, MINIO_BUCKET_QUOTA, MINIO_DRIVE_FULL, FullAnswer, FullStore, full_store
+from fullstore import ANY_507, CEPH_QUOTA, MINIO_BUCKET_QUOTA, MINIO_DRIVE_FULL, FullAnswer, RunningStore, full_store
 from fullstore import BUCKET as FULLSTORE_BUCKET
 from postgres import PgServer, postgres_server
 from privatefs import private_tmpfs_command
@@ -241,7 +241,7 @@ def test_a_full_seaweedfs_is_a_503_naming_the_chunk_store_and_recovers(
 FULL_ANSWERS = [MINIO_DRIVE_FULL, MINIO_BUCKET_QUOTA, CEPH_QUOTA, ANY_507]
 
 
-def settings_of(store: FullStore) -> S3ChunkSettings:
+def settings_of(store: RunningStore) -> S3ChunkSettings:
     return S3ChunkSettings(url=f"s3://{FULLSTORE_BUCKET}/p", endpoint=store.endpoint, access_key="k", secret_key="s")
 
 
@@ -292,7 +292,7 @@ def test_a_full_chunk_store_answers_507_and_recovers(start_server: StartServer) 
         assert listed(s3) == sorted([*stored, "small"])
         assert s3.delete_object(Bucket=BUCKET, Key="small")["ResponseMetadata"]["HTTPStatusCode"] == 204
 
-        store.capacity *= 2  # the store's admin gives it room
+        store.set_capacity(store.capacity * 2)  # the store's admin gives it room
         again, _, refusal = fill_chunks(s3, "again")
         assert len(again) >= 2
         assert_storage_full(refusal, "chunk store")
