@@ -69,3 +69,11 @@ class StoreConfig:
     metadata_url: str = "lmdb:"
     # Where the chunks live: None for the data dir's chunks/, else an S3-compatible bucket shared by nodes.
     chunk_store: S3ChunkSettings | None = None
+    # Most segments one tus upload may be kept in until it is finished (links/resumable.py): each PATCH
+    # ends one, and a long PATCH makes one every 64 MiB or 10 s. Real clients stay below it: tus-js-client
+    # and Uppy send a file in one PATCH by default (5 TiB, S3's largest object, is 81,920 segments of
+    # 64 MiB), 5 TiB in the 50 MiB PATCHes advised behind Cloudflare is 104,858, tus-java-client's 10 MiB
+    # PATCHes reach it at 1.9 TiB, TUSKit's 500 KiB ones (its default) at 97 GiB. S3's 10,000 parts
+    # would refuse a 50 GiB file in 5 MiB PATCHes. What it bounds: an upload's rows and manifests (a
+    # client of 1-byte PATCHes made one per byte), and the segment list a finish holds in memory.
+    resumable_max_segments: int = 200_000

@@ -208,3 +208,4 @@ class ResumableRecord(Record):
     link: str = ""  # the short link id, once done
     writer: str = ""  # the token of the request that holds the upload's lease ("" when none does)
     lease_until: float = 0.0  # when that lease runs out if not renewed (a writer that died)
+    segments: int = 0  # how many segments hold its bytes (0 in rows written before it was counted)

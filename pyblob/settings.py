@@ -163,6 +163,13 @@ class Settings(BaseSettings):
         description="Largest file the REST API, tus and WebSocket uploads take, from anyone (0 = no limit of its "
         "own; each user's per-object limit still holds). pyBlobServer's `FILE_SIZE_LIMIT_MB=10` is `10MiB` here.",
     )
+    tus_max_segments: int = Field(
+        default=StoreConfig.resumable_max_segments,
+        ge=1,
+        description="Most segments one unfinished tus upload may be kept in: each PATCH request makes one, and a "
+        "long PATCH one per 64 MiB or 10 s. A PATCH past it is refused (400) and the upload takes no more bytes. "
+        "The default is above what tus clients send (TUSKit's 500 KiB PATCHes reach it at 97 GiB).",
+    )
     link_id_length: int = Field(
         default=8, ge=6, le=32, description="Characters in a new short link id (31-letter unambiguous alphabet)."
     )
@@ -394,6 +401,7 @@ def store_config(settings: Settings) -> StoreConfig:
         default_quota=settings.default_quota,
         default_max_object_size=settings.max_object_size,
         upload_max_file_size=settings.upload_max_file_size,
+        resumable_max_segments=settings.tus_max_segments,
         link_id_length=settings.link_id_length,
         link_idle_seconds=settings.link_idle_days * 86400.0,
         sealing_key=sealing_key(settings),

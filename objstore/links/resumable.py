@@ -14,6 +14,9 @@ the truth: bytes past it (a crash, a dropped connection before the checkpoint) w
 referenced and are taken back (`ChunkSink.close`) or left to GC as orphans. Nothing of an upload
 is visible until its finish, and a segment's chunks are referenced, so GC with any grace period
 never takes them; `fsck` counts the segments' manifest references (`segments.held_manifests`).
+An upload has at most `StoreConfig.resumable_max_segments` segments, counted in its row: a PATCH
+to one that has them all is refused before its first byte (`TooManySegments`), and a long PATCH's
+checkpoints leave the last for its end (only renewing the lease), so an accepted PATCH is kept whole.
 
 One writer per upload, across processes and nodes: a lease in the row (`writer` token and
 `lease_until`), taken in a transaction that finds no live lease (`UploadBusy` otherwise; a
@@ -95,6 +98,11 @@ class UploadBusy(StoreError):
     """Another request is writing, finishing or removing this upload right now."""
 
     code = "UploadLocked"
+
+
+class TooManySegments(InvalidArgument):
+    """The upload is kept in as many segments as one may have (`StoreConfig.resumable_max_segments`):
+    it takes no more bytes. A 400 as S3's part numbers past 10,000 are; no tus client retries it."""
 
 
 class TooManyUploads(StoreError):
@@ -304,10 +312,22 @@ class Resumables:
             row = self._adopt_legacy(lease)
             if row.state != RECEIVING or offset != row.offset:
                 raise OffsetMismatch(f"the upload is at offset {row.offset}, not {offset}")
+            row.segments = self.meta.read(lambda r: self._count_segments(r, row))
             return Appender(self, lease)
         except BaseException:
             self._let_go(lease)
             raise
+
+    def _count_segments(self, r: ReadTxn, row: ResumableRecord) -> int:
+        """The upload's segments; TooManySegments when none is left for another checkpoint."""
+        used = segments.count(r, row_key(row.owner, row.id), row.segments, row.offset)
+        if used >= (cap := self.config.resumable_max_segments):
+            raise TooManySegments(
+                f"upload {row.id} is kept in {used} segments, the most one upload may have "
+                f"(PYBLOB_TUS_MAX_SEGMENTS={cap}; each PATCH request makes one): it takes no more bytes; "
+                "delete it and upload the file again in fewer, larger PATCH requests"
+            )
+        return used
 
     def _segment_writer(self) -> ContentWriter:
         return ContentWriter(self.meta, self.chunks, self.config, intents=self.intents)
@@ -322,8 +342,9 @@ class Resumables:
                 raise OffsetMismatch(f"resumable upload {row.id} moved on while leased")  # not expected
             size = content.finish().size if content is not None else 0
             if content is not None and size:
+                row.segments = self._count_segments(w, row)
                 segments.add(w, lease.key, start, content.install(w), size)
-                row.offset = start + size
+                row.offset, row.segments = start + size, row.segments + 1
             row.expires = self.clock() + self.expires_after
             self._renew(w, lease, row, release)
             return row
@@ -378,7 +399,7 @@ class Resumables:
                 raise StoreError(f"resumable upload {row.id} changed while it was being finished")
             segments.drop_upload(w, lease.key, self.clock())
             charge(w, row.owner, -credit, 0)  # the object's own charge replaces it
-            current.state, current.link = DONE, link.id
+            current.state, current.link, current.segments = DONE, link.id, 0
             current.expires = self.clock() + self.expires_after
             self._renew(w, lease, current, release=True)
 
@@ -432,6 +453,7 @@ class Resumables:
             if row.offset != size or segments.exists(w, lease.key):
                 raise OffsetMismatch(f"resumable upload {row.id} moved on while leased")  # not expected
             segments.add(w, lease.key, 0, content.install(w), size)
+            row.segments = 1
             self._renew(w, lease, row)
             return row
 
@@ -490,7 +512,15 @@ class Appender:
         self.content.write(data)
         self.written += len(data)
         if self.written - self.kept >= CHECKPOINT_BYTES or self.resumables.clock() >= self.lease.renew_at:
+            self._checkpoint_within()
+
+    def _checkpoint_within(self) -> None:
+        """A checkpoint within the PATCH while more than one segment is left; else the lease alone is
+        renewed, so the PATCH's end always has its segment and an accepted PATCH is never cut short."""
+        if self.resumables.config.resumable_max_segments - self.row.segments > 1:
             self.checkpoint()
+        else:
+            self.resumables._keep_alive(self.lease)
 
     def checkpoint(self, release: bool = False) -> ResumableRecord:
         """Make the bytes written since the last checkpoint a segment and commit the new offset

@@ -9,7 +9,9 @@ upload is finished, terminated or expired, whichever node its requests reach.
 
 Table `resumable_segments`, owned here: upload key (owner + NUL + upload id, as `resumables`) +
 NUL + the segment's first byte in the upload (8 bytes, big-endian) -> version, manifest id, size.
-Key order is byte order, so an upload's segments read back in order.
+Key order is byte order, so an upload's segments read back in order. The upload's row counts them
+(`ResumableRecord.segments`, bounded by `StoreConfig.resumable_max_segments`), so no request walks them
+to learn how many there are.
 """
 
 from __future__ import annotations
@@ -83,6 +85,14 @@ def held_manifests(r: ReadTxn) -> Iterator[bytes]:
     """The manifest every segment holds a reference to (what fsck counts)."""
     for key, raw in r.range(TABLE):
         yield _decode(key, raw).manifest
+
+
+def count(r: ReadTxn, upload_key: bytes, counted: int, kept: int) -> int:
+    """How many segments the upload has: `counted`, as its row keeps it, or walked for a row written
+    before rows kept it (`kept` bytes but a count of 0)."""
+    if counted or not kept:
+        return counted
+    return sum(1 for _ in scan(r, TABLE, _prefix(upload_key)))
 
 
 def exists(r: ReadTxn, upload_key: bytes) -> bool:

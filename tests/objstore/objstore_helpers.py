@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from dataclasses import replace
 from pathlib import Path
 
 from objstore import ObjectRecord, Store, StoreConfig, manifests, refcount
@@ -88,12 +89,15 @@ def resumables_with(
     max_pending: int = MAX_PENDING_PER_USER,
     lock_wait: float = LOCK_WAIT,
     lease_seconds: float = LEASE_SECONDS,
+    max_segments: int | None = None,
 ) -> Resumables:
-    """The store's resumable uploads (same tables and parts) with other options than `store.resumables`."""
+    """The store's resumable uploads (same tables and parts) with other options than `store.resumables`
+    (`max_segments`: the store's config with another `resumable_max_segments`)."""
+    config = store.config if max_segments is None else replace(store.config, resumable_max_segments=max_segments)
     return Resumables(
         store.meta,
         store.chunks,
-        store.config,
+        config,
         store.now,
         store.admission,
         store.uploads,

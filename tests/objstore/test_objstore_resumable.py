@@ -20,6 +20,7 @@ from objstore.links.resumable import (
     LEASE_SECONDS,
     TABLE,
     OffsetMismatch,
+    TooManySegments,
     TooManyUploads,
     UploadBusy,
     row_key,
@@ -129,6 +130,46 @@ def test_limits_are_checked_at_creation(store: Store, resumables: Resumables) ->
     small = resumables_with(store, max_pending=2)
     with pytest.raises(TooManyUploads):
         small.create("carol", 1)
+
+
+def test_a_patch_past_the_segment_cap_is_refused_and_keeps_nothing(store: Store) -> None:
+    store.accounts.create_user("carol")
+    capped = resumables_with(store, lock_wait=0, max_segments=3)
+    row = capped.create("carol", 100)
+    for n in range(3):  # one segment per PATCH
+        assert append(capped, row.id, 10 * n, DATA[10 * n : 10 * n + 10]) == 10 * n + 10
+    with pytest.raises(TooManySegments, match="3 segments"):
+        capped.open_append("carol", row.id, 30)
+    kept = capped.get("carol", row.id)
+    assert (kept.offset, kept.segments, kept.writer) == (30, 3, "")  # nothing kept, nothing held
+    kept.segments = 0  # as rows written before the count was kept: the segments are counted instead
+    store.meta.transact(lambda w: w.put(TABLE, row_key("carol", row.id), kept.encode()))
+    with pytest.raises(TooManySegments):
+        capped.open_append("carol", row.id, 30)
+    assert usage(store) == 100 and fsck(store).ok
+    capped.terminate("carol", row.id)  # the way out: the charge comes back
+    assert usage(store) == 0 and fsck(store).ok
+
+
+def test_a_long_patch_keeps_the_last_segment_for_its_end(store: Store, clock: Clock) -> None:
+    """Checkpoints within a PATCH (here the lease's, every third of it) make segments while more
+    than one is left; the last is the PATCH's end, so an accepted PATCH is never cut short."""
+    store.accounts.create_user("carol")
+    capped = resumables_with(store, lock_wait=0, max_segments=3)
+    data = DATA[:80]
+    row = capped.create("carol", len(data))
+    appender = capped.open_append("carol", row.id, 0)
+    for n in range(8):
+        appender.write(data[10 * n : 10 * n + 10])
+        clock.advance(LEASE_SECONDS / 3 + 1)
+    held = capped.get("carol", row.id)
+    assert (held.offset, held.segments) == (30, 2)  # two checkpoints, then only the lease renewed
+    assert held.writer == appender.lease.token and held.lease_until > clock()
+    done = appender.close()
+    assert (done.offset, done.segments) == (80, 3)
+    finished = capped.finish("carol", row.id)
+    assert read_link(store, finished.link) == data
+    assert capped.get("carol", row.id).segments == 0 and fsck(store).ok
 
 
 def test_another_owner_sees_nothing(store: Store, resumables: Resumables) -> None:

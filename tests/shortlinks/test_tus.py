@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from processes import RunPyblob
+from processes import RunPyblob, StartServer
 from shortlinks_site import Site
 from tusclient.client import TusClient
+from tusclient.exceptions import TusCommunicationError
 
 TUS = {"tus-resumable": "1.0.0"}
 OFFSET_TYPE = "application/offset+octet-stream"
@@ -123,6 +124,36 @@ def test_wrong_offset_type_or_length(site: Site) -> None:
     assert head(location, auth).headers["upload-offset"] == "10"
     assert create(site, 1, **{"upload-length": "ten"}).status_code == 400
     assert create(site, 1, **{"upload-metadata": "filename not-base64!"}).status_code == 400
+
+
+def test_a_patch_past_the_segment_cap_is_refused_and_the_upload_stays_where_it_was(
+    run_pyblob: RunPyblob, start_server: StartServer
+) -> None:
+    """Each PATCH is kept as one segment; past `PYBLOB_TUS_MAX_SEGMENTS` (lowered to 3 here) a PATCH is
+    refused before any of its bytes is kept, with the JSON error of the other tus refusals."""
+    added = run_pyblob("user", "add", "alice", "--json")
+    assert added.returncode == 0, added.stderr
+    auth = {"authorization": f"Bearer {json.loads(added.stdout)['token']}"}
+    server = start_server(env={"PYBLOB_TUS_MAX_SEGMENTS": "3"})
+    response = httpx.post(f"{server.url}/upload_tus/", headers={**TUS, **auth, "upload-length": "8"})
+    assert response.status_code == 201, response.text
+    location = response.headers["location"]
+    for offset in (0, 2, 4):
+        assert patch(location, offset, b"ab", auth).status_code == 204
+    refused = patch(location, 6, b"cd", auth)
+    assert refused.status_code == 400 and refused.headers["tus-resumable"] == "1.0.0"
+    body = refused.json()
+    assert "3 segments" in body["detail"] and "PYBLOB_TUS_MAX_SEGMENTS" in body["detail"] and body["request_id"]
+    kept = head(location, auth)
+    assert kept.status_code == 200 and kept.headers["upload-offset"] == "6"  # nothing of the PATCH kept
+    assert usage(run_pyblob) == 8  # still charged, until it is deleted
+    assert httpx.delete(location, headers={**TUS, **auth}).status_code == 204
+    assert usage(run_pyblob) == 0
+    client = TusClient(f"{server.url}/upload_tus/", headers=auth)  # a real client stops with the error
+    uploader = client.uploader(file_stream=io.BytesIO(b"x" * 10), chunk_size=2)
+    with pytest.raises(TusCommunicationError) as failed:
+        uploader.upload()
+    assert failed.value.status_code == 400 and uploader.offset == 6
 
 
 def test_tus_resumable_header_is_required(site: Site) -> None:
