@@ -248,6 +248,7 @@ class MetadataMapFull(StorageFull):
 
 class StorageIOError(StoreError):
     """The server's disk failed a write or its flush (EIO): nothing of the write was kept or acknowledged.
+    Or it failed a read (`reading`): nothing of what could not be read was sent.
 
     A failed flush is never retried and called good (PostgreSQL's "fsyncgate": after a failed fsync the
     kernel may have dropped the dirty pages, and a second fsync succeeds with the data lost): the write
@@ -262,8 +263,18 @@ class StorageIOError(StoreError):
         "retry later, and tell the server's administrator if it goes on."
     )
 
+    READ = (
+        "The server's storage failed: an I/O error (EIO) on its disk reading {what}. None of its bytes were "
+        "sent; retry later, and tell the server's administrator if it goes on."
+    )
+
     def __init__(self, message: str = IO):
         super().__init__(message)
+
+    @classmethod
+    def reading(cls, what: str) -> StorageIOError:
+        """The error of a read of `what` ("chunk <hex>", "the metadata") that met EIO."""
+        return cls(cls.READ.format(what=what))
 
 
 # What a filesystem answers when it has no room for a write: out of space, or the owner's disk quota.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import accounts, inflight, leases, manifests, multipart, quarantine, refcount, runs, versions
 from .collect import delete_unreferenced, never
-from .errors import NoSuchUpload
+from .errors import NoSuchUpload, StorageIOError
 from .hashing import chunk_digest
 from .links.resumable import charged_bytes
 from .links.segments import held_manifests
@@ -295,7 +295,7 @@ def _check_rows(r: ReadTxn, exp: _Expected, report: FsckReport) -> None:
 
 
 def _check_files(store: Store, exp: _Expected, report: FsckReport, progress: Progress) -> set[bytes]:
-    """Re-hash every referenced chunk; returns the digests that are missing or corrupt."""
+    """Re-hash every referenced chunk; returns the digests that are missing, unreadable or corrupt."""
     bad: set[bytes] = set()
     total = len(exp.chunk_refs)
     for n, digest in enumerate(exp.chunk_refs, 1):
@@ -303,6 +303,10 @@ def _check_files(store: Store, exp: _Expected, report: FsckReport, progress: Pro
             data = store.chunks.read_all(digest)
         except FileNotFoundError:
             report.problems.append(f"chunk {digest.hex()} is missing")
+            bad.add(digest)
+            continue
+        except StorageIOError:  # EIO: the disk cannot read it (the chunk store logged its path); as scrub
+            report.problems.append(f"chunk {digest.hex()} is unreadable (I/O error)")
             bad.add(digest)
             continue
         if chunk_digest(data) != digest or len(data) != exp.chunk_sizes[digest]:

@@ -7,8 +7,11 @@ bytes, named by their BLAKE3 digest, so it is sound when its bytes hash to its n
 length its row records (what fsck checks, and what every writer computed before naming it). A
 chunk that is gone, unreadable or wrong is quarantined (`quarantine.py`): moved aside, its row and
 the manifests that list it marked, so reads of its objects fail with a clear error and the next
-upload of the same bytes heals it. A quarantined chunk whose bytes are back (restored from a
-backup) and right is released. Unreferenced chunks (count 0, GC's to take) are passed over.
+upload of the same bytes heals it. Unreadable (the disk answers EIO) is treated as damaged: its bytes
+cannot be served either, a GET that met the EIO mid-body could only cut the response short, and the
+next upload writes the bytes to a new file; the file moved aside stays for the administrator.
+A quarantined chunk whose bytes are back (restored from a backup) and right is released.
+Unreferenced chunks (count 0, GC's to take) are passed over.
 
 Reads are paced by a token bucket (`pacing.BytePacer`) at `rate` bytes a second. Progress is saved
 in the metadata (`scrub_cursor.py`) every `SAVE_EVERY` seconds, so a pass cut short resumes after
@@ -29,7 +32,7 @@ from functools import partial
 
 from . import quarantine, refcount, runs, scrub_cursor
 from .chunks import ChunkStore
-from .errors import ChunkStoreUnavailable
+from .errors import ChunkStoreUnavailable, StorageIOError
 from .hashing import chunk_digest
 from .meta import MetadataStore
 from .pacing import BytePacer
@@ -243,7 +246,9 @@ def _problem(chunks: ChunkStore, digest: bytes, size: int) -> str | None:
         return "missing"
     except ChunkStoreUnavailable:
         raise  # the store, not the chunk: the run ends, and the pass resumes next time
-    except OSError as e:  # EIO from a failing disk
+    except StorageIOError:  # EIO: the disk could not read it (the local store logged which file)
+        return "unreadable: I/O error (EIO)"
+    except OSError as e:
         return f"unreadable: {e.strerror or e}"
     if len(data) != size or chunk_digest(data) != digest:
         return "corrupt"

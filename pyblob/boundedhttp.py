@@ -16,7 +16,10 @@ to ~6,600 requests a second on one core (docs/benchmarks.md, "Serving").
 Object bodies that lie in chunk files leave with `sendfile`: the protocol offers ASGI's zero-copy
 send extension (`http.response.zerocopysend`: a file, an offset and a count), which uvicorn does not,
 and `CoalescingTransport.sendfile` writes the held response head and then the file's bytes straight
-to the socket, without reading them into Python or copying them through it.
+to the socket, without reading them into Python or copying them through it. A file the disk cannot
+read (EIO, from `sendfile` or the copy) after the head went out cannot be answered with an error any
+more: the connection is aborted, so the client sees a body shorter than its Content-Length (and
+retries) instead of a complete one that is wrong, and the OSError goes back to the sender to log.
 
 uvicorn bounds only the wait between two requests of a connection (`timeout_keep_alive`): a client
 that sends a head one byte at a time, stops part way through a body, opens a connection and says
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -214,16 +218,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             and count <= cycle.expected_content_length
             and self.coalescing.get_write_buffer_size() == len(self.coalescing)  # only our held head waits
         )
-        if cycle.scope["method"] == "HEAD":
-            pass  # no body: uvicorn drops it
-        elif direct:
-            cycle.expected_content_length -= count
-            if not await self.coalescing.sendfile(fd, offset, count, threaded=count > LOOP_SENDFILE_MAX):
-                cycle.disconnected = True  # part of the body is out: the connection cannot carry on
-                self.transport.abort()
-                return
-        else:
-            await copy_file(send, fd, offset, count)
+        try:
+            if cycle.scope["method"] == "HEAD":
+                pass  # no body: uvicorn drops it
+            elif direct:
+                cycle.expected_content_length -= count
+                if not await self.coalescing.sendfile(fd, offset, count, threaded=count > LOOP_SENDFILE_MAX):
+                    cycle.disconnected = True  # part of the body is out: the connection cannot carry on
+                    self.transport.abort()
+                    return
+            else:
+                await copy_file(send, fd, offset, count)
+        except OSError:  # the file could not be read: the body must not look complete
+            cycle.disconnected = True
+            self.transport.abort()
+            raise
         if not more:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -309,7 +318,8 @@ class CoalescingTransport:
 
     async def sendfile(self, fd: int, offset: int, count: int, threaded: bool) -> bool:
         """The held writes, then `count` bytes of the file from `offset`, straight into the socket
-        (the transport's own buffer must be empty). False if the connection failed part way."""
+        (the transport's own buffer must be empty). False if the connection failed part way; the
+        OSError of a file that could not be read (EIO)."""
         head, self._pending = self._pending, []
         waiter = _Writable(self._loop, self._sock, self._send_timeout)
         corked = bool(head)  # the head waits for the file's first bytes: one segment, as nginx's tcp_nopush
@@ -331,7 +341,11 @@ class CoalescingTransport:
                 if count > 0 and not sent:
                     await waiter.wait(self._transport)
             return True
-        except (OSError, EOFError):
+        except OSError as e:
+            if e.errno == errno.EIO:
+                raise  # the file's side (sendfile reads it): the caller aborts and the sender logs it
+            return False
+        except EOFError:
             return False
         finally:
             waiter.close()

@@ -6,7 +6,7 @@ pyblob's own: `QuotaExceeded` (403) for uploads past the owner's quota, and `Sto
 Insufficient Storage, RFC 4918) for writes the server's disk or metadata map has no room for, as
 MinIO answers `XMinioStorageFull` with 507 (AWS has no such code: its storage does not fill up).
 `StorageIOError` (503) is the other failure of the server's own disk: an I/O error (EIO) on a write or
-its flush, nothing kept, retry later (503 is what SDKs retry).
+its flush (nothing kept) or on a read (nothing sent), retry later (503 is what SDKs retry).
 A code is an `S3Code` member, never a free string: a misspelt one is an AttributeError where it is
 written (mypy and tests/s3api/test_s3api_errors.py find it before a request does), so no code falls
 back to a 500.

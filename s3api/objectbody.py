@@ -7,11 +7,17 @@ regions of its chunk files, each sent by the kernel from the page cache (`sendfi
 as usual. Smaller bodies are read on the event loop and sent with their head in one write: on this
 kind of VM a 64 KiB `sendfile` cost more CPU than reading and copying the bytes (~260 against ~200
 µs a request), from 1 MiB up it costs half (docs/benchmarks.md, "Serving").
+
+A chunk file the disk cannot read (EIO) once the head is out: the server aborts the connection (the
+client sees a body cut short, never a complete wrong one) and hands the OSError back; the response
+logs one line naming the chunk and ends.
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -22,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 from objstore import FileRegion
 
 ZEROCOPY = "http.response.zerocopysend"  # https://asgi.readthedocs.io/en/latest/extensions.html
+log = logging.getLogger("pyblob.s3")
 
 
 def offers_zero_copy(scope: Scope) -> bool:
@@ -58,8 +65,19 @@ class ObjectBody(Response):
             if isinstance(piece, bytes):
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
             else:
-                await _send_region(send, piece)
+                try:
+                    await _send_region(send, piece)
+                except OSError as e:  # the file could not be read: the server aborted the connection
+                    # (pyblob/boundedhttp.py), or uvicorn closes it after a response left incomplete
+                    _log_cut_short(piece, e)
+                    return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _log_cut_short(region: FileRegion, error: OSError) -> None:
+    what = "I/O error (EIO)" if error.errno == errno.EIO else error.strerror or repr(error)
+    chunk = os.path.basename(region.path)
+    log.error("chunk %s: %s reading %s to send it; the response was cut short", chunk, what, region.path)
 
 
 async def _send_region(send: Send, region: FileRegion) -> None:

@@ -49,7 +49,7 @@ STATUS = {
     "BadDigest": 400,
     "ServiceUnavailable": 503,  # a chunk collected while the upload ran, or the chunk store failed: retry
     "StorageFull": 507,  # the server's disk or metadata map has no room: deleting makes some
-    "StorageIOError": 503,  # the server's disk failed a write (EIO): nothing kept, retry later
+    "StorageIOError": 503,  # the server's disk failed a write or a read (EIO): retry later
     "InternalError": 500,  # an unreadable record, or a failure with no better name: the server's fault
 }
 DETAIL = {

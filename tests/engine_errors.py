@@ -32,7 +32,7 @@ SERVER_SIDE = {
     ChunkStoreUnavailable: ("ServiceUnavailable", 503),  # the shared chunk store failed: retry
     StorageFull: ("StorageFull", 507),  # the disk has no room: deleting makes some
     MetadataMapFull: ("StorageFull", 507),  # the LMDB map is at its cap
-    StorageIOError: ("StorageIOError", 503),  # the disk failed a write (EIO): retry later
+    StorageIOError: ("StorageIOError", 503),  # the disk failed a read or write (EIO): retry later
     SealingKeyError: ("InternalError", 500),  # a node set up with another sealing key than the store's
 }
 

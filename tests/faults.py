@@ -1,5 +1,5 @@
 """A fault injector for real pyblob processes (issue 15): fail or kill the process at one step of the
-write and delete paths.
+write, delete and read paths.
 
 `tests/faultrun.py` installs it in a `pyblob` process (the server, `pyblob gc`) before the command
 line runs. The test arms a fault by writing a `Fault` as JSON to the control file named by
@@ -18,6 +18,12 @@ The steps, each wrapped at the call pyblob's own code makes:
 | `commit` | the LMDB commit of a group of metadata transactions (`objstore/meta/lmdb.py`): raised as LMDB
   raises it, an `lmdb.Error` carrying the errno |
 | `unlink` | `Path.unlink` of a chunk file (GC) |
+| `read` | `os.pread` / `os.read` of a chunk file (`objstore/chunks/localdir.py`: GET, `/s/`, scrub) and the
+  server's copy of a file region where it cannot `sendfile` (`pyblob/boundedhttp.py`) |
+| `sendfile` | `os.sendfile` of a chunk file's region to a client's socket (`pyblob/boundedhttp.py`) |
+| `metaread` | a read transaction of the metadata (`LmdbStore._snapshot`, `objstore/meta/lmdb.py`): raised as
+  an `lmdb.Error` carrying the errno. LMDB reads through its memory map, where a disk's EIO is a SIGBUS
+  that kills the process (a crash); this step is the error LMDB reports through a system call |
 
 Faults: ENOSPC, EDQUOT and EIO raise the OSError of that errno instead of the call; `crash` sends the
 process SIGKILL before the call, a crash between the step before and this one. A fault matches the
@@ -42,7 +48,7 @@ from types import FrameType
 from typing import Any, cast
 
 CONTROL_ENV = "FAULT_CONTROL_FILE"
-STEPS = ("write", "fsync", "rename", "dirsync", "commit", "unlink")
+STEPS = ("write", "fsync", "rename", "dirsync", "commit", "unlink", "read", "sendfile", "metaread")
 ERRNOS = {"ENOSPC": errno.ENOSPC, "EDQUOT": errno.EDQUOT, "EIO": errno.EIO}
 CRASH = "crash"
 FAULTS = (*ERRNOS, CRASH)
@@ -79,9 +85,14 @@ class Control:
 
     def fired(self, tag: str) -> int:
         """How many times the fault armed under `tag` fired."""
+        return len(self.fired_paths(tag))
+
+    def fired_paths(self, tag: str) -> list[str]:
+        """The path of each call the fault armed under `tag` failed."""
         if not self.fired_log.exists():
-            return 0
-        return sum(1 for line in self.fired_log.read_text().splitlines() if json.loads(line)["tag"] == tag)
+            return []
+        lines = [json.loads(line) for line in self.fired_log.read_text().splitlines()]
+        return [line["path"] for line in lines if line["tag"] == tag]
 
     def _write(self, text: str) -> None:
         staged = self.path.with_name(self.path.name + ".new")
@@ -177,6 +188,18 @@ class _FaultyOs:
         self._injector.check("rename", f"{src} -> {dst}")
         os.rename(src, dst)
 
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        self._injector.check("read", lambda: _fd_path(fd))
+        return os.pread(fd, size, offset)
+
+    def read(self, fd: int, size: int) -> bytes:
+        self._injector.check("read", lambda: _fd_path(fd))
+        return os.read(fd, size)
+
+    def sendfile(self, out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        self._injector.check("sendfile", lambda: _fd_path(in_fd))
+        return os.sendfile(out_fd, in_fd, offset, count)
+
 
 def _joined(paths: Iterable[Path]) -> str:
     return " ".join(str(p) for p in paths)
@@ -191,6 +214,7 @@ def install() -> None:
     _wrap_chunk_store(injector)
     _wrap_commit(injector)
     _wrap_unlink(injector)
+    _wrap_reads(injector)
 
 
 def _wrap_chunk_store(injector: Injector) -> None:
@@ -200,15 +224,15 @@ def _wrap_chunk_store(injector: Injector) -> None:
     store = localdir.LocalChunkStore
     sync_files, sync_dirs = store._sync_files, store._sync_dirs
 
-    def faulty_sync_files(self: localdir.LocalChunkStore, files: Iterable[Path]) -> None:
+    def faulty_sync_files(self: localdir.LocalChunkStore, files: Iterable[Path], flush: Any) -> None:
         files = list(files)
         injector.check("fsync", _joined(files))
-        sync_files(self, files)
+        sync_files(self, files, flush)
 
-    def faulty_sync_dirs(self: localdir.LocalChunkStore, dirs: Iterable[Path]) -> None:
+    def faulty_sync_dirs(self: localdir.LocalChunkStore, dirs: Iterable[Path], flush: Any) -> None:
         dirs = list(dirs)
         injector.check("dirsync", _joined(dirs))
-        sync_dirs(self, dirs)
+        sync_dirs(self, dirs, flush)
 
     store._sync_files = faulty_sync_files  # type: ignore[method-assign]
     store._sync_dirs = faulty_sync_dirs  # type: ignore[method-assign]
@@ -239,6 +263,32 @@ def _wrap_commit(injector: Injector) -> None:
     lmdb_meta._commit_group = faulty_commit_group
 
 
+def _wrap_reads(injector: Injector) -> None:
+    """The server's sends of file regions (sendfile, and its copying fallback), and metadata reads."""
+    from objstore.meta import lmdb as lmdb_meta
+    from pyblob import boundedhttp
+
+    boundedhttp.os = _FaultyOs(injector)  # type: ignore[attr-defined,assignment]
+    snapshot = lmdb_meta.LmdbStore._snapshot
+
+    def faulty_snapshot(self: lmdb_meta.LmdbStore, env: Any, fn: Any) -> Any:
+        code = injector.due("metaread", lambda: str(env.path()))
+        if code:
+            raise _lmdb_error(code, "mdb_txn_begin")
+        return snapshot(self, env, fn)
+
+    lmdb_meta.LmdbStore._snapshot = faulty_snapshot  # type: ignore[method-assign]
+
+
+def _lmdb_error(code: int, call: str) -> Exception:
+    """The error LMDB raises for a call that failed with `code`, carrying the errno as its own do."""
+    import lmdb
+
+    error = (lmdb.DiskError if code == errno.ENOSPC else lmdb.Error)(f"{call}: {os.strerror(code)}")
+    error.code = code  # type: ignore[misc]  # as LMDB's own errors carry it
+    return error
+
+
 class _FaultyEnv:
     def __init__(self, env: Any, injector: Injector):
         self._env = env
@@ -266,10 +316,6 @@ class _FaultyCommit:
         if kind is None:
             code = self._injector.due("commit", self._path)
             if code:
-                import lmdb
-
                 self._txn.abort()
-                error = (lmdb.DiskError if code == errno.ENOSPC else lmdb.Error)(f"mdb_txn_commit: {os.strerror(code)}")
-                error.code = code  # type: ignore[misc]  # as LMDB's own errors carry it
-                raise error
+                raise _lmdb_error(code, "mdb_txn_commit")
         return self._txn.__exit__(kind, exc, tb)

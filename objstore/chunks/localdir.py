@@ -5,7 +5,10 @@ Layout: `chunks/ab/cd/<hex digest>`. A batch's chunks are written into its own s
 slow one). Publishing follows the classic order for the whole batch: make the staged data durable,
 rename each file into place, make the renames durable. "Durable" is one `syncfs(2)` of the data
 filesystem where Linux offers it (one flush instead of one fsync per chunk and per directory), else
-an fsync of every file and every touched directory (`durability.py`).
+an fsync of every file (through the descriptor it was written with) and every touched directory. The
+descriptor `syncfs` flushes through is opened when the batch begins, before its first write, so that
+a writeback error of its chunks is reported to it even if another flush saw it first
+(`durability.BatchFlush`, which says what is and is not guaranteed).
 
 A file's ctime is when its bytes were last written: rename refreshes it, so a chunk published again
 over an identical file counts as new, and `delete` leaves it alone.
@@ -15,12 +18,17 @@ floor of free space kept for deletes (`room`, see objstore/diskspace.py); either
 staging dir goes with it on close, so a refused upload leaves nothing behind. An EIO from a write,
 a flush or a rename is StorageIOError the same way; a flush that failed is never tried again (see
 StorageIOError: the next writer of the bytes stages and flushes its own copy).
+
+A read that meets EIO (`read`, `read_all`) is StorageIOError naming the chunk, logged in one line
+with the chunk's path, so a GET answers 503 before its head and the administrator knows which file
+the disk could not read; scrub reports such a chunk unreadable and quarantines it.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import secrets
 import shutil
@@ -28,14 +36,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from ..durability import fsync_dir, fsync_path, syncfs
-from ..errors import disk_errors
+from ..durability import BatchFlush, fsync_dir
+from ..errors import StorageIOError, disk_errors
 from .interface import FileRegion, StoredChunk
 
 READ_BLOCK = 256 * 1024
 CHUNK_DIR = "chunks"
 STAGING_DIR = "tmp"
 QUARANTINE_DIR = "quarantine"
+log = logging.getLogger("objstore.chunks")
 
 
 class LocalChunkStore:
@@ -74,10 +83,21 @@ class LocalChunkStore:
 
     def read(self, digest: bytes, start: int, length: int) -> Iterator[bytes]:
         """Pieces stay below glibc's mmap threshold, which keeps large reads at memcpy speed."""
-        fd = os.open(self._file(digest), os.O_RDONLY)
+        path = self._file(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise
+            raise unreadable(digest, path) from e
         try:
             while length > 0:
-                piece = os.pread(fd, min(length, READ_BLOCK), start)
+                try:
+                    piece = os.pread(fd, min(length, READ_BLOCK), start)
+                except OSError as e:
+                    if e.errno != errno.EIO:
+                        raise
+                    raise unreadable(digest, path) from e
                 if not piece:
                     raise EOFError(f"chunk {digest.hex()} is shorter than its manifest says")
                 yield piece
@@ -94,8 +114,20 @@ class LocalChunkStore:
         return FileRegion(self._file(digest), start, length)
 
     def read_all(self, digest: bytes) -> bytes:
-        with open(self._file(digest), "rb") as f:
-            return f.read()
+        path = self._file(digest)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                data = os.read(fd, os.fstat(fd).st_size + 1)  # all of it in one read, as open().read() does
+                while more := os.read(fd, READ_BLOCK):  # a read cut short
+                    data += more
+                return data
+            finally:
+                os.close(fd)
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise
+            raise unreadable(digest, path) from e
 
     def delete(self, digest: bytes, unless_written_after: float) -> bool:
         path = self.path(digest)
@@ -172,15 +204,26 @@ class LocalChunkStore:
         os.rename(staged, final)
         return touched
 
-    def _sync_files(self, files: Iterable[Path]) -> None:
-        if self.durable and not syncfs(self.root):
-            for f in files:
-                fsync_path(f)
+    def _sync_files(self, files: Iterable[Path], flush: BatchFlush | None) -> None:
+        """Staged files durable: the batch's syncfs (without it, each was fsynced as it was written)."""
+        if flush is not None and flush.whole_filesystem:
+            flush.sync()
 
-    def _sync_dirs(self, dirs: Iterable[Path]) -> None:
-        if self.durable and not syncfs(self.root):
-            for d in sorted(set(dirs), key=lambda p: len(p.parts), reverse=True):
-                fsync_dir(d)
+    def _sync_dirs(self, dirs: Iterable[Path], flush: BatchFlush | None) -> None:
+        if flush is None:
+            return
+        if flush.whole_filesystem:
+            flush.sync()
+            return
+        for d in sorted(set(dirs), key=lambda p: len(p.parts), reverse=True):
+            fsync_dir(d)
+
+
+def unreadable(digest: bytes, path: str) -> StorageIOError:
+    """What a read of a chunk that met EIO raises: StorageIOError naming the chunk, logged once with its
+    path. (Any other OSError passes as it is: FileNotFoundError is a chunk gone.)"""
+    log.error("chunk %s: I/O error (EIO) reading %s", digest.hex(), path)
+    return StorageIOError.reading(f"chunk {digest.hex()}")
 
 
 def _digest_of(name: str) -> bytes | None:
@@ -217,7 +260,13 @@ class Staging:
         self.published: set[bytes] = set()
         self._lock_fd = -1
         with disk_errors():
-            self.dir.mkdir()
+            # Opened before anything of the batch is written: see durability.py (errseq_t).
+            self.flush = BatchFlush(store.root) if store.durable else None
+            try:
+                self.dir.mkdir()
+            except BaseException:
+                self._close_flush()
+                raise
             try:
                 # The lock file appears under its real name already locked, so cleanup never sees it free.
                 self._lock_fd = os.open(self.dir / ".lock.new", os.O_RDWR | os.O_CREAT, 0o600)
@@ -243,6 +292,8 @@ class Staging:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
+                if self.flush is not None and not self.flush.whole_filesystem:
+                    os.fsync(fd)  # through the descriptor that wrote it (durability.py)
             finally:
                 os.close(fd)
         self.staged[digest] = path
@@ -252,12 +303,12 @@ class Staging:
         if not self.staged:
             return
         with disk_errors():
-            self.store._sync_files(self.staged.values())
+            self.store._sync_files(self.staged.values(), self.flush)
             touched: set[Path] = set()
             for digest, path in self.staged.items():
                 touched |= self.store._install(path, digest)
                 self.published.add(digest)  # in place: readable by others from now on
-            self.store._sync_dirs(touched)
+            self.store._sync_dirs(touched, self.flush)
         self.staged.clear()
 
     def exposed(self) -> set[bytes]:
@@ -268,11 +319,18 @@ class Staging:
             self._remove()
 
     def _remove(self) -> None:
-        """The staging dir and what it holds gone (the space of a failed write with it), the lock dropped."""
+        """The staging dir and what it holds gone (the space of a failed write with it), the lock
+        dropped, the batch's flush descriptor closed."""
         shutil.rmtree(self.dir, ignore_errors=True)
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
+        self._close_flush()
+
+    def _close_flush(self) -> None:
+        if self.flush is not None:
+            self.flush.close()
+            self.flush = None
 
     def __enter__(self) -> Staging:
         return self

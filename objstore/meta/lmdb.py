@@ -18,7 +18,10 @@ reserve, objstore/diskspace.py) and runs once more, then raises StorageFull; a m
 (MDB_MAP_FULL) grows on its own, doubling up to its cap (`max_map_size`, 0: as far as the machine can
 map it), and the transaction runs again; at the cap it raises MetadataMapFull. Any other EIO (a
 failed write or sync of the commit) is StorageIOError (503): the commit stored nothing and is not run
-again. Resizing needs the process to have no transaction open (`gate.py`); a process whose map another
+again; an EIO of a read is StorageIOError too, saying so. (LMDB reads through its memory map: a disk
+that fails a page it maps in raises SIGBUS, which ends the process as a crash does; what comes back
+as an error is what LMDB reads or writes with a system call.)
+Resizing needs the process to have no transaction open (`gate.py`); a process whose map another
 one grew adopts the new size when LMDB says so (MDB_MAP_RESIZED) and runs its transaction again.
 """
 
@@ -237,6 +240,8 @@ class LmdbStore:
                     raise MetadataMapFull(MetadataMapFull.MAP) from e
             except lmdb.Error as e:
                 if e.code not in DISK_FULL_ERRNOS and not (e.code == errno.EIO and self._disk_filled()):
+                    if e.code == errno.EIO and attempt == self._snapshot:
+                        raise StorageIOError.reading("the metadata") from e
                     if e.code == errno.EIO:
                         raise StorageIOError() from e  # stored nothing; never run again (see StorageIOError)
                     raise

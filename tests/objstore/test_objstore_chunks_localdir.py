@@ -190,16 +190,131 @@ def test_gc_scan_while_a_writer_takes_its_lock_keeps_the_writer_s_dir(
 
 
 def test_publish_without_syncfs_falls_back_to_fsync(chunks: LocalChunkStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each chunk fsynced through the descriptor that wrote it, before it is closed; then each dir."""
     import objstore.chunks.localdir as mod
     import objstore.durability as durability
 
-    synced: list[Path] = []
+    synced: list[object] = []
+    written: dict[int, Path] = {}
+    real_open = os.open
+
+    def recording_open(path: object, flags: int, mode: int = 0o777) -> int:
+        fd = real_open(path, flags, mode)  # type: ignore[arg-type]
+        if flags & os.O_WRONLY:
+            written[fd] = Path(str(path))
+        return fd
+
     monkeypatch.setattr(durability, "_HAS_SYNCFS", False)
-    monkeypatch.setattr(mod, "fsync_path", lambda p: synced.append(p))
+    monkeypatch.setattr(os, "open", recording_open)
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(written[fd]))
     monkeypatch.setattr(mod, "fsync_dir", lambda p: synced.append(p))
     s, digest = staged(chunks, b"fallback")
+    assert synced == [s.dir / digest.hex()]  # the data, through the write's own descriptor
     s.publish()
-    assert synced[0] == s.dir / digest.hex()  # the data first, while still staged
     assert set(synced[1:]) == {chunks.path(digest).parent, chunks.path(digest).parent.parent, chunks.chunks}
     assert chunks.read_all(digest) == b"fallback"
     s.close()
+
+
+def test_the_batch_syncfs_descriptor_is_opened_before_its_first_write(
+    chunks: LocalChunkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """syncfs reports a writeback error already seen by another flush only to descriptors opened before
+    it (errseq_t): the batch flushes through one it opened before writing anything, and closes it."""
+    import objstore.durability as durability
+
+    events: list[tuple[str, object, int]] = []
+    real_open, real_close = os.open, os.close
+
+    def recording_open(path: object, flags: int, mode: int = 0o777) -> int:
+        fd = real_open(path, flags, mode)  # type: ignore[arg-type]
+        events.append(("open", Path(str(path)), fd))
+        return fd
+
+    def recording_close(fd: int) -> None:
+        events.append(("close", None, fd))
+        real_close(fd)
+
+    class Libc:
+        def syncfs(self, fd: int) -> int:
+            events.append(("syncfs", None, fd))
+            return 0
+
+    monkeypatch.setattr(os, "open", recording_open)
+    monkeypatch.setattr(os, "close", recording_close)
+    monkeypatch.setattr(durability, "_LIBC", Libc())
+    s = chunks.batch()
+    digests = [chunk_digest(data) for data in (b"one", b"two")]
+    for digest, data in zip(digests, (b"one", b"two"), strict=True):
+        s.put(digest, data)
+    s.publish()
+    s.close()
+    flushes = [fd for kind, _, fd in events if kind == "syncfs"]
+    assert len(flushes) == 2 and len(set(flushes)) == 1  # the data, then the renames: one descriptor
+    fd = flushes[0]
+    opened = next(i for i, (kind, path, n) in enumerate(events) if kind == "open" and n == fd)
+    assert events[opened][1] == chunks.root
+    first_chunk = s.dir / digests[0].hex()
+    first_write = next(i for i, (kind, path, _) in enumerate(events) if kind == "open" and path == first_chunk)
+    assert opened < first_write
+    closed = [i for i, (kind, _, n) in enumerate(events) if kind == "close" and n == fd]
+    assert len(closed) == 1 and closed[0] > max(i for i, e in enumerate(events) if e[0] == "syncfs")
+    assert [chunks.read_all(d) for d in digests] == [b"one", b"two"]
+
+
+def test_a_failed_syncfs_fails_the_publish_and_the_batch_leaves_nothing(
+    chunks: LocalChunkStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ctypes
+    import errno
+
+    import objstore.durability as durability
+    from objstore.errors import StorageIOError
+
+    class Libc:
+        def syncfs(self, fd: int) -> int:
+            ctypes.set_errno(errno.EIO)
+            return -1
+
+    monkeypatch.setattr(durability, "_LIBC", Libc())
+    s, digest = staged(chunks, b"lost")
+    with pytest.raises(StorageIOError):
+        s.publish()
+    s.close()
+    assert not chunks.exists(digest) and not s.dir.exists() and s.flush is None
+
+
+def test_a_read_the_disk_fails_is_storage_io_error_naming_the_chunk(
+    chunks: LocalChunkStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """EIO from pread (ranged reads) and read (whole chunks): StorageIOError naming the chunk, logged once
+    with its path; a chunk that is gone stays FileNotFoundError (the engine's ChunkMissing)."""
+    import errno
+
+    from objstore.errors import StorageIOError
+
+    digest = chunk_digest(b"unreadable")
+    chunks.put(digest, b"unreadable")
+
+    def eio(*args: object) -> bytes:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "pread", eio)
+    monkeypatch.setattr(os, "read", eio)
+
+    def ranged() -> bytes:
+        return b"".join(chunks.read(digest, 2, 4))
+
+    def whole() -> bytes:
+        return chunks.read_all(digest)
+
+    for attempt in (ranged, whole):
+        caplog.clear()
+        with pytest.raises(StorageIOError, match=f"I/O error .*reading chunk {digest.hex()}"):
+            attempt()
+        assert [r.getMessage() for r in caplog.records] == [
+            f"chunk {digest.hex()}: I/O error (EIO) reading {chunks.path(digest)}"
+        ]
+    gone = chunk_digest(b"gone")
+    with pytest.raises(FileNotFoundError):
+        chunks.read_all(gone)

@@ -3,8 +3,11 @@ rate, damaged ones quarantined and the objects that need them named, passes resu
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import time
+from pathlib import Path
 
 import pytest
 from clocks import Clock
@@ -286,3 +289,48 @@ def test_fsck_repair_quarantines_as_scrub_does(store: Store, bucket: str, filled
     with pytest.raises(ChunkMissing, match=digest.hex()):
         read(store, bucket, "shared")
     assert [(q.chunk, q.problem) for q in run(store).quarantined] == [(digest.hex(), "quarantined before")]
+
+
+def fail_reads_of(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """The disk answers EIO to every read of one file (a bad sector under it)."""
+    real_read = os.read
+
+    def read(fd: int, size: int) -> bytes:
+        if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_read(fd, size)
+
+    monkeypatch.setattr(os, "read", read)
+
+
+@pytest.mark.local_chunks
+def test_a_chunk_the_disk_cannot_read_is_quarantined_as_unreadable(
+    store: Store, bucket: str, filled: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EIO is damage scrub cannot see past: reported unreadable and quarantined (GETs answer 503 naming
+    the chunk at once rather than failing mid-body; an upload of the bytes writes a new file), and the
+    pass goes on."""
+    digest, _ = entries_of(store, store.head_object(bucket, "other"))[0]
+    fail_reads_of(monkeypatch, local_chunks(store).path(digest))
+    report = run(store)
+    assert report.missing == [digest.hex()] and report.corrupt == [] and report.finished
+    assert report.chunks_checked == len(referenced_chunks(store))
+    [found] = report.quarantined
+    assert found.problem == "unreadable: I/O error (EIO)" and [h.key for h in found.objects] == ["other"]
+    monkeypatch.undo()
+    with pytest.raises(ChunkMissing, match=digest.hex()):
+        read(store, bucket, "other")
+    store.put_object(bucket, "again", filled["other"])  # the same bytes, written anew: healed
+    assert read(store, bucket, "other") == filled["other"]
+
+
+@pytest.mark.local_chunks
+def test_fsck_reports_a_chunk_the_disk_cannot_read_and_repair_quarantines_it(
+    store: Store, bucket: str, filled: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digest, _ = entries_of(store, store.head_object(bucket, "other"))[0]
+    fail_reads_of(monkeypatch, local_chunks(store).path(digest))
+    assert fsck(store).problems == [f"chunk {digest.hex()} is unreadable (I/O error)"]
+    assert fsck(store, repair=True).repaired >= 1
+    row = chunk_row(store, digest)
+    assert row is not None and row.quarantined
