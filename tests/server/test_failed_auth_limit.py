@@ -58,7 +58,9 @@ def add_user(run_pyblob: RunPyblob, name: str) -> dict[str, str]:
 
 
 def wrong(creds: dict[str, str]) -> dict[str, str]:
-    return {**creds, "secret_key": "x" + creds["secret_key"][1:]}
+    """The same key with a secret that differs in its first character (never by chance the same)."""
+    first = "y" if creds["secret_key"].startswith("x") else "x"
+    return {**creds, "secret_key": first + creds["secret_key"][1:]}
 
 
 def s3_client(server: Server, creds: dict[str, str], address: str = "", signature: str = "s3v4") -> Any:
