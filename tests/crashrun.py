@@ -33,7 +33,8 @@ import blake3
 import botocore.exceptions
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError
-from processes import free_port, user_s3_client
+from ports import free_port
+from processes import user_s3_client
 
 BUCKET = "crash"
 KiB, MiB = 1024, 1024 * 1024

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from processes import free_port
+from ports import free_port
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 START_TIMEOUT = 30.0

@@ -26,6 +26,7 @@ import httpx
 import pytest
 from botocore.client import BaseClient
 from botocore.config import Config
+from ports import free_port, free_ports
 
 START_TIMEOUT = 30.0
 MOTO_START_TIMEOUT = 30.0
@@ -52,12 +53,6 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYBLOB_SCRUB_INTERVAL_SECONDS"] = "0"
     env.update(extra or {})
     return env
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 RunPyblob = Callable[..., subprocess.CompletedProcess[str]]
@@ -201,6 +196,18 @@ def cluster_script(
         env=env,
         stdin=subprocess.DEVNULL,
     )
+
+
+CLUSTER_PORTS = 48  # scripts/cluster takes 35 of them; should it need more, `up` says so and fails
+
+
+def cluster_up(
+    directory: Path, *, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`scripts/cluster up` in `directory` on ports of tests/ports.py (none an outgoing connection can take)."""
+    ports = free_ports(CLUSTER_PORTS)
+    span = f"{ports[0]}-{ports[-1]}"
+    return cluster_script("up", "--dir", str(directory), "--ports", span, timeout=timeout, env=env)
 
 
 SECRET_FIELDS = ("secret_key", "token")

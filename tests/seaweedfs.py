@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from processes import free_port
+from ports import free_port
 
 from objstore import S3ChunkSettings
 

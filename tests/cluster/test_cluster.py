@@ -25,7 +25,7 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 from processes import cluster_script as cluster
-from processes import isolate_from_aws, user_s3_client
+from processes import cluster_up, isolate_from_aws, user_s3_client
 
 UP_TIMEOUT = 90.0
 FAILOVER_TIMEOUT = 60.0
@@ -45,7 +45,7 @@ def start_deployment(root: Path) -> Iterator[dict[str, Any]]:
         isolate_from_aws(mp, root)
         try:
             started = time.monotonic()
-            up = cluster("up", "--dir", str(directory), timeout=UP_TIMEOUT)
+            up = cluster_up(directory, timeout=UP_TIMEOUT)
             assert up.returncode == 0, f"scripts/cluster up failed:\n{up.stderr[-6000:]}"
             info: dict[str, Any] = json.loads(up.stdout.strip().splitlines()[-1])
             print(f"cluster up in {time.monotonic() - started:.1f}s")

@@ -26,7 +26,7 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config
-from processes import free_port
+from ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = ["--runtime", "runc"]

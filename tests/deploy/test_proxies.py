@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from processes import RunPyblob, Server, StartServer, free_port, wait_for_port
+from ports import free_port
+from processes import RunPyblob, Server, StartServer, wait_for_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

@@ -28,7 +28,8 @@ from botocore.credentials import Credentials
 from fuzzing import budget, rarely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from processes import Server, clean_env, free_port, serve_argv, wait_healthy
+from ports import free_port
+from processes import Server, clean_env, serve_argv, wait_healthy
 from test_fuzz_auth import HOSTILE, NUMBERS, hostile_requests
 from test_fuzz_chunked import TRAILER_VALUES, encode, mutated
 from test_fuzz_forms import NAMES, Part, policies

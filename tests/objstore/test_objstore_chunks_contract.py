@@ -152,7 +152,7 @@ def test_s3_store_with_wrong_keys_fails_clearly_when_opened(swfs_server: Any) ->
 def test_s3_store_that_cannot_be_reached_fails_clearly(swfs_server: Any) -> None:
     import dataclasses
 
-    from processes import free_port
+    from ports import free_port
 
     settings = dataclasses.replace(swfs_server.chunk_settings(), endpoint=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(ChunkStoreUnavailable, match="chunk store"):

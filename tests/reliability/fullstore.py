@@ -194,7 +194,8 @@ class RunningStore:
 @contextmanager
 def full_store(answer: FullAnswer, capacity: int) -> Iterator[RunningStore]:
     """The store, in a process of its own on a free loopback port until the block ends (stopped by PID)."""
-    from processes import free_port, wait_for_port  # the test's side only: the store's process runs without them
+    from ports import free_port  # the test's side only: the store's process runs without them
+    from processes import wait_for_port
 
     port = free_port()
     argv = [sys.executable, __file__, str(answer.status), answer.code, answer.message, str(capacity), str(port)]

@@ -40,8 +40,9 @@ import httpx
 import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
+from ports import free_port
 from privatefs import private_tmpfs_command
-from processes import Server, StartServer, clean_env, free_port, isolate_from_aws, user_s3_client, wait_healthy
+from processes import Server, StartServer, clean_env, isolate_from_aws, user_s3_client, wait_healthy
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -28,7 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from processes import Server, clean_env, free_port, wait_healthy
+from ports import free_port
+from processes import Server, clean_env, wait_healthy
 
 REGION = "us-east-1"
 DOMAIN = "s3.pyblob.test"  # virtual-hosted style: <bucket>.s3.pyblob.test (reached via a Host header)

@@ -34,6 +34,7 @@ from typing import Any
 import boto3
 import pytest
 from processes import cluster_script as cluster
+from processes import cluster_up
 from s3_server import ADMIN, DOMAIN, Creds, Endpoint, add_users
 
 UP_TIMEOUT = 240  # `up` takes 15-25 s alone; more while other tests load the machine
@@ -123,7 +124,7 @@ class SharedCluster:
 
     def start(self) -> None:
         started = time.monotonic()
-        up = cluster("up", "--dir", str(self.cluster_dir), env=up_env(), timeout=UP_TIMEOUT)
+        up = cluster_up(self.cluster_dir, env=up_env(), timeout=UP_TIMEOUT)
         if up.returncode != 0:
             self.failed_file.write_text(f"scripts/cluster up failed:\n{up.stderr[-6000:]}")
             return

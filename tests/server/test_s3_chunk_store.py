@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from boto3.s3.transfer import TransferConfig
-from processes import RunPyblob, StartServer, free_port, isolate_from_aws, user_s3_client
+from ports import free_port
+from processes import RunPyblob, StartServer, isolate_from_aws, user_s3_client
 
 MiB = 1024 * 1024
 ADMIN = {"access_key": "CHUNKADMIN", "secret_key": "chunk/s3cret="}

@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from processes import StartServer, free_port, isolate_from_aws
+from ports import free_port
+from processes import StartServer, isolate_from_aws
 
 from objstore.meta.lmdb import LmdbVolatileStore
 from objstore.meta.postgres import PostgresTokenBuckets
