@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
 from starlette.routing import Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -22,6 +23,7 @@ from s3api.app import S3App
 from s3api.auth import PresignLimit
 from s3api.context import S3Config
 from shortlinks.api import api_routes
+from shortlinks.errors import framework_error
 from shortlinks.rest import rest_router
 from shortlinks.routes import link_routes
 from shortlinks.tus import tus_routes
@@ -113,6 +115,7 @@ def create_web_app(settings: Settings) -> FastAPI:
 
     # /docs, /redoc and /openapi.json describe the REST API; the S3 and /s/ routes stay out of the schema.
     app = FastAPI(title="pyblob", lifespan=lifespan, docs_url="/docs", redoc_url="/redoc", openapi_url="/openapi.json")
+    app.add_exception_handler(HTTPException, framework_error)
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(RateLimits.from_settings(settings), lambda: app.state.rate_buckets)
     app.add_api_route("/health", health, methods=["GET", "HEAD"], include_in_schema=False)

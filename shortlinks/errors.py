@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from objstore.errors import StoreError
@@ -104,3 +106,9 @@ def render(err: ApiError, extra_headers: dict[str, str] | None = None) -> JSONRe
         status_code=err.status,
         headers={**err.headers, **(extra_headers or {})},
     )
+
+
+async def framework_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The framework's own answers (a 405 for a method no route of the path takes) in the same body."""
+    assert isinstance(exc, HTTPException)
+    return render(ApiError(exc.status_code, str(exc.detail), dict(exc.headers or {})))

@@ -7,9 +7,11 @@ request rejected"), and answers the document left out (the error body's `request
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
+import pytest
 from rest_helpers import bearer, delete, get, upload
 from shortlinks_site import Site
 
@@ -104,3 +106,11 @@ def test_errors_document_their_request_id(site: Site) -> None:
         assert {"503", "507"} <= set(doc["paths"][path]["post"]["responses"]), f"{path}: a full disk's answer"
     refused = httpx.get(f"{site.url}/user/me", headers=bearer("pbt_unknown"), timeout=30)
     assert refused.status_code == 401 and set(refused.json()) == {"detail", "request_id"}
+
+
+@pytest.mark.parametrize(("method", "path"), [("PATCH", "/api/links"), ("TRACE", "/user/me"), ("PATCH", "/list")])
+def test_a_method_no_route_takes_is_a_json_405_with_its_request_id(site: Site, method: str, path: str) -> None:
+    answer = httpx.request(method, f"{site.url}{path}", timeout=30)
+    assert answer.status_code == 405 and answer.headers["allow"]
+    body = answer.json()
+    assert set(body) == {"detail", "request_id"} and re.fullmatch("[0-9A-F]{16}", body["request_id"]), body
