@@ -3,7 +3,7 @@
 
 The processes run through `tests/faultrun.py`, which installs the injector of `tests/faults.py`: a
 test arms one fault (a step, an errno or a crash, the Nth matching call) through a control file,
-sends the request, disarms, and checks. One server per test worker serves every case in turn (a
+sends the request, disarms, and checks. One server per module and test worker serves its cases in turn (a
 crash case starts it again on the same data dir), so the state of the earlier cases is there too:
 after each case the listing shows exactly the objects acknowledged so far, with their ETags, and
 fsck re-hashes every chunk they reference; after a crash every one of them is read back byte for
