@@ -32,6 +32,7 @@ from shortlinks.websocket import websocket_routes
 from . import boundedhttp
 from .accesslog import AccessLog
 from .bootstrap import new_store
+from .clientfaults import quiet_client_faults
 from .dispatch import Dispatch
 from .edge import EdgeGuard
 from .failedauth import FailedAuthLimit
@@ -92,6 +93,7 @@ def create_web_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keep_large_buffers_unmapped()  # in each worker process (see memory.py)
+        quiet_client_faults()  # after uvicorn configured the worker's logging
         store = new_store(settings, volatile_tables=rate_tables)
         app.state.store = store
         app.state.rate_buckets = open_buckets(store.volatile, settings.metadata_url, store.clock)
