@@ -313,9 +313,13 @@ def _presign_expiry(raw: str) -> int:
 
 
 def _http_date(value: str) -> float:
+    """An RFC 1123 Date as seconds; one its zone takes out of years 1-9999 in UTC is no valid date
+    (`datetime.fromtimestamp` could not write it back as an x-amz-date)."""
     try:
-        return parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError) as e:
+        seconds = parsedate_to_datetime(value).timestamp()
+        datetime.fromtimestamp(seconds, UTC)
+        return seconds
+    except (TypeError, ValueError, OverflowError) as e:
         raise S3Error(S3Code.AccessDenied, "AWS authentication requires a valid Date or x-amz-date header") from e
 
 

@@ -54,8 +54,9 @@ SIGNED_SUBRESOURCES = sorted(
 
 
 def canonical_amz_headers(headers: Mapping[str, str]) -> str:
-    """x-amz-* headers, lower-cased and sorted, one 'name:value\\n' each. `headers` are lower-case."""
-    amz = sorted((k, " ".join(v.strip().split())) for k, v in headers.items() if k.startswith("x-amz-"))
+    """x-amz-* headers, lower-cased and sorted, one 'name:value\\n' each, values trimmed at their ends
+    only (as the spec and botocore do: inner spaces are signed as sent). `headers` are lower-case."""
+    amz = sorted((k, v.strip()) for k, v in headers.items() if k.startswith("x-amz-"))
     return "".join(f"{k}:{v}\n" for k, v in amz)
 
 
