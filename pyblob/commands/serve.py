@@ -17,6 +17,7 @@ import uvicorn
 
 from ..bootstrap import admin_banner, ensure_admin, open_store
 from ..boundedhttp import PROTOCOL as BOUNDED_HTTP
+from ..boundedws import PROTOCOL as WS_PROTOCOL
 from ..settings import ENV_PREFIX, Settings, load_settings, proxy_networks
 from .common import data_dir_option
 
@@ -102,9 +103,11 @@ def run_server(settings: Settings) -> None:
         forwarded_allow_ips=[str(network) for network in proxy_networks(settings.trusted_proxies)],
         access_log=False,  # pyblob writes its own (PYBLOB_ACCESS_LOG, see accesslog.py)
         http=BOUNDED_HTTP,  # httptools with a bound on request heads (see boundedhttp.py)
-        # WebSocket uploads (/upload_socket): one message at most 16 MiB, at most 4 queued per connection.
+        # WebSocket uploads (/upload_socket): one message at most 16 MiB, a socket's first (the token,
+        # a file name or header) at most 16 KiB (see boundedws.py); uvicorn reads no further while the
+        # app has not taken a message.
+        ws=WS_PROTOCOL,
         ws_max_size=WS_MAX_MESSAGE,
-        ws_max_queue=4,
     )
 
 

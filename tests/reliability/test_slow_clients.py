@@ -9,12 +9,15 @@ What each attack must get, and what these tests check:
 - A GET of a large object whose client never reads holds no more than the socket buffers: the server's
   memory does not grow with the object, and the connection is dropped after `PYBLOB_SEND_TIMEOUT_SECONDS`.
 - Hundreds of idle connections do not stop the server from answering another client, and are closed.
+- WebSocket sockets that have not shown a token and begin a large message are closed with 1009 at its
+  frame's header: the server's memory does not grow with what strangers send.
 - While 200 slowloris connections run, a normal client's rate of small GETs is measured against its
   rate without them; the ratio is printed (`-s`), not asserted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import socket
@@ -27,6 +30,8 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from processes import Server, StartServer, isolate_from_aws, user_s3_client
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -179,6 +184,38 @@ def test_many_idle_connections_leave_the_server_serving_and_are_closed(server: S
     finally:
         for sock in idle:
             sock.close()
+
+
+def binary_frame_head(length: int) -> bytes:
+    """The head of a client's (masked) binary frame of `length` bytes, RFC 6455 section 5.2."""
+    return bytes([0x82, 0x80 | 127]) + length.to_bytes(8, "big") + os.urandom(4)
+
+
+def test_websocket_strangers_cannot_make_the_server_hold_their_messages(server: Server) -> None:
+    """Before a socket has shown its token, its first message may be 16 KiB at most (a token, a file name
+    or a header: never more than 4,096 characters). Ten sockets without a token each begin a 15 MiB
+    message and send 8 MiB of it: each is closed with 1009 (message too big) at the frame's head,
+    and the server holds none of it (it used to hold it all, until the 30 s wait for a token ended)."""
+    url = server.url.replace("http://", "ws://") + "/upload_socket"
+    before = rss_bytes(server.proc.pid)
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(ws_connect(url, proxy=None, open_timeout=10)) for _ in range(10)]
+        for ws in sockets:
+            ws.socket.settimeout(10)
+            try:
+                ws.socket.sendall(binary_frame_head(15 * MiB))
+                ws.socket.sendall(bytes(8 * MiB))
+            except OSError:
+                pass  # the server refused it part way: closed, as it should be
+        during = rss_bytes(server.proc.pid)
+        codes = []
+        for ws in sockets:
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=10)
+            codes.append(closed.value.rcvd.code if closed.value.rcvd else None)
+    print(f"\n10 stranger sockets of 8 MiB each: server RSS {before / MiB:.1f} -> {during / MiB:.1f} MiB")
+    assert codes == [1009] * 10
+    assert during - before < 8 * MiB, "the server buffered messages of sockets that showed no token"
 
 
 class Slowloris:

@@ -131,3 +131,33 @@ def test_hostile_headers_are_400_and_the_socket_goes_on(site: Site) -> None:
             assert refused["status_code"] == 400 and "error" in refused, refused
         ws.send(b"x")  # a refused file's data: dropped
         assert send_old(ws, "after.txt", b"still here")["size"] == 10
+
+
+def closed_with(ws: ClientConnection) -> int | None:
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            ws.recv(timeout=10)
+    return closed.value.rcvd.code if closed.value.rcvd else None
+
+
+def test_a_first_message_past_16_KiB_closes_with_1009_and_later_ones_may_be_16_MiB(site: Site) -> None:
+    """A socket's first message is the token, a file name or a header (pyblob/boundedws.py): past 16 KiB
+    it is refused with 1009 (message too big) before it is read, with or without the header's token.
+    At the bound it is read (and is no token). After it, pyBlobServer's form takes a 12 MiB file."""
+    first_max = 16 * 1024
+    for headers in (None, site.auth("alice")):
+        with socket_of(site, headers) as ws:
+            if headers is not None:
+                assert ws.recv(timeout=10) == "user is: alice"
+            ws.send("x" * (first_max + 1))
+            assert closed_with(ws) == 1009
+    with socket_of(site) as ws:
+        ws.send("x" * first_max)
+        assert reply(ws) == {"error": "missing or invalid token", "status_code": 401}
+        assert closed_with(ws) == 1008
+    data = os.urandom(12 * MiB)
+    with socket_of(site) as ws:
+        logged_in(ws, site)
+        done = send_old(ws, "large.bin", data)
+    assert done["size"] == len(data)
+    assert download(done["file_url"]).content == data
