@@ -27,6 +27,10 @@ def _bad(message: str) -> S3Error:
     return S3Error(S3Code.IncompleteBody, f"aws-chunked body: {message}")
 
 
+def _bad_trailer(message: str) -> S3Error:
+    return S3Error(S3Code.MalformedTrailerError, f"aws-chunked body: {message}")
+
+
 class ChunkedDecoder:
     """`signing` given: every chunk (and the trailer, if any) must carry a valid signature."""
 
@@ -144,6 +148,10 @@ class ChunkedDecoder:
         if line == "":
             self._end_trailer()
             return
+        if not self.trailer_expected:
+            # Signed without a trailer, a body ends at its final chunk: a trailer after it is signed by
+            # nobody. Unsigned, a trailer is announced by x-amz-trailer, as every SDK does.
+            raise _bad_trailer("a trailer in a body that announced none")
         if sum(map(len, self._trailer_lines)) + len(line) > MAX_TRAILER:
             raise _bad("trailer too large")
         self._trailer_lines.append(line)
@@ -152,9 +160,9 @@ class ChunkedDecoder:
         signature = None
         for line in self._trailer_lines:
             name, sep, value = line.partition(":")
-            if not sep:
-                raise _bad(f"malformed trailer line {line[:40]!r}")
             name, value = name.strip().lower(), value.strip()
+            if not sep or not name:
+                raise _bad_trailer(f"malformed trailer line {line[:40]!r}")
             if name == "x-amz-trailer-signature":
                 signature = value
             else:

@@ -74,6 +74,7 @@ class S3Code(Enum):
     InvalidURI = Spec(400)
     KeyTooLongError = Spec(400)
     MalformedPOSTRequest = Spec(400)
+    MalformedTrailerError = Spec(400, "The request contained trailing data that was not well-formed.")
     MalformedXML = Spec(400)
     MaxMessageLengthExceeded = Spec(400)
     MaxPostPreDataLengthExceededError = Spec(400)

@@ -1,10 +1,10 @@
 """The aws-chunked decoder (`s3api.chunked`) against hostile bodies, fed in arbitrary pieces.
 
 Properties: the outcome never depends on how the body is cut into pieces (the network decides
-that); every outcome is the data and trailers or an S3Error (IncompleteBody, SignatureDoesNotMatch);
-a signed body that decodes at all decodes to what was signed, so truncated chunks, bad sizes, bad or
-replayed chunk signatures and missing or extra trailers are refused; memory does not grow with the
-body. Bodies are built here from the spec (https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-streaming.html
+that); every outcome is the data and trailers or an S3Error (IncompleteBody, MalformedTrailerError,
+SignatureDoesNotMatch); a signed body that decodes at all decodes to what was signed, so truncated
+chunks, bad sizes, bad or replayed chunk signatures and missing or extra trailers are refused; memory
+does not grow with the body. Bodies are built here from the spec (https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-streaming.html
 and .../sigv4-streaming-trailers.html), not by the decoder's own module.
 """
 
@@ -185,9 +185,14 @@ def test_an_intact_body_decodes_to_what_was_sent_however_it_is_cut(case: Case) -
 UNSIGNED_LONG_EXTENSION = Case(encode([b"x"], {}, False), b"1;" + b";" * MAX_LINE + b"\r\nx\r\n0\r\n\r\n", EVERY_BYTE)
 SIGNED_LONG_EXTENSION = Case(encode([], None, True), b"0;" + b"0" * 4092 + encode([], None, True).raw[2:], EVERY_BYTE)
 
+# Found by scripts/fuzz: a trailer line after a body signed without one was read, signed by nobody.
+_SIGNED = encode([b"\x00"], None, True)
+SIGNED_BODY_WITH_A_TRAILER = Case(_SIGNED, _SIGNED.raw[:-2] + b":\r\n", None)
+
 
 @budget(600)
 @given(case=cases())
+@example(case=SIGNED_BODY_WITH_A_TRAILER).via("discovered failure")
 @example(case=UNSIGNED_LONG_EXTENSION).via("discovered failure")
 @example(case=SIGNED_LONG_EXTENSION).via("discovered failure")
 def test_a_changed_body_has_one_outcome_whatever_the_pieces(case: Case) -> None:

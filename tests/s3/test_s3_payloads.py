@@ -97,6 +97,19 @@ def test_body_shorter_than_decoded_length_stores_nothing(http_endpoint: Endpoint
     assert stored(http_endpoint, bucket) is None
 
 
+def test_a_trailer_added_to_a_body_signed_without_one_is_refused(endpoint: Endpoint, raw_bucket: str) -> None:
+    """STREAMING-AWS4-HMAC-SHA256-PAYLOAD ends at its signed final chunk: a trailer put after it is
+    signed by nobody. It was read, and its checksum reported as the object's (found by scripts/fuzz)."""
+    path = f"/{raw_bucket}/k"
+    signed = sign(endpoint, "PUT", path, headers=chunked_headers(SIGNED_STREAM, len(DATA)), payload=SIGNED_STREAM)
+    body = signed_chunks(CHUNKS, endpoint.users["admin"], signed)
+    assert body.endswith(b"\r\n\r\n")
+    added = body[:-2] + f"x-amz-checksum-crc32:{crc32_b64(DATA)}\r\n\r\n".encode()
+    response = send(endpoint, "PUT", path, body=added, signed=signed)
+    assert (response.status_code, error_of(response)["Code"]) == (400, "MalformedTrailerError"), response.text
+    assert stored(endpoint, raw_bucket) is None
+
+
 # trailers ---------------------------------------------------------------------------------------
 def test_signed_trailer_is_verified(endpoint: Endpoint, raw_bucket: str) -> None:
     path = f"/{raw_bucket}/k"

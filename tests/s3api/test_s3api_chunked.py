@@ -145,7 +145,6 @@ def test_unsigned_trailer(step: int | None, ending: bytes) -> None:
         b"zz\r\nhello\r\n0\r\n\r\n",  # size not hex
         b"3\r\nhello\r\n0\r\n\r\n",  # data longer than declared
         b"5\r\nhello\r\n0\r\n\r\nmore",  # data after the final chunk
-        b"0\r\nnot a trailer line\r\n\r\n",
         b"5" * 5000,  # an endless size line
     ],
 )
@@ -153,6 +152,25 @@ def test_malformed_bodies(body: bytes) -> None:
     with pytest.raises(S3Error) as e:
         decode(ChunkedDecoder(None, trailer=True), body, 1)
     assert e.value.code == "IncompleteBody"
+
+
+@pytest.mark.parametrize(
+    "signed, trailer, ending",
+    [
+        (True, False, b"x-amz-checksum-crc32:AAAAAA==\r\n\r\n"),  # signed, announcing no trailer
+        (False, False, b"x-amz-checksum-crc32:AAAAAA==\r\n\r\n"),  # aws-chunked without x-amz-trailer
+        (False, True, b":\r\n\r\n"),  # a trailer without a name
+        (False, True, b"x-amz-checksum-crc32 AAAAAA==\r\n\r\n"),  # no colon
+    ],
+)
+def test_trailers_a_body_does_not_announce_or_that_are_malformed(signed: bool, trailer: bool, ending: bytes) -> None:
+    """MalformedTrailerError (AWS's code for trailing data that is not well-formed)."""
+    decoder = ChunkedDecoder(signing() if signed else None, trailer)
+    final = f"0;chunk-signature={EXAMPLE_SIGNATURES[-1]}\r\n" if signed else "0\r\n"
+    body = example_body()[: -len(final) - 2] + final.encode() if signed else b"5\r\nhello\r\n0\r\n"
+    with pytest.raises(S3Error) as e:
+        decode(decoder, body + ending, None)
+    assert e.value.code == "MalformedTrailerError"
 
 
 def test_chunk_larger_than_the_limit() -> None:
