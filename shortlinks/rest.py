@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from objstore import ObjectRecord, Store
 from objstore.errors import QuotaExceeded
 from objstore.limits import check_upload_size, over_quota, upload_limit
-from objstore.links import MAX_EXPIRES_IN, LinkPage, is_spent
+from objstore.links import MAX_DOWNLOADS, MAX_EXPIRES_IN, LinkPage, is_spent
 from objstore.records import LinkRecord, UserRecord
 
 from .api import CURSOR, DEFAULT_PAGE, MAX_PAGE
@@ -56,7 +56,7 @@ STORAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 # The link options, bounded as `check_limits` and `check_expires_in` bound them.
 ExpiresIn = Annotated[float | None, Query(gt=0, le=MAX_EXPIRES_IN, description="Seconds the link stays valid")]
-MaxDownloads = Annotated[int | None, Query(ge=1, description="Downloads allowed")]
+MaxDownloads = Annotated[int | None, Query(ge=1, le=MAX_DOWNLOADS, description="Downloads allowed")]
 # `/delete_all` refuses without it, with its own message: required in the document, read as a plain string.
 CONFIRM = {
     "name": "confirm",

@@ -58,6 +58,9 @@ MAX_ATTEMPTS = 16  # 31^8 ids: a collision is rare, sixteen in a row means somet
 MAX_PAGE = 1000
 KEEP = object()  # `Links.change`: leave this limit as it is
 MAX_EXPIRES_IN = 100 * 365 * 86400.0  # expiry times must stay representable (and sortable) floats
+# The largest integer JavaScript (and any JSON reader that makes doubles) reads exactly; a larger one
+# would not even come back from a record as an integer (orjson makes a float past 64 bits).
+MAX_DOWNLOADS = 2**53 - 1
 
 
 def count(r: ReadTxn) -> int:
@@ -82,8 +85,8 @@ def owner_index_key(owner: str, seq: int) -> bytes:
 def check_limits(expires_in: float | None, max_downloads: int | None) -> None:
     if expires_in is not None and (isinstance(expires_in, bool) or not 0 < expires_in <= MAX_EXPIRES_IN):
         raise InvalidArgument(f"expires_in must be a positive number of seconds, at most {MAX_EXPIRES_IN:.0f}")
-    if max_downloads is not None and (isinstance(max_downloads, bool) or max_downloads < 1):
-        raise InvalidArgument("max_downloads must be a positive integer")
+    if max_downloads is not None and (isinstance(max_downloads, bool) or not 1 <= max_downloads <= MAX_DOWNLOADS):
+        raise InvalidArgument(f"max_downloads must be a positive integer, at most {MAX_DOWNLOADS}")
 
 
 def is_spent(link: LinkRecord, now: float, idle_seconds: float = 0) -> bool:

@@ -15,7 +15,7 @@ import pytest
 from rest_helpers import bearer, delete, get, upload
 from shortlinks_site import Site
 
-from objstore.links import MAX_EXPIRES_IN
+from objstore.links import MAX_DOWNLOADS, MAX_EXPIRES_IN
 
 
 def document(site: Site) -> dict[str, Any]:
@@ -48,13 +48,43 @@ def test_upload_documents_the_bounds_it_enforces(site: Site) -> None:
     expires = {"exclusiveMinimum": 0, "maximum": MAX_EXPIRES_IN}
     for path in ("/upload", "/upload_batch"):
         assert number_bounds(query_parameter(doc, "post", path, "expires_in")["schema"]) == expires
-        assert number_bounds(query_parameter(doc, "post", path, "max_downloads")["schema"]) == {"minimum": 1}
+        downloads = {"minimum": 1, "maximum": MAX_DOWNLOADS}
+        assert number_bounds(query_parameter(doc, "post", path, "max_downloads")["schema"]) == downloads
     for name, value in (("expires_in", 0), ("expires_in", MAX_EXPIRES_IN * 2), ("max_downloads", 0)):
         response = httpx.post(
             f"{site.url}/upload", params={name: value}, files={"file": b"x"}, headers=site.auth("alice")
         )
         assert response.status_code == 400 and name in response.json()["detail"], response.text
     assert upload(site, b"x", expires_in=1, max_downloads=1).status_code == 200
+
+
+def test_a_download_budget_past_the_largest_exact_json_integer_is_refused_everywhere(site: Site) -> None:
+    """max_downloads above 2^53 - 1 (the largest integer JavaScript reads exactly): a budget of
+    144937468485261819904 was kept, came back from the record as a float, and every `/list` of its
+    owner answered 500 from then on (found by schemathesis with a fresh seed)."""
+    too_many, auth = MAX_DOWNLOADS + 1, site.auth("alice")
+    refusals = [
+        httpx.post(f"{site.url}/upload", params={"max_downloads": too_many}, files={"file": b"x"}, headers=auth),
+        httpx.post(
+            f"{site.url}/upload_batch",
+            params={"max_downloads": 144937468485261819904},
+            files={"files": b"x"},
+            headers=auth,
+        ),
+        httpx.post(f"{site.url}/upload", data={"max_downloads": str(too_many)}, files={"file": b"x"}, headers=auth),
+        site.create_link("a.txt", max_downloads=too_many),
+    ]
+    assert [r.status_code for r in refusals] == [400] * 4, [r.text for r in refusals]
+    assert all("max_downloads" in r.json()["detail"] for r in refusals), [r.text for r in refusals]
+    at_the_bound = upload(site, b"x", max_downloads=MAX_DOWNLOADS)
+    assert at_the_bound.status_code == 200, at_the_bound.text
+    patched = httpx.patch(
+        f"{site.url}/api/links/{at_the_bound.json()['file_id']}", json={"max_downloads": too_many}, headers=auth
+    )
+    assert patched.status_code == 400, patched.text
+    listed = get(site, "/list")
+    assert listed.status_code == 200, listed.text
+    assert [f["max_downloads"] for f in listed.json()] == [MAX_DOWNLOADS]
 
 
 def test_upload_options_as_form_fields_are_not_in_the_form_schema(site: Site) -> None:
