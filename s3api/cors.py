@@ -8,6 +8,7 @@ method and (for a preflight) every requested header match decides; origins and h
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,8 @@ from .errors import S3Code, S3Error
 
 METHODS = {"GET", "PUT", "POST", "DELETE", "HEAD"}
 MAX_RULES = 100
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+MAX_AGE_TEXT = re.compile(r"-?[0-9]{1,10}")
 Rule = dict[str, Any]
 
 
@@ -67,11 +70,17 @@ def _rule(raw: dict[str, Any]) -> Rule:
     if raw.get("ID"):
         rule["id"] = _as_list(raw["ID"])[0]
     if raw.get("MaxAgeSeconds") is not None:
-        try:
-            rule["max_age"] = int(raw["MaxAgeSeconds"])
-        except (TypeError, ValueError) as e:
-            raise S3Error(S3Code.MalformedXML, "MaxAgeSeconds must be an integer.") from e
+        rule["max_age"] = _max_age(raw["MaxAgeSeconds"])
     return rule
+
+
+def _max_age(value: Any) -> int:
+    """An Integer of S3's model (32 bits): a larger one would not come back from the bucket's record
+    as an integer, and is no number of seconds a browser caches a preflight for."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not MAX_AGE_TEXT.fullmatch(text) or not INT32_MIN <= int(text) <= INT32_MAX:
+        raise S3Error(S3Code.MalformedXML, f"MaxAgeSeconds must be an integer from {INT32_MIN} to {INT32_MAX}.")
+    return int(text)
 
 
 def rules_xml(rules: list[Rule]) -> dict[str, Any]:

@@ -58,6 +58,19 @@ def test_invalid_rules_are_refused(s3_http: BaseClient, http_bucket: str) -> Non
     assert failure(e) == (400, "InvalidRequest")
 
 
+def test_max_age_is_a_32_bit_integer(s3_http: BaseClient, http_bucket: str) -> None:
+    """MaxAgeSeconds is an Integer in S3's model. A larger one was kept, came back from its record as a
+    float: GetBucketCors then said `1e+25`, which boto3 cannot read, and so did Access-Control-Max-Age."""
+    for age in (2**31, 10**25):
+        rules = {"CORSRules": [{"AllowedOrigins": [APP], "AllowedMethods": ["GET"], "MaxAgeSeconds": age}]}
+        with pytest.raises(ClientError) as e:
+            s3_http.put_bucket_cors(Bucket=http_bucket, CORSConfiguration=rules)
+        assert failure(e) == (400, "MalformedXML")
+    largest = {"CORSRules": [{"AllowedOrigins": [APP], "AllowedMethods": ["GET"], "MaxAgeSeconds": 2**31 - 1}]}
+    s3_http.put_bucket_cors(Bucket=http_bucket, CORSConfiguration=largest)
+    assert s3_http.get_bucket_cors(Bucket=http_bucket)["CORSRules"][0]["MaxAgeSeconds"] == 2**31 - 1
+
+
 def test_preflight_allowed_by_a_rule(http_endpoint: Endpoint, cors_bucket: str) -> None:
     r = _preflight(http_endpoint, cors_bucket, APP, "PUT", "content-type, x-amz-date")
     assert r.status_code == 200
