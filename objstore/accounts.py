@@ -33,6 +33,7 @@ from .errors import (
 from .meta import MetadataStore, ReadTxn, WriteTxn, scan
 from .records import AccessKeyRecord, TokenRecord, UserRecord
 from .sealing import SecretSealer
+from .sizes import MAX_SIZE
 
 USERS, KEYS, TOKENS = "users", "keys", "tokens"
 # user name + NUL + 12 random bytes -> (bytes, objects) change: a commit's usage change as a row of
@@ -76,6 +77,13 @@ def validate_key_pair(access_key: str, secret_key: str) -> None:
 
 
 # Inside the caller's transaction ---------------------------------------------------------------
+def check_limits(**limits: int | None) -> None:
+    """A user's quota, per-object size and object count: each at most MAX_SIZE (InvalidArgument)."""
+    for name, value in limits.items():
+        if value is not None and not 0 <= value <= MAX_SIZE:
+            raise InvalidArgument(f"{name} must be from 0 to at most {MAX_SIZE}: {value}")
+
+
 def find_user(r: ReadTxn, name: str, with_usage: bool = True) -> UserRecord | None:
     """The user; with `with_usage` (the default) its usage includes the changes not folded in yet.
     Without, only the user's own row is read: what a commit that needs no usage asks for, so that it
@@ -289,6 +297,7 @@ class Accounts:
     def _add_user(self, w: WriteTxn, name: str, quota: int | None, max_object_size: int | None) -> UserRecord:
         if not USER_NAME.match(name):
             raise InvalidArgument(f"invalid user name {name!r}: 1-64 of letters, digits, '.', '_', '-'")
+        check_limits(quota=quota, max_object_size=max_object_size)
         user = UserRecord(
             name=name,
             created=self.clock(),
@@ -312,6 +321,8 @@ class Accounts:
     def set_limits(
         self, name: str, quota: int | None = None, max_object_size: int | None = None, max_objects: int | None = None
     ) -> UserRecord:
+        check_limits(quota=quota, max_object_size=max_object_size, max_objects=max_objects)
+
         def update(w: WriteTxn) -> UserRecord:
             user = require_user(w, name)
             if max_objects is not None:

@@ -6,6 +6,9 @@ import re
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?)B?\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
+# 8 PiB - 1: every size up to it is exact in a float and in JSON as JavaScript reads it, and comes
+# back from a record as an integer (orjson reads one past 64 bits as a float).
+MAX_SIZE = 2**53 - 1
 
 
 def parse_size(text: str | int) -> int:
@@ -17,7 +20,7 @@ def parse_size(text: str | int) -> int:
     if isinstance(text, int) and not isinstance(text, bool):
         if text < 0:
             raise ValueError(f"size must not be negative: {text}")
-        return text
+        return _at_most_max(text, text)
     match = _SIZE.match(str(text))
     if match is None:
         raise ValueError(f"invalid size {text!r}: use bytes or a number with K, M, G, T or P (e.g. 10MiB, 1G)")
@@ -25,7 +28,13 @@ def parse_size(text: str | int) -> int:
     value = float(number) * 1024 ** _POWERS[unit.upper()]
     if value != int(value):
         raise ValueError(f"invalid size {text!r}: not a whole number of bytes")
-    return int(value)
+    return _at_most_max(int(value), text)
+
+
+def _at_most_max(size: int, text: str | int) -> int:
+    if size > MAX_SIZE:
+        raise ValueError(f"size {text!r} is too large: at most {MAX_SIZE} bytes (8 PiB)")
+    return size
 
 
 def format_size(n: int) -> str:

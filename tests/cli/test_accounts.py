@@ -92,6 +92,20 @@ def test_bad_size_is_a_usage_error(run_pyblob: RunPyblob) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_limits_past_8_PiB_are_refused_and_the_user_stays_as_it_was(run_pyblob: RunPyblob) -> None:
+    """A quota of 99999999999999999999999999 bytes was kept as a float: `user list` showed
+    `9.313225746154786e+16GiB` and the REST API's `/user` could not answer with it."""
+    ok(run_pyblob, "user", "add", "hugo")
+    ok(run_pyblob, "quota", "set", "hugo", "1G")
+    too_large = [("99999999999999999999999999",), ("0", "--max-object-size", "9PiB"), ("0", "--max-objects", "1" * 20)]
+    for args in too_large:
+        result = run_pyblob("quota", "set", "hugo", *args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert "at most" in result.stderr and "Traceback" not in result.stderr
+    details = ok_json(run_pyblob, "user", "show", "hugo")
+    assert (details["quota"], details["max_object_size"], details["max_objects"]) == (1024**3, 0, 0)
+
+
 def test_store_errors_are_one_line_exit_2(run_pyblob: RunPyblob) -> None:
     ok(run_pyblob, "user", "add", "gina")
     for args in (("user", "add", "gina"), ("user", "show", "nobody"), ("key", "add", "gina", "--access-key", "x")):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from objstore.sizes import format_size, parse_size
+from objstore.sizes import MAX_SIZE, format_size, parse_size
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,12 @@ def test_parse_size_rejects(text: str) -> None:
 @pytest.mark.parametrize("n", [0, 1, 1023, 1024, 10 * 1024**2, 5 * 1024**4, 1536])
 def test_format_size_round_trips(n: int) -> None:
     assert parse_size(format_size(n)) == n
+
+
+@pytest.mark.parametrize("text", ["8PiB", "99999999999999999999999999", 2**53, "9007199254740993"])
+def test_parse_size_refuses_sizes_past_8_PiB(text: str | int) -> None:
+    """Past 2^53 - 1 a size is not exact in a float (`99999999999999999999999999` came out as 10^26 and
+    some), nor in JSON as JavaScript reads it, nor an integer once a record past 64 bits is read back."""
+    with pytest.raises(ValueError, match="at most"):
+        parse_size(text)
+    assert parse_size(MAX_SIZE) == parse_size(str(MAX_SIZE)) == 2**53 - 1
