@@ -31,9 +31,8 @@ from .errors import (
     UserAlreadyExists,
 )
 from .meta import MetadataStore, ReadTxn, WriteTxn, scan
-from .records import AccessKeyRecord, TokenRecord, UserRecord
+from .records import MAX_RECORD_INT, AccessKeyRecord, TokenRecord, UserRecord
 from .sealing import SecretSealer
-from .sizes import MAX_SIZE
 
 USERS, KEYS, TOKENS = "users", "keys", "tokens"
 # user name + NUL + 12 random bytes -> (bytes, objects) change: a commit's usage change as a row of
@@ -78,10 +77,10 @@ def validate_key_pair(access_key: str, secret_key: str) -> None:
 
 # Inside the caller's transaction ---------------------------------------------------------------
 def check_limits(**limits: int | None) -> None:
-    """A user's quota, per-object size and object count: each at most MAX_SIZE (InvalidArgument)."""
+    """A user's quota, per-object size and object count: each at most MAX_RECORD_INT (InvalidArgument)."""
     for name, value in limits.items():
-        if value is not None and not 0 <= value <= MAX_SIZE:
-            raise InvalidArgument(f"{name} must be from 0 to at most {MAX_SIZE}: {value}")
+        if value is not None and not 0 <= value <= MAX_RECORD_INT:
+            raise InvalidArgument(f"{name} must be from 0 to at most {MAX_RECORD_INT}: {value}")
 
 
 def find_user(r: ReadTxn, name: str, with_usage: bool = True) -> UserRecord | None:

@@ -16,6 +16,9 @@ import orjson
 from .errors import FormatError
 
 T = TypeVar("T", bound="Record")
+# The largest integer a field may hold that clients set (sizes, limits, counts): `decode` reads an
+# integer past 64 bits as a float (orjson), and JavaScript reads one past this inexactly.
+MAX_RECORD_INT = 2**53 - 1
 
 
 @dataclass

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
+from .records import MAX_RECORD_INT
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(i?)B?\s*$", re.IGNORECASE)
 _POWERS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
-# 8 PiB - 1: every size up to it is exact in a float and in JSON as JavaScript reads it, and comes
-# back from a record as an integer (orjson reads one past 64 bits as a float).
-MAX_SIZE = 2**53 - 1
+MAX_SIZE = MAX_RECORD_INT  # 8 PiB - 1, exact in a float too
 
 
 def parse_size(text: str | int) -> int:

@@ -16,8 +16,8 @@
 
 A message is at most the server's WebSocket message size (uvicorn's `ws_max_size`, 16 MiB by
 default; a socket's first message, at most 16 KiB: pyblob/boundedws.py), which bounds a file in
-pyBlobServer's form; bigger files need the sized form (or tus). The
-bytes go through `LinkUpload`: the owner's size limit and quota, durability and the short link.
+pyBlobServer's form; bigger files need the sized form (or tus). The bytes go through `LinkUpload`:
+the owner's size limit and quota, durability and the short link.
 """
 
 from __future__ import annotations

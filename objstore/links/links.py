@@ -45,7 +45,7 @@ from ..errors import (
 )
 from ..meta import MetadataStore, ReadTxn, WriteTxn, scan
 from ..objects import Objects
-from ..records import LinkRecord, ObjectRecord
+from ..records import MAX_RECORD_INT, LinkRecord, ObjectRecord
 
 LINKS, OWNERS = "links", "link_owners"
 TABLES = (LINKS, OWNERS)
@@ -58,9 +58,7 @@ MAX_ATTEMPTS = 16  # 31^8 ids: a collision is rare, sixteen in a row means somet
 MAX_PAGE = 1000
 KEEP = object()  # `Links.change`: leave this limit as it is
 MAX_EXPIRES_IN = 100 * 365 * 86400.0  # expiry times must stay representable (and sortable) floats
-# The largest integer JavaScript (and any JSON reader that makes doubles) reads exactly; a larger one
-# would not even come back from a record as an integer (orjson makes a float past 64 bits).
-MAX_DOWNLOADS = 2**53 - 1
+MAX_DOWNLOADS = MAX_RECORD_INT
 
 
 def count(r: ReadTxn) -> int:
